@@ -1,0 +1,302 @@
+//! Command-line interface: argument definitions (clap) and the glue that
+//! turns them into a run configuration.  Kept apart from main.rs so that
+//! main stays a thin shell around `cli::main`.
+
+use crate::executor::ExecOptions;
+use crate::pgwire::{ConnParams, Host};
+use crate::runner::{self, RunConfig, ServerChoice};
+use crate::server::TempInstanceOptions;
+use crate::spec;
+use crate::wait::DetectorKind;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "isospec", version, about = "Isolation spec runner for PostgreSQL (isolationtester-compatible)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run specs and compare their transcripts with expected/ files.
+    Run(RunArgs),
+    /// Parse and check spec files without a server.
+    Check {
+        /// Spec files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Spec files, directories (every *.spec below) or test names (<inputdir>/specs/NAME.spec).
+    pub targets: Vec<String>,
+    /// pg_regress schedule file(s): `test: a b c` lines.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Vec<PathBuf>,
+    /// Directory holding specs/ and expected/ (default: the spec's own layout, else .).
+    #[arg(long, value_name = "DIR")]
+    pub inputdir: Option<PathBuf>,
+    /// Where results/, regression.diffs and regression.out go.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub outputdir: PathBuf,
+    /// Test database, dropped (if isospec created it) and created from template0.
+    #[arg(long, value_name = "NAME", default_value = "isolation_regression")]
+    pub dbname: String,
+    /// Run in the existing database without dropping or creating it.
+    #[arg(long)]
+    pub use_existing: bool,
+    /// Drop the test database even if isospec did not create it.
+    #[arg(long)]
+    pub drop_existing: bool,
+    /// CREATE EXTENSION in the test database before running.
+    #[arg(long, value_name = "EXT")]
+    pub load_extension: Vec<String>,
+    /// Server host name or socket directory.
+    #[arg(long, env = "PGHOST")]
+    pub host: Option<String>,
+    /// Server port.
+    #[arg(long, env = "PGPORT")]
+    pub port: Option<u16>,
+    /// User name to connect as.
+    #[arg(long, env = "PGUSER")]
+    pub user: Option<String>,
+    /// libpq connection string or URI (host, port, user, password, options…).
+    #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
+    pub conninfo: Option<String>,
+    /// Start a throwaway server in DIR (the default when no server is named).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
+    pub temp_instance: Option<PathBuf>,
+    /// Extra postgresql.conf lines for the temp instance, from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub temp_config: Vec<PathBuf>,
+    /// OS user that runs the temp instance when isospec runs as root.
+    #[arg(long, value_name = "USER", default_value = "postgres", env = "ISOSPEC_TEMP_INSTANCE_USER")]
+    pub temp_instance_user: String,
+    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
+    pub bindir: Option<PathBuf>,
+    /// How to detect a blocked step.
+    #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
+    pub wait_detector: DetectorKind,
+    /// Step timeout in seconds (default: PGISOLATIONTIMEOUT, else 2×PG_TEST_TIMEOUT_DEFAULT, else 300).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Run only the N-th permutation (1-based) of each spec.
+    #[arg(long, value_name = "N")]
+    pub permutation: Option<usize>,
+    /// No status lines on stdout (regression.out still has them).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn default_socket_dir() -> String {
+    for d in ["/var/run/postgresql", "/tmp"] {
+        if Path::new(d).is_dir() {
+            return d.to_string();
+        }
+    }
+    "/tmp".to_string()
+}
+
+/// Whether the user named a server at all (options or libpq variables).
+fn server_named(a: &RunArgs) -> bool {
+    a.host.is_some()
+        || a.port.is_some()
+        || a.user.is_some()
+        || a.conninfo.is_some()
+        || ["PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPASSWORD"].iter().any(|v| env(v).is_some())
+}
+
+/// Builds connection parameters from conninfo, options and libpq variables.
+pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
+    let mut host: Option<String> = None;
+    let mut port: Option<u16> = None;
+    let mut user: Option<String> = None;
+    let mut password: Option<Vec<u8>> = None;
+    let mut options: Option<String> = None;
+    let mut timeout: Option<Duration> = None;
+    if let Some(ci) = &a.conninfo {
+        let cfg = tokio_postgres::Config::from_str(ci).map_err(|e| format!("invalid connection string: {e}"))?;
+        match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => host = Some(h.clone()),
+            Some(tokio_postgres::config::Host::Unix(p)) => host = Some(p.display().to_string()),
+            None => {}
+        }
+        port = cfg.get_ports().first().copied();
+        user = cfg.get_user().map(|s| s.to_string());
+        password = cfg.get_password().map(|p| p.to_vec());
+        options = cfg.get_options().map(|s| s.to_string());
+        timeout = cfg.get_connect_timeout().copied();
+        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err("sslmode=require is not supported by isospec's session connections".into());
+        }
+    }
+    if let Some(h) = &a.host {
+        host = Some(h.clone());
+    }
+    if a.port.is_some() {
+        port = a.port;
+    }
+    if let Some(u) = &a.user {
+        user = Some(u.clone());
+    }
+    if password.is_none() {
+        password = env("PGPASSWORD").map(|s| s.into_bytes());
+    }
+    if options.is_none() {
+        options = env("PGOPTIONS");
+    }
+    if timeout.is_none() {
+        timeout = env("PGCONNECT_TIMEOUT").and_then(|s| s.parse().ok()).map(Duration::from_secs);
+    }
+    if let Some(m) = env("PGSSLMODE") {
+        if matches!(m.as_str(), "require" | "verify-ca" | "verify-full") {
+            return Err(format!("PGSSLMODE={m} is not supported by isospec's session connections"));
+        }
+    }
+    let host = host.unwrap_or_else(default_socket_dir);
+    let host = if host.starts_with('/') { Host::Unix(PathBuf::from(host)) } else { Host::Tcp(host) };
+    let user = match user {
+        Some(u) => u,
+        None => nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .ok_or("could not determine the user name; give --user or PGUSER")?,
+    };
+    Ok(ConnParams {
+        host,
+        port: port.unwrap_or(5432),
+        user,
+        password,
+        dbname: "postgres".into(),
+        application_name: None,
+        options,
+        extra: Vec::new(),
+        connect_timeout: timeout.or(Some(Duration::from_secs(30))),
+    })
+}
+
+fn run_config(a: RunArgs) -> Result<RunConfig, String> {
+    let tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref()).map_err(|e| e.to_string())?;
+    if tests.is_empty() {
+        return Err("nothing to run: name spec files, directories, test names or --schedule".into());
+    }
+    let server = if let Some(dir) = &a.temp_instance {
+        ServerChoice::Temp(temp_opts(&a, dir.clone()))
+    } else if server_named(&a) {
+        ServerChoice::Existing(existing_params(&a)?)
+    } else {
+        let dir = a.outputdir.join("tmp_check");
+        eprintln!(
+            "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
+            dir.display()
+        );
+        ServerChoice::Temp(temp_opts(&a, dir))
+    };
+    let step_timeout = match a.timeout {
+        Some(s) => Duration::from_secs(s),
+        None => runner::timeout_from_env(env("PGISOLATIONTIMEOUT").as_deref(), env("PG_TEST_TIMEOUT_DEFAULT").as_deref()),
+    };
+    Ok(RunConfig {
+        tests,
+        outputdir: a.outputdir,
+        dbname: a.dbname,
+        use_existing: a.use_existing,
+        drop_existing: a.drop_existing,
+        load_extensions: a.load_extension,
+        server,
+        exec: ExecOptions { step_timeout, detector: a.wait_detector, only_permutation: a.permutation, ..Default::default() },
+        quiet: a.quiet,
+    })
+}
+
+fn temp_opts(a: &RunArgs, dir: PathBuf) -> TempInstanceOptions {
+    TempInstanceOptions {
+        dir,
+        bindir: a.bindir.clone(),
+        os_user: a.temp_instance_user.clone(),
+        temp_config: a.temp_config.clone(),
+        extra_settings: Vec::new(),
+    }
+}
+
+fn check_files(files: &[PathBuf]) -> i32 {
+    let mut code = 0;
+    for f in files {
+        let name = f.display().to_string();
+        let src = match std::fs::read(f) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{name}: error: could not read: {e}");
+                code = 2;
+                continue;
+            }
+        };
+        let checked = spec::parse(&name, &src).map_err(|e| e.to_string()).and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
+        match checked {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("{name}: warning: {w}");
+                }
+                let steps: usize = c.spec.sessions.iter().map(|s| s.steps.len()).sum();
+                println!(
+                    "{name}: ok ({} sessions, {} steps, {} permutations)",
+                    c.spec.sessions.len(),
+                    steps,
+                    c.permutation_count()
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+/// Entry point; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { files } => check_files(&files),
+        Command::Run(a) => {
+            let cfg = match run_config(a) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("isospec: error: {e}");
+                    return 2;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("isospec: error: could not start the runtime: {e}");
+                    return 2;
+                }
+            };
+            match rt.block_on(runner::run(cfg)) {
+                Ok(summary) => summary.exit_code(),
+                Err(runner::RunError::Interrupted(sig)) => {
+                    eprintln!("isospec: interrupted by signal {sig}; temporary instance stopped");
+                    128 + sig
+                }
+                Err(e) => {
+                    eprintln!("isospec: error: {e}");
+                    2
+                }
+            }
+        }
+    }
+}

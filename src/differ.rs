@@ -1,0 +1,99 @@
+//! Compares a transcript with its expected file and its variants
+//! (`NAME.out`, `NAME_0.out` … `NAME_9.out`), and makes unified diffs.
+
+use similar::TextDiff;
+use std::path::{Path, PathBuf};
+
+/// The outcome of comparing one result with the expected files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// Equal to this expected file.
+    Match(PathBuf),
+    /// Different from all; `closest` is the variant with the smallest diff.
+    Differs { closest: PathBuf, diff: String, changed_lines: usize },
+    /// No expected file exists.
+    NoExpected,
+}
+
+/// The expected files for test `name` in `expected_dir`, the main one first.
+pub fn expected_variants(expected_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let main = expected_dir.join(format!("{name}.out"));
+    if main.is_file() {
+        v.push(main);
+    }
+    for i in 0..10 {
+        let p = expected_dir.join(format!("{name}_{i}.out"));
+        if p.is_file() {
+            v.push(p);
+        }
+    }
+    v
+}
+
+/// A unified diff (3 lines of context) labelled with both paths.
+pub fn unified_diff(expected: &str, actual: &str, expected_label: &str, actual_label: &str) -> String {
+    let diff = TextDiff::from_lines(expected, actual);
+    let mut out = format!("diff -U3 {expected_label} {actual_label}\n");
+    out.push_str(&diff.unified_diff().context_radius(3).header(expected_label, actual_label).to_string());
+    out
+}
+
+fn changed_lines(expected: &str, actual: &str) -> usize {
+    let diff = TextDiff::from_lines(expected, actual);
+    diff.iter_all_changes().filter(|c| c.tag() != similar::ChangeTag::Equal).count()
+}
+
+/// Compares `actual` (written to `result_path`) with the expected variants.
+pub fn compare(expected_dir: &Path, name: &str, actual: &str, result_path: &Path) -> std::io::Result<Comparison> {
+    let variants = expected_variants(expected_dir, name);
+    if variants.is_empty() {
+        return Ok(Comparison::NoExpected);
+    }
+    let mut best: Option<(usize, PathBuf, String)> = None;
+    for v in variants {
+        let text = std::fs::read(&v)?;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if text == actual {
+            return Ok(Comparison::Match(v));
+        }
+        let n = changed_lines(&text, actual);
+        if best.as_ref().is_none_or(|(b, _, _)| n < *b) {
+            best = Some((n, v, text));
+        }
+    }
+    let (n, path, text) = best.expect("at least one variant");
+    let diff = unified_diff(&text, actual, &path.display().to_string(), &result_path.display().to_string());
+    Ok(Comparison::Differs { closest: path, diff, changed_lines: n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_matching_variant_and_closest_diff() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.out"), "a\nb\nc\n").unwrap();
+        std::fs::write(dir.path().join("t_1.out"), "a\nB\nc\n").unwrap();
+        std::fs::write(dir.path().join("t_3.out"), "x\ny\nz\n").unwrap();
+        let r = Path::new("results/t.out");
+        assert_eq!(compare(dir.path(), "t", "a\nB\nc\n", r).unwrap(), Comparison::Match(dir.path().join("t_1.out")));
+        match compare(dir.path(), "t", "x\ny\nZ\n", r).unwrap() {
+            Comparison::Differs { closest, diff, changed_lines } => {
+                assert_eq!(closest, dir.path().join("t_3.out"));
+                assert_eq!(changed_lines, 2);
+                assert!(diff.contains("-z\n+Z\n"), "{diff}");
+                assert!(diff.starts_with("diff -U3 "), "{diff}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(compare(dir.path(), "nosuch", "", r).unwrap(), Comparison::NoExpected);
+    }
+
+    #[test]
+    fn unified_diff_format() {
+        let d = unified_diff("1\n2\n3\n", "1\n3\n", "e.out", "r.out");
+        assert_eq!(d, "diff -U3 e.out r.out\n--- e.out\n+++ r.out\n@@ -1,3 +1,2 @@\n 1\n-2\n 3\n");
+    }
+}

@@ -1,0 +1,22 @@
+//! isospec: an isolation spec runner for PostgreSQL.
+//!
+//! A faithful port of PostgreSQL's isolationtester and pg_isolation_regress.
+//! The crate is split by job: `spec` parses and checks spec files,
+//! `executor` runs them over `pgwire` connections and emits events,
+//! `wait` asks the server whether a step is blocked, `transcript` formats
+//! events as isolationtester's text, `differ` compares transcripts with
+//! expected files, `schedule` reads pg_regress schedules, `server` manages a
+//! throwaway PostgreSQL instance, `report` prints status lines and summaries,
+//! and `runner` ties them together for the command line (`cli`).
+
+pub mod cli;
+pub mod differ;
+pub mod executor;
+pub mod pgwire;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod server;
+pub mod spec;
+pub mod transcript;
+pub mod wait;

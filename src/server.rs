@@ -1,0 +1,329 @@
+//! A throwaway PostgreSQL instance, like pg_regress's `--temp-instance`:
+//! initdb into a directory, start `postgres` on a private Unix socket with
+//! pg_regress's extra settings, and always stop it again.
+//!
+//! initdb and postgres refuse to run as root.  When isospec runs as root it
+//! runs them as an unprivileged OS user (default `postgres`), chowning the
+//! directories it creates to that user, and says clearly when it cannot.
+
+use crate::pgwire::{ConnParams, Host};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
+use std::fs;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct TempInstanceOptions {
+    /// Directory for data/, log/ (created; data/ and log/ are replaced).
+    pub dir: PathBuf,
+    /// Where initdb and postgres are; else `pg_config --bindir`, else PATH.
+    pub bindir: Option<PathBuf>,
+    /// OS user to run the server as when isospec runs as root.
+    pub os_user: String,
+    /// Extra configuration files appended to postgresql.conf.
+    pub temp_config: Vec<PathBuf>,
+    /// Extra configuration lines appended after the files.
+    pub extra_settings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "isospec runs as root, and initdb/postgres refuse to run as root; the OS user \"{0}\" to run them as does not exist \
+(create it, e.g. `useradd --system {0}`, or name another with --temp-instance-user)"
+    )]
+    NoSuchUser(String),
+    #[error("could not find {0}: give --bindir, put pg_config or {0} on PATH")]
+    NoBinary(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("initdb failed (exit status {status}); its log {log}:\n{tail}")]
+    Initdb { status: String, log: String, tail: String },
+    #[error("the temporary server did not start: {reason}; its log {log}:\n{tail}")]
+    Start { reason: String, log: String, tail: String },
+    #[error("OS user \"{user}\" cannot reach {dir} (a parent directory is not searchable by others); choose a --temp-instance directory under a world-searchable path such as /tmp")]
+    Unreachable { user: String, dir: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// A running throwaway server.  Dropping it stops it.
+pub struct TempInstance {
+    child: Option<Child>,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    pub superuser: String,
+    pub data_dir: PathBuf,
+    pub log_file: PathBuf,
+    pub bindir: Option<PathBuf>,
+}
+
+/// The settings pg_regress adds to a temporary instance.
+pub const PG_REGRESS_SETTINGS: &[&str] = &[
+    "log_autovacuum_min_duration = 0",
+    "log_checkpoints = on",
+    "log_line_prefix = '%m %b[%p] %q%a '",
+    "log_lock_waits = on",
+    "log_temp_files = 128kB",
+    "max_prepared_transactions = 2",
+];
+
+/// Finds a server binary: `--bindir`, else `pg_config --bindir`, else PATH.
+pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerError> {
+    if let Some(d) = bindir {
+        let p = d.join(name);
+        return if p.is_file() { Ok(p) } else { Err(ServerError::NoBinary(p.display().to_string())) };
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        if out.status.success() {
+            let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            let p = d.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(ServerError::NoBinary(name.to_string()))
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54321)
+}
+
+/// Whether every ancestor of `dir` lets "others" search it (for a server
+/// running as another user than the directory owners).
+fn world_searchable(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if let Ok(m) = fs::metadata(d) {
+            if m.permissions().mode() & 0o001 == 0 {
+                return false;
+            }
+        }
+        cur = d.parent();
+    }
+    true
+}
+
+impl TempInstance {
+    pub fn start(opts: &TempInstanceOptions) -> Result<TempInstance, ServerError> {
+        let initdb = find_binary(opts.bindir.as_deref(), "initdb")?;
+        let postgres = find_binary(opts.bindir.as_deref(), "postgres")?;
+        let as_root = nix::unistd::geteuid().is_root();
+        let run_as = if as_root {
+            let u = User::from_name(&opts.os_user)
+                .ok()
+                .flatten()
+                .ok_or_else(|| ServerError::NoSuchUser(opts.os_user.clone()))?;
+            Some(u)
+        } else {
+            None
+        };
+        let superuser = match &run_as {
+            Some(u) => u.name.clone(),
+            None => User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into())),
+        };
+
+        fs::create_dir_all(&opts.dir).map_err(io(format!("could not create {}", opts.dir.display())))?;
+        let dir = opts.dir.canonicalize().map_err(io(format!("could not resolve {}", opts.dir.display())))?;
+        let data = dir.join("data");
+        let logdir = dir.join("log");
+        for d in [&data, &logdir] {
+            if d.exists() {
+                fs::remove_dir_all(d).map_err(io(format!("could not remove old {}", d.display())))?;
+            }
+        }
+        fs::create_dir_all(&logdir).map_err(io(format!("could not create {}", logdir.display())))?;
+        let sock = nix::unistd::mkdtemp("/tmp/isospec-XXXXXX")
+            .map_err(|e| ServerError::Io { what: "could not create a socket directory in /tmp".into(), source: e.into() })?;
+        if let Some(u) = &run_as {
+            if !world_searchable(&dir) {
+                let _ = fs::remove_dir_all(&sock);
+                return Err(ServerError::Unreachable { user: u.name.clone(), dir: dir.display().to_string() });
+            }
+            for d in [&dir, &logdir, &sock] {
+                nix::unistd::chown(d.as_path(), Some(u.uid), Some(u.gid))
+                    .map_err(|e| ServerError::Io { what: format!("could not chown {} to {}", d.display(), u.name), source: e.into() })?;
+            }
+        }
+        let initdb_log = logdir.join("initdb.log");
+        let log_file = fs::File::create(&initdb_log).map_err(io(format!("could not create {}", initdb_log.display())))?;
+        let mut cmd = Command::new(&initdb);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["--no-clean", "--no-sync", "-A", "trust", "-E", "UTF8", "--locale=C", "-U", &superuser])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(io("log file"))?)
+            .stderr(log_file)
+            .env_remove("PGDATA")
+            .env("LC_ALL", "C");
+        if let Some(u) = &run_as {
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env("HOME", &u.dir);
+        }
+        let status = cmd.status().map_err(io(format!("could not run {}", initdb.display())))?;
+        if !status.success() {
+            let _ = fs::remove_dir_all(&sock);
+            return Err(ServerError::Initdb {
+                status: status.to_string(),
+                log: initdb_log.display().to_string(),
+                tail: tail(&initdb_log, 20),
+            });
+        }
+
+        let port = free_port();
+        let conf = data.join("postgresql.conf");
+        let mut f = fs::OpenOptions::new().append(true).open(&conf).map_err(io(format!("could not open {}", conf.display())))?;
+        let mut add = String::from("\n# Configuration added by isospec (as pg_regress does)\n\n");
+        for s in PG_REGRESS_SETTINGS {
+            add.push_str(s);
+            add.push('\n');
+        }
+        add.push_str("fsync = off\n");
+        add.push_str(&format!("port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{}'\n", sock.display()));
+        for file in &opts.temp_config {
+            let text = fs::read_to_string(file).map_err(io(format!("could not read --temp-config {}", file.display())))?;
+            add.push_str(&format!("\n# from {}\n{}\n", file.display(), text));
+        }
+        for s in &opts.extra_settings {
+            add.push_str(s);
+            add.push('\n');
+        }
+        f.write_all(add.as_bytes()).map_err(io(format!("could not write {}", conf.display())))?;
+        drop(f);
+
+        let server_log = logdir.join("postmaster.log");
+        let lf = fs::File::create(&server_log).map_err(io(format!("could not create {}", server_log.display())))?;
+        if let Some(u) = &run_as {
+            let _ = nix::unistd::chown(server_log.as_path(), Some(u.uid), Some(u.gid));
+        }
+        let mut cmd = Command::new(&postgres);
+        cmd.arg("-D")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(lf.try_clone().map_err(io("log file"))?)
+            .stderr(lf)
+            .env_remove("PGDATA")
+            // Own process group: a terminal's Ctrl-C reaches isospec, which
+            // then stops the server itself after trying teardown.
+            .process_group(0);
+        if let Some(u) = &run_as {
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env("HOME", &u.dir);
+        }
+        let child = cmd.spawn().map_err(io(format!("could not run {}", postgres.display())))?;
+        let mut inst = TempInstance {
+            child: Some(child),
+            port,
+            socket_dir: sock,
+            superuser,
+            data_dir: data,
+            log_file: server_log,
+            bindir: opts.bindir.clone(),
+        };
+        inst.wait_ready()?;
+        Ok(inst)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), ServerError> {
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(ServerError::Start {
+                        reason: format!("postgres exited with {status}"),
+                        log: self.log_file.display().to_string(),
+                        tail: tail(&self.log_file, 20),
+                    });
+                }
+            }
+            if socket.exists() && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                // The socket accepts; the server may still be starting up, so
+                // check for the "ready" line too.
+                let log = fs::read_to_string(&self.log_file).unwrap_or_default();
+                if log.contains("ready to accept connections") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(ServerError::Start {
+                    reason: "not ready after 60 seconds".into(),
+                    log: self.log_file.display().to_string(),
+                    tail: tail(&self.log_file, 20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Connection parameters for the instance's superuser.
+    pub fn params(&self, dbname: &str) -> ConnParams {
+        ConnParams {
+            host: Host::Unix(self.socket_dir.clone()),
+            port: self.port,
+            user: self.superuser.clone(),
+            password: None,
+            dbname: dbname.to_string(),
+            application_name: None,
+            options: None,
+            extra: Vec::new(),
+            connect_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Stops the server (fast shutdown, then immediate, then kill).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = Pid::from_raw(child.id() as i32);
+            for (sig, wait) in [(Signal::SIGINT, 30), (Signal::SIGQUIT, 10), (Signal::SIGKILL, 10)] {
+                let _ = kill(pid, sig);
+                let deadline = Instant::now() + Duration::from_secs(wait);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        let _ = fs::remove_dir_all(&self.socket_dir);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+impl Drop for TempInstance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,155 @@
+//! Lock-wait detection: asks the server whether a session's backend is
+//! blocked by one of the spec's own sessions.  Never guesses from time.
+//!
+//! Two detectors give the same answers:
+//! - `function`: `pg_isolation_test_session_is_blocked(pid, '{pids}')`, the
+//!   server function isolationtester uses (it covers heavyweight locks with
+//!   parallel groups, safe-snapshot waits and, on 17+, injection points);
+//! - `pg-locks`: the same question answered from `pg_locks` (a lock the pid's
+//!   lock group waits for conflicts with a lock held, or queued ahead, by
+//!   another session's group) plus `pg_safe_snapshot_blocking_pids`, for
+//!   servers or poolers where that function is missing.
+//! Waits on processes outside the test (autovacuum) never count.
+
+use crate::pgwire::{Conn, PgResult};
+
+const PREP_WAITING: &str = "isolationtester_waiting";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DetectorKind {
+    #[default]
+    Function,
+    PgLocks,
+}
+
+/// A prepared wait query on the control connection.
+pub struct Detector {
+    _kind: DetectorKind,
+}
+
+/// Server major version from the `server_version` parameter ("15.18 (Debian…)").
+pub fn major_version(server_version: &str) -> u32 {
+    server_version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+const CONFLICTS: &str = "CASE waiter.mode \
+WHEN 'AccessShareLock' THEN ARRAY['AccessExclusiveLock'] \
+WHEN 'RowShareLock' THEN ARRAY['ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'RowExclusiveLock' THEN ARRAY['ShareLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'ShareUpdateExclusiveLock' THEN ARRAY['ShareUpdateExclusiveLock','ShareLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'ShareLock' THEN ARRAY['RowExclusiveLock','ShareUpdateExclusiveLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'ShareRowExclusiveLock' THEN ARRAY['RowExclusiveLock','ShareUpdateExclusiveLock','ShareLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'ExclusiveLock' THEN ARRAY['RowShareLock','RowExclusiveLock','ShareUpdateExclusiveLock','ShareLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'AccessExclusiveLock' THEN ARRAY['AccessShareLock','RowShareLock','RowExclusiveLock','ShareUpdateExclusiveLock','ShareLock','ShareRowExclusiveLock','ExclusiveLock','AccessExclusiveLock'] \
+WHEN 'SIReadLock' THEN ARRAY[]::text[] \
+ELSE ARRAY[]::text[] END";
+
+/// The text of the wait query for a detector, the session pids and the
+/// server's major version.  Pids are integers from the server, never user text.
+pub fn wait_query(kind: DetectorKind, pids: &[i32], major: u32) -> String {
+    let list = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+    match kind {
+        DetectorKind::Function => {
+            format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{list}}}')")
+        }
+        DetectorKind::PgLocks => {
+            // Map parallel workers to their leader (PostgreSQL 13+ shows
+            // leader_pid), so a worker's lock counts for its session.
+            let (group, join) = if major >= 13 {
+                (
+                    "COALESCE(a.leader_pid, l.pid)",
+                    "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid",
+                )
+            } else {
+                ("l.pid", "")
+            };
+            let injection = if major >= 17 {
+                " OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity s WHERE s.pid = $1 AND s.wait_event_type = 'InjectionPoint')"
+            } else {
+                ""
+            };
+            format!(
+                "WITH l AS (SELECT l.*, {group} AS grp, l.pid AS realpid FROM pg_catalog.pg_locks l {join}) \
+SELECT EXISTS (SELECT 1 FROM l waiter, l holder \
+WHERE NOT waiter.granted AND waiter.grp = $1 \
+AND holder.grp <> $1 AND holder.grp = ANY ('{{{list}}}'::int[]) \
+AND (holder.granted OR holder.realpid <> waiter.realpid) \
+AND holder.mode = ANY ({CONFLICTS}) \
+AND holder.locktype IS NOT DISTINCT FROM waiter.locktype \
+AND holder.database IS NOT DISTINCT FROM waiter.database \
+AND holder.relation IS NOT DISTINCT FROM waiter.relation \
+AND holder.page IS NOT DISTINCT FROM waiter.page \
+AND holder.tuple IS NOT DISTINCT FROM waiter.tuple \
+AND holder.virtualxid IS NOT DISTINCT FROM waiter.virtualxid \
+AND holder.transactionid IS NOT DISTINCT FROM waiter.transactionid \
+AND holder.classid IS NOT DISTINCT FROM waiter.classid \
+AND holder.objid IS NOT DISTINCT FROM waiter.objid \
+AND holder.objsubid IS NOT DISTINCT FROM waiter.objsubid) \
+OR pg_catalog.cardinality(pg_catalog.pg_safe_snapshot_blocking_pids($1)) > 0{injection}"
+            )
+        }
+    }
+}
+
+impl Detector {
+    /// Prepares the wait query on the control connection.  The error text is
+    /// libpq-formatted, as isolationtester prints it.
+    pub async fn prepare(control: &mut Conn, kind: DetectorKind, pids: &[i32]) -> Result<Detector, String> {
+        let major = major_version(control.server_version());
+        let sql = wait_query(kind, pids, major);
+        match control.prepare(PREP_WAITING, &sql).await {
+            Ok(Some(PgResult::Command(_))) => Ok(Detector { _kind: kind }),
+            Ok(_) => Err(control.error_message().to_string()),
+            Err(e) => Err(format!("{e}\n")),
+        }
+    }
+
+    /// Whether backend `pid` is blocked by one of the spec's sessions.
+    pub async fn is_blocked(&self, control: &mut Conn, pid: i32) -> Result<bool, String> {
+        let pid = pid.to_string();
+        let r = control.exec_prepared(PREP_WAITING, &[&pid]).await;
+        while control.take_notice().is_some() {}
+        match r {
+            Ok(Some(PgResult::Tuples(t))) if t.rows.len() == 1 && !t.rows[0].is_empty() => {
+                Ok(t.rows[0][0].as_deref().is_some_and(|v| v.starts_with('t')))
+            }
+            Ok(_) => Err(control.error_message().to_string()),
+            Err(e) => Err(format!("{e}\n")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(major_version("15.18 (Debian 15.18-0+deb12u1)"), 15);
+        assert_eq!(major_version("17.9"), 17);
+        assert_eq!(major_version("18beta1"), 18);
+        assert_eq!(major_version(""), 0);
+    }
+
+    #[test]
+    fn function_query_like_isolationtester() {
+        assert_eq!(
+            wait_query(DetectorKind::Function, &[11, 22], 15),
+            "SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{11,22}')"
+        );
+    }
+
+    #[test]
+    fn pg_locks_query_is_version_aware() {
+        let q15 = wait_query(DetectorKind::PgLocks, &[1, 2], 15);
+        assert!(q15.contains("leader_pid"));
+        assert!(!q15.contains("InjectionPoint"));
+        assert!(q15.contains("'{1,2}'::int[]"));
+        assert!(!wait_query(DetectorKind::PgLocks, &[1], 12).contains("leader_pid"));
+        assert!(wait_query(DetectorKind::PgLocks, &[1], 17).contains("InjectionPoint"));
+    }
+}
