@@ -14,7 +14,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "isospec", version, about = "Isolation spec runner for PostgreSQL (isolationtester-compatible)")]
+#[command(
+    name = "isospec",
+    version,
+    about = "Isolation spec runner for PostgreSQL (isolationtester-compatible)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run specs and compare their transcripts with expected/ files.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Parse and check spec files without a server.
     Check {
         /// Spec files to check.
@@ -76,7 +80,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub temp_config: Vec<PathBuf>,
     /// OS user that runs the temp instance when isospec runs as root.
-    #[arg(long, value_name = "USER", default_value = "postgres", env = "ISOSPEC_TEMP_INSTANCE_USER")]
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "postgres",
+        env = "ISOSPEC_TEMP_INSTANCE_USER"
+    )]
     pub temp_instance_user: String,
     /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
     #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
@@ -114,7 +123,9 @@ fn server_named(a: &RunArgs) -> bool {
         || a.port.is_some()
         || a.user.is_some()
         || a.conninfo.is_some()
-        || ["PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPASSWORD"].iter().any(|v| env(v).is_some())
+        || ["PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPASSWORD"]
+            .iter()
+            .any(|v| env(v).is_some())
 }
 
 /// Builds connection parameters from conninfo, options and libpq variables.
@@ -126,7 +137,8 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
     let mut options: Option<String> = None;
     let mut timeout: Option<Duration> = None;
     if let Some(ci) = &a.conninfo {
-        let cfg = tokio_postgres::Config::from_str(ci).map_err(|e| format!("invalid connection string: {e}"))?;
+        let cfg = tokio_postgres::Config::from_str(ci)
+            .map_err(|e| format!("invalid connection string: {e}"))?;
         match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => host = Some(h.clone()),
             Some(tokio_postgres::config::Host::Unix(p)) => host = Some(p.display().to_string()),
@@ -157,15 +169,23 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
         options = env("PGOPTIONS");
     }
     if timeout.is_none() {
-        timeout = env("PGCONNECT_TIMEOUT").and_then(|s| s.parse().ok()).map(Duration::from_secs);
+        timeout = env("PGCONNECT_TIMEOUT")
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs);
     }
     if let Some(m) = env("PGSSLMODE") {
         if matches!(m.as_str(), "require" | "verify-ca" | "verify-full") {
-            return Err(format!("PGSSLMODE={m} is not supported by isospec's session connections"));
+            return Err(format!(
+                "PGSSLMODE={m} is not supported by isospec's session connections"
+            ));
         }
     }
     let host = host.unwrap_or_else(default_socket_dir);
-    let host = if host.starts_with('/') { Host::Unix(PathBuf::from(host)) } else { Host::Tcp(host) };
+    let host = if host.starts_with('/') {
+        Host::Unix(PathBuf::from(host))
+    } else {
+        Host::Tcp(host)
+    };
     let user = match user {
         Some(u) => u,
         None => nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -188,9 +208,12 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
 }
 
 fn run_config(a: RunArgs) -> Result<RunConfig, String> {
-    let tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref()).map_err(|e| e.to_string())?;
+    let tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
+        .map_err(|e| e.to_string())?;
     if tests.is_empty() {
-        return Err("nothing to run: name spec files, directories, test names or --schedule".into());
+        return Err(
+            "nothing to run: name spec files, directories, test names or --schedule".into(),
+        );
     }
     let server = if let Some(dir) = &a.temp_instance {
         ServerChoice::Temp(temp_opts(&a, dir.clone()))
@@ -206,7 +229,10 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
     };
     let step_timeout = match a.timeout {
         Some(s) => Duration::from_secs(s),
-        None => runner::timeout_from_env(env("PGISOLATIONTIMEOUT").as_deref(), env("PG_TEST_TIMEOUT_DEFAULT").as_deref()),
+        None => runner::timeout_from_env(
+            env("PGISOLATIONTIMEOUT").as_deref(),
+            env("PG_TEST_TIMEOUT_DEFAULT").as_deref(),
+        ),
     };
     Ok(RunConfig {
         tests,
@@ -216,7 +242,12 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         drop_existing: a.drop_existing,
         load_extensions: a.load_extension,
         server,
-        exec: ExecOptions { step_timeout, detector: a.wait_detector, only_permutation: a.permutation, ..Default::default() },
+        exec: ExecOptions {
+            step_timeout,
+            detector: a.wait_detector,
+            only_permutation: a.permutation,
+            ..Default::default()
+        },
         quiet: a.quiet,
     })
 }
@@ -243,7 +274,9 @@ fn check_files(files: &[PathBuf]) -> i32 {
                 continue;
             }
         };
-        let checked = spec::parse(&name, &src).map_err(|e| e.to_string()).and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
+        let checked = spec::parse(&name, &src)
+            .map_err(|e| e.to_string())
+            .and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
         match checked {
             Ok(c) => {
                 for w in &c.warnings {
@@ -272,14 +305,17 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check_files(&files),
         Command::Run(a) => {
-            let cfg = match run_config(a) {
+            let cfg = match run_config(*a) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("isospec: error: {e}");
                     return 2;
                 }
             };
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("isospec: error: could not start the runtime: {e}");

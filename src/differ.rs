@@ -10,7 +10,11 @@ pub enum Comparison {
     /// Equal to this expected file.
     Match(PathBuf),
     /// Different from all; `closest` is the variant with the smallest diff.
-    Differs { closest: PathBuf, diff: String, changed_lines: usize },
+    Differs {
+        closest: PathBuf,
+        diff: String,
+        changed_lines: usize,
+    },
     /// No expected file exists.
     NoExpected,
 }
@@ -32,20 +36,38 @@ pub fn expected_variants(expected_dir: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 /// A unified diff (3 lines of context) labelled with both paths.
-pub fn unified_diff(expected: &str, actual: &str, expected_label: &str, actual_label: &str) -> String {
+pub fn unified_diff(
+    expected: &str,
+    actual: &str,
+    expected_label: &str,
+    actual_label: &str,
+) -> String {
     let diff = TextDiff::from_lines(expected, actual);
     let mut out = format!("diff -U3 {expected_label} {actual_label}\n");
-    out.push_str(&diff.unified_diff().context_radius(3).header(expected_label, actual_label).to_string());
+    out.push_str(
+        &diff
+            .unified_diff()
+            .context_radius(3)
+            .header(expected_label, actual_label)
+            .to_string(),
+    );
     out
 }
 
 fn changed_lines(expected: &str, actual: &str) -> usize {
     let diff = TextDiff::from_lines(expected, actual);
-    diff.iter_all_changes().filter(|c| c.tag() != similar::ChangeTag::Equal).count()
+    diff.iter_all_changes()
+        .filter(|c| c.tag() != similar::ChangeTag::Equal)
+        .count()
 }
 
 /// Compares `actual` (written to `result_path`) with the expected variants.
-pub fn compare(expected_dir: &Path, name: &str, actual: &str, result_path: &Path) -> std::io::Result<Comparison> {
+pub fn compare(
+    expected_dir: &Path,
+    name: &str,
+    actual: &str,
+    result_path: &Path,
+) -> std::io::Result<Comparison> {
     let variants = expected_variants(expected_dir, name);
     if variants.is_empty() {
         return Ok(Comparison::NoExpected);
@@ -63,8 +85,17 @@ pub fn compare(expected_dir: &Path, name: &str, actual: &str, result_path: &Path
         }
     }
     let (n, path, text) = best.expect("at least one variant");
-    let diff = unified_diff(&text, actual, &path.display().to_string(), &result_path.display().to_string());
-    Ok(Comparison::Differs { closest: path, diff, changed_lines: n })
+    let diff = unified_diff(
+        &text,
+        actual,
+        &path.display().to_string(),
+        &result_path.display().to_string(),
+    );
+    Ok(Comparison::Differs {
+        closest: path,
+        diff,
+        changed_lines: n,
+    })
 }
 
 #[cfg(test)]
@@ -78,9 +109,16 @@ mod tests {
         std::fs::write(dir.path().join("t_1.out"), "a\nB\nc\n").unwrap();
         std::fs::write(dir.path().join("t_3.out"), "x\ny\nz\n").unwrap();
         let r = Path::new("results/t.out");
-        assert_eq!(compare(dir.path(), "t", "a\nB\nc\n", r).unwrap(), Comparison::Match(dir.path().join("t_1.out")));
+        assert_eq!(
+            compare(dir.path(), "t", "a\nB\nc\n", r).unwrap(),
+            Comparison::Match(dir.path().join("t_1.out"))
+        );
         match compare(dir.path(), "t", "x\ny\nZ\n", r).unwrap() {
-            Comparison::Differs { closest, diff, changed_lines } => {
+            Comparison::Differs {
+                closest,
+                diff,
+                changed_lines,
+            } => {
                 assert_eq!(closest, dir.path().join("t_3.out"));
                 assert_eq!(changed_lines, 2);
                 assert!(diff.contains("-z\n+Z\n"), "{diff}");
@@ -88,12 +126,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(compare(dir.path(), "nosuch", "", r).unwrap(), Comparison::NoExpected);
+        assert_eq!(
+            compare(dir.path(), "nosuch", "", r).unwrap(),
+            Comparison::NoExpected
+        );
     }
 
     #[test]
     fn unified_diff_format() {
         let d = unified_diff("1\n2\n3\n", "1\n3\n", "e.out", "r.out");
-        assert_eq!(d, "diff -U3 e.out r.out\n--- e.out\n+++ r.out\n@@ -1,3 +1,2 @@\n 1\n-2\n 3\n");
+        assert_eq!(
+            d,
+            "diff -U3 e.out r.out\n--- e.out\n+++ r.out\n@@ -1,3 +1,2 @@\n 1\n-2\n 3\n"
+        );
     }
 }

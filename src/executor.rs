@@ -21,24 +21,61 @@ pub enum Event {
     /// Text isolationtester writes to stderr (kept in the transcript, as
     /// pg_isolation_regress captures both streams).  Includes its newline.
     Stderr(String),
-    Parsed { sessions: usize },
-    PermutationStart { index: usize, steps: Vec<String> },
-    StepLaunched { session: String, step: String, sql: String },
-    StepWaiting { session: String, step: String, sql: String },
-    StepCompleted { session: String, step: String },
+    Parsed {
+        sessions: usize,
+    },
+    PermutationStart {
+        index: usize,
+        steps: Vec<String>,
+    },
+    StepLaunched {
+        session: String,
+        step: String,
+        sql: String,
+    },
+    StepWaiting {
+        session: String,
+        step: String,
+        sql: String,
+    },
+    StepCompleted {
+        session: String,
+        step: String,
+    },
     Tuples(Tuples),
     /// An error result of a step, formatted as isolationtester prints it
     /// (without the final newline).
-    StepError { step: String, text: String },
+    StepError {
+        step: String,
+        text: String,
+    },
     UnexpectedStatus(String),
     /// A NOTICE/WARNING from a session; `text` is libpq's message with newline.
-    Notice { session: String, text: String },
-    Notify { session: String, channel: String, payload: String, sender: String },
-    Canceling { step: String, secs: u64 },
+    Notice {
+        session: String,
+        text: String,
+    },
+    Notify {
+        session: String,
+        channel: String,
+        payload: String,
+        sender: String,
+    },
+    Canceling {
+        step: String,
+        secs: u64,
+    },
     /// Not part of the transcript: how long a step took from launch to completion.
-    StepTimings { step: String, micros: u64 },
+    StepTimings {
+        step: String,
+        micros: u64,
+    },
     /// Not part of the transcript: a step has been busy for a long time.
-    SlowStep { session: String, step: String, secs: u64 },
+    SlowStep {
+        session: String,
+        step: String,
+        secs: u64,
+    },
 }
 
 /// Why a spec could not run to its end.  The transcript already holds
@@ -46,7 +83,11 @@ pub enum Event {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("connection {index} ({session}) failed: {source}")]
-    Connect { index: usize, session: String, source: WireError },
+    Connect {
+        index: usize,
+        session: String,
+        source: WireError,
+    },
     #[error("setting of application name failed on connection {session}: {message}")]
     AppName { session: String, message: String },
     #[error("preparing the lock wait query failed: {0}")]
@@ -58,13 +99,25 @@ pub enum SpecError {
     #[error("setup of session {session} failed: {message}")]
     SessionSetup { session: String, message: String },
     #[error("step {step} of session {session} timed out after {secs} seconds")]
-    StepTimeout { session: String, step: String, secs: u64 },
+    StepTimeout {
+        session: String,
+        step: String,
+        secs: u64,
+    },
     #[error("failed to complete permutation due to mutually-blocking steps")]
     MutuallyBlocking,
     #[error("failed to send query for step {step} of session {session}: {source}")]
-    Send { session: String, step: String, source: WireError },
+    Send {
+        session: String,
+        step: String,
+        source: WireError,
+    },
     #[error("connection of session {session} failed during step {step}: {source}")]
-    Wire { session: String, step: String, source: WireError },
+    Wire {
+        session: String,
+        step: String,
+        source: WireError,
+    },
     #[error("teardown of {what} did not finish within {secs} seconds and was cancelled")]
     TeardownTimeout { what: String, secs: u64 },
     #[error("connection failed during {what}: {source}")]
@@ -135,7 +188,9 @@ pub async fn run_spec(
     for w in &spec.warnings {
         let _ = tx.send(Event::Stderr(format!("{w}\n")));
     }
-    let _ = tx.send(Event::Parsed { sessions: spec.spec.sessions.len() });
+    let _ = tx.send(Event::Parsed {
+        sessions: spec.spec.sessions.len(),
+    });
     let mut conns = Vec::new();
     let names: Vec<String> = std::iter::once("control connection".to_string())
         .chain(spec.spec.sessions.iter().map(|s| s.name.clone()))
@@ -145,7 +200,11 @@ pub async fn run_spec(
             Ok(c) => c,
             Err(e) => {
                 let _ = tx.send(Event::Stderr(format!("Connection {i} failed: {e}\n")));
-                return Err(SpecError::Connect { index: i, session: name.clone(), source: e });
+                return Err(SpecError::Connect {
+                    index: i,
+                    session: name.clone(),
+                    source: e,
+                });
             }
         };
         let r = conn
@@ -158,10 +217,20 @@ pub async fn run_spec(
             Ok(Some(PgResult::Tuples(_))) => {}
             Ok(_) => {
                 let message = conn.error_message().to_string();
-                let _ = tx.send(Event::Stderr(format!("setting of application name failed: {message}")));
-                return Err(SpecError::AppName { session: name.clone(), message });
+                let _ = tx.send(Event::Stderr(format!(
+                    "setting of application name failed: {message}"
+                )));
+                return Err(SpecError::AppName {
+                    session: name.clone(),
+                    message,
+                });
             }
-            Err(e) => return Err(SpecError::AppName { session: name.clone(), message: e.to_string() }),
+            Err(e) => {
+                return Err(SpecError::AppName {
+                    session: name.clone(),
+                    message: e.to_string(),
+                })
+            }
         }
         // Drop notices from the control connection (isolationtester's
         // blackhole processor); session notices of this query are dropped too,
@@ -173,18 +242,34 @@ pub async fn run_spec(
     let sessions: Vec<SessionConn> = conns
         .into_iter()
         .zip(spec.spec.sessions.iter())
-        .map(|(conn, s)| SessionConn { conn, name: s.name.clone(), active: None, total_notices: 0, launched_at: None })
+        .map(|(conn, s)| SessionConn {
+            conn,
+            name: s.name.clone(),
+            active: None,
+            total_notices: 0,
+            launched_at: None,
+        })
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
     let mut control = control;
     let detector = match Detector::prepare(&mut control, opts.detector, &pids).await {
         Ok(d) => d,
         Err(message) => {
-            let _ = tx.send(Event::Stderr(format!("prepare of lock wait query failed: {message}")));
+            let _ = tx.send(Event::Stderr(format!(
+                "prepare of lock wait query failed: {message}"
+            )));
             return Err(SpecError::PrepareWait(message));
         }
     };
-    let mut ex = Executor { spec, control, sessions, detector, tx, opts, any_new_notice: false };
+    let mut ex = Executor {
+        spec,
+        control,
+        sessions,
+        detector,
+        tx,
+        opts,
+        any_new_notice: false,
+    };
     let result = ex.run_all().await;
     ex.close().await;
     result
@@ -227,7 +312,10 @@ impl<'a> Executor<'a> {
     fn flush_notices(&mut self, si: usize) {
         while let Some(n) = self.sessions[si].conn.take_notice() {
             let text = n.format_libpq(false, Some(self.sessions[si].conn.last_query()));
-            self.emit(Event::Notice { session: self.sessions[si].name.clone(), text });
+            self.emit(Event::Notice {
+                session: self.sessions[si].name.clone(),
+                text,
+            });
             self.sessions[si].total_notices += 1;
             self.any_new_notice = true;
         }
@@ -249,13 +337,21 @@ impl<'a> Executor<'a> {
 
     async fn run_permutation(&mut self, index: usize, steps: &[PStep]) -> Result<(), SpecError> {
         let spec = self.spec;
-        let names: Vec<String> = steps.iter().map(|p| self.step_name(p).to_string()).collect();
-        self.emit(Event::PermutationStart { index, steps: names });
+        let names: Vec<String> = steps
+            .iter()
+            .map(|p| self.step_name(p).to_string())
+            .collect();
+        self.emit(Event::PermutationStart {
+            index,
+            steps: names,
+        });
 
         for sql in &spec.spec.setup {
             match self.control_exec(sql).await {
                 Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_))) | Ok(Some(PgResult::ClientError(_))) | Ok(Some(PgResult::Copy(_))) => {
+                Ok(Some(PgResult::Error(_)))
+                | Ok(Some(PgResult::ClientError(_)))
+                | Ok(Some(PgResult::Copy(_))) => {
                     let msg = self.control.error_message().to_string();
                     self.emit(Event::Stderr(format!("setup failed: {msg}")));
                     return Err(SpecError::Setup(msg.trim_end().to_string()));
@@ -268,25 +364,42 @@ impl<'a> Executor<'a> {
             }
         }
         for si in 0..spec.spec.sessions.len() {
-            let Some(sql) = &spec.spec.sessions[si].setup else { continue };
+            let Some(sql) = &spec.spec.sessions[si].setup else {
+                continue;
+            };
             match self.session_exec(si, sql).await {
                 Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_))) | Ok(Some(PgResult::ClientError(_))) | Ok(Some(PgResult::Copy(_))) => {
+                Ok(Some(PgResult::Error(_)))
+                | Ok(Some(PgResult::ClientError(_)))
+                | Ok(Some(PgResult::Copy(_))) => {
                     let msg = self.sessions[si].conn.error_message().to_string();
                     let session = self.sessions[si].name.clone();
-                    self.emit(Event::Stderr(format!("setup of session {session} failed: {msg}")));
-                    return Err(SpecError::SessionSetup { session, message: msg.trim_end().to_string() });
+                    self.emit(Event::Stderr(format!(
+                        "setup of session {session} failed: {msg}"
+                    )));
+                    return Err(SpecError::SessionSetup {
+                        session,
+                        message: msg.trim_end().to_string(),
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => {
                     let session = self.sessions[si].name.clone();
-                    self.emit(Event::Stderr(format!("setup of session {session} failed: {e}\n")));
-                    return Err(SpecError::SessionSetup { session, message: e.to_string() });
+                    self.emit(Event::Stderr(format!(
+                        "setup of session {session} failed: {e}\n"
+                    )));
+                    return Err(SpecError::SessionSetup {
+                        session,
+                        message: e.to_string(),
+                    });
                 }
             }
         }
 
-        let mut st = PermState { steps, targets: steps.iter().map(|p| vec![0; p.blockers.len()]).collect() };
+        let mut st = PermState {
+            steps,
+            targets: steps.iter().map(|p| vec![0; p.blockers.len()]).collect(),
+        };
         let mut waiting: Vec<usize> = Vec::new();
         for i in 0..steps.len() {
             let pstep = &steps[i];
@@ -302,13 +415,16 @@ impl<'a> Executor<'a> {
                             None => unreachable!("completed step was not waiting"),
                         }
                     }
-                    self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY).await?;
+                    self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY)
+                        .await?;
                     if let Some(active) = self.sessions[si].active {
                         let td = start.elapsed();
                         if td > 2 * self.opts.step_timeout {
                             let secs = td.as_secs();
                             let name = self.step_name(&steps[active]).to_string();
-                            let mut msg = format!("step {name} timed out after {secs} seconds\nactive steps are:");
+                            let mut msg = format!(
+                                "step {name} timed out after {secs} seconds\nactive steps are:"
+                            );
                             for s in &self.sessions {
                                 if let Some(a) = s.active {
                                     msg.push(' ');
@@ -330,8 +446,14 @@ impl<'a> Executor<'a> {
             let sql = self.step_sql(pstep);
             if let Err(e) = self.sessions[si].conn.send_query(sql).await {
                 let step = self.step_name(pstep).to_string();
-                self.emit(Event::Stderr(format!("failed to send query for step {step}: {e}\n")));
-                return Err(SpecError::Send { session: self.sessions[si].name.clone(), step, source: e });
+                self.emit(Event::Stderr(format!(
+                    "failed to send query for step {step}: {e}\n"
+                )));
+                return Err(SpecError::Send {
+                    session: self.sessions[si].name.clone(),
+                    step,
+                    source: e,
+                });
             }
             self.sessions[si].active = Some(i);
             self.sessions[si].launched_at = Some(Instant::now());
@@ -341,37 +463,51 @@ impl<'a> Executor<'a> {
                 }
             }
             let mustwait = self.try_complete_step(&mut st, i, STEP_NONBLOCK).await?;
-            self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY).await?;
+            self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY)
+                .await?;
             if mustwait {
                 waiting.push(i);
             }
         }
 
-        self.try_complete_steps(&mut st, &mut waiting, STEP_RETRY).await?;
+        self.try_complete_steps(&mut st, &mut waiting, STEP_RETRY)
+            .await?;
         if !waiting.is_empty() {
-            self.emit(Event::Stderr("failed to complete permutation due to mutually-blocking steps\n".into()));
+            self.emit(Event::Stderr(
+                "failed to complete permutation due to mutually-blocking steps\n".into(),
+            ));
             return Err(SpecError::MutuallyBlocking);
         }
 
         for si in 0..spec.spec.sessions.len() {
-            let Some(sql) = &spec.spec.sessions[si].teardown else { continue };
+            let Some(sql) = &spec.spec.sessions[si].teardown else {
+                continue;
+            };
             let session = self.sessions[si].name.clone();
             let r = self.bounded(si, sql, &format!("session {session}")).await?;
             match r {
                 Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_))) | Ok(Some(PgResult::ClientError(_))) | Ok(Some(PgResult::Copy(_))) => {
+                Ok(Some(PgResult::Error(_)))
+                | Ok(Some(PgResult::ClientError(_)))
+                | Ok(Some(PgResult::Copy(_))) => {
                     let msg = self.sessions[si].conn.error_message().to_string();
-                    self.emit(Event::Stderr(format!("teardown of session {session} failed: {msg}")));
+                    self.emit(Event::Stderr(format!(
+                        "teardown of session {session} failed: {msg}"
+                    )));
                 }
                 Ok(_) => {}
-                Err(e) => self.emit(Event::Stderr(format!("teardown of session {session} failed: {e}\n"))),
+                Err(e) => self.emit(Event::Stderr(format!(
+                    "teardown of session {session} failed: {e}\n"
+                ))),
             }
         }
         if let Some(sql) = &spec.spec.teardown {
             let r = self.bounded(usize::MAX, sql, "the spec").await?;
             match r {
                 Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_))) | Ok(Some(PgResult::ClientError(_))) | Ok(Some(PgResult::Copy(_))) => {
+                Ok(Some(PgResult::Error(_)))
+                | Ok(Some(PgResult::ClientError(_)))
+                | Ok(Some(PgResult::Copy(_))) => {
                     let msg = self.control.error_message().to_string();
                     self.emit(Event::Stderr(format!("teardown failed: {msg}")));
                 }
@@ -385,7 +521,12 @@ impl<'a> Executor<'a> {
     /// Runs a teardown block with the step timeout as a bound: after it, the
     /// query is cancelled; if the cancel does not end it within the same
     /// time again, the spec is abandoned.  (isolationtester would hang.)
-    async fn bounded(&mut self, si: usize, sql: &str, what: &str) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
+    async fn bounded(
+        &mut self,
+        si: usize,
+        sql: &str,
+        what: &str,
+    ) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
         let limit = self.opts.step_timeout;
         let fut = async {
             if si == usize::MAX {
@@ -400,11 +541,22 @@ impl<'a> Executor<'a> {
             return Ok(r);
         }
         // Timed out: cancel, then wait for the outcome up to the limit again.
-        let conn = if si == usize::MAX { &mut self.control } else { &mut self.sessions[si].conn };
+        let conn = if si == usize::MAX {
+            &mut self.control
+        } else {
+            &mut self.sessions[si].conn
+        };
         let _ = conn.cancel().await;
-        let msg = format!("teardown of {what} did not finish within {} seconds; canceling it\n", limit.as_secs());
+        let msg = format!(
+            "teardown of {what} did not finish within {} seconds; canceling it\n",
+            limit.as_secs()
+        );
         self.emit(Event::Stderr(msg));
-        let conn = if si == usize::MAX { &mut self.control } else { &mut self.sessions[si].conn };
+        let conn = if si == usize::MAX {
+            &mut self.control
+        } else {
+            &mut self.sessions[si].conn
+        };
         let drained = tokio::time::timeout(limit, async {
             let mut last = None;
             while let Some(r) = conn.get_result().await? {
@@ -415,12 +567,20 @@ impl<'a> Executor<'a> {
         .await;
         match drained {
             Ok(r) => Ok(r),
-            Err(_) => Err(SpecError::TeardownTimeout { what: what.to_string(), secs: 2 * limit.as_secs() }),
+            Err(_) => Err(SpecError::TeardownTimeout {
+                what: what.to_string(),
+                secs: 2 * limit.as_secs(),
+            }),
         }
     }
 
     /// isolationtester's try_complete_steps.
-    async fn try_complete_steps(&mut self, st: &mut PermState<'_>, waiting: &mut Vec<usize>, flags: u8) -> Result<(), SpecError> {
+    async fn try_complete_steps(
+        &mut self,
+        st: &mut PermState<'_>,
+        waiting: &mut Vec<usize>,
+        flags: u8,
+    ) -> Result<(), SpecError> {
         loop {
             self.any_new_notice = false;
             let old_n = waiting.len();
@@ -468,15 +628,24 @@ impl<'a> Executor<'a> {
     /// isolationtester's try_complete_step.  Returns true when the step is
     /// not complete (waiting on a lock with STEP_NONBLOCK, or held back by a
     /// marker), false when it completed and its results were reported.
-    async fn try_complete_step(&mut self, st: &mut PermState<'_>, idx: usize, flags: u8) -> Result<bool, SpecError> {
+    async fn try_complete_step(
+        &mut self,
+        st: &mut PermState<'_>,
+        idx: usize,
+        flags: u8,
+    ) -> Result<bool, SpecError> {
         let pstep = &st.steps[idx];
         let si = pstep.session;
         let name = self.step_name(pstep).to_string();
         let sql = self.step_sql(pstep);
         let session = self.sessions[si].name.clone();
 
-        if flags & STEP_RETRY == 0 && pstep.blockers.iter().any(|b| *b == PBlocker::Once) {
-            self.emit(Event::StepWaiting { session, step: name, sql: sql.to_string() });
+        if flags & STEP_RETRY == 0 && pstep.blockers.contains(&PBlocker::Once) {
+            self.emit(Event::StepWaiting {
+                session,
+                step: name,
+                sql: sql.to_string(),
+            });
             return Ok(true);
         }
 
@@ -485,32 +654,59 @@ impl<'a> Executor<'a> {
         let mut interval = self.opts.poll_min;
         let mut slow_reported = false;
         loop {
-            let busy = self.sessions[si].conn.is_busy().map_err(|e| wire(&session, &name, e))?;
+            let busy = self.sessions[si]
+                .conn
+                .is_busy()
+                .map_err(|e| wire(&session, &name, e))?;
             self.flush_notices(si);
             if !busy {
                 break;
             }
-            let readable = self.sessions[si].conn.wait_readable(interval).await.map_err(|e| wire(&session, &name, e))?;
+            let readable = self.sessions[si]
+                .conn
+                .wait_readable(interval)
+                .await
+                .map_err(|e| wire(&session, &name, e))?;
             if readable {
-                self.sessions[si].conn.consume_input().map_err(|e| wire(&session, &name, e))?;
+                self.sessions[si]
+                    .conn
+                    .consume_input()
+                    .map_err(|e| wire(&session, &name, e))?;
                 continue;
             }
             interval = (interval * 2).min(self.opts.poll_max);
             if flags & STEP_NONBLOCK != 0 {
                 let pid = self.sessions[si].conn.backend_pid();
-                let waiting = self.detector.is_blocked(&mut self.control, pid).await.map_err(|message| {
-                    self.emit(Event::Stderr(format!("lock wait query failed: {message}")));
-                    SpecError::WaitQuery { step: name.clone(), message }
-                })?;
+                let waiting = self
+                    .detector
+                    .is_blocked(&mut self.control, pid)
+                    .await
+                    .map_err(|message| {
+                        self.emit(Event::Stderr(format!("lock wait query failed: {message}")));
+                        SpecError::WaitQuery {
+                            step: name.clone(),
+                            message,
+                        }
+                    })?;
                 if waiting {
-                    self.sessions[si].conn.consume_input().map_err(|e| wire(&session, &name, e))?;
-                    let busy = self.sessions[si].conn.is_busy().map_err(|e| wire(&session, &name, e))?;
+                    self.sessions[si]
+                        .conn
+                        .consume_input()
+                        .map_err(|e| wire(&session, &name, e))?;
+                    let busy = self.sessions[si]
+                        .conn
+                        .is_busy()
+                        .map_err(|e| wire(&session, &name, e))?;
                     self.flush_notices(si);
                     if !busy {
                         break;
                     }
                     if flags & STEP_RETRY == 0 {
-                        self.emit(Event::StepWaiting { session, step: name, sql: sql.to_string() });
+                        self.emit(Event::StepWaiting {
+                            session,
+                            step: name,
+                            sql: sql.to_string(),
+                        });
                     }
                     return Ok(true);
                 }
@@ -518,12 +714,19 @@ impl<'a> Executor<'a> {
             let td = start.elapsed();
             if !slow_reported && td > self.opts.step_timeout / 2 {
                 slow_reported = true;
-                self.emit(Event::SlowStep { session: session.clone(), step: name.clone(), secs: td.as_secs() });
+                self.emit(Event::SlowStep {
+                    session: session.clone(),
+                    step: name.clone(),
+                    secs: td.as_secs(),
+                });
             }
             if td > self.opts.step_timeout && !canceled {
                 match self.sessions[si].conn.cancel().await {
                     Ok(()) => {
-                        self.emit(Event::Canceling { step: name.clone(), secs: td.as_secs() });
+                        self.emit(Event::Canceling {
+                            step: name.clone(),
+                            secs: td.as_secs(),
+                        });
                         canceled = true;
                     }
                     Err(e) => self.emit(Event::Stderr(format!("PQcancel failed: {e}\n"))),
@@ -531,27 +734,46 @@ impl<'a> Executor<'a> {
             }
             if td > 2 * self.opts.step_timeout {
                 let secs = td.as_secs();
-                self.emit(Event::Stderr(format!("step {name} timed out after {secs} seconds\n")));
-                return Err(SpecError::StepTimeout { session, step: name, secs });
+                self.emit(Event::Stderr(format!(
+                    "step {name} timed out after {secs} seconds\n"
+                )));
+                return Err(SpecError::StepTimeout {
+                    session,
+                    step: name,
+                    secs,
+                });
             }
         }
 
         if self.step_has_blocker(st, idx) {
             if flags & STEP_RETRY == 0 {
-                self.emit(Event::StepWaiting { session, step: name, sql: sql.to_string() });
+                self.emit(Event::StepWaiting {
+                    session,
+                    step: name,
+                    sql: sql.to_string(),
+                });
             }
             return Ok(true);
         }
 
         if flags & STEP_RETRY != 0 {
-            self.emit(Event::StepCompleted { session: session.clone(), step: name.clone() });
+            self.emit(Event::StepCompleted {
+                session: session.clone(),
+                step: name.clone(),
+            });
         } else {
-            self.emit(Event::StepLaunched { session: session.clone(), step: name.clone(), sql: sql.to_string() });
+            self.emit(Event::StepLaunched {
+                session: session.clone(),
+                step: name.clone(),
+                sql: sql.to_string(),
+            });
         }
         loop {
             let r = self.sessions[si].conn.get_result().await;
             self.flush_notices(si);
-            let Some(res) = r.map_err(|e| wire(&session, &name, e))? else { break };
+            let Some(res) = r.map_err(|e| wire(&session, &name, e))? else {
+                break;
+            };
             match res {
                 PgResult::Command(_) | PgResult::Empty => {}
                 PgResult::Tuples(t) => self.emit(Event::Tuples(t)),
@@ -560,9 +782,15 @@ impl<'a> Executor<'a> {
                         (Some(sev), Some(msg)) => format!("{sev}:  {msg}"),
                         _ => m.format_libpq(true, None),
                     };
-                    self.emit(Event::StepError { step: name.clone(), text });
+                    self.emit(Event::StepError {
+                        step: name.clone(),
+                        text,
+                    });
                 }
-                PgResult::ClientError(text) => self.emit(Event::StepError { step: name.clone(), text }),
+                PgResult::ClientError(text) => self.emit(Event::StepError {
+                    step: name.clone(),
+                    text,
+                }),
                 PgResult::Copy(status) => self.emit(Event::UnexpectedStatus(status.to_string())),
             }
         }
@@ -577,13 +805,21 @@ impl<'a> Executor<'a> {
                 .find(|s| s.conn.backend_pid() == n.pid)
                 .map(|s| s.name.clone())
                 .unwrap_or_else(|| format!("PID {}", n.pid));
-            self.emit(Event::Notify { session: session.clone(), channel: n.channel, payload: n.payload, sender });
+            self.emit(Event::Notify {
+                session: session.clone(),
+                channel: n.channel,
+                payload: n.payload,
+                sender,
+            });
             let _ = self.sessions[si].conn.consume_input();
             self.flush_notices(si);
         }
 
         if let Some(t0) = self.sessions[si].launched_at.take() {
-            self.emit(Event::StepTimings { step: name, micros: t0.elapsed().as_micros() as u64 });
+            self.emit(Event::StepTimings {
+                step: name,
+                micros: t0.elapsed().as_micros() as u64,
+            });
         }
         self.sessions[si].active = None;
         Ok(false)
@@ -591,5 +827,9 @@ impl<'a> Executor<'a> {
 }
 
 fn wire(session: &str, step: &str, e: WireError) -> SpecError {
-    SpecError::Wire { session: session.to_string(), step: step.to_string(), source: e }
+    SpecError::Wire {
+        session: session.to_string(),
+        step: step.to_string(),
+        source: e,
+    }
 }

@@ -45,7 +45,10 @@ impl ConnParams {
     /// "host=… port=…" style description for error messages.
     pub fn describe(&self) -> String {
         match &self.host {
-            Host::Tcp(h) => format!("server at {}:{} (database \"{}\", user \"{}\")", h, self.port, self.dbname, self.user),
+            Host::Tcp(h) => format!(
+                "server at {}:{} (database \"{}\", user \"{}\")",
+                h, self.port, self.dbname, self.user
+            ),
             Host::Unix(p) => format!(
                 "server on socket \"{}/.s.PGSQL.{}\" (database \"{}\", user \"{}\")",
                 p.display(),
@@ -83,7 +86,10 @@ pub struct ServerMessage {
 
 impl ServerMessage {
     pub fn field(&self, code: u8) -> Option<&str> {
-        self.fields.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Localized severity (`S`), as libpq shows it.
@@ -149,7 +155,11 @@ impl ServerMessage {
 }
 
 fn atoi(s: &str) -> i64 {
-    let digits: String = s.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = s
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().unwrap_or(0)
 }
 
@@ -184,7 +194,10 @@ fn report_error_position(msg: &mut String, query: &str, loc: i64) {
         return;
     }
     let loc = loc as usize;
-    let chars: Vec<char> = query.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let chars: Vec<char> = query
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
     let orig: Vec<char> = query.chars().collect();
     let mut scr = Vec::with_capacity(chars.len() + 1);
     let mut scroffset = 0usize;
@@ -336,7 +349,11 @@ async fn open_stream(params: &ConnParams) -> Result<Stream, WireError> {
         }
     };
     let res = match params.connect_timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| WireError::ConnectTimeout { target: target.clone() })?,
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| WireError::ConnectTimeout {
+                target: target.clone(),
+            })?,
         None => fut.await,
     };
     res.map_err(|source| WireError::Connect { target, source })
@@ -369,7 +386,8 @@ impl Conn {
         let mut stream = open_stream(params).await?;
         let target = params.describe();
         let mut out = BytesMut::new();
-        let mut startup: Vec<(&str, &str)> = vec![("user", &params.user), ("database", &params.dbname)];
+        let mut startup: Vec<(&str, &str)> =
+            vec![("user", &params.user), ("database", &params.dbname)];
         if let Some(a) = &params.application_name {
             startup.push(("application_name", a));
         }
@@ -543,7 +561,11 @@ impl Conn {
     }
 
     /// Runs a prepared statement with text parameters (PQexecPrepared).
-    pub async fn exec_prepared(&mut self, name: &str, params: &[&str]) -> Result<Option<PgResult>, WireError> {
+    pub async fn exec_prepared(
+        &mut self,
+        name: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError> {
         let mut out = BytesMut::new();
         encode_bind_execute(name, params, &mut out)?;
         self.begin_query("");
@@ -553,7 +575,11 @@ impl Conn {
 
     /// PQexecParams with text parameters: parse, bind and execute an
     /// unnamed statement; returns the last result.
-    pub async fn exec_params(&mut self, sql: &str, params: &[&str]) -> Result<Option<PgResult>, WireError> {
+    pub async fn exec_params(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError> {
         let mut out = BytesMut::new();
         frontend::parse("", sql, std::iter::empty(), &mut out)?;
         encode_bind_execute("", params, &mut out)?;
@@ -633,7 +659,12 @@ impl Conn {
                     return Ok(());
                 }
                 Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted =>
+                {
+                    continue
+                }
                 Err(e) => {
                     let was_idle = self.state == AsyncState::Idle;
                     self.on_eof();
@@ -666,13 +697,17 @@ impl Conn {
     /// everything else only while busy.
     fn parse_input(&mut self) -> Result<(), WireError> {
         loop {
-            let Some(header) = backend::Header::parse(&self.inbuf)? else { return Ok(()) };
+            let Some(header) = backend::Header::parse(&self.inbuf)? else {
+                return Ok(());
+            };
             let total = header.len() as usize + 1;
             if self.inbuf.len() < total {
                 return Ok(());
             }
             let tag = header.tag();
-            let handle_now = matches!(tag, b'N' | b'A') || self.state == AsyncState::Busy || (self.state == AsyncState::Idle && tag == b'S');
+            let handle_now = matches!(tag, b'N' | b'A')
+                || self.state == AsyncState::Busy
+                || (self.state == AsyncState::Idle && tag == b'S');
             if !handle_now {
                 if self.state == AsyncState::Idle {
                     // Unexpected message while idle: drop it, as libpq does
@@ -688,11 +723,13 @@ impl Conn {
                 backend::Message::NoticeResponse(body) => {
                     self.notices.push_back(parse_fields(body.fields())?);
                 }
-                backend::Message::NotificationResponse(body) => self.notifies.push_back(Notification {
-                    pid: body.process_id(),
-                    channel: body.channel()?.to_string(),
-                    payload: body.message()?.to_string(),
-                }),
+                backend::Message::NotificationResponse(body) => {
+                    self.notifies.push_back(Notification {
+                        pid: body.process_id(),
+                        channel: body.channel()?.to_string(),
+                        payload: body.message()?.to_string(),
+                    })
+                }
                 backend::Message::ParameterStatus(_) => {}
                 backend::Message::RowDescription(body) => {
                     let mut cols = Vec::new();
@@ -700,7 +737,10 @@ impl Conn {
                     while let Some(f) = it.next()? {
                         cols.push(f.name().to_string());
                     }
-                    self.building = Some(Tuples { columns: cols, rows: Vec::new() });
+                    self.building = Some(Tuples {
+                        columns: cols,
+                        rows: Vec::new(),
+                    });
                 }
                 backend::Message::DataRow(body) => {
                     let buf = body.buffer();
@@ -709,7 +749,10 @@ impl Conn {
                     while let Some(r) = it.next()? {
                         row.push(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()));
                     }
-                    self.building.get_or_insert_with(Tuples::default).rows.push(row);
+                    self.building
+                        .get_or_insert_with(Tuples::default)
+                        .rows
+                        .push(row);
                 }
                 backend::Message::CommandComplete(body) => {
                     let tag = body.tag()?.to_string();
@@ -725,7 +768,11 @@ impl Conn {
                 }
                 backend::Message::ErrorResponse(body) => {
                     let m = parse_fields(body.fields())?;
-                    let q = if self.query.is_empty() { None } else { Some(self.query.as_str()) };
+                    let q = if self.query.is_empty() {
+                        None
+                    } else {
+                        Some(self.query.as_str())
+                    };
                     self.error_message.push_str(&m.format_libpq(true, q));
                     self.building = None;
                     self.ready = Some(PgResult::Error(m));
@@ -828,7 +875,11 @@ impl Conn {
     }
 }
 
-fn encode_bind_execute(statement: &str, params: &[&str], out: &mut BytesMut) -> Result<(), WireError> {
+fn encode_bind_execute(
+    statement: &str,
+    params: &[&str],
+    out: &mut BytesMut,
+) -> Result<(), WireError> {
     frontend::bind(
         "",
         statement,
@@ -850,7 +901,10 @@ fn encode_bind_execute(statement: &str, params: &[&str], out: &mut BytesMut) -> 
 fn parse_fields(mut fields: backend::ErrorFields<'_>) -> Result<ServerMessage, WireError> {
     let mut m = ServerMessage::default();
     while let Some(f) = fields.next()? {
-        m.fields.push((f.type_(), String::from_utf8_lossy(f.value_bytes()).into_owned()));
+        m.fields.push((
+            f.type_(),
+            String::from_utf8_lossy(f.value_bytes()).into_owned(),
+        ));
     }
     Ok(m)
 }
@@ -860,13 +914,24 @@ mod tests {
     use super::*;
 
     fn msg(fields: &[(u8, &str)]) -> ServerMessage {
-        ServerMessage { fields: fields.iter().map(|(c, v)| (*c, v.to_string())).collect() }
+        ServerMessage {
+            fields: fields.iter().map(|(c, v)| (*c, v.to_string())).collect(),
+        }
     }
 
     #[test]
     fn notice_format_like_libpq() {
-        let m = msg(&[(b'S', "NOTICE"), (b'M', "hello"), (b'D', "some detail"), (b'H', "a hint"), (b'W', "PL/pgSQL function")]);
-        assert_eq!(m.format_libpq(false, None), "NOTICE:  hello\nDETAIL:  some detail\nHINT:  a hint\n");
+        let m = msg(&[
+            (b'S', "NOTICE"),
+            (b'M', "hello"),
+            (b'D', "some detail"),
+            (b'H', "a hint"),
+            (b'W', "PL/pgSQL function"),
+        ]);
+        assert_eq!(
+            m.format_libpq(false, None),
+            "NOTICE:  hello\nDETAIL:  some detail\nHINT:  a hint\n"
+        );
         assert_eq!(
             m.format_libpq(true, None),
             "NOTICE:  hello\nDETAIL:  some detail\nHINT:  a hint\nCONTEXT:  PL/pgSQL function\n"
@@ -875,23 +940,38 @@ mod tests {
 
     #[test]
     fn error_cursor_like_libpq() {
-        let m = msg(&[(b'S', "ERROR"), (b'M', "syntax error at or near \"SELEC\""), (b'P', "1")]);
+        let m = msg(&[
+            (b'S', "ERROR"),
+            (b'M', "syntax error at or near \"SELEC\""),
+            (b'P', "1"),
+        ]);
         assert_eq!(
             m.format_libpq(true, Some("SELEC 1;")),
             "ERROR:  syntax error at or near \"SELEC\"\nLINE 1: SELEC 1;\n        ^\n"
         );
-        let m = msg(&[(b'S', "ERROR"), (b'M', "column \"x\" does not exist"), (b'P', "19")]);
+        let m = msg(&[
+            (b'S', "ERROR"),
+            (b'M', "column \"x\" does not exist"),
+            (b'P', "19"),
+        ]);
         assert_eq!(
             m.format_libpq(true, Some("SELECT 1;\n\tSELECT x;\nSELECT 2")),
             "ERROR:  column \"x\" does not exist\nLINE 2:  SELECT x;\n                ^\n"
         );
         // Without the query text, the position goes into the message.
-        assert_eq!(m.format_libpq(true, None), "ERROR:  column \"x\" does not exist at character 19\n");
+        assert_eq!(
+            m.format_libpq(true, None),
+            "ERROR:  column \"x\" does not exist at character 19\n"
+        );
     }
 
     #[test]
     fn error_cursor_truncates_long_lines() {
-        let q = format!("SELECT {} + nosuchcol + {}", "1 + ".repeat(30), "2 + ".repeat(30));
+        let q = format!(
+            "SELECT {} + nosuchcol + {}",
+            "1 + ".repeat(30),
+            "2 + ".repeat(30)
+        );
         let pos = q.find("nosuchcol").unwrap() + 1;
         let m = msg(&[(b'S', "ERROR"), (b'M', "m"), (b'P', &pos.to_string())]);
         let out = m.format_libpq(true, Some(&q));

@@ -63,7 +63,10 @@ impl Reporter {
             Status::SpecError(_) => "FAILED (spec error)".to_string(),
             Status::RunError(_) => "FAILED (run error)".to_string(),
         };
-        self.line(&format!("test {:<28} ... {:<10} {:>8} ms", o.name, status, ms));
+        self.line(&format!(
+            "test {:<28} ... {:<10} {:>8} ms",
+            o.name, status, ms
+        ));
         match &o.status {
             Status::SpecError(e) | Status::RunError(e) => {
                 for l in e.lines() {
@@ -93,7 +96,11 @@ impl Reporter {
             if let Some(d) = diffs {
                 self.line(&format!("The differences that caused some tests to fail can be viewed in the file \"{d}\"."));
             }
-            let new: Vec<&str> = outcomes.iter().filter(|o| o.status == Status::New).map(|o| o.name.as_str()).collect();
+            let new: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| o.status == Status::New)
+                .map(|o| o.name.as_str())
+                .collect();
             if !new.is_empty() {
                 self.line(&format!(
                     "New specs without expected output: {}. Review results/NAME.out and copy it to expected/NAME.out to accept it.",

@@ -53,7 +53,10 @@ pub enum RunError {
     #[error("database setup on {server} failed: {message}")]
     Database { server: String, message: String },
     #[error("could not write {path}: {source}")]
-    Output { path: String, source: std::io::Error },
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("interrupted by signal {0}")]
     Interrupted(i32),
 }
@@ -67,7 +70,11 @@ impl RunSummary {
     /// 0 all passed, 1 some differed or failed at run time, 2 a spec could
     /// not be parsed.
     pub fn exit_code(&self) -> i32 {
-        if self.outcomes.iter().any(|o| matches!(o.status, Status::SpecError(_))) {
+        if self
+            .outcomes
+            .iter()
+            .any(|o| matches!(o.status, Status::SpecError(_)))
+        {
             2
         } else if self.outcomes.iter().all(|o| o.status == Status::Ok) {
             0
@@ -94,7 +101,11 @@ fn expected_dir_for(spec_path: &Path, inputdir: Option<&Path>) -> PathBuf {
 
 /// Resolves targets (spec files, directories, test names) and schedules to
 /// test cases, in order.
-pub fn resolve_tests(targets: &[String], schedules: &[PathBuf], inputdir: Option<&Path>) -> Result<Vec<TestCase>, RunError> {
+pub fn resolve_tests(
+    targets: &[String],
+    schedules: &[PathBuf],
+    inputdir: Option<&Path>,
+) -> Result<Vec<TestCase>, RunError> {
     let base = inputdir.unwrap_or(Path::new("."));
     let by_name = |name: &str| -> Result<TestCase, RunError> {
         let spec_path = base.join("specs").join(format!("{name}.spec"));
@@ -104,7 +115,11 @@ pub fn resolve_tests(targets: &[String], schedules: &[PathBuf], inputdir: Option
                 spec_path.display()
             )));
         }
-        Ok(TestCase { name: name.to_string(), spec_path, expected_dir: base.join("expected") })
+        Ok(TestCase {
+            name: name.to_string(),
+            spec_path,
+            expected_dir: base.join("expected"),
+        })
     };
     let mut tests = Vec::new();
     for s in schedules {
@@ -120,18 +135,36 @@ pub fn resolve_tests(targets: &[String], schedules: &[PathBuf], inputdir: Option
             let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p)
                 .into_iter()
                 .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "spec"))
+                .filter(|e| {
+                    e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "spec")
+                })
                 .map(|e| e.into_path())
                 .collect();
             found.sort();
             for f in found {
-                let name = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+                let name = f
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
                 let expected_dir = expected_dir_for(&f, inputdir);
-                tests.push(TestCase { name, spec_path: f, expected_dir });
+                tests.push(TestCase {
+                    name,
+                    spec_path: f,
+                    expected_dir,
+                });
             }
         } else if p.is_file() {
-            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            tests.push(TestCase { name, spec_path: p.to_path_buf(), expected_dir: expected_dir_for(p, inputdir) });
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            tests.push(TestCase {
+                name,
+                spec_path: p.to_path_buf(),
+                expected_dir: expected_dir_for(p, inputdir),
+            });
         } else if t.ends_with(".spec") || t.contains('/') {
             return Err(RunError::Usage(format!("spec file {t} does not exist")));
         } else {
@@ -153,14 +186,20 @@ async fn admin_client(params: &ConnParams, dbname: &str) -> Result<tokio_postgre
         Host::Tcp(h) => cfg.host(h),
         Host::Unix(p) => cfg.host_path(p),
     };
-    cfg.port(params.port).user(&params.user).dbname(dbname).application_name("isospec");
+    cfg.port(params.port)
+        .user(&params.user)
+        .dbname(dbname)
+        .application_name("isospec");
     if let Some(pw) = &params.password {
         cfg.password(pw);
     }
     if let Some(t) = params.connect_timeout {
         cfg.connect_timeout(t);
     }
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| describe_pg_error(&e))?;
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| describe_pg_error(&e))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -184,9 +223,16 @@ fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 }
 
 /// Drops (if isospec made it) and creates the test database like pg_regress.
-async fn prepare_database(cfg: &RunConfig, params: &ConnParams, rep: &mut Reporter) -> Result<(), RunError> {
+async fn prepare_database(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    rep: &mut Reporter,
+) -> Result<(), RunError> {
     let server = params.describe();
-    let dberr = |message: String| RunError::Database { server: server.clone(), message };
+    let dberr = |message: String| RunError::Database {
+        server: server.clone(),
+        message,
+    };
     let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
     let db = &cfg.dbname;
     if !cfg.use_existing {
@@ -234,9 +280,12 @@ COMMENT ON DATABASE {q} IS '{DB_MARKER}'"
         let c = admin_client(params, db).await.map_err(&dberr)?;
         for ext in &cfg.load_extensions {
             rep.banner(&format!("installing {ext}"));
-            c.batch_execute(&format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext)))
-                .await
-                .map_err(|e| dberr(describe_pg_error(&e)))?;
+            c.batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS {}",
+                quote_ident(ext)
+            ))
+            .await
+            .map_err(|e| dberr(describe_pg_error(&e)))?;
         }
     }
     Ok(())
@@ -255,26 +304,39 @@ fn session_params(base: &ConnParams, dbname: &str, test: &str) -> ConnParams {
     p.options = Some(opts);
     p.extra.retain(|(k, _)| k != "datestyle" && k != "timezone");
     p.extra.push(("datestyle".into(), "Postgres, MDY".into()));
-    p.extra.push(("timezone".into(), "America/Los_Angeles".into()));
+    p.extra
+        .push(("timezone".into(), "America/Los_Angeles".into()));
     p
 }
 
 /// Runs one test case and returns its outcome; writes results/NAME.out and
 /// appends to regression.diffs.
-async fn run_one(cfg: &RunConfig, params: &ConnParams, t: &TestCase, diffs_path: &Path, rep: &mut Reporter) -> Result<TestOutcome, RunError> {
+async fn run_one(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    t: &TestCase,
+    diffs_path: &Path,
+) -> Result<TestOutcome, RunError> {
     let start = Instant::now();
     let results_dir = cfg.outputdir.join("results");
     let result_path = results_dir.join(format!("{}.out", t.name));
     let file = t.spec_path.display().to_string();
     let parsed = match std::fs::read(&t.spec_path) {
-        Ok(src) => spec::parse(&file, &src).map_err(|e| e.to_string()).and_then(|s| spec::check(&file, s).map_err(|e| e.to_string())),
+        Ok(src) => spec::parse(&file, &src)
+            .map_err(|e| e.to_string())
+            .and_then(|s| spec::check(&file, s).map_err(|e| e.to_string())),
         Err(e) => Err(format!("{file}: could not read: {e}")),
     };
     let checked = match parsed {
         Ok(c) => c,
         Err(msg) => {
             let _ = std::fs::write(&result_path, format!("{msg}\n"));
-            return Ok(TestOutcome { name: t.name.clone(), status: Status::SpecError(msg), duration: start.elapsed(), permutations: 0 });
+            return Ok(TestOutcome {
+                name: t.name.clone(),
+                status: Status::SpecError(msg),
+                duration: start.elapsed(),
+                permutations: 0,
+            });
         }
     };
     let permutations = checked.permutation_count();
@@ -285,7 +347,12 @@ async fn run_one(cfg: &RunConfig, params: &ConnParams, t: &TestCase, diffs_path:
     let collect = async {
         let mut text = String::new();
         while let Some(ev) = rx.recv().await {
-            if let Event::SlowStep { session, step, secs } = &ev {
+            if let Event::SlowStep {
+                session,
+                step,
+                secs,
+            } = &ev
+            {
                 eprintln!("isospec: {name}: step {step} of session {session} has been running for {secs} s");
             }
             transcript::render(&ev, &mut text);
@@ -293,28 +360,28 @@ async fn run_one(cfg: &RunConfig, params: &ConnParams, t: &TestCase, diffs_path:
         text
     };
     let (res, text) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
-    std::fs::write(&result_path, &text).map_err(|source| RunError::Output { path: result_path.display().to_string(), source })?;
-    let mut status = match compare(&t.expected_dir, &t.name, &text, &result_path) {
-        Ok(Comparison::Match(_)) => Status::Ok,
-        Ok(Comparison::Differs { diff, .. }) => {
-            append(diffs_path, &diff)?;
-            Status::Failed
-        }
-        Ok(Comparison::NoExpected) => Status::New,
-        Err(e) => Status::RunError(format!("could not read expected output: {e}")),
-    };
-    if let Err(e) = res {
-        let spec_name = &t.name;
-        status = Status::RunError(format!("{spec_name}: {e}"));
-        if let Ok(Comparison::Match(_)) = compare(&t.expected_dir, &t.name, &text, &result_path) {
-            // isolationtester stops the same way and the expected file says so.
-            status = Status::Ok;
-        } else if matches!(compare(&t.expected_dir, &t.name, &text, &result_path), Ok(Comparison::NoExpected)) {
-            status = Status::RunError(format!("{spec_name}: {e}"));
-        }
+    std::fs::write(&result_path, &text).map_err(|source| RunError::Output {
+        path: result_path.display().to_string(),
+        source,
+    })?;
+    let comparison = compare(&t.expected_dir, &t.name, &text, &result_path);
+    if let Ok(Comparison::Differs { diff, .. }) = &comparison {
+        append(diffs_path, diff)?;
     }
-    let _ = rep;
-    Ok(TestOutcome { name: t.name.clone(), status, duration: start.elapsed(), permutations })
+    let status = match (comparison, res) {
+        // isolationtester stops the same way, and the expected file says so.
+        (Ok(Comparison::Match(_)), _) => Status::Ok,
+        (_, Err(e)) => Status::RunError(format!("{}: {e}", t.name)),
+        (Ok(Comparison::Differs { .. }), Ok(())) => Status::Failed,
+        (Ok(Comparison::NoExpected), Ok(())) => Status::New,
+        (Err(e), Ok(())) => Status::RunError(format!("could not read expected output: {e}")),
+    };
+    Ok(TestOutcome {
+        name: t.name.clone(),
+        status,
+        duration: start.elapsed(),
+        permutations,
+    })
 }
 
 fn append(path: &Path, text: &str) -> Result<(), RunError> {
@@ -323,8 +390,15 @@ fn append(path: &Path, text: &str) -> Result<(), RunError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|source| RunError::Output { path: path.display().to_string(), source })?;
-    f.write_all(text.as_bytes()).map_err(|source| RunError::Output { path: path.display().to_string(), source })
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    f.write_all(text.as_bytes())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Runs every test of `cfg`.  A temp instance, when used, is stopped before
@@ -332,18 +406,27 @@ fn append(path: &Path, text: &str) -> Result<(), RunError> {
 pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     let wall = Instant::now();
     let results_dir = cfg.outputdir.join("results");
-    std::fs::create_dir_all(&results_dir).map_err(|source| RunError::Output { path: results_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&results_dir).map_err(|source| RunError::Output {
+        path: results_dir.display().to_string(),
+        source,
+    })?;
     let diffs_path = cfg.outputdir.join("regression.diffs");
     let out_path = cfg.outputdir.join("regression.out");
     let _ = std::fs::remove_file(&diffs_path);
-    let out_file = std::fs::File::create(&out_path).map_err(|source| RunError::Output { path: out_path.display().to_string(), source })?;
+    let out_file = std::fs::File::create(&out_path).map_err(|source| RunError::Output {
+        path: out_path.display().to_string(),
+        source,
+    })?;
     let mut rep = Reporter::new(Some(out_file), cfg.quiet);
 
     let mut instance: Option<TempInstance> = None;
     let params = match &cfg.server {
         ServerChoice::Existing(p) => p.clone(),
         ServerChoice::Temp(opts) => {
-            rep.banner(&format!("creating temporary instance in {}", opts.dir.display()));
+            rep.banner(&format!(
+                "creating temporary instance in {}",
+                opts.dir.display()
+            ));
             let o = opts.clone();
             let inst = tokio::task::spawn_blocking(move || TempInstance::start(&o))
                 .await
@@ -364,7 +447,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         rep.banner("running regression test queries");
         let mut outcomes = Vec::new();
         for t in &cfg.tests {
-            let o = run_one(&cfg, &params, t, &diffs_path, &mut rep).await?;
+            let o = run_one(&cfg, &params, t, &diffs_path).await?;
             rep.outcome(&o);
             outcomes.push(o);
         }
@@ -379,7 +462,9 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
     }
     let (outcomes, mut rep) = result?;
-    let diffs = diffs_path.exists().then(|| diffs_path.display().to_string());
+    let diffs = diffs_path
+        .exists()
+        .then(|| diffs_path.display().to_string());
     rep.summary(&outcomes, diffs.as_deref(), wall.elapsed());
     Ok(RunSummary { outcomes })
 }
@@ -387,7 +472,14 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
 /// Timeout from the environment: PGISOLATIONTIMEOUT seconds (PostgreSQL
 /// ≤ 16), else twice PG_TEST_TIMEOUT_DEFAULT (17+), else 300 s.
 pub fn timeout_from_env(isolation: Option<&str>, test_default: Option<&str>) -> Duration {
-    let atoi = |s: &str| -> u64 { s.trim().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(0) };
+    let atoi = |s: &str| -> u64 {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0)
+    };
     if let Some(v) = isolation {
         return Duration::from_secs(atoi(v));
     }
@@ -404,16 +496,31 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(timeout_from_env(None, None), Duration::from_secs(300));
-        assert_eq!(timeout_from_env(Some("2"), Some("10")), Duration::from_secs(2));
+        assert_eq!(
+            timeout_from_env(Some("2"), Some("10")),
+            Duration::from_secs(2)
+        );
         assert_eq!(timeout_from_env(None, Some("10")), Duration::from_secs(20));
     }
 
     #[test]
     fn expected_dir_rules() {
-        assert_eq!(expected_dir_for(Path::new("specs/a.spec"), None), PathBuf::from("expected"));
-        assert_eq!(expected_dir_for(Path::new("x/specs/a.spec"), None), PathBuf::from("x/expected"));
-        assert_eq!(expected_dir_for(Path::new("x/a.spec"), None), PathBuf::from("expected"));
-        assert_eq!(expected_dir_for(Path::new("x/specs/a.spec"), Some(Path::new("in"))), PathBuf::from("in/expected"));
+        assert_eq!(
+            expected_dir_for(Path::new("specs/a.spec"), None),
+            PathBuf::from("expected")
+        );
+        assert_eq!(
+            expected_dir_for(Path::new("x/specs/a.spec"), None),
+            PathBuf::from("x/expected")
+        );
+        assert_eq!(
+            expected_dir_for(Path::new("x/a.spec"), None),
+            PathBuf::from("expected")
+        );
+        assert_eq!(
+            expected_dir_for(Path::new("x/specs/a.spec"), Some(Path::new("in"))),
+            PathBuf::from("in/expected")
+        );
     }
 
     #[test]
@@ -431,7 +538,12 @@ mod tests {
         };
         let p = session_params(&base, "isolation_regression", "t1");
         assert_eq!(p.application_name.as_deref(), Some("isolation/t1"));
-        assert_eq!(p.options.as_deref(), Some("-c work_mem=1MB -c intervalstyle=postgres_verbose"));
-        assert!(p.extra.contains(&("timezone".into(), "America/Los_Angeles".into())));
+        assert_eq!(
+            p.options.as_deref(),
+            Some("-c work_mem=1MB -c intervalstyle=postgres_verbose")
+        );
+        assert!(p
+            .extra
+            .contains(&("timezone".into(), "America/Los_Angeles".into())));
     }
 }

@@ -13,9 +13,17 @@ pub struct Group {
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error("could not read schedule {file}: {source}")]
-    Read { file: String, source: std::io::Error },
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}:{col}: error: {message}")]
-    Syntax { file: String, line: usize, col: usize, message: String },
+    Syntax {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
 }
 
 pub fn parse(file: &str, text: &str) -> Result<Vec<Group>, ScheduleError> {
@@ -32,7 +40,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Group>, ScheduleError> {
                 file: file.to_string(),
                 line: i + 1,
                 col,
-                message: format!("expected `test: NAME…`, found \"{}\"", trimmed.chars().take(40).collect::<String>()),
+                message: format!(
+                    "expected `test: NAME…`, found \"{}\"",
+                    trimmed.chars().take(40).collect::<String>()
+                ),
             });
         };
         let tests: Vec<String> = rest.split_whitespace().map(|s| s.to_string()).collect();
@@ -51,7 +62,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Group>, ScheduleError> {
 
 pub fn read(path: &Path) -> Result<Vec<Group>, ScheduleError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Read { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Read {
+        file: file.clone(),
+        source,
+    })?;
     parse(&file, &text)
 }
 
@@ -62,13 +76,28 @@ mod tests {
     #[test]
     fn groups_and_comments() {
         let g = parse("s", "# c\n\ntest: a b\n  test:c\n").unwrap();
-        assert_eq!(g, vec![Group { line: 3, tests: vec!["a".into(), "b".into()] }, Group { line: 4, tests: vec!["c".into()] }]);
+        assert_eq!(
+            g,
+            vec![
+                Group {
+                    line: 3,
+                    tests: vec!["a".into(), "b".into()]
+                },
+                Group {
+                    line: 4,
+                    tests: vec!["c".into()]
+                }
+            ]
+        );
     }
 
     #[test]
     fn errors_have_positions() {
         let e = parse("s", "test: a\n  ignore: b\n").unwrap_err();
-        assert_eq!(e.to_string(), "s:2:3: error: expected `test: NAME…`, found \"ignore: b\"");
+        assert_eq!(
+            e.to_string(),
+            "s:2:3: error: expected `test: NAME…`, found \"ignore: b\""
+        );
         let e = parse("s", "test:   \n").unwrap_err();
         assert_eq!(e.to_string(), "s:1:6: error: `test:` line names no test");
     }

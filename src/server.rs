@@ -40,11 +40,22 @@ pub enum ServerError {
     #[error("could not find {0}: give --bindir, put pg_config or {0} on PATH")]
     NoBinary(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("initdb failed (exit status {status}); its log {log}:\n{tail}")]
-    Initdb { status: String, log: String, tail: String },
+    Initdb {
+        status: String,
+        log: String,
+        tail: String,
+    },
     #[error("the temporary server did not start: {reason}; its log {log}:\n{tail}")]
-    Start { reason: String, log: String, tail: String },
+    Start {
+        reason: String,
+        log: String,
+        tail: String,
+    },
     #[error("OS user \"{user}\" cannot reach {dir} (a parent directory is not searchable by others); choose a --temp-instance directory under a world-searchable path such as /tmp")]
     Unreachable { user: String, dir: String },
 }
@@ -79,7 +90,11 @@ pub const PG_REGRESS_SETTINGS: &[&str] = &[
 pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerError> {
     if let Some(d) = bindir {
         let p = d.join(name);
-        return if p.is_file() { Ok(p) } else { Err(ServerError::NoBinary(p.display().to_string())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ServerError::NoBinary(p.display().to_string()))
+        };
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         if out.status.success() {
@@ -108,7 +123,10 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(54321)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(54321)
 }
 
 /// Whether every ancestor of `dir` lets "others" search it (for a server
@@ -150,43 +168,73 @@ impl TempInstance {
                 .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into())),
         };
 
-        fs::create_dir_all(&opts.dir).map_err(io(format!("could not create {}", opts.dir.display())))?;
-        let dir = opts.dir.canonicalize().map_err(io(format!("could not resolve {}", opts.dir.display())))?;
+        fs::create_dir_all(&opts.dir)
+            .map_err(io(format!("could not create {}", opts.dir.display())))?;
+        let dir = opts
+            .dir
+            .canonicalize()
+            .map_err(io(format!("could not resolve {}", opts.dir.display())))?;
         let data = dir.join("data");
         let logdir = dir.join("log");
         for d in [&data, &logdir] {
             if d.exists() {
-                fs::remove_dir_all(d).map_err(io(format!("could not remove old {}", d.display())))?;
+                fs::remove_dir_all(d)
+                    .map_err(io(format!("could not remove old {}", d.display())))?;
             }
         }
-        fs::create_dir_all(&logdir).map_err(io(format!("could not create {}", logdir.display())))?;
-        let sock = nix::unistd::mkdtemp("/tmp/isospec-XXXXXX")
-            .map_err(|e| ServerError::Io { what: "could not create a socket directory in /tmp".into(), source: e.into() })?;
+        fs::create_dir_all(&logdir)
+            .map_err(io(format!("could not create {}", logdir.display())))?;
+        let sock = nix::unistd::mkdtemp("/tmp/isospec-XXXXXX").map_err(|e| ServerError::Io {
+            what: "could not create a socket directory in /tmp".into(),
+            source: e.into(),
+        })?;
         if let Some(u) = &run_as {
             if !world_searchable(&dir) {
                 let _ = fs::remove_dir_all(&sock);
-                return Err(ServerError::Unreachable { user: u.name.clone(), dir: dir.display().to_string() });
+                return Err(ServerError::Unreachable {
+                    user: u.name.clone(),
+                    dir: dir.display().to_string(),
+                });
             }
             for d in [&dir, &logdir, &sock] {
-                nix::unistd::chown(d.as_path(), Some(u.uid), Some(u.gid))
-                    .map_err(|e| ServerError::Io { what: format!("could not chown {} to {}", d.display(), u.name), source: e.into() })?;
+                nix::unistd::chown(d.as_path(), Some(u.uid), Some(u.gid)).map_err(|e| {
+                    ServerError::Io {
+                        what: format!("could not chown {} to {}", d.display(), u.name),
+                        source: e.into(),
+                    }
+                })?;
             }
         }
         let initdb_log = logdir.join("initdb.log");
-        let log_file = fs::File::create(&initdb_log).map_err(io(format!("could not create {}", initdb_log.display())))?;
+        let log_file = fs::File::create(&initdb_log)
+            .map_err(io(format!("could not create {}", initdb_log.display())))?;
         let mut cmd = Command::new(&initdb);
         cmd.arg("-D")
             .arg(&data)
-            .args(["--no-clean", "--no-sync", "-A", "trust", "-E", "UTF8", "--locale=C", "-U", &superuser])
+            .args([
+                "--no-clean",
+                "--no-sync",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-U",
+                &superuser,
+            ])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(io("log file"))?)
             .stderr(log_file)
             .env_remove("PGDATA")
             .env("LC_ALL", "C");
         if let Some(u) = &run_as {
-            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env("HOME", &u.dir);
+            cmd.uid(u.uid.as_raw())
+                .gid(u.gid.as_raw())
+                .env("HOME", &u.dir);
         }
-        let status = cmd.status().map_err(io(format!("could not run {}", initdb.display())))?;
+        let status = cmd
+            .status()
+            .map_err(io(format!("could not run {}", initdb.display())))?;
         if !status.success() {
             let _ = fs::remove_dir_all(&sock);
             return Err(ServerError::Initdb {
@@ -198,27 +246,38 @@ impl TempInstance {
 
         let port = free_port();
         let conf = data.join("postgresql.conf");
-        let mut f = fs::OpenOptions::new().append(true).open(&conf).map_err(io(format!("could not open {}", conf.display())))?;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(io(format!("could not open {}", conf.display())))?;
         let mut add = String::from("\n# Configuration added by isospec (as pg_regress does)\n\n");
         for s in PG_REGRESS_SETTINGS {
             add.push_str(s);
             add.push('\n');
         }
         add.push_str("fsync = off\n");
-        add.push_str(&format!("port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{}'\n", sock.display()));
+        add.push_str(&format!(
+            "port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{}'\n",
+            sock.display()
+        ));
         for file in &opts.temp_config {
-            let text = fs::read_to_string(file).map_err(io(format!("could not read --temp-config {}", file.display())))?;
+            let text = fs::read_to_string(file).map_err(io(format!(
+                "could not read --temp-config {}",
+                file.display()
+            )))?;
             add.push_str(&format!("\n# from {}\n{}\n", file.display(), text));
         }
         for s in &opts.extra_settings {
             add.push_str(s);
             add.push('\n');
         }
-        f.write_all(add.as_bytes()).map_err(io(format!("could not write {}", conf.display())))?;
+        f.write_all(add.as_bytes())
+            .map_err(io(format!("could not write {}", conf.display())))?;
         drop(f);
 
         let server_log = logdir.join("postmaster.log");
-        let lf = fs::File::create(&server_log).map_err(io(format!("could not create {}", server_log.display())))?;
+        let lf = fs::File::create(&server_log)
+            .map_err(io(format!("could not create {}", server_log.display())))?;
         if let Some(u) = &run_as {
             let _ = nix::unistd::chown(server_log.as_path(), Some(u.uid), Some(u.gid));
         }
@@ -233,9 +292,13 @@ impl TempInstance {
             // then stops the server itself after trying teardown.
             .process_group(0);
         if let Some(u) = &run_as {
-            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw()).env("HOME", &u.dir);
+            cmd.uid(u.uid.as_raw())
+                .gid(u.gid.as_raw())
+                .env("HOME", &u.dir);
         }
-        let child = cmd.spawn().map_err(io(format!("could not run {}", postgres.display())))?;
+        let child = cmd
+            .spawn()
+            .map_err(io(format!("could not run {}", postgres.display())))?;
         let mut inst = TempInstance {
             child: Some(child),
             port,
@@ -305,7 +368,11 @@ impl TempInstance {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = Pid::from_raw(child.id() as i32);
-            for (sig, wait) in [(Signal::SIGINT, 30), (Signal::SIGQUIT, 10), (Signal::SIGKILL, 10)] {
+            for (sig, wait) in [
+                (Signal::SIGINT, 30),
+                (Signal::SIGQUIT, 10),
+                (Signal::SIGKILL, 10),
+            ] {
                 let _ = kill(pid, sig);
                 let deadline = Instant::now() + Duration::from_secs(wait);
                 while Instant::now() < deadline {

@@ -8,7 +8,9 @@ use crate::pgwire::Tuples;
 pub fn render(event: &Event, out: &mut String) {
     match event {
         Event::Stderr(text) => out.push_str(text),
-        Event::Parsed { sessions } => out.push_str(&format!("Parsed test spec with {sessions} sessions\n")),
+        Event::Parsed { sessions } => {
+            out.push_str(&format!("Parsed test spec with {sessions} sessions\n"))
+        }
         Event::PermutationStart { steps, .. } => {
             out.push_str("\nstarting permutation:");
             for s in steps {
@@ -18,25 +20,36 @@ pub fn render(event: &Event, out: &mut String) {
             out.push('\n');
         }
         Event::StepLaunched { step, sql, .. } => out.push_str(&format!("step {step}: {sql}\n")),
-        Event::StepWaiting { step, sql, .. } => out.push_str(&format!("step {step}: {sql} <waiting ...>\n")),
-        Event::StepCompleted { step, .. } => out.push_str(&format!("step {step}: <... completed>\n")),
+        Event::StepWaiting { step, sql, .. } => {
+            out.push_str(&format!("step {step}: {sql} <waiting ...>\n"))
+        }
+        Event::StepCompleted { step, .. } => {
+            out.push_str(&format!("step {step}: <... completed>\n"))
+        }
         Event::Tuples(t) => print_tuples(t, out),
         Event::StepError { text, .. } => {
             out.push_str(text);
             out.push('\n');
         }
-        Event::UnexpectedStatus(status) => out.push_str(&format!("unexpected result status: {status}\n")),
+        Event::UnexpectedStatus(status) => {
+            out.push_str(&format!("unexpected result status: {status}\n"))
+        }
         Event::Notice { session, text } => {
             out.push_str(session);
             out.push_str(": ");
             out.push_str(text);
         }
-        Event::Notify { session, channel, payload, sender } => {
-            out.push_str(&format!("{session}: NOTIFY \"{channel}\" with payload \"{payload}\" from {sender}\n"))
-        }
-        Event::Canceling { step, secs } => {
-            out.push_str(&format!("isolationtester: canceling step {step} after {secs} seconds\n"))
-        }
+        Event::Notify {
+            session,
+            channel,
+            payload,
+            sender,
+        } => out.push_str(&format!(
+            "{session}: NOTIFY \"{channel}\" with payload \"{payload}\" from {sender}\n"
+        )),
+        Event::Canceling { step, secs } => out.push_str(&format!(
+            "isolationtester: canceling step {step} after {secs} seconds\n"
+        )),
         Event::StepTimings { .. } | Event::SlowStep { .. } => {}
     }
 }
@@ -67,7 +80,9 @@ pub fn print_tuples(t: &Tuples, out: &mut String) {
             }
             if !not_num[j] {
                 let b = v.as_bytes();
-                let bad = b.iter().any(|&c| !(c.is_ascii_digit() || matches!(c, b'.' | b'E' | b'e' | b' ' | b'-')));
+                let bad = b.iter().any(|&c| {
+                    !(c.is_ascii_digit() || matches!(c, b'.' | b'E' | b'e' | b' ' | b'-'))
+                });
                 let last = *b.last().unwrap_or(&b'0');
                 if bad || b[0] == b'E' || b[0] == b'e' || !last.is_ascii_digit() {
                     not_num[j] = true;
@@ -107,7 +122,11 @@ pub fn print_tuples(t: &Tuples, out: &mut String) {
         out.push('\n');
     }
     let rows = t.rows.len();
-    out.push_str(&format!("({} row{})\n\n", rows, if rows == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "({} row{})\n\n",
+        rows,
+        if rows == 1 { "" } else { "s" }
+    ));
 }
 
 #[cfg(test)]
@@ -117,7 +136,10 @@ mod tests {
     fn t(cols: &[&str], rows: &[&[Option<&str>]]) -> String {
         let tuples = Tuples {
             columns: cols.iter().map(|s| s.to_string()).collect(),
-            rows: rows.iter().map(|r| r.iter().map(|v| v.map(|s| s.to_string())).collect()).collect(),
+            rows: rows
+                .iter()
+                .map(|r| r.iter().map(|v| v.map(|s| s.to_string())).collect())
+                .collect(),
         };
         let mut out = String::new();
         print_tuples(&tuples, &mut out);
@@ -127,7 +149,10 @@ mod tests {
     #[test]
     fn numeric_right_aligned_text_left_aligned() {
         assert_eq!(
-            t(&["id", "name"], &[&[Some("1"), Some("a")], &[Some("100"), Some("bcd")]]),
+            t(
+                &["id", "name"],
+                &[&[Some("1"), Some("a")], &[Some("100"), Some("bcd")]]
+            ),
             " id|name\n---+----\n  1|a   \n100|bcd \n(2 rows)\n\n"
         );
     }
@@ -135,7 +160,10 @@ mod tests {
     #[test]
     fn single_row_and_null() {
         assert_eq!(t(&["x"], &[&[None]]), "x\n-\n \n(1 row)\n\n");
-        assert_eq!(t(&["longname"], &[&[Some("-1.5e3")]]), "longname\n--------\n  -1.5e3\n(1 row)\n\n");
+        assert_eq!(
+            t(&["longname"], &[&[Some("-1.5e3")]]),
+            "longname\n--------\n  -1.5e3\n(1 row)\n\n"
+        );
     }
 
     #[test]
@@ -144,7 +172,10 @@ mod tests {
         assert_eq!(t(&["a"], &[&[Some("e1")]]), "a \n--\ne1\n(1 row)\n\n");
         assert_eq!(t(&["a"], &[&[Some("1.")]]), "a \n--\n1.\n(1 row)\n\n");
         // Empty strings don't count either way.
-        assert_eq!(t(&["ab"], &[&[Some("")], &[Some("7")]]), "ab\n--\n  \n 7\n(2 rows)\n\n");
+        assert_eq!(
+            t(&["ab"], &[&[Some("")], &[Some("7")]]),
+            "ab\n--\n  \n 7\n(2 rows)\n\n"
+        );
         // t/f booleans are text.
         assert_eq!(t(&["ok"], &[&[Some("t")]]), "ok\n--\nt \n(1 row)\n\n");
     }

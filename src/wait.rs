@@ -9,6 +9,7 @@
 //!   lock group waits for conflicts with a lock held, or queued ahead, by
 //!   another session's group) plus `pg_safe_snapshot_blocking_pids`, for
 //!   servers or poolers where that function is missing.
+//!
 //! Waits on processes outside the test (autovacuum) never count.
 
 use crate::pgwire::{Conn, PgResult};
@@ -51,7 +52,11 @@ ELSE ARRAY[]::text[] END";
 /// The text of the wait query for a detector, the session pids and the
 /// server's major version.  Pids are integers from the server, never user text.
 pub fn wait_query(kind: DetectorKind, pids: &[i32], major: u32) -> String {
-    let list = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+    let list = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     match kind {
         DetectorKind::Function => {
             format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{list}}}')")
@@ -98,7 +103,11 @@ OR pg_catalog.cardinality(pg_catalog.pg_safe_snapshot_blocking_pids($1)) > 0{inj
 impl Detector {
     /// Prepares the wait query on the control connection.  The error text is
     /// libpq-formatted, as isolationtester prints it.
-    pub async fn prepare(control: &mut Conn, kind: DetectorKind, pids: &[i32]) -> Result<Detector, String> {
+    pub async fn prepare(
+        control: &mut Conn,
+        kind: DetectorKind,
+        pids: &[i32],
+    ) -> Result<Detector, String> {
         let major = major_version(control.server_version());
         let sql = wait_query(kind, pids, major);
         match control.prepare(PREP_WAITING, &sql).await {

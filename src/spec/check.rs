@@ -84,9 +84,16 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
             match by_name.get(ps.name.as_str()) {
                 Some(&(si, ti)) => {
                     used[si][ti] = true;
-                    resolved.push(PStep { session: si, step: ti, blockers: Vec::new() });
+                    resolved.push(PStep {
+                        session: si,
+                        step: ti,
+                        blockers: Vec::new(),
+                    });
                 }
-                None => errors.push((ps.pos, format!("undefined step \"{}\" specified in permutation", ps.name))),
+                None => errors.push((
+                    ps.pos,
+                    format!("undefined step \"{}\" specified in permutation", ps.name),
+                )),
             }
         }
         if resolved.len() != p.steps.len() {
@@ -99,31 +106,55 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
                         resolved[j].blockers.push(PBlocker::Once);
                         continue;
                     }
-                    Blocker::OtherStep { step, pos } | Blocker::Notices { step, pos, .. } => (step, *pos),
+                    Blocker::OtherStep { step, pos } | Blocker::Notices { step, pos, .. } => {
+                        (step, *pos)
+                    }
                 };
                 // Only steps of this permutation can be concurrent with it.
-                let target = p.steps.iter().position(|o| &o.name == name).map(|k| (resolved[k].session, resolved[k].step));
+                let target = p
+                    .steps
+                    .iter()
+                    .position(|o| &o.name == name)
+                    .map(|k| (resolved[k].session, resolved[k].step));
                 let Some((bs, bt)) = target else {
                     errors.push((
                         pos,
-                        format!("undefined blocking step \"{}\" referenced in permutation step \"{}\"", name, ps.name),
+                        format!(
+                            "undefined blocking step \"{}\" referenced in permutation step \"{}\"",
+                            name, ps.name
+                        ),
                     ));
                     continue;
                 };
                 if bs == resolved[j].session {
-                    errors.push((pos, format!("permutation step \"{}\" cannot block on its own session", ps.name)));
+                    errors.push((
+                        pos,
+                        format!(
+                            "permutation step \"{}\" cannot block on its own session",
+                            ps.name
+                        ),
+                    ));
                     continue;
                 }
                 resolved[j].blockers.push(match b {
-                    Blocker::Notices { count, .. } => PBlocker::Notices { session: bs, count: *count },
-                    _ => PBlocker::OtherStep { session: bs, step: bt },
+                    Blocker::Notices { count, .. } => PBlocker::Notices {
+                        session: bs,
+                        count: *count,
+                    },
+                    _ => PBlocker::OtherStep {
+                        session: bs,
+                        step: bt,
+                    },
                 });
             }
         }
         permutations.push(resolved);
     }
     if !errors.is_empty() {
-        return Err(CheckError { file: file.to_string(), errors });
+        return Err(CheckError {
+            file: file.to_string(),
+            errors,
+        });
     }
     let mut warnings = Vec::new();
     if !spec.permutations.is_empty() {
@@ -133,7 +164,11 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
             }
         }
     }
-    Ok(CheckedSpec { spec, permutations, warnings })
+    Ok(CheckedSpec {
+        spec,
+        permutations,
+        warnings,
+    })
 }
 
 impl CheckedSpec {
@@ -183,7 +218,10 @@ impl AllPermutations {
         for (i, &n) in counts.iter().enumerate() {
             seq.extend(std::iter::repeat_n(i, n));
         }
-        AllPermutations { seq: Some(seq), nsessions: counts.len() }
+        AllPermutations {
+            seq: Some(seq),
+            nsessions: counts.len(),
+        }
     }
 }
 
@@ -198,7 +236,11 @@ impl Iterator for AllPermutations {
             .map(|&s| {
                 let step = next_idx[s];
                 next_idx[s] += 1;
-                PStep { session: s, step, blockers: Vec::new() }
+                PStep {
+                    session: s,
+                    step,
+                    blockers: Vec::new(),
+                }
             })
             .collect();
         // Advance to the next lexicographic arrangement.
@@ -237,15 +279,26 @@ mod tests {
     }
 
     fn names(c: &CheckedSpec, p: &[PStep]) -> String {
-        p.iter().map(|s| c.spec.sessions[s.session].steps[s.step].name.clone()).collect::<Vec<_>>().join(" ")
+        p.iter()
+            .map(|s| c.spec.sessions[s.session].steps[s.step].name.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
     fn all_permutations_in_isolationtester_order() {
-        let c = checked("session a step a1 {x} step a2 {x}\nsession b step b1 {x}\nsession c step c1 {x}").unwrap();
+        let c = checked(
+            "session a step a1 {x} step a2 {x}\nsession b step b1 {x}\nsession c step c1 {x}",
+        )
+        .unwrap();
         let all: Vec<String> = c.iter_permutations().map(|p| names(&c, &p)).collect();
         // Reference: the recursive pile algorithm of isolationtester.
-        fn rec(piles: &mut Vec<usize>, counts: &[usize], cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        fn rec(
+            piles: &mut Vec<usize>,
+            counts: &[usize],
+            cur: &mut Vec<usize>,
+            out: &mut Vec<Vec<usize>>,
+        ) {
             let mut found = false;
             for i in 0..counts.len() {
                 if piles[i] < counts[i] {
@@ -295,8 +348,12 @@ mod tests {
 
     #[test]
     fn unused_warnings_sorted() {
-        let c = checked("session a step zz {x} step a2 {x}\nsession b step b1 {x}\npermutation b1").unwrap();
-        assert_eq!(c.warnings, vec!["unused step name: a2", "unused step name: zz"]);
+        let c = checked("session a step zz {x} step a2 {x}\nsession b step b1 {x}\npermutation b1")
+            .unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["unused step name: a2", "unused step name: zz"]
+        );
         let c = checked("session a step zz {x} step a2 {x}").unwrap();
         assert!(c.warnings.is_empty());
     }
@@ -306,19 +363,41 @@ mod tests {
         let e = checked("session a step x {1} step y {1}\nsession b step x {2}").unwrap_err();
         assert_eq!(e.to_string(), "t.spec:2:16: error: duplicate step name: x");
         let e = checked("session a step x {1}\nsession b step y {2}\npermutation x z").unwrap_err();
-        assert_eq!(e.to_string(), "t.spec:3:15: error: undefined step \"z\" specified in permutation");
-        let e = checked("session a step x {1}\nsession b step y {2}\npermutation x(q) y").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.spec:3:15: error: undefined step \"z\" specified in permutation"
+        );
+        let e =
+            checked("session a step x {1}\nsession b step y {2}\npermutation x(q) y").unwrap_err();
         assert_eq!(e.to_string(), "t.spec:3:15: error: undefined blocking step \"q\" referenced in permutation step \"x\"");
-        let e = checked("session a step x {1} step w {1}\nsession b step y {2}\npermutation x(w) w y").unwrap_err();
-        assert_eq!(e.to_string(), "t.spec:3:15: error: permutation step \"x\" cannot block on its own session");
+        let e =
+            checked("session a step x {1} step w {1}\nsession b step y {2}\npermutation x(w) w y")
+                .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.spec:3:15: error: permutation step \"x\" cannot block on its own session"
+        );
     }
 
     #[test]
     fn blockers_resolved() {
-        let c = checked("session a step x {1}\nsession b step y {2}\npermutation x(*, y, y notices 2) y").unwrap();
+        let c = checked(
+            "session a step x {1}\nsession b step y {2}\npermutation x(*, y, y notices 2) y",
+        )
+        .unwrap();
         assert_eq!(
             c.permutations[0][0].blockers,
-            vec![PBlocker::Once, PBlocker::OtherStep { session: 1, step: 0 }, PBlocker::Notices { session: 1, count: 2 }]
+            vec![
+                PBlocker::Once,
+                PBlocker::OtherStep {
+                    session: 1,
+                    step: 0
+                },
+                PBlocker::Notices {
+                    session: 1,
+                    count: 2
+                }
+            ]
         );
     }
 }

@@ -9,7 +9,7 @@
 mod check;
 mod parse;
 
-pub use check::{check, CheckError, CheckedSpec, PStep, PBlocker};
+pub use check::{check, CheckError, CheckedSpec, PBlocker, PStep};
 pub use parse::{parse, ParseError, ParseErrors};
 
 use std::fmt;
@@ -80,7 +80,14 @@ pub enum Blocker {
     Notices { step: String, count: i64, pos: Pos },
 }
 
-const KEYWORDS: [&str; 6] = ["notices", "permutation", "session", "setup", "step", "teardown"];
+const KEYWORDS: [&str; 6] = [
+    "notices",
+    "permutation",
+    "session",
+    "setup",
+    "step",
+    "teardown",
+];
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b >= 0x80

@@ -100,8 +100,14 @@ impl<'a> Lines<'a> {
         let start = self.starts[line];
         let end = offset.min(self.src.len());
         // Column in characters: count bytes that are not UTF-8 continuation bytes.
-        let col = self.src[start..end].iter().filter(|&&b| (b & 0xC0) != 0x80).count();
-        Pos { line: line as u32 + 1, col: col as u32 + 1 }
+        let col = self.src[start..end]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count();
+        Pos {
+            line: line as u32 + 1,
+            col: col as u32 + 1,
+        }
     }
 }
 
@@ -158,10 +164,19 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
             i = src.len() - r.len();
             let text = std::str::from_utf8(d).unwrap_or("0");
             match text.parse::<i64>() {
-                Ok(n) if n <= i32::MAX as i64 => toks.push(Token { tok: Tok::Int(n), pos }),
+                Ok(n) if n <= i32::MAX as i64 => toks.push(Token {
+                    tok: Tok::Int(n),
+                    pos,
+                }),
                 _ => {
-                    errors.push(ParseError { pos, message: format!("number {text} is too large") });
-                    toks.push(Token { tok: Tok::Int(i32::MAX as i64), pos });
+                    errors.push(ParseError {
+                        pos,
+                        message: format!("number {text} is too large"),
+                    });
+                    toks.push(Token {
+                        tok: Tok::Int(i32::MAX as i64),
+                        pos,
+                    });
                 }
             }
             continue;
@@ -195,9 +210,15 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
                     } else {
                         "unterminated quoted identifier"
                     };
-                    errors.push(ParseError { pos, message: message.to_string() });
+                    errors.push(ParseError {
+                        pos,
+                        message: message.to_string(),
+                    });
                 }
-                toks.push(Token { tok: Tok::Ident(String::from_utf8_lossy(&name).into_owned()), pos });
+                toks.push(Token {
+                    tok: Tok::Ident(String::from_utf8_lossy(&name).into_owned()),
+                    pos,
+                });
                 i = j;
             }
             b'{' => {
@@ -215,7 +236,10 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
                                 break;
                             }
                         }
-                        toks.push(Token { tok: Tok::Sql(String::from_utf8_lossy(body).into_owned()), pos });
+                        toks.push(Token {
+                            tok: Tok::Sql(String::from_utf8_lossy(body).into_owned()),
+                            pos,
+                        });
                         i = j + k + 1;
                     }
                     None => {
@@ -223,25 +247,41 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
                             pos,
                             message: "unterminated sql block: `{` has no matching `}`".to_string(),
                         });
-                        toks.push(Token { tok: Tok::Sql(String::from_utf8_lossy(&src[j..]).into_owned()), pos });
+                        toks.push(Token {
+                            tok: Tok::Sql(String::from_utf8_lossy(&src[j..]).into_owned()),
+                            pos,
+                        });
                         i = src.len();
                     }
                 }
             }
             b',' | b'(' | b')' | b'*' => {
-                toks.push(Token { tok: Tok::Punct(b), pos });
+                toks.push(Token {
+                    tok: Tok::Punct(b),
+                    pos,
+                });
                 i += 1;
             }
             _ => {
                 let shown = match std::str::from_utf8(&rest[..rest.len().min(4)]) {
                     Ok(s) => s.chars().next().map(|c| c.to_string()).unwrap_or_default(),
-                    Err(e) if e.valid_up_to() > 0 => {
-                        std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or("").chars().next().map(|c| c.to_string()).unwrap_or_default()
-                    }
+                    Err(e) if e.valid_up_to() > 0 => std::str::from_utf8(&rest[..e.valid_up_to()])
+                        .unwrap_or("")
+                        .chars()
+                        .next()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
                     Err(_) => format!("\\x{b:02x}"),
                 };
-                let shown = if b < 0x20 || b == 0x7f { format!("\\x{b:02x}") } else { shown };
-                errors.push(ParseError { pos, message: format!("unexpected character \"{shown}\"") });
+                let shown = if b < 0x20 || b == 0x7f {
+                    format!("\\x{b:02x}")
+                } else {
+                    shown
+                };
+                errors.push(ParseError {
+                    pos,
+                    message: format!("unexpected character \"{shown}\""),
+                });
                 // Skip one character (a whole UTF-8 sequence where there is one).
                 i += 1;
                 while i < src.len() && (src[i] & 0xC0) == 0x80 {
@@ -250,7 +290,10 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
             }
         }
     }
-    toks.push(Token { tok: Tok::Eof, pos: lines.pos(src.len()) });
+    toks.push(Token {
+        tok: Tok::Eof,
+        pos: lines.pos(src.len()),
+    });
     toks
 }
 
@@ -333,7 +376,10 @@ impl Parser {
                             format!("global `setup` must come before the first session (session {} starts at {})", s.name, s.pos),
                         );
                     } else if let Some(p) = teardown_pos {
-                        self.error(t.pos, format!("global `setup` must come before the global `teardown` at {p}"));
+                        self.error(
+                            t.pos,
+                            format!("global `setup` must come before the global `teardown` at {p}"),
+                        );
                     }
                     if let Some(sql) = self.sql("`setup`") {
                         spec.setup.push(sql);
@@ -342,9 +388,17 @@ impl Parser {
                 Tok::Teardown => {
                     self.bump();
                     if let Some(p) = teardown_pos {
-                        self.error(t.pos, format!("a spec has at most one global `teardown` (the first is at {p})"));
+                        self.error(
+                            t.pos,
+                            format!(
+                                "a spec has at most one global `teardown` (the first is at {p})"
+                            ),
+                        );
                     } else if !spec.sessions.is_empty() {
-                        self.error(t.pos, "global `teardown` must come before the first session".to_string());
+                        self.error(
+                            t.pos,
+                            "global `teardown` must come before the first session".to_string(),
+                        );
                     }
                     teardown_pos = Some(t.pos);
                     if let Some(sql) = self.sql("`teardown`") {
@@ -354,7 +408,10 @@ impl Parser {
                 Tok::Session => {
                     self.bump();
                     if !spec.permutations.is_empty() {
-                        self.error(t.pos, "sessions must come before the first `permutation`".to_string());
+                        self.error(
+                            t.pos,
+                            "sessions must come before the first `permutation`".to_string(),
+                        );
                     }
                     let session = self.session(t.pos);
                     spec.sessions.push(session);
@@ -368,7 +425,10 @@ impl Parser {
                     spec.permutations.push(p);
                 }
                 Tok::Step => {
-                    self.error(t.pos, "`step` outside a session: steps belong after `session NAME`".to_string());
+                    self.error(
+                        t.pos,
+                        "`step` outside a session: steps belong after `session NAME`".to_string(),
+                    );
                     self.bump();
                     self.recover();
                 }
@@ -381,13 +441,19 @@ impl Parser {
         }
         if spec.sessions.is_empty() && !self.errors.iter().any(|e| e.message.contains("session")) {
             let pos = self.peek().pos;
-            self.error(pos, "a spec needs at least one `session NAME` with one or more steps".to_string());
+            self.error(
+                pos,
+                "a spec needs at least one `session NAME` with one or more steps".to_string(),
+            );
         }
         spec
     }
 
     fn session(&mut self, pos: Pos) -> Session {
-        let mut session = Session { pos, ..Default::default() };
+        let mut session = Session {
+            pos,
+            ..Default::default()
+        };
         match self.name("session name") {
             Some((n, _)) => session.name = n,
             None => {
@@ -405,9 +471,18 @@ impl Parser {
                     // misplaced session setup or a misplaced global one.
                     self.bump();
                     if !session.steps.is_empty() || teardown_seen {
-                        self.error(t.pos, format!("`setup` of session {} must come before its steps", session.name));
+                        self.error(
+                            t.pos,
+                            format!(
+                                "`setup` of session {} must come before its steps",
+                                session.name
+                            ),
+                        );
                     } else if session.setup.is_some() {
-                        self.error(t.pos, format!("session {} has more than one `setup`", session.name));
+                        self.error(
+                            t.pos,
+                            format!("session {} has more than one `setup`", session.name),
+                        );
                     }
                     if let Some(sql) = self.sql("`setup`") {
                         session.setup.get_or_insert(sql);
@@ -416,19 +491,27 @@ impl Parser {
                 Tok::Step => {
                     self.bump();
                     if teardown_seen {
-                        self.error(t.pos, format!("step after the `teardown` of session {}", session.name));
+                        self.error(
+                            t.pos,
+                            format!("step after the `teardown` of session {}", session.name),
+                        );
                     }
                     let name = self.name("step name");
                     let sql = self.sql("the step name");
                     match (name, sql) {
-                        (Some((name, pos)), Some(sql)) => session.steps.push(Step { name, pos, sql }),
+                        (Some((name, pos)), Some(sql)) => {
+                            session.steps.push(Step { name, pos, sql })
+                        }
                         _ => self.recover(),
                     }
                 }
                 Tok::Teardown => {
                     self.bump();
                     if teardown_seen {
-                        self.error(t.pos, format!("session {} has more than one `teardown`", session.name));
+                        self.error(
+                            t.pos,
+                            format!("session {} has more than one `teardown`", session.name),
+                        );
                     }
                     teardown_seen = true;
                     if let Some(sql) = self.sql("`teardown`") {
@@ -444,16 +527,29 @@ impl Parser {
             }
         }
         if session.steps.is_empty() {
-            self.error(pos, format!("session {} has no steps: a session needs at least one `step NAME {{ SQL }}`", session.name));
+            self.error(
+                pos,
+                format!(
+                    "session {} has no steps: a session needs at least one `step NAME {{ SQL }}`",
+                    session.name
+                ),
+            );
         }
         session
     }
 
     fn permutation(&mut self, pos: Pos) -> Permutation {
-        let mut p = Permutation { pos, steps: Vec::new() };
+        let mut p = Permutation {
+            pos,
+            steps: Vec::new(),
+        };
         while let Tok::Ident(name) = self.peek().tok.clone() {
             let spos = self.bump().pos;
-            let mut pstep = PermutationStep { name, pos: spos, blockers: Vec::new() };
+            let mut pstep = PermutationStep {
+                name,
+                pos: spos,
+                blockers: Vec::new(),
+            };
             if self.peek().tok == Tok::Punct(b'(') {
                 self.bump();
                 loop {
@@ -470,7 +566,11 @@ impl Parser {
                                 match self.peek().tok.clone() {
                                     Tok::Int(count) => {
                                         self.bump();
-                                        pstep.blockers.push(Blocker::Notices { step, count, pos: t.pos });
+                                        pstep.blockers.push(Blocker::Notices {
+                                            step,
+                                            count,
+                                            pos: t.pos,
+                                        });
                                     }
                                     _ => self.expected("a number after `notices`"),
                                 }
@@ -520,11 +620,21 @@ pub fn parse(file: &str, src: &[u8]) -> Result<TestSpec, ParseErrors> {
     let mut errors = Vec::new();
     if let Err(e) = std::str::from_utf8(src) {
         let off = e.valid_up_to();
-        errors.push(ParseError { pos: lines.pos(off), message: "the file is not valid UTF-8".to_string() });
-        return Err(ParseErrors { file: file.to_string(), errors });
+        errors.push(ParseError {
+            pos: lines.pos(off),
+            message: "the file is not valid UTF-8".to_string(),
+        });
+        return Err(ParseErrors {
+            file: file.to_string(),
+            errors,
+        });
     }
     let toks = lex(src, &lines, &mut errors);
-    let mut p = Parser { toks, at: 0, errors };
+    let mut p = Parser {
+        toks,
+        at: 0,
+        errors,
+    };
     let spec = p.spec();
     if p.errors.is_empty() {
         Ok(spec)
@@ -532,7 +642,10 @@ pub fn parse(file: &str, src: &[u8]) -> Result<TestSpec, ParseErrors> {
         let mut errors = p.errors;
         errors.sort_by_key(|e| (e.pos.line, e.pos.col));
         errors.dedup();
-        Err(ParseErrors { file: file.to_string(), errors })
+        Err(ParseErrors {
+            file: file.to_string(),
+            errors,
+        })
     }
 }
 
@@ -570,7 +683,10 @@ step s2a	{	UPDATE t SET a = 2;	}
 permutation s1a(*) "s1 b"(s2a, s2a notices 3) s2a
 permutation s2a s1a
 "#);
-        assert_eq!(s.setup, vec!["CREATE TABLE t (a int);", "INSERT INTO t VALUES (1);"]);
+        assert_eq!(
+            s.setup,
+            vec!["CREATE TABLE t (a int);", "INSERT INTO t VALUES (1);"]
+        );
         assert_eq!(s.teardown.as_deref(), Some("\n  DROP TABLE t;\n"));
         assert_eq!(s.sessions.len(), 2);
         assert_eq!(s.sessions[1].name, "s\"2");
@@ -579,9 +695,16 @@ permutation s2a s1a
         assert_eq!(s.sessions[0].steps[1].pos, Pos { line: 11, col: 6 });
         assert_eq!(s.permutations.len(), 2);
         let p = &s.permutations[0];
-        assert_eq!(p.steps[0].blockers, vec![Blocker::Once { pos: Pos { line: 15, col: 17 } }]);
+        assert_eq!(
+            p.steps[0].blockers,
+            vec![Blocker::Once {
+                pos: Pos { line: 15, col: 17 }
+            }]
+        );
         assert_eq!(p.steps[1].blockers.len(), 2);
-        assert!(matches!(&p.steps[1].blockers[1], Blocker::Notices { step, count: 3, .. } if step == "s2a"));
+        assert!(
+            matches!(&p.steps[1].blockers[1], Blocker::Notices { step, count: 3, .. } if step == "s2a")
+        );
     }
 
     #[test]
@@ -613,19 +736,48 @@ permutation s2a s1a
 
     #[test]
     fn error_positions_and_all_errors() {
-        let e = errs("session s1\nstep a { x }\nstep { y }\nsession s2\nstep b x }\npermutation a(\n");
+        let e =
+            errs("session s1\nstep a { x }\nstep { y }\nsession s2\nstep b x }\npermutation a(\n");
         assert_eq!(e.len(), 5, "{e:?}");
-        assert!(e[0].starts_with("t.spec:3:6: error: expected step name, found SQL block"), "{}", e[0]);
-        assert!(e[1].starts_with("t.spec:4:1: error: session s2 has no steps"), "{}", e[1]);
-        assert!(e[2].starts_with("t.spec:5:8: error: expected `{ SQL }` block after the step name, found name `x`"), "{}", e[2]);
-        assert!(e[3].starts_with("t.spec:5:10: error: unexpected character \"}\""), "{}", e[3]);
-        assert!(e[4].starts_with("t.spec:7:1: error: expected a marker"), "{}", e[4]);
+        assert!(
+            e[0].starts_with("t.spec:3:6: error: expected step name, found SQL block"),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].starts_with("t.spec:4:1: error: session s2 has no steps"),
+            "{}",
+            e[1]
+        );
+        assert!(
+            e[2].starts_with(
+                "t.spec:5:8: error: expected `{ SQL }` block after the step name, found name `x`"
+            ),
+            "{}",
+            e[2]
+        );
+        assert!(
+            e[3].starts_with("t.spec:5:10: error: unexpected character \"}\""),
+            "{}",
+            e[3]
+        );
+        assert!(
+            e[4].starts_with("t.spec:7:1: error: expected a marker"),
+            "{}",
+            e[4]
+        );
     }
 
     #[test]
     fn lexical_errors() {
-        assert_eq!(errs("session s\nstep a { x"), vec!["t.spec:2:8: error: unterminated sql block: `{` has no matching `}`"]);
-        assert_eq!(errs("session \"s\nstep a { x }"), vec!["t.spec:1:9: error: unexpected newline in quoted identifier"]);
+        assert_eq!(
+            errs("session s\nstep a { x"),
+            vec!["t.spec:2:8: error: unterminated sql block: `{` has no matching `}`"]
+        );
+        assert_eq!(
+            errs("session \"s\nstep a { x }"),
+            vec!["t.spec:1:9: error: unexpected newline in quoted identifier"]
+        );
         assert_eq!(
             errs("session \"s"),
             vec![
@@ -633,22 +785,40 @@ permutation s2a s1a
                 "t.spec:1:9: error: unterminated quoted identifier"
             ]
         );
-        assert_eq!(errs("session s step a { x } ?"), vec!["t.spec:1:24: error: unexpected character \"?\""]);
+        assert_eq!(
+            errs("session s step a { x } ?"),
+            vec!["t.spec:1:24: error: unexpected character \"?\""]
+        );
     }
 
     #[test]
     fn structural_errors() {
         assert_eq!(errs(""), vec!["t.spec:1:1: error: a spec needs at least one `session NAME` with one or more steps"]);
         assert_eq!(errs("session s\n"), vec!["t.spec:1:1: error: session s has no steps: a session needs at least one `step NAME { SQL }`"]);
-        assert_eq!(errs("session s step a {x} permutation"), vec!["t.spec:1:33: error: expected a step name after `permutation`, found end of file"]);
-        assert_eq!(errs("session s step a {x}\nsetup { y }"), vec!["t.spec:2:1: error: `setup` of session s must come before its steps"]);
-        assert_eq!(errs("step a {x}\nsession s step b {x}"), vec!["t.spec:1:1: error: `step` outside a session: steps belong after `session NAME`"]);
-        assert_eq!(errs("session s step a {x} permutation a(b notices) "), vec!["t.spec:1:45: error: expected a number after `notices`, found `)`"]);
+        assert_eq!(
+            errs("session s step a {x} permutation"),
+            vec!["t.spec:1:33: error: expected a step name after `permutation`, found end of file"]
+        );
+        assert_eq!(
+            errs("session s step a {x}\nsetup { y }"),
+            vec!["t.spec:2:1: error: `setup` of session s must come before its steps"]
+        );
+        assert_eq!(
+            errs("step a {x}\nsession s step b {x}"),
+            vec!["t.spec:1:1: error: `step` outside a session: steps belong after `session NAME`"]
+        );
+        assert_eq!(
+            errs("session s step a {x} permutation a(b notices) "),
+            vec!["t.spec:1:45: error: expected a number after `notices`, found `)`"]
+        );
     }
 
     #[test]
     fn invalid_utf8() {
         let e = parse("t.spec", b"session s\nstep a { \xff }").unwrap_err();
-        assert_eq!(e.to_string(), "t.spec:2:10: error: the file is not valid UTF-8");
+        assert_eq!(
+            e.to_string(),
+            "t.spec:2:10: error: the file is not valid UTF-8"
+        );
     }
 }

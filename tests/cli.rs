@@ -1,0 +1,340 @@
+//! Integration tests: run the built `isospec` binary in temporary
+//! directories against real throwaway PostgreSQL instances that the binary
+//! starts itself (`--temp-instance`).  Expected files under tests/fixtures
+//! and tests/timeout were produced by PostgreSQL 15's own isolationtester.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn isospec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isospec"));
+    for v in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGHOSTADDR",
+        "PGSERVICE",
+        "PGPASSWORD",
+        "ISOSPEC_CONNINFO",
+    ] {
+        c.env_remove(v);
+    }
+    c.env_remove("PGISOLATIONTIMEOUT")
+        .env_remove("PG_TEST_TIMEOUT_DEFAULT");
+    c
+}
+
+/// A temporary directory the server's OS user can reach (when running as root).
+fn workdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("isospec-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let tmp = dir.join("tmp_check");
+    isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir)
+        .arg("--temp-instance")
+        .arg(&tmp)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fixtures_match_isolationtester_transcripts_with_both_detectors() {
+    for detector in ["function", "pg-locks"] {
+        let dir = workdir();
+        let specs = manifest().join("tests/fixtures/specs");
+        let out = run_in(
+            dir.path(),
+            &["--wait-detector", detector, specs.to_str().unwrap()],
+        );
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "detector {detector}\nstdout:\n{stdout}\nstderr:\n{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("test locks"), "{stdout}");
+        assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+        // The transcript is written where users look for it.
+        let result = std::fs::read_to_string(dir.path().join("results/locks.out")).unwrap();
+        let expected =
+            std::fs::read_to_string(manifest().join("tests/fixtures/expected/locks.out")).unwrap();
+        assert_eq!(result, expected);
+        assert!(!dir.path().join("regression.diffs").exists());
+    }
+}
+
+#[test]
+fn mismatch_gives_exit_1_and_a_unified_diff() {
+    let dir = workdir();
+    copy_dir(
+        &manifest().join("tests/fixtures"),
+        &dir.path().join("suite"),
+    );
+    let exp = dir.path().join("suite/expected/locks.out");
+    let changed = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("203.00", "999.00");
+    std::fs::write(&exp, changed).unwrap();
+    // A variant that matches would make it pass; a non-matching one must not.
+    std::fs::write(
+        dir.path().join("suite/expected/unused_1.out"),
+        "nothing like it\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("suite");
+    let out = run_in(
+        dir.path(),
+        &["--inputdir", suite.to_str().unwrap(), "locks", "unused"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    let diffs = std::fs::read_to_string(dir.path().join("regression.diffs")).unwrap();
+    assert!(
+        diffs.contains("-  1| 999.00|checking\n+  1| 203.00|checking"),
+        "{diffs}"
+    );
+    assert!(
+        diffs.contains("--- ") && diffs.contains("+++ ") && diffs.contains("@@ "),
+        "{diffs}"
+    );
+    let regression_out = std::fs::read_to_string(dir.path().join("regression.out")).unwrap();
+    assert!(regression_out.contains("test locks"), "{regression_out}");
+}
+
+#[test]
+fn step_timeout_cancels_and_run_continues() {
+    let dir = workdir();
+    let spec = manifest().join("tests/timeout/specs/stuck.spec");
+    let tmp = dir.path().join("tmp_check");
+    let started = std::time::Instant::now();
+    let out = isospec()
+        .env("PGISOLATIONTIMEOUT", "2")
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(&tmp)
+        .arg(&spec)
+        .output()
+        .unwrap();
+    // Guard against a hang, not a speed check: two 2-second cancels.
+    assert!(
+        started.elapsed().as_secs() < 120,
+        "took {:?}",
+        started.elapsed()
+    );
+    let result = std::fs::read_to_string(dir.path().join("results/stuck.out")).unwrap();
+    assert!(
+        result.contains("isolationtester: canceling step s1sleep after 2 seconds\n"),
+        "{result}"
+    );
+    assert!(result.contains("isolationtester: canceling step s2lock after 2 seconds\nstep s2lock: <... completed>\n"), "{result}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("step s1sleep of session s1 has been running for"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_col() {
+    let dir = workdir();
+    let bad = dir.path().join("bad.spec");
+    std::fs::write(&bad, "session s1\nstep a { SELECT 1; }\nstep { SELECT 2; }\nsession s2\nstep b { x }\npermutation a(q) b\n").unwrap();
+    let out = isospec().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].ends_with("bad.spec:3:6: error: expected step name, found SQL block"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &bad,
+        "session s1\nstep a { SELECT 1; }\nsession s2\nstep b { x }\npermutation a(q) c\n",
+    )
+    .unwrap();
+    let out = isospec().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.spec:5:18: error: undefined step \"c\" specified in permutation"),
+        "{err}"
+    );
+
+    let good = manifest().join("tests/fixtures/specs/unused.spec");
+    let out = isospec().arg("check").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("ok (2 sessions, 4 steps, 1 permutations)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stderr).contains("warning: unused step name: a2"));
+}
+
+#[test]
+fn invalid_spec_in_a_run_is_reported_and_others_still_run() {
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    std::fs::write(
+        specs.join("broken.spec"),
+        "session s\nstep a { SELECT 1; }\npermutation nosuch\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("fine.spec"),
+        "session s\nstep a { SELECT 1 AS x; }\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &[specs.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("test broken") && stdout.contains("FAILED (spec error)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "broken.spec:3:13: error: undefined step \"nosuch\" specified in permutation"
+        ),
+        "{stdout}"
+    );
+    // The new spec without expected output still ran and says how to accept it.
+    assert!(
+        stdout.contains("test fine") && stdout.contains("NEW"),
+        "{stdout}"
+    );
+    let fine = std::fs::read_to_string(dir.path().join("results/fine.out")).unwrap();
+    assert_eq!(fine, "Parsed test spec with 1 sessions\n\nstarting permutation: a\nstep a: SELECT 1 AS x;\nx\n-\n1\n(1 row)\n\n");
+}
+
+#[test]
+fn no_server_named_means_a_temp_instance_and_says_so() {
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg("--inputdir")
+        .arg(manifest().join("tests/fixtures"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("no server named"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(dir.path().join("results/allperms.out").is_file());
+    assert!(dir.path().join("tmp_check/log/postmaster.log").is_file());
+}
+
+#[test]
+fn missing_os_user_for_root_is_a_clear_error() {
+    if !nix_is_root() {
+        return;
+    }
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = run_in(
+        dir.path(),
+        &[
+            "--temp-instance-user",
+            "no_such_user_x",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("runs as root")
+            && err.contains("\"no_such_user_x\" to run them as does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_server_is_a_clear_error() {
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .args(["--host", "/nonexistent-dir", "--port", "1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("/nonexistent-dir/.s.PGSQL.1"), "{err}");
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY-free check through the id command keeps the test dependency-light.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| text(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
