@@ -598,9 +598,6 @@ impl Conn {
         let mut last = None;
         while let Some(r) = self.get_result().await? {
             last = Some(r);
-            if self.broken {
-                break;
-            }
         }
         Ok(last)
     }
@@ -677,20 +674,16 @@ impl Conn {
         }
     }
 
-    /// The connection is gone: a busy query ends with libpq's error text.
+    /// The connection is gone.  Complete messages already read are still
+    /// parsed; the query in progress ends with libpq's "server closed the
+    /// connection unexpectedly" result when it is next collected, as with
+    /// libpq, which notices end-of-file only on its next read.
     fn on_eof(&mut self) {
         if self.broken {
             return;
         }
         self.broken = true;
-        // Let any complete messages already buffered be parsed first.
         let _ = self.parse_input();
-        if self.state == AsyncState::Busy {
-            self.error_message.push_str(CLOSED_MSG);
-            self.building = None;
-            self.ready = Some(PgResult::ClientError(CLOSED_MSG.to_string()));
-            self.state = AsyncState::Ready;
-        }
     }
 
     /// libpq's pqParseInput3: NOTICE/NOTIFY are handled whenever read;
@@ -801,7 +794,8 @@ impl Conn {
     /// PQisBusy (parses what has been read first).
     pub fn is_busy(&mut self) -> Result<bool, WireError> {
         self.parse_input()?;
-        Ok(self.state == AsyncState::Busy)
+        // A lost connection has a (client-made) result waiting.
+        Ok(self.state == AsyncState::Busy && !self.broken)
     }
 
     /// PQgetResult: waits for the next result; None when the query is done.
@@ -811,17 +805,15 @@ impl Conn {
             match self.state {
                 AsyncState::Ready => {
                     self.state = AsyncState::Busy;
-                    let r = self.ready.take();
-                    if self.broken && matches!(r, Some(PgResult::ClientError(_))) {
-                        self.state = AsyncState::Idle;
-                    }
-                    return Ok(r);
+                    return Ok(self.ready.take());
                 }
                 AsyncState::Idle => return Ok(None),
                 AsyncState::Busy => {
                     if self.broken {
+                        self.error_message.push_str(CLOSED_MSG);
+                        self.building = None;
                         self.state = AsyncState::Idle;
-                        return Ok(None);
+                        return Ok(Some(PgResult::ClientError(CLOSED_MSG.to_string())));
                     }
                     self.read_more().await?;
                 }

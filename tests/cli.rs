@@ -87,7 +87,7 @@ fn fixtures_match_isolationtester_transcripts_with_both_detectors() {
             text(&out.stderr)
         );
         assert!(stdout.contains("test locks"), "{stdout}");
-        assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+        assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
         // The transcript is written where users look for it.
         let result = std::fs::read_to_string(dir.path().join("results/locks.out")).unwrap();
         let expected =
