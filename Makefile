@@ -48,7 +48,7 @@ conformance: build
 	  tail -n 4 target/conformance-$$det/regression.out; \
 	done
 
-test: unit conformance
+test: unit conformance check-isolation
 
 clean:
 	$(CARGO) clean
