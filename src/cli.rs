@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Step timeout in seconds (default: PGISOLATIONTIMEOUT, else 2×PG_TEST_TIMEOUT_DEFAULT, else 300).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Count a step waiting on a prepared transaction as blocked, for every
+    /// spec (a spec can ask itself with `# isospec: prepared-waits`).
+    #[arg(long)]
+    pub prepared_waits: bool,
     /// Run only the N-th permutation (1-based) of each spec.
     #[arg(long, value_name = "N")]
     pub permutation: Option<usize>,

@@ -135,6 +135,8 @@ pub struct ExecOptions {
     pub poll_max: Duration,
     /// Run only this permutation (1-based), if set.
     pub only_permutation: Option<usize>,
+    /// Count waits on prepared transactions as blocked, for every spec.
+    pub prepared_waits: bool,
 }
 
 impl Default for ExecOptions {
@@ -145,6 +147,7 @@ impl Default for ExecOptions {
             poll_min: Duration::from_micros(500),
             poll_max: Duration::from_millis(10),
             only_permutation: None,
+            prepared_waits: false,
         }
     }
 }
@@ -252,7 +255,14 @@ pub async fn run_spec(
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
     let mut control = control;
-    let detector = match Detector::prepare(&mut control, opts.detector, &pids).await {
+    let detector = match Detector::prepare(
+        &mut control,
+        opts.detector,
+        &pids,
+        opts.prepared_waits || spec.spec.options.prepared_waits,
+    )
+    .await
+    {
         Ok(d) => d,
         Err(message) => {
             let _ = tx.send(Event::Stderr(format!(

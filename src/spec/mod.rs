@@ -37,6 +37,30 @@ pub struct TestSpec {
     pub sessions: Vec<Session>,
     /// Explicit permutations; empty means "every interleaving".
     pub permutations: Vec<Permutation>,
+    /// isospec options from `# isospec: …` comment lines (invisible to
+    /// isolationtester, which reads them as comments).
+    pub options: SpecOptions,
+}
+
+/// Per-spec options, written as `# isospec: OPTION …` comment lines.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpecOptions {
+    /// `prepared-waits`: a step waiting on a prepared transaction counts as
+    /// blocked (isolationtester never sees such a wait).
+    pub prepared_waits: bool,
+}
+
+impl SpecOptions {
+    pub const KNOWN: &'static [&'static str] = &["prepared-waits"];
+
+    /// Sets one option by name; false when the name is unknown.
+    pub fn set(&mut self, name: &str) -> bool {
+        match name {
+            "prepared-waits" => self.prepared_waits = true,
+            _ => return false,
+        }
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,6 +142,9 @@ fn write_block(f: &mut fmt::Formatter<'_>, keyword: &str, sql: &str) -> fmt::Res
 
 impl fmt::Display for TestSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.options.prepared_waits {
+            writeln!(f, "# isospec: prepared-waits")?;
+        }
         for s in &self.setup {
             write_block(f, "setup", s)?;
         }

@@ -5,7 +5,7 @@
 //! problem with "syntax error at line N", this parser recovers and reports
 //! every error of a file with `file:line:col` and what was expected.
 
-use super::{Blocker, Permutation, PermutationStep, Pos, Session, Step, TestSpec};
+use super::{Blocker, Permutation, PermutationStep, Pos, Session, SpecOptions, Step, TestSpec};
 use nom::bytes::complete::{take_while, take_while1, take_while_m_n};
 use nom::IResult;
 use std::fmt;
@@ -130,7 +130,31 @@ fn comment(input: &[u8]) -> IResult<&[u8], &[u8]> {
     take_while(|b| b != b'\n' && b != b'\r')(rest)
 }
 
-fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
+/// Reads `# isospec: OPTION …` directives out of a comment.
+fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions, errors: &mut Vec<ParseError>) {
+    let text = String::from_utf8_lossy(&comment[1..]);
+    let Some(rest) = text.trim_start().strip_prefix("isospec:") else {
+        return;
+    };
+    for word in rest.split_whitespace() {
+        if !options.set(word) {
+            errors.push(ParseError {
+                pos,
+                message: format!(
+                    "unknown isospec option \"{word}\" (known: {})",
+                    SpecOptions::KNOWN.join(", ")
+                ),
+            });
+        }
+    }
+}
+
+fn lex(
+    src: &[u8],
+    lines: &Lines,
+    errors: &mut Vec<ParseError>,
+    options: &mut SpecOptions,
+) -> Vec<Token> {
     let mut toks = Vec::new();
     let mut i = 0;
     while i < src.len() {
@@ -142,7 +166,9 @@ fn lex(src: &[u8], lines: &Lines, errors: &mut Vec<ParseError>) -> Vec<Token> {
             continue;
         }
         if let Ok((r, _)) = comment(rest) {
-            i = src.len() - r.len();
+            let end = src.len() - r.len();
+            directive(&src[i..end], pos, options, errors);
+            i = end;
             continue;
         }
         if super::is_ident_start(b) {
@@ -629,13 +655,15 @@ pub fn parse(file: &str, src: &[u8]) -> Result<TestSpec, ParseErrors> {
             errors,
         });
     }
-    let toks = lex(src, &lines, &mut errors);
+    let mut options = SpecOptions::default();
+    let toks = lex(src, &lines, &mut errors, &mut options);
     let mut p = Parser {
         toks,
         at: 0,
         errors,
     };
-    let spec = p.spec();
+    let mut spec = p.spec();
+    spec.options = options;
     if p.errors.is_empty() {
         Ok(spec)
     } else {
@@ -810,6 +838,22 @@ permutation s2a s1a
         assert_eq!(
             errs("session s step a {x} permutation a(b notices) "),
             vec!["t.spec:1:45: error: expected a number after `notices`, found `)`"]
+        );
+    }
+
+    #[test]
+    fn isospec_directives() {
+        let s = ok("# isospec: prepared-waits\nsession s step a { x }");
+        assert!(s.options.prepared_waits);
+        assert!(s.to_string().starts_with("# isospec: prepared-waits\n"));
+        assert!(
+            !ok("# isospec talk, not a directive\nsession s step a { x }")
+                .options
+                .prepared_waits
+        );
+        assert_eq!(
+            errs("#isospec: alone-ish\nsession s step a { x }"),
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits)"]
         );
     }
 
