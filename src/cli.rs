@@ -34,6 +34,33 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Copy results/NAME.out of the last run into expected/ (all differing
+    /// or new ones when no NAME is given; the closest variant is updated).
+    Accept {
+        /// Test names (default: every test of the last run that differed or was new).
+        names: Vec<String>,
+        /// Where expected/ is (default: where the last run compared each test).
+        #[arg(long, value_name = "DIR")]
+        inputdir: Option<PathBuf>,
+        /// Where the last run wrote results/.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        outputdir: PathBuf,
+    },
+    /// Show a spec's sessions and steps, and the permutations a run would execute (dry run).
+    List {
+        /// Also print every permutation, as `permutation …` lines.
+        #[arg(long)]
+        permutations: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +133,57 @@ pub struct RunArgs {
     /// No status lines on stdout (regression.out still has them).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Run up to N specs at once, each in its own database.
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        env = "ISOSPEC_JOBS"
+    )]
+    pub jobs: usize,
+    /// Run the selection N times and report every distinct transcript per spec.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
+    /// Repeat until a spec fails (at most --repeat passes when given).
+    #[arg(long)]
+    pub until_fail: bool,
+    /// Copy differing or new transcripts into expected/ (closest variant).
+    #[arg(long)]
+    pub accept: bool,
+    /// Write a JUnit XML report (one testcase per spec) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a JSON report (status, duration, permutations, step timings) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Print TAP (`ok 1 - name  12 ms`) instead of pg_regress status lines.
+    #[arg(long)]
+    pub tap: bool,
+    /// Colour the diffs printed at the end.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Run only partition K of N of the selected specs (stable split), e.g. 2/4.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    pub partition: Option<(usize, usize)>,
+}
+
+fn parse_partition(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected K/N such as 1/4, found \"{s}\""))?;
+    let k: usize = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("K in \"{s}\" is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("N in \"{s}\" is not a number"))?;
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("partition \"{s}\" must satisfy 1 <= K <= N"));
+    }
+    Ok((k, n))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -253,7 +331,94 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
             ..Default::default()
         },
         quiet: a.quiet,
+        jobs: a.jobs,
+        repeat: a.repeat,
+        until_fail: a.until_fail,
+        accept: a.accept,
+        reports: runner::ReportFiles {
+            junit: a.junit,
+            json: a.json,
+            markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        },
+        tap: a.tap,
+        color: match a.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::IsTerminal::is_terminal(&std::io::stdout()) && env("NO_COLOR").is_none()
+            }
+        },
     })
+}
+
+fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
+    let mut code = 0;
+    for f in files {
+        let name = f.display().to_string();
+        let checked = std::fs::read(f)
+            .map_err(|e| format!("{name}: error: could not read: {e}"))
+            .and_then(|src| spec::parse(&name, &src).map_err(|e| e.to_string()))
+            .and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
+        let c = match checked {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                code = 2;
+                continue;
+            }
+        };
+        println!(
+            "{name}: {} sessions, {} permutations",
+            c.spec.sessions.len(),
+            c.permutation_count()
+        );
+        for s in &c.spec.sessions {
+            let steps: Vec<String> = s.steps.iter().map(|t| spec::quote_name(&t.name)).collect();
+            println!(
+                "  session {}: {}",
+                spec::quote_name(&s.name),
+                steps.join(" ")
+            );
+        }
+        if permutations {
+            for p in c.iter_permutations() {
+                let mut line = String::from("permutation");
+                for ps in &p {
+                    line.push(' ');
+                    line.push_str(&spec::quote_name(
+                        &c.spec.sessions[ps.session].steps[ps.step].name,
+                    ));
+                    if !ps.blockers.is_empty() {
+                        let marks: Vec<String> = ps
+                            .blockers
+                            .iter()
+                            .map(|b| match b {
+                                spec::PBlocker::Once => "*".to_string(),
+                                spec::PBlocker::OtherStep { session, step } => {
+                                    spec::quote_name(&c.spec.sessions[*session].steps[*step].name)
+                                }
+                                spec::PBlocker::Notices {
+                                    session,
+                                    step,
+                                    count,
+                                } => {
+                                    format!(
+                                        "{} notices {count}",
+                                        spec::quote_name(
+                                            &c.spec.sessions[*session].steps[*step].name
+                                        )
+                                    )
+                                }
+                            })
+                            .collect();
+                        line.push_str(&format!("({})", marks.join(", ")));
+                    }
+                }
+                println!("{line}");
+            }
+        }
+    }
+    code
 }
 
 fn temp_opts(a: &RunArgs, dir: PathBuf) -> TempInstanceOptions {
@@ -308,6 +473,29 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_files(&files),
+        Command::List {
+            permutations,
+            files,
+        } => list_files(&files, permutations),
+        Command::Accept {
+            names,
+            inputdir,
+            outputdir,
+        } => match runner::accept(&outputdir, inputdir.as_deref(), &names) {
+            Ok(written) => {
+                if written.is_empty() {
+                    println!("nothing to accept: every result already matches its expected output");
+                }
+                for p in written {
+                    println!("accepted {}", p.display());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("isospec: error: {e}");
+                2
+            }
+        },
         Command::Run(a) => {
             let cfg = match run_config(*a) {
                 Ok(c) => c,

@@ -61,6 +61,23 @@ fn changed_lines(expected: &str, actual: &str) -> usize {
         .count()
 }
 
+/// The expected variant closest to `actual` (fewest changed lines), if any.
+pub fn closest_variant(
+    expected_dir: &Path,
+    name: &str,
+    actual: &str,
+) -> std::io::Result<Option<PathBuf>> {
+    let mut best: Option<(usize, PathBuf)> = None;
+    for v in expected_variants(expected_dir, name) {
+        let text = String::from_utf8_lossy(&std::fs::read(&v)?).into_owned();
+        let n = changed_lines(&text, actual);
+        if best.as_ref().is_none_or(|(b, _)| n < *b) {
+            best = Some((n, v));
+        }
+    }
+    Ok(best.map(|(_, p)| p))
+}
+
 /// Compares `actual` (written to `result_path`) with the expected variants.
 pub fn compare(
     expected_dir: &Path,

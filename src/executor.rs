@@ -468,7 +468,7 @@ impl<'a> Executor<'a> {
             self.sessions[si].active = Some(i);
             self.sessions[si].launched_at = Some(Instant::now());
             for (j, b) in pstep.blockers.iter().enumerate() {
-                if let PBlocker::Notices { session, count } = b {
+                if let PBlocker::Notices { session, count, .. } = b {
                     st.targets[i][j] = count + self.sessions[*session].total_notices;
                 }
             }

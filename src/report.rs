@@ -1,8 +1,12 @@
-//! Reporting: pg_regress-style status lines and the closing summary, on
-//! stdout and into `regression.out`.  Diagnostics go to stderr.
+//! Reporting: pg_regress-style status lines (or TAP) and the closing
+//! summary on stdout and in `regression.out`; the failing diffs (coloured on
+//! a terminal); and the machine-readable reports: JUnit XML, JSON and a
+//! Markdown summary for GitHub Actions.  Diagnostics go to stderr.
 
+use crate::runner::ReportFiles;
 use std::fs::File;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,10 +16,29 @@ pub enum Status {
     Failed,
     /// No expected file: the transcript is new.
     New,
+    /// The transcript differed or was new and was copied to this expected file.
+    Accepted(String),
     /// The spec could not be parsed or checked.
     SpecError(String),
     /// The spec stopped early (timeout, lost connection, setup failure…).
     RunError(String),
+}
+
+impl Status {
+    pub fn passed(&self) -> bool {
+        matches!(self, Status::Ok | Status::Accepted(_))
+    }
+
+    fn word(&self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::New => "new",
+            Status::Accepted(_) => "accepted",
+            Status::SpecError(_) => "spec-error",
+            Status::RunError(_) => "run-error",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -24,20 +47,56 @@ pub struct TestOutcome {
     pub status: Status,
     pub duration: Duration,
     pub permutations: u128,
+    /// (step, microseconds from launch to completion), in completion order.
+    pub steps: Vec<(String, u64)>,
+}
+
+impl TestOutcome {
+    pub fn new(name: &str, status: Status, duration: Duration, permutations: u128) -> Self {
+        TestOutcome {
+            name: name.to_string(),
+            status,
+            duration,
+            permutations,
+            steps: Vec::new(),
+        }
+    }
 }
 
 /// Writes status lines to stdout and to `regression.out`.
 pub struct Reporter {
     out_file: Option<File>,
     quiet: bool,
+    tap: bool,
+}
+
+#[derive(serde::Serialize)]
+struct JsonStep<'a> {
+    step: &'a str,
+    micros: u64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonSpec<'a> {
+    name: &'a str,
+    status: &'a str,
+    detail: Option<&'a str>,
+    duration_ms: u128,
+    permutations: String,
+    steps: Vec<JsonStep<'a>>,
 }
 
 impl Reporter {
-    pub fn new(out_file: Option<File>, quiet: bool) -> Self {
-        Reporter { out_file, quiet }
+    pub fn new(out_file: Option<File>, quiet: bool, tap: bool) -> Self {
+        Reporter {
+            out_file,
+            quiet,
+            tap,
+        }
     }
 
-    fn line(&mut self, s: &str) {
+    /// One line to stdout (unless quiet) and regression.out.
+    pub fn line(&mut self, s: &str) {
         if !self.quiet {
             println!("{s}");
         }
@@ -47,39 +106,53 @@ impl Reporter {
     }
 
     pub fn banner(&mut self, s: &str) {
-        self.line(&format!("============== {s:<40} =============="));
+        if self.tap {
+            self.line(&format!("# {s}"));
+        } else {
+            self.line(&format!("============== {s:<40} =============="));
+        }
     }
 
-    pub fn note(&mut self, s: &str) {
-        eprintln!("isospec: {s}");
-    }
-
-    pub fn outcome(&mut self, o: &TestOutcome) {
+    pub fn outcome(&mut self, number: usize, o: &TestOutcome) {
         let ms = o.duration.as_millis();
-        let status = match &o.status {
-            Status::Ok => "ok".to_string(),
-            Status::Failed => "FAILED".to_string(),
-            Status::New => "NEW (no expected output)".to_string(),
-            Status::SpecError(_) => "FAILED (spec error)".to_string(),
-            Status::RunError(_) => "FAILED (run error)".to_string(),
-        };
-        self.line(&format!(
-            "test {:<28} ... {:<10} {:>8} ms",
-            o.name, status, ms
-        ));
+        if self.tap {
+            let ok = if o.status.passed() { "ok" } else { "not ok" };
+            self.line(&format!("{ok} {number} - {}  {ms} ms", o.name));
+        } else {
+            let status = match &o.status {
+                Status::Ok => "ok".to_string(),
+                Status::Failed => "FAILED".to_string(),
+                Status::New => "NEW (no expected output)".to_string(),
+                Status::Accepted(_) => "accepted".to_string(),
+                Status::SpecError(_) => "FAILED (spec error)".to_string(),
+                Status::RunError(_) => "FAILED (run error)".to_string(),
+            };
+            self.line(&format!(
+                "test {:<28} ... {:<10} {:>8} ms",
+                o.name, status, ms
+            ));
+        }
+        let prefix = if self.tap { "# " } else { "    " };
         match &o.status {
             Status::SpecError(e) | Status::RunError(e) => {
                 for l in e.lines() {
-                    self.line(&format!("    {l}"));
+                    self.line(&format!("{prefix}{l}"));
                 }
             }
+            Status::Accepted(path) => self.line(&format!("{prefix}transcript copied to {path}")),
             _ => {}
         }
     }
 
     pub fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&str>, wall: Duration) {
         let total = outcomes.len();
-        let failed = outcomes.iter().filter(|o| o.status != Status::Ok).count();
+        let failed = outcomes.iter().filter(|o| !o.status.passed()).count();
+        if self.tap {
+            self.line(&format!("1..{total}"));
+            self.line(&format!("# {} passed, {} failed", total - failed, failed));
+            self.line(&format!("# wall time: {:.1} s", wall.as_secs_f64()));
+            return;
+        }
         let msg = if failed == 0 {
             format!(" All {total} tests passed. ")
         } else {
@@ -94,7 +167,9 @@ impl Reporter {
         self.line(&format!("wall time: {:.1} s", wall.as_secs_f64()));
         if failed > 0 {
             if let Some(d) = diffs {
-                self.line(&format!("The differences that caused some tests to fail can be viewed in the file \"{d}\"."));
+                self.line(&format!(
+                    "The differences that caused some tests to fail can be viewed in the file \"{d}\"."
+                ));
             }
             let new: Vec<&str> = outcomes
                 .iter()
@@ -103,11 +178,160 @@ impl Reporter {
                 .collect();
             if !new.is_empty() {
                 self.line(&format!(
-                    "New specs without expected output: {}. Review results/NAME.out and copy it to expected/NAME.out to accept it.",
+                    "New specs without expected output: {}. Review results/NAME.out, then `isospec accept NAME` copies it to expected/.",
                     new.join(", ")
                 ));
             }
         }
         self.line("");
+    }
+
+    /// Prints regression.diffs to stdout, coloured when asked.
+    pub fn print_diffs(&mut self, diffs: &Path, color: bool) {
+        let Ok(text) = std::fs::read_to_string(diffs) else {
+            return;
+        };
+        if self.quiet {
+            return;
+        }
+        for l in text.lines() {
+            if !color {
+                println!("{l}");
+                continue;
+            }
+            let code = if l.starts_with("+++") || l.starts_with("---") || l.starts_with("diff ") {
+                "1"
+            } else if l.starts_with('+') {
+                "32"
+            } else if l.starts_with('-') {
+                "31"
+            } else if l.starts_with("@@") {
+                "36"
+            } else {
+                ""
+            };
+            if code.is_empty() {
+                println!("{l}");
+            } else {
+                println!("\x1b[{code}m{l}\x1b[0m");
+            }
+        }
+    }
+
+    /// Writes the JUnit, JSON and Markdown reports that were asked for.
+    pub fn write_files(
+        &mut self,
+        files: &ReportFiles,
+        outcomes: &[TestOutcome],
+        diffs: &Path,
+    ) -> Result<(), crate::runner::RunError> {
+        let all_diffs = std::fs::read_to_string(diffs).unwrap_or_default();
+        let diff_of = |name: &str| -> String {
+            // regression.diffs holds one "diff -U3 …/NAME.out …" block per failure.
+            let mut out = String::new();
+            let mut on = false;
+            for l in all_diffs.lines() {
+                if l.starts_with("diff -U3 ") {
+                    on = l.ends_with(&format!("/{name}.out"))
+                        || l.ends_with(&format!(" {name}.out"));
+                }
+                if on {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+            out
+        };
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source: std::io::Error| crate::runner::RunError::Output { path, source }
+        };
+        if let Some(path) = &files.junit {
+            let mut report = quick_junit::Report::new("isospec");
+            let mut suite = quick_junit::TestSuite::new("isolation");
+            for o in outcomes {
+                let status = match &o.status {
+                    Status::Ok | Status::Accepted(_) => quick_junit::TestCaseStatus::success(),
+                    Status::Failed | Status::New => {
+                        let mut s = quick_junit::TestCaseStatus::non_success(
+                            quick_junit::NonSuccessKind::Failure,
+                        );
+                        s.set_message(if o.status == Status::New {
+                            "no expected output"
+                        } else {
+                            "transcript differs from expected output"
+                        });
+                        s.set_description(diff_of(&o.name));
+                        s
+                    }
+                    Status::SpecError(e) | Status::RunError(e) => {
+                        let mut s = quick_junit::TestCaseStatus::non_success(
+                            quick_junit::NonSuccessKind::Error,
+                        );
+                        s.set_message(e.lines().next().unwrap_or("error").to_string());
+                        s.set_description(format!("{e}\n{}", diff_of(&o.name)));
+                        s
+                    }
+                };
+                let mut tc = quick_junit::TestCase::new(o.name.clone(), status);
+                tc.set_time(o.duration);
+                suite.add_test_case(tc);
+            }
+            report.add_test_suite(suite);
+            let xml = report
+                .to_string()
+                .map_err(|e| crate::runner::RunError::Usage(format!("JUnit report: {e}")))?;
+            std::fs::write(path, xml).map_err(io(path))?;
+        }
+        if let Some(path) = &files.json {
+            let specs: Vec<JsonSpec> = outcomes
+                .iter()
+                .map(|o| JsonSpec {
+                    name: &o.name,
+                    status: o.status.word(),
+                    detail: match &o.status {
+                        Status::SpecError(e) | Status::RunError(e) | Status::Accepted(e) => Some(e),
+                        _ => None,
+                    },
+                    duration_ms: o.duration.as_millis(),
+                    permutations: o.permutations.to_string(),
+                    steps: o
+                        .steps
+                        .iter()
+                        .map(|(s, m)| JsonStep {
+                            step: s,
+                            micros: *m,
+                        })
+                        .collect(),
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": specs }))
+                .map_err(|e| crate::runner::RunError::Usage(format!("JSON report: {e}")))?;
+            std::fs::write(path, text + "\n").map_err(io(path))?;
+        }
+        if let Some(path) = &files.markdown_summary {
+            let failed: Vec<&TestOutcome> =
+                outcomes.iter().filter(|o| !o.status.passed()).collect();
+            let mut md = format!(
+                "### isospec: {} of {} specs passed\n\n",
+                outcomes.len() - failed.len(),
+                outcomes.len()
+            );
+            for o in &failed {
+                md.push_str(&format!(
+                    "<details><summary>{} ({})</summary>\n\n```diff\n{}```\n</details>\n\n",
+                    o.name,
+                    o.status.word(),
+                    diff_of(&o.name)
+                ));
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io(path))?;
+            f.write_all(md.as_bytes()).map_err(io(path))?;
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! through the executor, writes `results/NAME.out`, compares with
 //! `expected/`, and collects `regression.diffs`.
 
-use crate::differ::{compare, Comparison};
+use crate::differ::{closest_variant, compare, Comparison};
 use crate::executor::{run_spec, Event, ExecOptions};
 use crate::pgwire::{ConnParams, Host};
 use crate::report::{Reporter, Status, TestOutcome};
@@ -20,6 +20,9 @@ pub struct TestCase {
     pub name: String,
     pub spec_path: PathBuf,
     pub expected_dir: PathBuf,
+    /// Tests of one group may run concurrently (a schedule line, or all
+    /// named targets); groups run in order.
+    pub group: usize,
 }
 
 /// Where the server is.
@@ -27,6 +30,15 @@ pub struct TestCase {
 pub enum ServerChoice {
     Existing(ConnParams),
     Temp(TempInstanceOptions),
+}
+
+/// Machine-readable reports to write at the end of a run.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFiles {
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    /// GITHUB_STEP_SUMMARY-style Markdown file to append to.
+    pub markdown_summary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +52,17 @@ pub struct RunConfig {
     pub server: ServerChoice,
     pub exec: ExecOptions,
     pub quiet: bool,
+    /// Specs run at once (each in its own database when > 1).
+    pub jobs: usize,
+    /// Run the selection this many times (flake hunting).
+    pub repeat: usize,
+    /// Stop repeating after the first pass with a failure.
+    pub until_fail: bool,
+    /// Copy differing or new transcripts into expected/.
+    pub accept: bool,
+    pub reports: ReportFiles,
+    pub tap: bool,
+    pub color: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +87,8 @@ pub enum RunError {
 #[derive(Debug)]
 pub struct RunSummary {
     pub outcomes: Vec<TestOutcome>,
+    /// Specs that gave more than one distinct transcript over repeats.
+    pub flaky: Vec<String>,
 }
 
 impl RunSummary {
@@ -76,12 +101,23 @@ impl RunSummary {
             .any(|o| matches!(o.status, Status::SpecError(_)))
         {
             2
-        } else if self.outcomes.iter().all(|o| o.status == Status::Ok) {
+        } else if self.flaky.is_empty() && self.outcomes.iter().all(|o| o.status.passed()) {
             0
         } else {
             1
         }
     }
+}
+
+/// Keeps the tests of partition `k` of `n` (1-based): a stable round-robin
+/// split of the selection, so parallel CI machines share the work.
+pub fn partition(tests: Vec<TestCase>, k: usize, n: usize) -> Vec<TestCase> {
+    tests
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % n == k - 1)
+        .map(|(_, t)| t)
+        .collect()
 }
 
 /// The expected/ directory for a spec file: `--inputdir`/expected when
@@ -100,14 +136,15 @@ fn expected_dir_for(spec_path: &Path, inputdir: Option<&Path>) -> PathBuf {
 }
 
 /// Resolves targets (spec files, directories, test names) and schedules to
-/// test cases, in order.
+/// test cases, in order: each schedule line is a group, and all named
+/// targets form one more group.
 pub fn resolve_tests(
     targets: &[String],
     schedules: &[PathBuf],
     inputdir: Option<&Path>,
 ) -> Result<Vec<TestCase>, RunError> {
     let base = inputdir.unwrap_or(Path::new("."));
-    let by_name = |name: &str| -> Result<TestCase, RunError> {
+    let by_name = |name: &str, group: usize| -> Result<TestCase, RunError> {
         let spec_path = base.join("specs").join(format!("{name}.spec"));
         if !spec_path.is_file() {
             return Err(RunError::Usage(format!(
@@ -119,14 +156,17 @@ pub fn resolve_tests(
             name: name.to_string(),
             spec_path,
             expected_dir: base.join("expected"),
+            group,
         })
     };
     let mut tests = Vec::new();
+    let mut group = 0;
     for s in schedules {
         for g in schedule::read(s)? {
             for t in g.tests {
-                tests.push(by_name(&t)?);
+                tests.push(by_name(&t, group)?);
             }
+            group += 1;
         }
     }
     for t in targets {
@@ -152,6 +192,7 @@ pub fn resolve_tests(
                     name,
                     spec_path: f,
                     expected_dir,
+                    group,
                 });
             }
         } else if p.is_file() {
@@ -164,11 +205,18 @@ pub fn resolve_tests(
                 name,
                 spec_path: p.to_path_buf(),
                 expected_dir: expected_dir_for(p, inputdir),
+                group,
             });
         } else if t.ends_with(".spec") || t.contains('/') {
             return Err(RunError::Usage(format!("spec file {t} does not exist")));
         } else {
-            tests.push(by_name(t)?);
+            tests.push(by_name(t, group)?);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in &tests {
+        if !seen.insert(t.name.clone()) && !schedules.is_empty() {
+            // A name twice (e.g. in two schedules) runs twice, as with pg_regress.
         }
     }
     Ok(tests)
@@ -226,6 +274,7 @@ fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 async fn prepare_database(
     cfg: &RunConfig,
     params: &ConnParams,
+    db: &str,
     rep: &mut Reporter,
 ) -> Result<(), RunError> {
     let server = params.describe();
@@ -234,12 +283,11 @@ async fn prepare_database(
         message,
     };
     let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
-    let db = &cfg.dbname;
     if !cfg.use_existing {
         let row = admin
             .query_opt(
                 "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
-                &[db],
+                &[&db],
             )
             .await
             .map_err(|e| dberr(describe_pg_error(&e)))?;
@@ -309,78 +357,101 @@ fn session_params(base: &ConnParams, dbname: &str, test: &str) -> ConnParams {
     p
 }
 
-/// Runs one test case and returns its outcome; writes results/NAME.out and
-/// appends to regression.diffs.
-async fn run_one(
-    cfg: &RunConfig,
-    params: &ConnParams,
-    t: &TestCase,
-    diffs_path: &Path,
-) -> Result<TestOutcome, RunError> {
-    let start = Instant::now();
-    let results_dir = cfg.outputdir.join("results");
-    let result_path = results_dir.join(format!("{}.out", t.name));
+/// What one run of one spec produced.
+struct SpecRun {
+    outcome: TestOutcome,
+    transcript: String,
+    diff: Option<String>,
+}
+
+/// Reads, parses and checks a spec.
+fn load_spec(t: &TestCase) -> Result<spec::CheckedSpec, String> {
     let file = t.spec_path.display().to_string();
-    let parsed = match std::fs::read(&t.spec_path) {
+    match std::fs::read(&t.spec_path) {
         Ok(src) => spec::parse(&file, &src)
             .map_err(|e| e.to_string())
             .and_then(|s| spec::check(&file, s).map_err(|e| e.to_string())),
         Err(e) => Err(format!("{file}: could not read: {e}")),
-    };
-    let checked = match parsed {
+    }
+}
+
+/// Runs one test case in database `db`; writes results/NAME.out.
+async fn run_one(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    t: &TestCase,
+    db: &str,
+) -> Result<SpecRun, RunError> {
+    let start = Instant::now();
+    let result_path = cfg
+        .outputdir
+        .join("results")
+        .join(format!("{}.out", t.name));
+    let checked = match load_spec(t) {
         Ok(c) => c,
         Err(msg) => {
             let _ = std::fs::write(&result_path, format!("{msg}\n"));
-            return Ok(TestOutcome {
-                name: t.name.clone(),
-                status: Status::SpecError(msg),
-                duration: start.elapsed(),
-                permutations: 0,
+            let outcome =
+                TestOutcome::new(&t.name, Status::SpecError(msg.clone()), start.elapsed(), 0);
+            return Ok(SpecRun {
+                outcome,
+                transcript: msg,
+                diff: None,
             });
         }
     };
     let permutations = checked.permutation_count();
-    let sp = session_params(params, &cfg.dbname, &t.name);
+    let sp = session_params(params, db, &t.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let exec_opts = cfg.exec.clone();
     let name = t.name.clone();
     let collect = async {
         let mut text = String::new();
+        let mut steps = Vec::new();
         while let Some(ev) = rx.recv().await {
-            if let Event::SlowStep {
-                session,
-                step,
-                secs,
-            } = &ev
-            {
-                eprintln!("isospec: {name}: step {step} of session {session} has been running for {secs} s");
+            match &ev {
+                Event::SlowStep {
+                    session,
+                    step,
+                    secs,
+                } => {
+                    eprintln!("isospec: {name}: step {step} of session {session} has been running for {secs} s");
+                }
+                Event::StepTimings { step, micros } => steps.push((step.clone(), *micros)),
+                _ => {}
             }
             transcript::render(&ev, &mut text);
         }
-        text
+        (text, steps)
     };
-    let (res, text) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
+    let (res, (text, steps)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
     std::fs::write(&result_path, &text).map_err(|source| RunError::Output {
         path: result_path.display().to_string(),
         source,
     })?;
     let comparison = compare(&t.expected_dir, &t.name, &text, &result_path);
-    if let Ok(Comparison::Differs { diff, .. }) = &comparison {
-        append(diffs_path, diff)?;
-    }
+    let mut diff = None;
     let status = match (comparison, res) {
         // isolationtester stops the same way, and the expected file says so.
         (Ok(Comparison::Match(_)), _) => Status::Ok,
+        (Ok(Comparison::Differs { diff: d, .. }), Err(e)) => {
+            diff = Some(d);
+            Status::RunError(format!("{}: {e}", t.name))
+        }
         (_, Err(e)) => Status::RunError(format!("{}: {e}", t.name)),
-        (Ok(Comparison::Differs { .. }), Ok(())) => Status::Failed,
+        (Ok(Comparison::Differs { diff: d, .. }), Ok(())) => {
+            diff = Some(d);
+            Status::Failed
+        }
         (Ok(Comparison::NoExpected), Ok(())) => Status::New,
         (Err(e), Ok(())) => Status::RunError(format!("could not read expected output: {e}")),
     };
-    Ok(TestOutcome {
-        name: t.name.clone(),
-        status,
-        duration: start.elapsed(),
-        permutations,
+    let mut outcome = TestOutcome::new(&t.name, status, start.elapsed(), permutations);
+    outcome.steps = steps;
+    Ok(SpecRun {
+        outcome,
+        transcript: text,
+        diff,
     })
 }
 
@@ -401,6 +472,113 @@ fn append(path: &Path, text: &str) -> Result<(), RunError> {
         })
 }
 
+/// Copies `actual` over the expected file it is closest to (the main file
+/// when there is none).  Returns the path written.
+pub fn accept_transcript(
+    expected_dir: &Path,
+    name: &str,
+    actual: &str,
+) -> std::io::Result<PathBuf> {
+    let target = closest_variant(expected_dir, name, actual)?
+        .unwrap_or_else(|| expected_dir.join(format!("{name}.out")));
+    std::fs::create_dir_all(expected_dir)?;
+    std::fs::write(&target, actual)?;
+    Ok(target)
+}
+
+const MANIFEST: &str = ".isospec-manifest";
+
+/// `isospec accept`: copies results/NAME.out of the last run into the
+/// expected directory the run compared it with, for the named tests or for
+/// every test whose transcript differs or is new.  Returns what was written.
+pub fn accept(
+    outputdir: &Path,
+    inputdir: Option<&Path>,
+    names: &[String],
+) -> Result<Vec<PathBuf>, RunError> {
+    let results = outputdir.join("results");
+    let manifest = std::fs::read_to_string(results.join(MANIFEST)).unwrap_or_default();
+    let mut known: Vec<(String, PathBuf)> = manifest
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, d)| (n.to_string(), PathBuf::from(d)))
+        .collect();
+    known.dedup();
+    let expected_of = |name: &str| -> PathBuf {
+        if let Some(d) = inputdir {
+            return d.join("expected");
+        }
+        known
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| PathBuf::from("expected"))
+    };
+    let selected: Vec<String> = if names.is_empty() {
+        let mut v: Vec<String> = known.iter().map(|(n, _)| n.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        names.to_vec()
+    };
+    if selected.is_empty() {
+        return Err(RunError::Usage(format!(
+            "nothing to accept: no previous run recorded in {} (run isospec run first, or name tests)",
+            results.display()
+        )));
+    }
+    let mut written = Vec::new();
+    for name in selected {
+        let result = results.join(format!("{name}.out"));
+        let actual = std::fs::read_to_string(&result).map_err(|e| {
+            RunError::Usage(format!(
+                "no result to accept for \"{name}\": {}: {e}",
+                result.display()
+            ))
+        })?;
+        let dir = expected_of(&name);
+        if let Ok(Comparison::Match(_)) = compare(&dir, &name, &actual, &result) {
+            continue;
+        }
+        let path = accept_transcript(&dir, &name, &actual).map_err(|source| RunError::Output {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Distinct transcripts seen for one spec over repeated runs.
+#[derive(Debug, Default)]
+struct Variants {
+    seen: Vec<(String, usize)>,
+}
+
+impl Variants {
+    fn add(&mut self, text: &str) {
+        match self.seen.iter_mut().find(|(t, _)| t == text) {
+            Some((_, n)) => *n += 1,
+            None => self.seen.push((text.to_string(), 1)),
+        }
+    }
+}
+
+/// The database of worker slot `index` under -j (slot 0 is --dbname).
+fn spec_database(cfg: &RunConfig, index: usize) -> String {
+    if index == 0 {
+        return cfg.dbname.clone();
+    }
+    let suffix = format!("_{}", index + 1);
+    let mut base = cfg.dbname.clone();
+    while base.len() + suffix.len() > 63 {
+        base.pop();
+    }
+    base + &suffix
+}
+
 /// Runs every test of `cfg`.  A temp instance, when used, is stopped before
 /// this returns, also on error and on SIGINT/SIGTERM.
 pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
@@ -417,7 +595,16 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         path: out_path.display().to_string(),
         source,
     })?;
-    let mut rep = Reporter::new(Some(out_file), cfg.quiet);
+    let manifest: String = cfg
+        .tests
+        .iter()
+        .map(|t| format!("{}\t{}\n", t.name, t.expected_dir.display()))
+        .collect();
+    std::fs::write(results_dir.join(MANIFEST), manifest).map_err(|source| RunError::Output {
+        path: results_dir.display().to_string(),
+        source,
+    })?;
+    let mut rep = Reporter::new(Some(out_file), cfg.quiet, cfg.tap);
 
     let mut instance: Option<TempInstance> = None;
     let params = match &cfg.server {
@@ -442,17 +629,16 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| RunError::Usage(format!("could not install signal handler: {e}")))?;
 
-    let work = async {
-        prepare_database(&cfg, &params, &mut rep).await?;
-        rep.banner("running regression test queries");
-        let mut outcomes = Vec::new();
-        for t in &cfg.tests {
-            let o = run_one(&cfg, &params, t, &diffs_path).await?;
-            rep.outcome(&o);
-            outcomes.push(o);
-        }
-        Ok::<_, RunError>((outcomes, rep))
-    };
+    let mut outcomes: Vec<TestOutcome> = Vec::new();
+    let mut variants: Vec<Variants> = cfg.tests.iter().map(|_| Variants::default()).collect();
+    let work = run_passes(
+        &cfg,
+        &params,
+        &mut rep,
+        &diffs_path,
+        &mut outcomes,
+        &mut variants,
+    );
     let result = tokio::select! {
         r = work => r,
         _ = sigint.recv() => Err(RunError::Interrupted(2)),
@@ -461,12 +647,189 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     if let Some(mut inst) = instance.take() {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
     }
-    let (outcomes, mut rep) = result?;
+    // Reports cover what finished, also when the run was cut short.
+    let flaky = flaky_report(&cfg, &variants, &mut rep);
     let diffs = diffs_path
         .exists()
         .then(|| diffs_path.display().to_string());
     rep.summary(&outcomes, diffs.as_deref(), wall.elapsed());
-    Ok(RunSummary { outcomes })
+    rep.write_files(&cfg.reports, &outcomes, &diffs_path)?;
+    if cfg.color || !cfg.quiet {
+        rep.print_diffs(&diffs_path, cfg.color);
+    }
+    result?;
+    Ok(RunSummary { outcomes, flaky })
+}
+
+fn flaky_report(cfg: &RunConfig, variants: &[Variants], rep: &mut Reporter) -> Vec<String> {
+    let mut flaky = Vec::new();
+    if cfg.repeat <= 1 && !cfg.until_fail {
+        return flaky;
+    }
+    for (t, v) in cfg.tests.iter().zip(variants) {
+        if v.seen.len() > 1 {
+            flaky.push(t.name.clone());
+            let counts: Vec<String> = v
+                .seen
+                .iter()
+                .enumerate()
+                .map(|(i, (_, n))| format!("#{} seen {}x", i + 1, n))
+                .collect();
+            rep.line(&format!(
+                "FLAKY {}: {} distinct transcripts ({})",
+                t.name,
+                v.seen.len(),
+                counts.join(", ")
+            ));
+            for (i, (text, _)) in v.seen.iter().enumerate().skip(1) {
+                let d = crate::differ::unified_diff(
+                    &v.seen[0].0,
+                    text,
+                    &format!("{} #1", t.name),
+                    &format!("{} #{}", t.name, i + 1),
+                );
+                for l in d.lines() {
+                    rep.line(l);
+                }
+            }
+        } else if let Some((_, n)) = v.seen.first() {
+            rep.line(&format!("stable {}: 1 transcript in {} runs", t.name, n));
+        }
+    }
+    flaky
+}
+
+/// One pass over all groups, repeated as configured.
+async fn run_passes(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    rep: &mut Reporter,
+    diffs_path: &Path,
+    outcomes: &mut Vec<TestOutcome>,
+    variants: &mut [Variants],
+) -> Result<(), RunError> {
+    // One database per worker slot under -j (the first is --dbname itself,
+    // so specs that name the database work when run alone), dropped at the end.
+    let slots: Vec<String> = (0..cfg.jobs.max(1)).map(|i| spec_database(cfg, i)).collect();
+    prepare_database(cfg, params, &cfg.dbname, rep).await?;
+    for db in slots.iter().skip(1) {
+        let mut quiet = Reporter::new(None, true, false);
+        prepare_database(cfg, params, db, &mut quiet).await?;
+    }
+    let result = run_passes_in(cfg, params, rep, diffs_path, outcomes, variants, &slots).await;
+    for db in slots.iter().skip(1) {
+        drop_database(params, db).await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_passes_in(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    rep: &mut Reporter,
+    diffs_path: &Path,
+    outcomes: &mut Vec<TestOutcome>,
+    variants: &mut [Variants],
+    slots: &[String],
+) -> Result<(), RunError> {
+    rep.banner("running regression test queries");
+    // --until-fail repeats until a failure, at most --repeat passes when given.
+    let passes = match (cfg.until_fail, cfg.repeat) {
+        (true, r) if r <= 1 => usize::MAX,
+        (_, r) => r.max(1),
+    };
+    let mut counter = 0usize;
+    for pass in 0..passes {
+        let mut failed = false;
+        let mut i = 0;
+        while i < cfg.tests.len() {
+            let g = cfg.tests[i].group;
+            let mut j = i;
+            while j < cfg.tests.len() && cfg.tests[j].group == g {
+                j += 1;
+            }
+            let runs = run_group(cfg, params, &cfg.tests[i..j], i, slots).await?;
+            for (k, r) in runs {
+                counter += 1;
+                let mut r = r;
+                if let Some(d) = &r.diff {
+                    append(diffs_path, d)?;
+                }
+                if cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
+                    let t = &cfg.tests[k];
+                    match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
+                        Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
+                        Err(e) => {
+                            r.outcome.status = Status::RunError(format!("could not accept: {e}"))
+                        }
+                    }
+                }
+                failed |= !r.outcome.status.passed();
+                variants[k].add(&r.transcript);
+                rep.outcome(counter, &r.outcome);
+                outcomes.push(r.outcome);
+            }
+            i = j;
+        }
+        if cfg.until_fail && failed {
+            rep.line(&format!("stopping after pass {}: a spec failed", pass + 1));
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one group: serially, or up to `jobs` at once, each running spec in
+/// a database of its own (one per worker slot); `alone` specs run with
+/// nothing alongside.  Returns (index into cfg.tests, run) in completion
+/// order.
+async fn run_group(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    tests: &[TestCase],
+    offset: usize,
+    slots: &[String],
+) -> Result<Vec<(usize, SpecRun)>, RunError> {
+    let mut out = Vec::new();
+    if slots.len() <= 1 {
+        for (k, t) in tests.iter().enumerate() {
+            out.push((offset + k, run_one(cfg, params, t, &cfg.dbname).await?));
+        }
+        return Ok(out);
+    }
+    use futures_util::StreamExt;
+    let alone: Vec<bool> =
+        tests.iter().map(|t| load_spec(t).map(|c| c.spec.options.alone).unwrap_or(false)).collect();
+    let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let mut next = 0;
+    while next < tests.len() || !pending.is_empty() {
+        while next < tests.len() && !free.is_empty() && !(alone[next] && !pending.is_empty()) {
+            let slot = free.pop().expect("a free slot");
+            let k = next;
+            let t = &tests[k];
+            let db = &slots[slot];
+            pending.push(async move { (slot, k, run_one(cfg, params, t, db).await) });
+            next += 1;
+            if alone[k] {
+                break;
+            }
+        }
+        if let Some((slot, k, r)) = pending.next().await {
+            free.push(slot);
+            out.push((offset + k, r?));
+        }
+    }
+    Ok(out)
+}
+
+async fn drop_database(params: &ConnParams, db: &str) {
+    if let Ok(admin) = admin_client(params, "postgres").await {
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
+            .await;
+    }
 }
 
 /// Timeout from the environment: PGISOLATIONTIMEOUT seconds (PostgreSQL

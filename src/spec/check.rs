@@ -12,8 +12,13 @@ pub enum PBlocker {
     Once,
     /// `(other)`: blocked while `other` (session, step index) is active.
     OtherStep { session: usize, step: usize },
-    /// `(other notices N)`: blocked until `session` has sent `count` more notices.
-    Notices { session: usize, count: i64 },
+    /// `(other notices N)`: blocked until `other`'s session has sent `count`
+    /// more notices.
+    Notices {
+        session: usize,
+        step: usize,
+        count: i64,
+    },
 }
 
 /// One step of a permutation, resolved.
@@ -139,6 +144,7 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
                 resolved[j].blockers.push(match b {
                     Blocker::Notices { count, .. } => PBlocker::Notices {
                         session: bs,
+                        step: bt,
                         count: *count,
                     },
                     _ => PBlocker::OtherStep {
@@ -395,6 +401,7 @@ mod tests {
                 },
                 PBlocker::Notices {
                     session: 1,
+                    step: 0,
                     count: 2
                 }
             ]

@@ -48,15 +48,19 @@ pub struct SpecOptions {
     /// `prepared-waits`: a step waiting on a prepared transaction counts as
     /// blocked (isolationtester never sees such a wait).
     pub prepared_waits: bool,
+    /// `alone`: under `-j`, run this spec with no other spec alongside
+    /// (for specs that touch cluster-wide state).
+    pub alone: bool,
 }
 
 impl SpecOptions {
-    pub const KNOWN: &'static [&'static str] = &["prepared-waits"];
+    pub const KNOWN: &'static [&'static str] = &["prepared-waits", "alone"];
 
     /// Sets one option by name; false when the name is unknown.
     pub fn set(&mut self, name: &str) -> bool {
         match name {
             "prepared-waits" => self.prepared_waits = true,
+            "alone" => self.alone = true,
             _ => return false,
         }
         true
@@ -144,6 +148,9 @@ impl fmt::Display for TestSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.options.prepared_waits {
             writeln!(f, "# isospec: prepared-waits")?;
+        }
+        if self.options.alone {
+            writeln!(f, "# isospec: alone")?;
         }
         for s in &self.setup {
             write_block(f, "setup", s)?;

@@ -853,7 +853,7 @@ permutation s2a s1a
         );
         assert_eq!(
             errs("#isospec: alone-ish\nsession s step a { x }"),
-            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits)"]
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone)"]
         );
     }
 
