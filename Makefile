@@ -53,3 +53,6 @@ test: unit conformance check-isolation
 clean:
 	$(CARGO) clean
 	rm -rf tmp_check results/*.out regression.diffs regression.out
+
+bench: build
+	bench/run.sh

@@ -163,6 +163,10 @@ pub struct RunArgs {
     /// Colour the diffs printed at the end.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Under -j, run test NAME with no other spec alongside, in the --dbname
+    /// database (for specs that touch cluster-wide state or name the database).
+    #[arg(long, value_name = "NAME")]
+    pub alone: Vec<String>,
     /// Run only partition K of N of the selected specs (stable split), e.g. 2/4.
     #[arg(long, value_name = "K/N", value_parser = parse_partition)]
     pub partition: Option<(usize, usize)>,
@@ -290,12 +294,24 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
 }
 
 fn run_config(a: RunArgs) -> Result<RunConfig, String> {
-    let tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
+    let mut tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
         .map_err(|e| e.to_string())?;
     if tests.is_empty() {
         return Err(
             "nothing to run: name spec files, directories, test names or --schedule".into(),
         );
+    }
+    if let Some((k, n)) = a.partition {
+        let selected = tests.len();
+        tests = runner::partition(tests, k, n);
+        if tests.is_empty() {
+            return Err(format!(
+                "partition {k}/{n} of {selected} selected specs is empty"
+            ));
+        }
+    }
+    if a.jobs == 0 {
+        return Err("--jobs must be at least 1".into());
     }
     let server = if let Some(dir) = &a.temp_instance {
         ServerChoice::Temp(temp_opts(&a, dir.clone()))
@@ -341,6 +357,7 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
             markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         },
         tap: a.tap,
+        alone: a.alone,
         color: match a.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,

@@ -63,6 +63,8 @@ pub struct RunConfig {
     pub reports: ReportFiles,
     pub tap: bool,
     pub color: bool,
+    /// Test names to run alone under -j (like `# isospec: alone`).
+    pub alone: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -710,7 +712,9 @@ async fn run_passes(
 ) -> Result<(), RunError> {
     // One database per worker slot under -j (the first is --dbname itself,
     // so specs that name the database work when run alone), dropped at the end.
-    let slots: Vec<String> = (0..cfg.jobs.max(1)).map(|i| spec_database(cfg, i)).collect();
+    let slots: Vec<String> = (0..cfg.jobs.max(1))
+        .map(|i| spec_database(cfg, i))
+        .collect();
     prepare_database(cfg, params, &cfg.dbname, rep).await?;
     for db in slots.iter().skip(1) {
         let mut quiet = Reporter::new(None, true, false);
@@ -799,25 +803,44 @@ async fn run_group(
         return Ok(out);
     }
     use futures_util::StreamExt;
-    let alone: Vec<bool> =
-        tests.iter().map(|t| load_spec(t).map(|c| c.spec.options.alone).unwrap_or(false)).collect();
+    let alone: Vec<bool> = tests
+        .iter()
+        .map(|t| {
+            cfg.alone.contains(&t.name)
+                || load_spec(t).map(|c| c.spec.options.alone).unwrap_or(false)
+        })
+        .collect();
     let mut free: Vec<usize> = (0..slots.len()).rev().collect();
     let mut pending = futures_util::stream::FuturesUnordered::new();
     let mut next = 0;
+    let mut alone_running = false;
     while next < tests.len() || !pending.is_empty() {
-        while next < tests.len() && !free.is_empty() && !(alone[next] && !pending.is_empty()) {
-            let slot = free.pop().expect("a free slot");
+        while next < tests.len() && !free.is_empty() && !alone_running {
+            if alone[next] && !pending.is_empty() {
+                break; // let the running specs finish first
+            }
+            // An `alone` spec runs in slot 0, the --dbname database itself
+            // (all slots are free then), so specs naming it work.
+            let slot = if alone[next] {
+                alone_running = true;
+                free.retain(|&f| f != 0);
+                0
+            } else {
+                free.pop().expect("a free slot")
+            };
             let k = next;
             let t = &tests[k];
             let db = &slots[slot];
             pending.push(async move { (slot, k, run_one(cfg, params, t, db).await) });
             next += 1;
-            if alone[k] {
-                break;
-            }
         }
         if let Some((slot, k, r)) = pending.next().await {
-            free.push(slot);
+            if alone[k] {
+                alone_running = false;
+                free = (0..slots.len()).rev().collect();
+            } else {
+                free.push(slot);
+            }
             out.push((offset + k, r?));
         }
     }

@@ -338,3 +338,204 @@ fn nix_is_root() -> bool {
         .map(|o| text(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn parallel_run_with_reports_and_accept() {
+    let dir = workdir();
+    copy_dir(
+        &manifest().join("tests/fixtures"),
+        &dir.path().join("suite"),
+    );
+    // Break one expected file: one failing testcase, with its diff.
+    let exp = dir.path().join("suite/expected/locks.out");
+    std::fs::write(
+        &exp,
+        std::fs::read_to_string(&exp)
+            .unwrap()
+            .replace("checking", "savings"),
+    )
+    .unwrap();
+    // And a new spec without expected output.
+    std::fs::write(
+        dir.path().join("suite/specs/fresh.spec"),
+        "session s\nstep a { SELECT 'fresh' AS x; }\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("suite");
+    let junit = dir.path().join("junit.xml");
+    let json = dir.path().join("report.json");
+    let out = run_in(
+        dir.path(),
+        &[
+            "-j",
+            "3",
+            "--tap",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            suite.join("specs").to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("not ok") && stdout.contains("- locks  "),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains("- messages  ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1..6"), "{stdout}");
+
+    // JUnit: well-formed XML, six testcases, the broken one carries the diff.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event().expect("well-formed JUnit XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!((cases, failures), (6, 2), "{xml}");
+    assert!(xml.contains("savings") && xml.contains("checking"), "{xml}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let specs = report["specs"].as_array().unwrap();
+    let locks = specs.iter().find(|s| s["name"] == "locks").unwrap();
+    assert_eq!(locks["status"], "failed");
+    assert_eq!(locks["permutations"], "2");
+    assert!(!locks["steps"].as_array().unwrap().is_empty());
+
+    // accept copies the new and the changed transcripts into expected/.
+    let acc = isospec()
+        .arg("accept")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(acc.status.code(), Some(0), "{}", text(&acc.stderr));
+    let accepted = text(&acc.stdout);
+    assert!(
+        accepted.contains("expected/locks.out") && accepted.contains("expected/fresh.out"),
+        "{accepted}"
+    );
+    assert!(std::fs::read_to_string(&exp).unwrap().contains("checking"));
+    let again = run_in(
+        dir.path(),
+        &["-j", "2", suite.join("specs").to_str().unwrap()],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+}
+
+#[test]
+fn repeat_partition_and_list() {
+    let dir = workdir();
+    let specs = manifest().join("tests/fixtures/specs");
+    let out = run_in(
+        dir.path(),
+        &[
+            "--repeat",
+            "3",
+            "--partition",
+            "1/3",
+            specs.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // Fixtures sorted: allperms, locks, messages, terminate, unused -> 1/3 is allperms, terminate.
+    assert!(
+        stdout.contains("stable allperms: 1 transcript in 3 runs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stable terminate: 1 transcript in 3 runs"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("test locks"), "{stdout}");
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+
+    let list = isospec()
+        .arg("list")
+        .arg("--permutations")
+        .arg(specs.join("allperms.spec"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&list.stdout).lines().skip(3).collect::<Vec<_>>(),
+        vec![
+            "permutation a1 a2 b1",
+            "permutation a1 b1 a2",
+            "permutation b1 a1 a2"
+        ]
+    );
+}
+
+#[test]
+fn flaky_spec_is_caught_by_repeat_and_until_fail() {
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    // A coin flip: two distinct transcripts over 30 runs, except with
+    // probability 2^-29.
+    std::fs::write(
+        specs.join("coin.spec"),
+        "session s\nstep flip { SELECT random() < 0.5 AS heads; }\n",
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["--repeat", "30", "-j", "2", specs.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FLAKY coin: 2 distinct transcripts"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-t    \n+f    \n") || stdout.contains("-f    \n+t    \n"),
+        "{stdout}"
+    );
+
+    // Accept one outcome, then --until-fail stops at the first pass that differs.
+    let acc = isospec()
+        .arg("accept")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("coin")
+        .output()
+        .unwrap();
+    assert_eq!(acc.status.code(), Some(0), "{}", text(&acc.stderr));
+    let out = run_in(
+        dir.path(),
+        &["--until-fail", "--repeat", "200", specs.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("stopping after pass"), "{stdout}");
+}
