@@ -145,7 +145,7 @@ fn mismatch_gives_exit_1_and_a_unified_diff() {
 #[test]
 fn step_timeout_cancels_and_run_continues() {
     let dir = workdir();
-    let spec = manifest().join("tests/timeout/specs/stuck.spec");
+    let spec = manifest().join("tests/timeout/specs");
     let tmp = dir.path().join("tmp_check");
     let started = std::time::Instant::now();
     let out = isospec()
@@ -158,7 +158,7 @@ fn step_timeout_cancels_and_run_continues() {
         .arg(&spec)
         .output()
         .unwrap();
-    // Guard against a hang, not a speed check: two 2-second cancels.
+    // Guard against a hang, not a speed check: three 2-second cancels.
     assert!(
         started.elapsed().as_secs() < 120,
         "took {:?}",
@@ -170,6 +170,9 @@ fn step_timeout_cancels_and_run_continues() {
         "{result}"
     );
     assert!(result.contains("isolationtester: canceling step s2lock after 2 seconds\nstep s2lock: <... completed>\n"), "{result}");
+    // A blocking teardown is cancelled and reported instead of hanging.
+    let teardown = std::fs::read_to_string(dir.path().join("results/stuck-teardown.out")).unwrap();
+    assert!(teardown.ends_with("teardown failed: ERROR:  canceling statement due to user request\n"), "{teardown}");
     assert_eq!(
         out.status.code(),
         Some(0),
