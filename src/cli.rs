@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// spec (a spec can ask itself with `# isospec: prepared-waits`).
     #[arg(long)]
     pub prepared_waits: bool,
+    /// Keep the wait graph of a cancelled step out of the transcript (it
+    /// always goes to stderr), for isolationtester-identical output.
+    #[arg(long)]
+    pub no_wait_graph: bool,
     /// Run only the N-th permutation (1-based) of each spec.
     #[arg(long, value_name = "N")]
     pub permutation: Option<usize>,
@@ -344,6 +348,8 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
             step_timeout,
             detector: a.wait_detector,
             only_permutation: a.permutation,
+            prepared_waits: a.prepared_waits,
+            wait_graph_in_transcript: !a.no_wait_graph,
             ..Default::default()
         },
         quiet: a.quiet,

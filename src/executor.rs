@@ -70,6 +70,13 @@ pub enum Event {
         step: String,
         micros: u64,
     },
+    /// What the server says the sessions are waiting for, when a step has
+    /// run past half its timeout (stderr only) or is cancelled (then also in
+    /// the transcript, unless disabled).
+    WaitGraph {
+        text: String,
+        in_transcript: bool,
+    },
     /// Not part of the transcript: a step has been busy for a long time.
     SlowStep {
         session: String,
@@ -137,6 +144,8 @@ pub struct ExecOptions {
     pub only_permutation: Option<usize>,
     /// Count waits on prepared transactions as blocked, for every spec.
     pub prepared_waits: bool,
+    /// Put the wait graph into the transcript when a step is cancelled.
+    pub wait_graph_in_transcript: bool,
 }
 
 impl Default for ExecOptions {
@@ -148,6 +157,7 @@ impl Default for ExecOptions {
             poll_max: Duration::from_millis(10),
             only_permutation: None,
             prepared_waits: false,
+            wait_graph_in_transcript: true,
         }
     }
 }
@@ -281,6 +291,27 @@ pub async fn run_spec(
         any_new_notice: false,
     };
     let result = ex.run_all().await;
+    if matches!(
+        result,
+        Err(SpecError::StepTimeout { .. }) | Err(SpecError::TeardownTimeout { .. })
+    ) {
+        // The spec is abandoned: make sure its backends stop too, so the
+        // next spec does not meet their locks.
+        let pids: Vec<String> = ex
+            .sessions
+            .iter()
+            .map(|s| s.conn.backend_pid().to_string())
+            .collect();
+        let arr = format!("{{{}}}", pids.join(","));
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            ex.control.exec_params(
+                "SELECT pg_catalog.pg_terminate_backend(p) FROM unnest($1::int[]) p",
+                &[&arr],
+            ),
+        )
+        .await;
+    }
     ex.close().await;
     result
 }
@@ -584,6 +615,107 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Asks the server what every session is doing and waiting for: pid,
+    /// state, wait event, blocking pids (as session names) and query, then
+    /// the lock rows involved in waits.  None if the control connection
+    /// cannot answer.
+    async fn wait_graph(&mut self, step: &str, session: &str, secs: u64) -> Option<String> {
+        let pids: Vec<String> = self
+            .sessions
+            .iter()
+            .map(|s| s.conn.backend_pid().to_string())
+            .collect();
+        let arr = format!("{{{}}}", pids.join(","));
+        let name_of = |pid: &str| -> String {
+            self.sessions
+                .iter()
+                .find(|s| s.conn.backend_pid().to_string() == pid)
+                .map(|s| format!("{} (pid {pid})", s.name))
+                .unwrap_or_else(|| format!("pid {pid}"))
+        };
+        let activity = self
+            .control
+            .exec_params(
+                "SELECT a.pid, a.state, coalesce(a.wait_event_type || '/' || a.wait_event, '-'), \
+                 array_to_string(pg_catalog.pg_blocking_pids(a.pid), ','), \
+                 regexp_replace(left(a.query, 120), '\\s+', ' ', 'g') \
+                 FROM pg_catalog.pg_stat_activity a WHERE a.pid = ANY ($1::int[]) ORDER BY a.pid",
+                &[&arr],
+            )
+            .await;
+        while self.control.take_notice().is_some() {}
+        let Ok(Some(PgResult::Tuples(rows))) = activity else {
+            return None;
+        };
+        let mut text =
+            format!("wait graph for step {step} of session {session} after {secs} seconds:\n");
+        for r in &rows.rows {
+            let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let blockers: Vec<String> = v(3)
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    if p == "0" {
+                        "a prepared transaction".to_string()
+                    } else {
+                        name_of(p)
+                    }
+                })
+                .collect();
+            let blocked = if blockers.is_empty() {
+                String::new()
+            } else {
+                format!(", blocked by {}", blockers.join(", "))
+            };
+            text.push_str(&format!(
+                "  {}: {}, waiting on {}{}: {}\n",
+                name_of(&v(0)),
+                v(1),
+                v(2),
+                blocked,
+                v(4)
+            ));
+        }
+        let locks = self
+            .control
+            .exec_params(
+                "SELECT l.pid, l.locktype, l.mode, l.granted, \
+                 coalesce(l.relation::regclass::text, l.transactionid::text, l.virtualxid, l.objid::text, '') \
+                 FROM pg_catalog.pg_locks l \
+                 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks w WHERE NOT w.granted AND w.pid = ANY ($1::int[]) \
+                   AND w.locktype = l.locktype \
+                   AND w.relation IS NOT DISTINCT FROM l.relation AND w.page IS NOT DISTINCT FROM l.page \
+                   AND w.tuple IS NOT DISTINCT FROM l.tuple AND w.virtualxid IS NOT DISTINCT FROM l.virtualxid \
+                   AND w.transactionid IS NOT DISTINCT FROM l.transactionid AND w.classid IS NOT DISTINCT FROM l.classid \
+                   AND w.objid IS NOT DISTINCT FROM l.objid AND w.objsubid IS NOT DISTINCT FROM l.objsubid) \
+                 ORDER BY l.granted DESC, l.pid",
+                &[&arr],
+            )
+            .await;
+        while self.control.take_notice().is_some() {}
+        if let Ok(Some(PgResult::Tuples(rows))) = locks {
+            if !rows.rows.is_empty() {
+                text.push_str("  locks involved:\n");
+            }
+            for r in &rows.rows {
+                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                let who = if v(0).is_empty() {
+                    "a prepared transaction".to_string()
+                } else {
+                    name_of(&v(0))
+                };
+                let state = if v(3) == "t" { "holds" } else { "waits for" };
+                text.push_str(&format!(
+                    "    {who} {state} {} on {} {}\n",
+                    v(2),
+                    v(1),
+                    v(4)
+                ));
+            }
+        }
+        Some(text)
+    }
+
     /// isolationtester's try_complete_steps.
     async fn try_complete_steps(
         &mut self,
@@ -729,8 +861,21 @@ impl<'a> Executor<'a> {
                     step: name.clone(),
                     secs: td.as_secs(),
                 });
+                if let Some(text) = self.wait_graph(&name, &session, td.as_secs()).await {
+                    self.emit(Event::WaitGraph {
+                        text,
+                        in_transcript: false,
+                    });
+                }
             }
             if td > self.opts.step_timeout && !canceled {
+                if let Some(text) = self.wait_graph(&name, &session, td.as_secs()).await {
+                    let in_transcript = self.opts.wait_graph_in_transcript;
+                    self.emit(Event::WaitGraph {
+                        text,
+                        in_transcript,
+                    });
+                }
                 match self.sessions[si].conn.cancel().await {
                     Ok(()) => {
                         self.emit(Event::Canceling {

@@ -50,6 +50,14 @@ pub fn render(event: &Event, out: &mut String) {
         Event::Canceling { step, secs } => out.push_str(&format!(
             "isolationtester: canceling step {step} after {secs} seconds\n"
         )),
+        Event::WaitGraph {
+            text,
+            in_transcript,
+        } => {
+            if *in_transcript {
+                out.push_str(text);
+            }
+        }
         Event::StepTimings { .. } | Event::SlowStep { .. } => {}
     }
 }

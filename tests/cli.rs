@@ -151,6 +151,7 @@ fn step_timeout_cancels_and_run_continues() {
     let out = isospec()
         .env("PGISOLATIONTIMEOUT", "2")
         .arg("run")
+        .arg("--no-wait-graph")
         .arg("--outputdir")
         .arg(dir.path())
         .arg("--temp-instance")
@@ -172,7 +173,10 @@ fn step_timeout_cancels_and_run_continues() {
     assert!(result.contains("isolationtester: canceling step s2lock after 2 seconds\nstep s2lock: <... completed>\n"), "{result}");
     // A blocking teardown is cancelled and reported instead of hanging.
     let teardown = std::fs::read_to_string(dir.path().join("results/stuck-teardown.out")).unwrap();
-    assert!(teardown.ends_with("teardown failed: ERROR:  canceling statement due to user request\n"), "{teardown}");
+    assert!(
+        teardown.ends_with("teardown failed: ERROR:  canceling statement due to user request\n"),
+        "{teardown}"
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -541,4 +545,324 @@ fn flaky_spec_is_caught_by_repeat_and_until_fail() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("stopping after pass"), "{stdout}");
+}
+
+/// Every malformed spec of tests/malformed gives exactly one precise error,
+/// equal to its snapshot (NAME.err); ISOSPEC_BLESS=1 rewrites snapshots.
+#[test]
+fn malformed_spec_corpus_snapshots() {
+    let dir = manifest().join("tests/malformed");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "spec"))
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 50, "corpus has {} specs", specs.len());
+    let bless = std::env::var_os("ISOSPEC_BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for spec in &specs {
+        // Run from the corpus directory so snapshots hold relative names.
+        let name = spec.file_name().unwrap().to_str().unwrap();
+        let out = isospec()
+            .current_dir(&dir)
+            .arg("check")
+            .arg(name)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name} should be rejected");
+        let err = text(&out.stderr);
+        assert_eq!(
+            err.lines().filter(|l| l.contains(": error: ")).count(),
+            1,
+            "{name}: {err}"
+        );
+        assert!(err.starts_with(&format!("{name}:")), "{name}: {err}");
+        let snap = spec.with_extension("err");
+        if bless {
+            std::fs::write(&snap, &err).unwrap();
+        } else if std::fs::read_to_string(&snap).unwrap_or_default() != err {
+            mismatches.push(format!("{name}: got {err}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn huge_and_binary_inputs_get_one_precise_error() {
+    let dir = workdir();
+    // 100,000 steps, then a permutation naming a step that does not exist.
+    let mut big = String::from("session s\n");
+    for i in 0..100_000 {
+        big.push_str(&format!("step s{i} {{ SELECT {i}; }}\n"));
+    }
+    big.push_str("permutation s1 nosuch\n");
+    let huge = dir.path().join("huge.spec");
+    std::fs::write(&huge, &big).unwrap();
+    let out = isospec()
+        .current_dir(dir.path())
+        .args(["check", "huge.spec"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "huge.spec:100002:16: error: undefined step \"nosuch\" specified in permutation\n"
+    );
+
+    // Deterministic pseudo-random bytes (xorshift).
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let bytes: Vec<u8> = (0..65536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("garbage.spec"), &bytes).unwrap();
+    let out = isospec()
+        .current_dir(dir.path())
+        .args(["check", "garbage.spec"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("garbage.spec:") && err.contains("error: the file is not valid UTF-8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fault_matrix_specs_end_cleanly_and_the_run_goes_on() {
+    let dir = workdir();
+    let specs = manifest().join("tests/faults/specs");
+    let started = std::time::Instant::now();
+    let out = isospec()
+        .env("PGISOLATIONTIMEOUT", "2")
+        .arg("run")
+        .arg("--no-wait-graph")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(dir.path().join("tmp_check"))
+        .arg(&specs)
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed().as_secs() < 120,
+        "hang guard: {:?}",
+        started.elapsed()
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    // Each fault ends its spec the way the expected file (and isolationtester)
+    // says, and every later spec still runs.
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert!(
+        stderr.contains("rolled back prepared transaction \"left-behind\""),
+        "{stderr}"
+    );
+    // The stubborn step's wait graph went to stderr.
+    assert!(
+        stderr.contains("wait graph for step s1stubborn of session s1"),
+        "{stderr}"
+    );
+}
+
+fn postgres_processes_for(dir: &Path) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("postgres") && l.contains(dir.to_str().unwrap()))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn server_killed_mid_run_ends_the_run_without_hanging() {
+    let dir = workdir();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(
+        specs.join("a-slow.spec"),
+        "session s\nstep sleep { SELECT pg_sleep(30); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("b-after.spec"),
+        "session s\nstep one { SELECT 1 AS one; }\n",
+    )
+    .unwrap();
+    let tmp = dir.path().join("tmp_check");
+    let mut child = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(&tmp)
+        .arg(&specs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the slow step to be running, then kill the postmaster.
+    let pidfile = tmp.join("data/postmaster.pid");
+    let started = std::time::Instant::now();
+    while !pidfile.exists() || !dir.path().join("results").exists() {
+        assert!(started.elapsed().as_secs() < 60, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "run did not end in bounded time"
+    );
+    let stdout = text(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{stdout}");
+    // The slow spec reports the lost connection; the next one cannot connect.
+    let slow = std::fs::read_to_string(dir.path().join("results/a-slow.out")).unwrap();
+    assert!(
+        slow.contains("server closed the connection unexpectedly"),
+        "{slow}"
+    );
+    assert!(
+        stdout.contains("test a-slow") && stdout.contains("test b-after"),
+        "{stdout}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        postgres_processes_for(&tmp).is_empty(),
+        "{:?}",
+        postgres_processes_for(&tmp)
+    );
+}
+
+#[test]
+fn sigterm_stops_the_temp_instance_and_exits_143() {
+    let dir = workdir();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::write(
+        specs.join("slow.spec"),
+        "session s\nstep sleep { SELECT pg_sleep(60); }\n",
+    )
+    .unwrap();
+    let tmp = dir.path().join("tmp_check");
+    let child = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(&tmp)
+        .arg(&specs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !dir.path().join("results").exists() || postgres_processes_for(&tmp).is_empty() {
+        assert!(started.elapsed().as_secs() < 60, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "did not stop in bounded time"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("interrupted by signal 15"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        postgres_processes_for(&tmp).is_empty(),
+        "orphans: {:?}",
+        postgres_processes_for(&tmp)
+    );
+}
+
+#[test]
+fn unwritable_results_dir_is_a_clear_error() {
+    let dir = workdir();
+    // A file where results/ should be: not even root can create the directory.
+    std::fs::write(dir.path().join("results"), "not a directory").unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = run_in(dir.path(), &[spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("could not write") && err.contains("results"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejected_credentials_name_the_server() {
+    // A real server started by the library, then the binary with a role
+    // that does not exist.
+    let dir = workdir();
+    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
+        dir: dir.path().join("srv"),
+        bindir: None,
+        os_user: "postgres".into(),
+        temp_config: vec![],
+        extra_settings: vec![],
+    })
+    .unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .args([
+            "--host",
+            inst.socket_dir.to_str().unwrap(),
+            "--port",
+            &inst.port.to_string(),
+            "--user",
+            "no_such_role",
+        ])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    drop(inst);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("role \"no_such_role\" does not exist") && err.contains(".s.PGSQL."),
+        "{err}"
+    );
 }

@@ -342,7 +342,12 @@ impl Parser {
         t
     }
 
+    /// Records an error, unless one was already reported at this token
+    /// (one mistake, one message).
     fn error(&mut self, pos: Pos, message: String) {
+        if self.errors.iter().any(|e| e.pos == pos) {
+            return;
+        }
         self.errors.push(ParseError { pos, message });
     }
 
@@ -357,9 +362,59 @@ impl Parser {
                 let pos = self.bump().pos;
                 Some((s, pos))
             }
+            Tok::Notices
+            | Tok::Permutation
+            | Tok::Session
+            | Tok::Setup
+            | Tok::Step
+            | Tok::Teardown
+                if !matches!(
+                    self.toks.get(self.at + 1).map(|t| &t.tok),
+                    Some(Tok::Ident(_)) | Some(Tok::Sql(_))
+                ) =>
+            {
+                // A keyword where a name belongs (and not the start of the
+                // next item): take it as the name, and say how to write it.
+                let t = self.bump();
+                let word = match t.tok {
+                    Tok::Notices => "notices",
+                    Tok::Permutation => "permutation",
+                    Tok::Session => "session",
+                    Tok::Setup => "setup",
+                    Tok::Step => "step",
+                    _ => "teardown",
+                };
+                self.error(
+                    t.pos,
+                    format!("expected {what}, found keyword `{word}` (write \"{word}\" to use it as a name)"),
+                );
+                Some((word.to_string(), t.pos))
+            }
             _ => {
                 self.expected(what);
                 None
+            }
+        }
+    }
+
+    /// Skips a broken marker list up to its `)` (consumed), or to the end of
+    /// the permutation line.
+    fn skip_markers(&mut self) {
+        loop {
+            match self.peek().tok {
+                Tok::Punct(b')') => {
+                    self.bump();
+                    return;
+                }
+                Tok::Eof
+                | Tok::Permutation
+                | Tok::Session
+                | Tok::Setup
+                | Tok::Teardown
+                | Tok::Step => return,
+                _ => {
+                    self.bump();
+                }
             }
         }
     }
@@ -433,7 +488,7 @@ impl Parser {
                 }
                 Tok::Session => {
                     self.bump();
-                    if !spec.permutations.is_empty() {
+                    if !spec.permutations.is_empty() && !spec.sessions.is_empty() {
                         self.error(
                             t.pos,
                             "sessions must come before the first `permutation`".to_string(),
@@ -461,21 +516,45 @@ impl Parser {
                 _ => {
                     self.expected("`setup`, `teardown`, `session` or `permutation`");
                     self.bump();
-                    self.recover();
+                    // What follows belongs to the broken item: skip its steps too.
+                    while !matches!(
+                        self.peek().tok,
+                        Tok::Eof | Tok::Session | Tok::Permutation | Tok::Setup | Tok::Teardown
+                    ) {
+                        self.bump();
+                    }
                 }
             }
         }
-        if spec.sessions.is_empty() && !self.errors.iter().any(|e| e.message.contains("session")) {
-            let pos = self.peek().pos;
-            self.error(
-                pos,
-                "a spec needs at least one `session NAME` with one or more steps".to_string(),
-            );
+        if spec.sessions.is_empty() && self.errors.is_empty() {
+            // A block missing its `}` swallows what follows up to the next
+            // `}`: point at it when it swallowed a session.
+            let swallowed = self.toks.iter().find(|t| match &t.tok {
+                Tok::Sql(sql) => sql
+                    .lines()
+                    .skip(1)
+                    .any(|l| l.trim_start().starts_with("session ")),
+                _ => false,
+            });
+            match swallowed.map(|t| t.pos) {
+                Some(pos) => self.error(
+                    pos,
+                    "this block runs on into what looks like a session (is its `}` missing?): the spec has no `session NAME`".to_string(),
+                ),
+                None => {
+                    let pos = self.peek().pos;
+                    self.error(
+                        pos,
+                        "a spec needs at least one `session NAME` with one or more steps".to_string(),
+                    );
+                }
+            }
         }
         spec
     }
 
     fn session(&mut self, pos: Pos) -> Session {
+        let errors_before = self.errors.len();
         let mut session = Session {
             pos,
             ..Default::default()
@@ -552,7 +631,7 @@ impl Parser {
                 }
             }
         }
-        if session.steps.is_empty() {
+        if session.steps.is_empty() && self.errors.len() == errors_before {
             self.error(
                 pos,
                 format!(
@@ -598,7 +677,11 @@ impl Parser {
                                             pos: t.pos,
                                         });
                                     }
-                                    _ => self.expected("a number after `notices`"),
+                                    _ => {
+                                        self.expected("a number after `notices`");
+                                        self.skip_markers();
+                                        break;
+                                    }
                                 }
                             } else {
                                 pstep.blockers.push(Blocker::OtherStep { step, pos: t.pos });
@@ -606,6 +689,7 @@ impl Parser {
                         }
                         _ => {
                             self.expected("a marker: `*`, a step name, or `STEP notices N`");
+                            self.skip_markers();
                             break;
                         }
                     }
@@ -619,6 +703,7 @@ impl Parser {
                         }
                         _ => {
                             self.expected("`,` or `)` in the marker list");
+                            self.skip_markers();
                             break;
                         }
                     }
@@ -629,10 +714,18 @@ impl Parser {
         if p.steps.is_empty() {
             self.expected("a step name after `permutation`");
         }
-        if !matches!(self.peek().tok, Tok::Permutation | Tok::Eof) {
+        // Sessions, setups and steps after a permutation are reported by the
+        // top level; anything else is garbage on the permutation line.
+        if !matches!(
+            self.peek().tok,
+            Tok::Permutation | Tok::Eof | Tok::Session | Tok::Setup | Tok::Teardown | Tok::Step
+        ) {
             self.expected("a step name, `permutation` or end of file");
             self.bump();
-            while !matches!(self.peek().tok, Tok::Permutation | Tok::Eof) {
+            while !matches!(
+                self.peek().tok,
+                Tok::Permutation | Tok::Eof | Tok::Session | Tok::Setup | Tok::Teardown | Tok::Step
+            ) {
                 self.bump();
             }
         }
