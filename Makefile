@@ -24,7 +24,7 @@ BINDIR_OPT    = $(if $(PGVERSION),--bindir $(shell scripts/fetch-pg.sh $(PGVERSI
 PG17_SUITE   ?= ../shared/pg17-isolation
 MATRIX       ?= 13 15 17 18
 
-.PHONY: all build check-isolation check-matrix installcheck-isolation test unit conformance conformance17 bench clean
+.PHONY: all build check-isolation check-matrix installcheck-isolation test unit conformance conformance17 bench clean fuzz
 
 all: build
 
@@ -91,3 +91,12 @@ clean:
 
 bench: build
 	bench/run.sh
+
+# Fuzz the spec and schedule parsers (cargo-fuzz, nightly toolchain).
+FUZZ_SECONDS ?= 600
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	mkdir -p fuzz/corpus/spec_parser fuzz/corpus/schedule_parser
+	cp tests/malformed/*.spec tests/fixtures/specs/*.spec specs/*.spec fuzz/corpus/spec_parser/
+	cd fuzz && cargo +nightly fuzz run -O spec_parser corpus/spec_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	cd fuzz && cargo +nightly fuzz run -O schedule_parser corpus/schedule_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1

@@ -701,7 +701,7 @@ fn server_killed_mid_run_ends_the_run_without_hanging() {
     )
     .unwrap();
     let tmp = dir.path().join("tmp_check");
-    let mut child = isospec()
+    let child = isospec()
         .arg("run")
         .arg("--outputdir")
         .arg(dir.path())
