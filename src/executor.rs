@@ -127,6 +127,8 @@ pub enum SpecError {
     },
     #[error("teardown of {what} did not finish within {secs} seconds and was cancelled")]
     TeardownTimeout { what: String, secs: u64 },
+    #[error("interrupted")]
+    Interrupted,
     #[error("connection failed during {what}: {source}")]
     Admin { what: String, source: WireError },
 }
@@ -146,6 +148,9 @@ pub struct ExecOptions {
     pub prepared_waits: bool,
     /// Put the wait graph into the transcript when a step is cancelled.
     pub wait_graph_in_transcript: bool,
+    /// Becomes true when the run is interrupted (SIGINT/SIGTERM): running
+    /// steps are cancelled and the teardown runs before the spec ends.
+    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for ExecOptions {
@@ -158,6 +163,7 @@ impl Default for ExecOptions {
             only_permutation: None,
             prepared_waits: false,
             wait_graph_in_transcript: true,
+            interrupt: None,
         }
     }
 }
@@ -290,7 +296,27 @@ pub async fn run_spec(
         opts,
         any_new_notice: false,
     };
-    let result = ex.run_all().await;
+    let mut result = ex.run_all().await;
+    if matches!(result, Err(SpecError::Interrupted)) {
+        ex.emit(Event::Stderr(
+            "isospec: interrupted: canceling running steps and running the teardown\n".into(),
+        ));
+        for si in 0..ex.sessions.len() {
+            if ex.sessions[si].active.take().is_some() {
+                let _ = ex.sessions[si].conn.cancel().await;
+                let conn = &mut ex.sessions[si].conn;
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    while let Ok(Some(_)) = conn.get_result().await {}
+                })
+                .await;
+                while ex.sessions[si].conn.take_notice().is_some() {}
+            }
+        }
+        ex.opts.step_timeout = ex.opts.step_timeout.min(Duration::from_secs(5));
+        if let Err(e) = ex.teardown().await {
+            result = Err(e);
+        }
+    }
     if matches!(
         result,
         Err(SpecError::StepTimeout { .. }) | Err(SpecError::TeardownTimeout { .. })
@@ -328,9 +354,16 @@ impl<'a> Executor<'a> {
         }
     }
 
+    fn interrupted(&self) -> bool {
+        self.opts.interrupt.as_ref().is_some_and(|r| *r.borrow())
+    }
+
     async fn run_all(&mut self) -> Result<(), SpecError> {
         let spec = self.spec;
         for (i, perm) in spec.iter_permutations().enumerate() {
+            if self.interrupted() {
+                return Err(SpecError::Interrupted);
+            }
             if let Some(only) = self.opts.only_permutation {
                 if only != i + 1 {
                     continue;
@@ -443,6 +476,9 @@ impl<'a> Executor<'a> {
         };
         let mut waiting: Vec<usize> = Vec::new();
         for i in 0..steps.len() {
+            if self.interrupted() {
+                return Err(SpecError::Interrupted);
+            }
             let pstep = &steps[i];
             let si = pstep.session;
             if self.sessions[si].active.is_some() {
@@ -520,6 +556,12 @@ impl<'a> Executor<'a> {
             return Err(SpecError::MutuallyBlocking);
         }
 
+        self.teardown().await
+    }
+
+    /// Runs each session's teardown, then the spec's (isolationtester's order).
+    async fn teardown(&mut self) -> Result<(), SpecError> {
+        let spec = self.spec;
         for si in 0..spec.spec.sessions.len() {
             let Some(sql) = &spec.spec.sessions[si].teardown else {
                 continue;
@@ -817,6 +859,9 @@ impl<'a> Executor<'a> {
                 continue;
             }
             interval = (interval * 2).min(self.opts.poll_max);
+            if self.interrupted() {
+                return Err(SpecError::Interrupted);
+            }
             if flags & STEP_NONBLOCK != 0 {
                 let pid = self.sessions[si].conn.backend_pid();
                 let waiting = self

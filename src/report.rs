@@ -144,6 +144,17 @@ impl Reporter {
         }
     }
 
+    /// Shows the transcript of a spec that has no expected output yet.
+    pub fn transcript(&mut self, name: &str, text: &str) {
+        let prefix = if self.tap { "# " } else { "    | " };
+        self.line(&format!(
+            "{prefix}transcript of {name} (no expected output; `isospec accept {name}` keeps it):"
+        ));
+        for l in text.lines() {
+            self.line(&format!("{prefix}{l}"));
+        }
+    }
+
     pub fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&str>, wall: Duration) {
         let total = outcomes.len();
         let failed = outcomes.iter().filter(|o| !o.status.passed()).count();

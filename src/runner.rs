@@ -665,18 +665,44 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
 
     let mut outcomes: Vec<TestOutcome> = Vec::new();
     let mut variants: Vec<Variants> = cfg.tests.iter().map(|_| Variants::default()).collect();
-    let work = run_passes(
-        &cfg,
-        &params,
-        &mut rep,
-        &diffs_path,
-        &mut outcomes,
-        &mut variants,
-    );
-    let result = tokio::select! {
-        r = work => r,
-        _ = sigint.recv() => Err(RunError::Interrupted(2)),
-        _ = sigterm.recv() => Err(RunError::Interrupted(15)),
+    // On SIGINT/SIGTERM the running specs cancel their steps and run their
+    // teardown (bounded), then the run stops.
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    let mut cfg = cfg;
+    cfg.exec.interrupt = Some(interrupt_rx);
+    let cfg = cfg;
+    let result = {
+        let work = run_passes(
+            &cfg,
+            &params,
+            &mut rep,
+            &diffs_path,
+            &mut outcomes,
+            &mut variants,
+        );
+        tokio::pin!(work);
+        let signal = tokio::select! {
+            r = &mut work => Err(r),
+            _ = sigint.recv() => Ok(2),
+            _ = sigterm.recv() => Ok(15),
+        };
+        let result = match signal {
+            Err(r) => r,
+            Ok(sig) => {
+                let _ = interrupt_tx.send(true);
+                eprintln!("isospec: interrupted by signal {sig}: running teardown, then stopping");
+                // Give the specs a bounded time to cancel and tear down; a second
+                // signal stops at once.
+                tokio::select! {
+                    _ = &mut work => {}
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = sigint.recv() => {}
+                    _ = sigterm.recv() => {}
+                }
+                Err(RunError::Interrupted(sig))
+            }
+        };
+        result
     };
     if let Some(mut inst) = instance.take() {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
@@ -804,6 +830,10 @@ async fn run_passes_in(
                 failed |= !r.outcome.status.passed();
                 variants[k].add(&r.transcript);
                 rep.outcome(counter, &r.outcome);
+                if r.outcome.status == Status::New && pass == 0 {
+                    // A new spec: show what it produced, and how to keep it.
+                    rep.transcript(&cfg.tests[k].name, &r.transcript);
+                }
                 outcomes.push(r.outcome);
             }
             i = j;
