@@ -68,6 +68,8 @@ pub struct Reporter {
     out_file: Option<File>,
     quiet: bool,
     tap: bool,
+    /// A progress bar on stderr, only when it is a terminal.
+    progress: Option<indicatif::ProgressBar>,
 }
 
 #[derive(serde::Serialize)]
@@ -92,13 +94,38 @@ impl Reporter {
             out_file,
             quiet,
             tap,
+            progress: None,
+        }
+    }
+
+    /// Shows a progress bar for `total` spec runs when stderr is a terminal
+    /// (plain status lines otherwise).
+    pub fn start_progress(&mut self, total: u64) {
+        if total > 1 && !self.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let pb = indicatif::ProgressBar::new(total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} specs  {elapsed_precise}  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            self.progress = Some(pb);
+        }
+    }
+
+    pub fn finish_progress(&mut self) {
+        if let Some(pb) = self.progress.take() {
+            pb.finish_and_clear();
         }
     }
 
     /// One line to stdout (unless quiet) and regression.out.
     pub fn line(&mut self, s: &str) {
         if !self.quiet {
-            println!("{s}");
+            match &self.progress {
+                Some(pb) => pb.suspend(|| println!("{s}")),
+                None => println!("{s}"),
+            }
         }
         if let Some(f) = self.out_file.as_mut() {
             let _ = writeln!(f, "{s}");
@@ -114,6 +141,10 @@ impl Reporter {
     }
 
     pub fn outcome(&mut self, number: usize, o: &TestOutcome) {
+        if let Some(pb) = &self.progress {
+            pb.inc(1);
+            pb.set_message(o.name.clone());
+        }
         let ms = o.duration.as_millis();
         if self.tap {
             let ok = if o.status.passed() { "ok" } else { "not ok" };
@@ -156,6 +187,7 @@ impl Reporter {
     }
 
     pub fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&str>, wall: Duration) {
+        self.finish_progress();
         let total = outcomes.len();
         let failed = outcomes.iter().filter(|o| !o.status.passed()).count();
         if self.tap {

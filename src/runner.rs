@@ -785,6 +785,44 @@ async fn run_passes(
     result
 }
 
+/// Takes each finished spec run as it completes: diff, accept, flake
+/// bookkeeping, status line.
+struct Sink<'x> {
+    cfg: &'x RunConfig,
+    rep: &'x mut Reporter,
+    diffs_path: &'x Path,
+    outcomes: &'x mut Vec<TestOutcome>,
+    variants: &'x mut [Variants],
+    counter: usize,
+    failed: bool,
+    pass: usize,
+}
+
+impl Sink<'_> {
+    fn done(&mut self, k: usize, mut r: SpecRun) -> Result<(), RunError> {
+        self.counter += 1;
+        if let Some(d) = &r.diff {
+            append(self.diffs_path, d)?;
+        }
+        let t = &self.cfg.tests[k];
+        if self.cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
+            match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
+                Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
+                Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
+            }
+        }
+        self.failed |= !r.outcome.status.passed();
+        self.variants[k].add(&r.transcript);
+        self.rep.outcome(self.counter, &r.outcome);
+        if r.outcome.status == Status::New && self.pass == 0 {
+            // A new spec: show what it produced, and how to keep it.
+            self.rep.transcript(&t.name, &r.transcript);
+        }
+        self.outcomes.push(r.outcome);
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_passes_in(
     cfg: &RunConfig,
@@ -796,14 +834,27 @@ async fn run_passes_in(
     slots: &[String],
 ) -> Result<(), RunError> {
     rep.banner("running regression test queries");
+    if !cfg.until_fail {
+        rep.start_progress((cfg.tests.len() * cfg.repeat.max(1)) as u64);
+    }
     // --until-fail repeats until a failure, at most --repeat passes when given.
     let passes = match (cfg.until_fail, cfg.repeat) {
         (true, r) if r <= 1 => usize::MAX,
         (_, r) => r.max(1),
     };
-    let mut counter = 0usize;
+    let mut sink = Sink {
+        cfg,
+        rep,
+        diffs_path,
+        outcomes,
+        variants,
+        counter: 0,
+        failed: false,
+        pass: 0,
+    };
     for pass in 0..passes {
-        let mut failed = false;
+        sink.pass = pass;
+        sink.failed = false;
         let mut i = 0;
         while i < cfg.tests.len() {
             let g = cfg.tests[i].group;
@@ -811,35 +862,12 @@ async fn run_passes_in(
             while j < cfg.tests.len() && cfg.tests[j].group == g {
                 j += 1;
             }
-            let runs = run_group(cfg, params, &cfg.tests[i..j], i, slots).await?;
-            for (k, r) in runs {
-                counter += 1;
-                let mut r = r;
-                if let Some(d) = &r.diff {
-                    append(diffs_path, d)?;
-                }
-                if cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
-                    let t = &cfg.tests[k];
-                    match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
-                        Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
-                        Err(e) => {
-                            r.outcome.status = Status::RunError(format!("could not accept: {e}"))
-                        }
-                    }
-                }
-                failed |= !r.outcome.status.passed();
-                variants[k].add(&r.transcript);
-                rep.outcome(counter, &r.outcome);
-                if r.outcome.status == Status::New && pass == 0 {
-                    // A new spec: show what it produced, and how to keep it.
-                    rep.transcript(&cfg.tests[k].name, &r.transcript);
-                }
-                outcomes.push(r.outcome);
-            }
+            run_group(cfg, params, &cfg.tests[i..j], i, slots, &mut sink).await?;
             i = j;
         }
-        if cfg.until_fail && failed {
-            rep.line(&format!("stopping after pass {}: a spec failed", pass + 1));
+        if cfg.until_fail && sink.failed {
+            sink.rep
+                .line(&format!("stopping after pass {}: a spec failed", pass + 1));
             break;
         }
     }
@@ -848,21 +876,21 @@ async fn run_passes_in(
 
 /// Runs one group: serially, or up to `jobs` at once, each running spec in
 /// a database of its own (one per worker slot); `alone` specs run with
-/// nothing alongside.  Returns (index into cfg.tests, run) in completion
-/// order.
+/// nothing alongside.  Each run goes to `sink` as soon as it completes.
 async fn run_group(
     cfg: &RunConfig,
     params: &ConnParams,
     tests: &[TestCase],
     offset: usize,
     slots: &[String],
-) -> Result<Vec<(usize, SpecRun)>, RunError> {
-    let mut out = Vec::new();
+    sink: &mut Sink<'_>,
+) -> Result<(), RunError> {
     if slots.len() <= 1 {
         for (k, t) in tests.iter().enumerate() {
-            out.push((offset + k, run_one(cfg, params, t, &cfg.dbname).await?));
+            let r = run_one(cfg, params, t, &cfg.dbname).await?;
+            sink.done(offset + k, r)?;
         }
-        return Ok(out);
+        return Ok(());
     }
     use futures_util::StreamExt;
     let alone: Vec<bool> = tests
@@ -903,10 +931,10 @@ async fn run_group(
             } else {
                 free.push(slot);
             }
-            out.push((offset + k, r?));
+            sink.done(offset + k, r?)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn drop_database(params: &ConnParams, db: &str) {
