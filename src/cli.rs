@@ -491,6 +491,25 @@ fn check_files(files: &[PathBuf]) -> i32 {
     code
 }
 
+/// `isospec run`: the exit code of the run, or an error for usage,
+/// connection and setup problems (exit code 2).
+fn run_command(a: RunArgs) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let cfg = run_config(a).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    match rt.block_on(runner::run(cfg)) {
+        Ok(summary) => Ok(summary.exit_code()),
+        Err(runner::RunError::Interrupted(sig)) => {
+            eprintln!("isospec: interrupted by signal {sig}; temporary instance stopped");
+            Ok(128 + sig)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -519,35 +538,13 @@ pub fn main() -> i32 {
                 2
             }
         },
-        Command::Run(a) => {
-            let cfg = match run_config(*a) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("isospec: error: {e}");
-                    return 2;
-                }
-            };
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("isospec: error: could not start the runtime: {e}");
-                    return 2;
-                }
-            };
-            match rt.block_on(runner::run(cfg)) {
-                Ok(summary) => summary.exit_code(),
-                Err(runner::RunError::Interrupted(sig)) => {
-                    eprintln!("isospec: interrupted by signal {sig}; temporary instance stopped");
-                    128 + sig
-                }
-                Err(e) => {
-                    eprintln!("isospec: error: {e}");
-                    2
-                }
+        Command::Run(a) => match run_command(*a) {
+            Ok(code) => code,
+            Err(e) => {
+                // anyhow at the edge: the typed error with its context chain.
+                eprintln!("isospec: error: {e:#}");
+                2
             }
-        }
+        },
     }
 }

@@ -778,7 +778,17 @@ async fn run_passes(
         let mut quiet = Reporter::new(None, true, false);
         prepare_database(cfg, params, db, &mut quiet).await?;
     }
-    let result = run_passes_in(cfg, params, rep, diffs_path, outcomes, variants, &slots).await;
+    let mut sink = Sink {
+        cfg,
+        rep,
+        diffs_path,
+        outcomes,
+        variants,
+        counter: 0,
+        failed: false,
+        pass: 0,
+    };
+    let result = run_passes_in(cfg, params, &slots, &mut sink).await;
     for db in slots.iter().skip(1) {
         drop_database(params, db).await;
     }
@@ -823,34 +833,21 @@ impl Sink<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_passes_in(
     cfg: &RunConfig,
     params: &ConnParams,
-    rep: &mut Reporter,
-    diffs_path: &Path,
-    outcomes: &mut Vec<TestOutcome>,
-    variants: &mut [Variants],
     slots: &[String],
+    sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
-    rep.banner("running regression test queries");
+    sink.rep.banner("running regression test queries");
     if !cfg.until_fail {
-        rep.start_progress((cfg.tests.len() * cfg.repeat.max(1)) as u64);
+        sink.rep
+            .start_progress((cfg.tests.len() * cfg.repeat.max(1)) as u64);
     }
     // --until-fail repeats until a failure, at most --repeat passes when given.
     let passes = match (cfg.until_fail, cfg.repeat) {
         (true, r) if r <= 1 => usize::MAX,
         (_, r) => r.max(1),
-    };
-    let mut sink = Sink {
-        cfg,
-        rep,
-        diffs_path,
-        outcomes,
-        variants,
-        counter: 0,
-        failed: false,
-        pass: 0,
     };
     for pass in 0..passes {
         sink.pass = pass;
@@ -862,7 +859,7 @@ async fn run_passes_in(
             while j < cfg.tests.len() && cfg.tests[j].group == g {
                 j += 1;
             }
-            run_group(cfg, params, &cfg.tests[i..j], i, slots, &mut sink).await?;
+            run_group(cfg, params, &cfg.tests[i..j], i, slots, sink).await?;
             i = j;
         }
         if cfg.until_fail && sink.failed {
