@@ -767,7 +767,7 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
     std::fs::create_dir_all(&specs).unwrap();
     std::fs::write(
         specs.join("slow.spec"),
-        "session s\nstep sleep { SELECT pg_sleep(60); }\n",
+        "teardown { SELECT 'teardown ran' AS t; }\nsession s\nstep sleep { SELECT pg_sleep(60); }\n",
     )
     .unwrap();
     let tmp = dir.path().join("tmp_check");
@@ -810,6 +810,13 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
         "{}",
         text(&out.stderr)
     );
+    // The running step was cancelled and the spec's teardown ran.
+    let slow = std::fs::read_to_string(dir.path().join("results/slow.out")).unwrap();
+    assert!(
+        slow.contains("canceling running steps and running the teardown"),
+        "{slow}"
+    );
+    assert!(slow.contains("teardown ran"), "{slow}");
     assert!(
         postgres_processes_for(&tmp).is_empty(),
         "orphans: {:?}",
