@@ -63,6 +63,14 @@ impl TestOutcome {
     }
 }
 
+/// A diagnostic about one spec, on stderr (`isospec: NAME: …`, one line per
+/// line of `text`), while the run goes on.
+pub fn diagnostic(spec: &str, text: &str) {
+    for l in text.lines() {
+        eprintln!("isospec: {spec}: {l}");
+    }
+}
+
 /// Writes status lines to stdout and to `regression.out`.
 pub struct Reporter {
     out_file: Option<File>,

@@ -417,13 +417,14 @@ async fn run_one(
                     step,
                     secs,
                 } => {
-                    eprintln!("isospec: {name}: step {step} of session {session} has been running for {secs} s");
+                    crate::report::diagnostic(
+                        &name,
+                        &format!("step {step} of session {session} has been running for {secs} s"),
+                    );
                 }
                 Event::StepTimings { step, micros } => steps.push((step.clone(), *micros)),
                 Event::WaitGraph { text, .. } => {
-                    for l in text.lines() {
-                        eprintln!("isospec: {name}: {l}");
-                    }
+                    crate::report::diagnostic(&name, text);
                 }
                 _ => {}
             }
@@ -483,8 +484,17 @@ async fn cleanup_prepared(params: &ConnParams, db: &str, test: &str) {
         let gid: String = r.get(0);
         let sql: String = r.get(1);
         match c.batch_execute(&sql).await {
-            Ok(()) => eprintln!("isospec: {test}: rolled back prepared transaction \"{gid}\" that the spec left behind"),
-            Err(e) => eprintln!("isospec: {test}: could not roll back prepared transaction \"{gid}\": {}", describe_pg_error(&e)),
+            Ok(()) => crate::report::diagnostic(
+                test,
+                &format!("rolled back prepared transaction \"{gid}\" that the spec left behind"),
+            ),
+            Err(e) => crate::report::diagnostic(
+                test,
+                &format!(
+                    "could not roll back prepared transaction \"{gid}\": {}",
+                    describe_pg_error(&e)
+                ),
+            ),
         }
     }
 }

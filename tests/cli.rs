@@ -685,6 +685,22 @@ fn postgres_processes_for(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Starts `isospec run` on `specs` with a temp instance in `tmp`, in the
+/// background, with its output captured.
+fn spawn_run(dir: &Path, tmp: &Path, specs: &Path) -> std::process::Child {
+    isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir)
+        .arg("--temp-instance")
+        .arg(tmp)
+        .arg(specs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn server_killed_mid_run_ends_the_run_without_hanging() {
     let dir = workdir();
@@ -701,17 +717,7 @@ fn server_killed_mid_run_ends_the_run_without_hanging() {
     )
     .unwrap();
     let tmp = dir.path().join("tmp_check");
-    let child = isospec()
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--temp-instance")
-        .arg(&tmp)
-        .arg(&specs)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(dir.path(), &tmp, &specs);
     // Wait for the slow step to be running, then kill the postmaster.
     let pidfile = tmp.join("data/postmaster.pid");
     let started = std::time::Instant::now();
@@ -771,17 +777,7 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
     )
     .unwrap();
     let tmp = dir.path().join("tmp_check");
-    let child = isospec()
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--temp-instance")
-        .arg(&tmp)
-        .arg(&specs)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(dir.path(), &tmp, &specs);
     let started = std::time::Instant::now();
     while !dir.path().join("results").exists() || postgres_processes_for(&tmp).is_empty() {
         assert!(started.elapsed().as_secs() < 60, "server did not start");
