@@ -766,8 +766,9 @@ fn server_killed_mid_run_ends_the_run_without_hanging() {
     );
 }
 
-#[test]
-fn sigterm_stops_the_temp_instance_and_exits_143() {
+/// Sends `signal` to a run whose step is busy: the step is cancelled, the
+/// teardown runs, the temp instance stops, exit code 128 + signal number.
+fn interrupt_case(signal: &str, code: i32) {
     let dir = workdir();
     let specs = dir.path().join("specs");
     std::fs::create_dir_all(&specs).unwrap();
@@ -785,7 +786,7 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap()
         .success());
@@ -796,13 +797,13 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
     );
     assert_eq!(
         out.status.code(),
-        Some(143),
+        Some(code),
         "{}\n{}",
         text(&out.stdout),
         text(&out.stderr)
     );
     assert!(
-        text(&out.stderr).contains("interrupted by signal 15"),
+        text(&out.stderr).contains(&format!("interrupted by signal {}", code - 128)),
         "{}",
         text(&out.stderr)
     );
@@ -818,6 +819,16 @@ fn sigterm_stops_the_temp_instance_and_exits_143() {
         "orphans: {:?}",
         postgres_processes_for(&tmp)
     );
+}
+
+#[test]
+fn sigterm_stops_the_temp_instance_and_exits_143() {
+    interrupt_case("TERM", 143);
+}
+
+#[test]
+fn sigint_stops_the_temp_instance_and_exits_130() {
+    interrupt_case("INT", 130);
 }
 
 #[test]
