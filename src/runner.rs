@@ -784,9 +784,16 @@ async fn run_passes(
         .map(|i| spec_database(cfg, i))
         .collect();
     prepare_database(cfg, params, &cfg.dbname, rep).await?;
-    for db in slots.iter().skip(1) {
+    // The worker databases are created (and later dropped) concurrently.
+    let created = futures_util::future::join_all(slots.iter().skip(1).map(|db| async move {
         let mut quiet = Reporter::new(None, true, false);
-        prepare_database(cfg, params, db, &mut quiet).await?;
+        prepare_database(cfg, params, db, &mut quiet).await
+    }))
+    .await;
+    if let Some(Err(e)) = created.into_iter().find(|r| r.is_err()) {
+        futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db)))
+            .await;
+        return Err(e);
     }
     let mut sink = Sink {
         cfg,
@@ -799,9 +806,7 @@ async fn run_passes(
         pass: 0,
     };
     let result = run_passes_in(cfg, params, &slots, &mut sink).await;
-    for db in slots.iter().skip(1) {
-        drop_database(params, db).await;
-    }
+    futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
     result
 }
 
