@@ -140,6 +140,11 @@ impl Reporter {
         }
     }
 
+    /// A note for the user on stderr.
+    pub fn note(&mut self, s: &str) {
+        eprintln!("isospec: {s}");
+    }
+
     pub fn banner(&mut self, s: &str) {
         if self.tap {
             self.line(&format!("# {s}"));

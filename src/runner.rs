@@ -663,6 +663,9 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
                 .await
                 .map_err(|e| RunError::Usage(format!("temp instance task failed: {e}")))??;
             let p = inst.params("postgres");
+            if let Some((note, _, _)) = &inst.relocated {
+                rep.note(note);
+            }
             instance = Some(inst);
             p
         }

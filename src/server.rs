@@ -68,6 +68,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 /// A running throwaway server.  Dropping it stops it.
 pub struct TempInstance {
     child: Option<Child>,
+    /// Set when the instance had to live in /tmp instead of the requested
+    /// directory: (what to tell the user, requested dir, actual dir).
+    pub relocated: Option<(String, PathBuf, PathBuf)>,
     pub port: u16,
     pub socket_dir: PathBuf,
     pub superuser: String,
@@ -170,10 +173,39 @@ impl TempInstance {
 
         fs::create_dir_all(&opts.dir)
             .map_err(io(format!("could not create {}", opts.dir.display())))?;
-        let dir = opts
+        let requested = opts
             .dir
             .canonicalize()
             .map_err(io(format!("could not resolve {}", opts.dir.display())))?;
+        // The server's OS user must reach its directory.  When it cannot
+        // (say, a checkout under /root), keep the instance in /tmp instead,
+        // say so, and copy its logs back when it stops.
+        let mut relocated = None;
+        let dir = match &run_as {
+            Some(u) if !world_searchable(&requested) => {
+                let tmp = nix::unistd::mkdtemp("/tmp/isospec-instance-XXXXXX").map_err(|e| {
+                    ServerError::Io {
+                        what: "could not create an instance directory in /tmp".into(),
+                        source: e.into(),
+                    }
+                })?;
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io(
+                        format!("could not set permissions of {}", tmp.display()),
+                    ))?;
+                }
+                relocated = Some(format!(
+                    "{} is not reachable by OS user \"{}\"; the instance runs in {} and its logs are copied to {}/log when it stops",
+                    requested.display(),
+                    u.name,
+                    tmp.display(),
+                    requested.display()
+                ));
+                tmp
+            }
+            _ => requested.clone(),
+        };
         let data = dir.join("data");
         let logdir = dir.join("log");
         for d in [&data, &logdir] {
@@ -301,6 +333,7 @@ impl TempInstance {
             .map_err(io(format!("could not run {}", postgres.display())))?;
         let mut inst = TempInstance {
             child: Some(child),
+            relocated: relocated.map(|note| (note, requested.clone(), dir.clone())),
             port,
             socket_dir: sock,
             superuser,
@@ -366,6 +399,20 @@ impl TempInstance {
 
     /// Stops the server (fast shutdown, then immediate, then kill).
     pub fn stop(&mut self) {
+        self.stop_server();
+        if let Some((_, requested, actual)) = self.relocated.take() {
+            let logs = requested.join("log");
+            let _ = fs::create_dir_all(&logs);
+            if let Ok(entries) = fs::read_dir(actual.join("log")) {
+                for e in entries.flatten() {
+                    let _ = fs::copy(e.path(), logs.join(e.file_name()));
+                }
+            }
+            let _ = fs::remove_dir_all(&actual);
+        }
+    }
+
+    fn stop_server(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = Pid::from_raw(child.id() as i32);
             for (sig, wait) in [

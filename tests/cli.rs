@@ -883,3 +883,39 @@ fn rejected_credentials_name_the_server() {
         "{err}"
     );
 }
+
+#[test]
+fn unreachable_instance_dir_is_relocated_for_the_server_user() {
+    if !nix_is_root() {
+        return;
+    }
+    // A directory the server's OS user cannot enter, like a checkout in /root.
+    let dir = workdir();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(&private)
+        .arg("--temp-instance")
+        .arg(private.join("tmp_check"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not reachable by OS user") && err.contains("/tmp/isospec-instance-"),
+        "{err}"
+    );
+    // The server's log is where the user asked for it.
+    assert!(private.join("tmp_check/log/postmaster.log").is_file());
+}
