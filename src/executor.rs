@@ -77,6 +77,9 @@ pub enum Event {
         text: String,
         in_transcript: bool,
     },
+    /// Not part of the transcript: something the user should know about the
+    /// run of this spec (e.g. cleanup done after it).
+    Diagnostic(String),
     /// Not part of the transcript: a step has been busy for a long time.
     SlowStep {
         session: String,
@@ -338,6 +341,7 @@ pub async fn run_spec(
         )
         .await;
     }
+    ex.cleanup_prepared().await;
     ex.close().await;
     result
 }
@@ -345,6 +349,38 @@ pub async fn run_spec(
 impl<'a> Executor<'a> {
     fn emit(&self, e: Event) {
         let _ = self.tx.send(e);
+    }
+
+    /// Rolls back prepared transactions the spec left in its database, so
+    /// that the next spec does not meet their locks (isolationtester leaves
+    /// them).  Uses the control connection; the server quotes the GIDs.
+    async fn cleanup_prepared(&mut self) {
+        let found = self
+            .control
+            .exec(
+                "SELECT gid, format('ROLLBACK PREPARED %L', gid) FROM pg_catalog.pg_prepared_xacts \
+                 WHERE database = current_database() ORDER BY gid",
+            )
+            .await;
+        let Ok(Some(PgResult::Tuples(t))) = found else {
+            return;
+        };
+        for row in t.rows {
+            let (Some(Some(gid)), Some(Some(sql))) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            let text = match self.control.exec(sql).await {
+                Ok(Some(PgResult::Command(_))) => {
+                    format!("rolled back prepared transaction \"{gid}\" that the spec left behind")
+                }
+                _ => format!(
+                    "could not roll back prepared transaction \"{gid}\": {}",
+                    self.control.error_message().trim_end()
+                ),
+            };
+            self.emit(Event::Diagnostic(text));
+        }
+        while self.control.take_notice().is_some() {}
     }
 
     async fn close(self) {

@@ -423,6 +423,7 @@ async fn run_one(
                     );
                 }
                 Event::StepTimings { step, micros } => steps.push((step.clone(), *micros)),
+                Event::Diagnostic(text) => crate::report::diagnostic(&name, text),
                 Event::WaitGraph { text, .. } => {
                     crate::report::diagnostic(&name, text);
                 }
@@ -433,7 +434,6 @@ async fn run_one(
         (text, steps)
     };
     let (res, (text, steps)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
-    cleanup_prepared(params, db, &t.name).await;
     std::fs::write(&result_path, &text).map_err(|source| RunError::Output {
         path: result_path.display().to_string(),
         source,
@@ -462,41 +462,6 @@ async fn run_one(
         transcript: text,
         diff,
     })
-}
-
-/// Rolls back prepared transactions a spec left in its database, so that
-/// the next spec does not meet their locks (isolationtester leaves them).
-async fn cleanup_prepared(params: &ConnParams, db: &str, test: &str) {
-    let Ok(c) = admin_client(params, db).await else {
-        return;
-    };
-    let Ok(rows) = c
-        .query(
-            "SELECT gid, format('ROLLBACK PREPARED %L', gid) FROM pg_catalog.pg_prepared_xacts \
-             WHERE database = current_database() ORDER BY gid",
-            &[],
-        )
-        .await
-    else {
-        return;
-    };
-    for r in rows {
-        let gid: String = r.get(0);
-        let sql: String = r.get(1);
-        match c.batch_execute(&sql).await {
-            Ok(()) => crate::report::diagnostic(
-                test,
-                &format!("rolled back prepared transaction \"{gid}\" that the spec left behind"),
-            ),
-            Err(e) => crate::report::diagnostic(
-                test,
-                &format!(
-                    "could not roll back prepared transaction \"{gid}\": {}",
-                    describe_pg_error(&e)
-                ),
-            ),
-        }
-    }
 }
 
 fn append(path: &Path, text: &str) -> Result<(), RunError> {

@@ -58,7 +58,7 @@ pub fn render(event: &Event, out: &mut String) {
                 out.push_str(text);
             }
         }
-        Event::StepTimings { .. } | Event::SlowStep { .. } => {}
+        Event::StepTimings { .. } | Event::SlowStep { .. } | Event::Diagnostic(_) => {}
     }
 }
 
