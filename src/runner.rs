@@ -215,12 +215,6 @@ pub fn resolve_tests(
             tests.push(by_name(t, group)?);
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    for t in &tests {
-        if !seen.insert(t.name.clone()) && !schedules.is_empty() {
-            // A name twice (e.g. in two schedules) runs twice, as with pg_regress.
-        }
-    }
     Ok(tests)
 }
 

@@ -29,9 +29,7 @@ pub enum DetectorKind {
 }
 
 /// A prepared wait query on the control connection.
-pub struct Detector {
-    _kind: DetectorKind,
-}
+pub struct Detector;
 
 /// Server major version from the `server_version` parameter ("15.18 (Debian…)").
 pub fn major_version(server_version: &str) -> u32 {
@@ -127,7 +125,7 @@ impl Detector {
         let major = major_version(control.server_version());
         let sql = wait_query(kind, pids, major, prepared_waits);
         match control.prepare(PREP_WAITING, &sql).await {
-            Ok(Some(PgResult::Command(_))) => Ok(Detector { _kind: kind }),
+            Ok(Some(PgResult::Command(_))) => Ok(Detector),
             Ok(_) => Err(control.error_message().to_string()),
             Err(e) => Err(format!("{e}\n")),
         }
