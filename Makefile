@@ -24,7 +24,7 @@ BINDIR_OPT    = $(if $(PGVERSION),--bindir $(shell scripts/fetch-pg.sh $(PGVERSI
 PG17_SUITE   ?= ../shared/pg17-isolation
 MATRIX       ?= 13 15 17 18
 
-.PHONY: all build check-isolation check-matrix installcheck-isolation test unit conformance conformance17 bench clean fuzz
+.PHONY: all build check-isolation check-matrix installcheck-isolation test unit conformance conformance17 bench clean fuzz differential
 
 all: build
 
@@ -100,3 +100,8 @@ fuzz:
 	cp tests/malformed/*.spec tests/fixtures/specs/*.spec specs/*.spec fuzz/corpus/spec_parser/
 	cd fuzz && cargo +nightly fuzz run -O spec_parser corpus/spec_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 	cd fuzz && cargo +nightly fuzz run -O schedule_parser corpus/schedule_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+# Compare isospec with PostgreSQL's own isolationtester on the specs in SPECS.
+SPECS ?= specs
+differential: build
+	scripts/differential.sh $(SPECS)
