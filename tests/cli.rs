@@ -919,3 +919,115 @@ fn unreachable_instance_dir_is_relocated_for_the_server_user() {
     // The server's log is where the user asked for it.
     assert!(private.join("tmp_check/log/postmaster.log").is_file());
 }
+
+#[test]
+fn github_summary_colour_and_wait_graph_in_transcript() {
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    // A step that waits on a lock nobody releases: cancelled after 1 s,
+    // with the server's wait graph in the transcript.
+    std::fs::write(
+        specs.join("blocked.spec"),
+        "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
+         session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+         session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+         permutation s1lock s2lock\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suite/expected/blocked.out"),
+        "something else\n",
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.md");
+    let out = isospec()
+        .env("PGISOLATIONTIMEOUT", "1")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .arg("run")
+        .args(["--color", "always", "--outputdir"])
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(dir.path().join("tmp_check"))
+        .arg(&specs)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
+    assert!(
+        result.contains("wait graph for step s2lock of session s2"),
+        "{result}"
+    );
+    assert!(result.contains("blocked by s1 (pid "), "{result}");
+    assert!(
+        result.contains("holds AccessExclusiveLock on relation wg"),
+        "{result}"
+    );
+    assert!(
+        result.contains("isolationtester: canceling step s2lock after 1 seconds"),
+        "{result}"
+    );
+    // The failing diff is printed in colour, and summarised for GitHub.
+    assert!(stdout.contains("\x1b[32m+step s2lock"), "{stdout}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("0 of 1 specs passed") && md.contains("blocked (failed)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("```diff") && md.contains("+step s1lock"),
+        "{md}"
+    );
+}
+
+#[test]
+fn alone_specs_run_in_the_main_database_under_jobs() {
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    let expected = dir.path().join("suite/expected");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(&expected).unwrap();
+    let db_spec = "session s\nstep db { SELECT current_database() AS db; }\n";
+    let db_out = "Parsed test spec with 1 sessions\n\nstarting permutation: db\nstep db: SELECT current_database() AS db;\ndb                  \n--------------------\nisolation_regression\n(1 row)\n\n";
+    // One marked in the spec, one on the command line, each after a spec that
+    // holds worker slot 0 (without `alone` they would get slot 1's database).
+    std::fs::write(
+        specs.join("b-marked.spec"),
+        format!("# isospec: alone\n{db_spec}"),
+    )
+    .unwrap();
+    std::fs::write(expected.join("b-marked.out"), db_out).unwrap();
+    std::fs::write(specs.join("c-flag.spec"), db_spec).unwrap();
+    std::fs::write(expected.join("c-flag.out"), db_out).unwrap();
+    for name in ["a-other", "d-other"] {
+        std::fs::write(
+            specs.join(format!("{name}.spec")),
+            "session s\nstep one { SELECT 1 AS one; }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            expected.join(format!("{name}.out")),
+            "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n",
+        )
+        .unwrap();
+    }
+    let out = run_in(
+        dir.path(),
+        &["-j", "2", "--alone", "c-flag", specs.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+}
