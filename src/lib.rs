@@ -7,11 +7,13 @@
 //! events as isolationtester's text, `differ` compares transcripts with
 //! expected files, `schedule` reads pg_regress schedules, `server` manages a
 //! throwaway PostgreSQL instance, `report` prints status lines and summaries,
-//! and `runner` ties them together for the command line (`cli`).
+//! `jobs` decides the order in which -j starts specs, and `runner` ties them
+//! together for the command line (`cli`).
 
 pub mod cli;
 pub mod differ;
 pub mod executor;
+pub mod jobs;
 pub mod pgwire;
 pub mod report;
 pub mod runner;

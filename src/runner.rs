@@ -5,6 +5,7 @@
 
 use crate::differ::{closest_variant, compare, Comparison};
 use crate::executor::{run_spec, Event, ExecOptions};
+use crate::jobs::{self, Timings};
 use crate::pgwire::{ConnParams, Host};
 use crate::report::{Reporter, Status, TestOutcome};
 use crate::schedule;
@@ -608,6 +609,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         source,
     })?;
     let mut rep = Reporter::new(Some(out_file), cfg.quiet, cfg.tap);
+    let timings = Timings::load(&results_dir);
 
     let mut instance: Option<TempInstance> = None;
     let params = match &cfg.server {
@@ -647,6 +649,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         let work = run_passes(
             &cfg,
             &params,
+            &timings,
             &mut rep,
             &diffs_path,
             &mut outcomes,
@@ -680,6 +683,13 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
     }
     // Reports cover what finished, also when the run was cut short.
+    // The durations order the next -j run; losing them loses only speed.
+    if let Err(e) = timings.save(&results_dir, &outcomes) {
+        rep.note(&format!(
+            "could not save spec durations in {}: {e}",
+            results_dir.display()
+        ));
+    }
     let flaky = flaky_report(&cfg, &variants, &mut rep);
     let diffs = diffs_path
         .exists()
@@ -735,6 +745,7 @@ fn flaky_report(cfg: &RunConfig, variants: &[Variants], rep: &mut Reporter) -> V
 async fn run_passes(
     cfg: &RunConfig,
     params: &ConnParams,
+    timings: &Timings,
     rep: &mut Reporter,
     diffs_path: &Path,
     outcomes: &mut Vec<TestOutcome>,
@@ -767,7 +778,7 @@ async fn run_passes(
         failed: false,
         pass: 0,
     };
-    let result = run_passes_in(cfg, params, &slots, &mut sink).await;
+    let result = run_passes_in(cfg, params, &slots, timings, &mut sink).await;
     futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
     result
 }
@@ -814,6 +825,7 @@ async fn run_passes_in(
     cfg: &RunConfig,
     params: &ConnParams,
     slots: &[String],
+    timings: &Timings,
     sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
     sink.rep.banner("running regression test queries");
@@ -836,7 +848,7 @@ async fn run_passes_in(
             while j < cfg.tests.len() && cfg.tests[j].group == g {
                 j += 1;
             }
-            run_group(cfg, params, &cfg.tests[i..j], i, slots, sink).await?;
+            run_group(cfg, params, &cfg.tests[i..j], i, slots, timings, sink).await?;
             i = j;
         }
         if cfg.until_fail && sink.failed {
@@ -849,14 +861,16 @@ async fn run_passes_in(
 }
 
 /// Runs one group: serially, or up to `jobs` at once, each running spec in
-/// a database of its own (one per worker slot); `alone` specs run with
-/// nothing alongside.  Each run goes to `sink` as soon as it completes.
+/// a database of its own (one per worker slot), longest first (see
+/// `jobs`); `alone` specs run first, with nothing alongside.  Each run goes
+/// to `sink` as soon as it completes.
 async fn run_group(
     cfg: &RunConfig,
     params: &ConnParams,
     tests: &[TestCase],
     offset: usize,
     slots: &[String],
+    timings: &Timings,
     sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
     if slots.len() <= 1 {
@@ -867,40 +881,47 @@ async fn run_group(
         return Ok(());
     }
     use futures_util::StreamExt;
-    let alone: Vec<bool> = tests
+    let (placement, cost): (Vec<jobs::Placement>, Vec<u64>) = tests
         .iter()
         .map(|t| {
-            cfg.alone.contains(&t.name)
-                || load_spec(t).map(|c| c.spec.options.alone).unwrap_or(false)
+            let checked = load_spec(t).ok();
+            let mut placement = checked
+                .as_ref()
+                .map(|c| jobs::placement(&c.spec, &cfg.dbname))
+                .unwrap_or_default();
+            placement.alone |= cfg.alone.contains(&t.name);
+            let cost = timings
+                .get(&t.name)
+                .or_else(|| checked.as_ref().map(jobs::estimate_ms))
+                .unwrap_or(0);
+            (placement, cost)
         })
-        .collect();
+        .unzip();
+    let mut queue = jobs::StartQueue::new(placement, &cost);
     let mut free: Vec<usize> = (0..slots.len()).rev().collect();
     let mut pending = futures_util::stream::FuturesUnordered::new();
-    let mut next = 0;
-    let mut alone_running = false;
-    while next < tests.len() || !pending.is_empty() {
-        while next < tests.len() && !free.is_empty() && !alone_running {
-            if alone[next] && !pending.is_empty() {
-                break; // let the running specs finish first
-            }
-            // An `alone` spec runs in slot 0, the --dbname database itself
-            // (all slots are free then), so specs naming it work.
-            let slot = if alone[next] {
-                alone_running = true;
+    let mut running: Vec<usize> = Vec::new();
+    while !queue.is_empty() || !pending.is_empty() {
+        while !free.is_empty() {
+            let Some(k) = queue.take_next(&running) else {
+                break;
+            };
+            // A spec that runs alone runs in slot 0, the --dbname database
+            // itself (all slots are free then), so specs naming it work.
+            let slot = if queue.placement(k).alone {
                 free.retain(|&f| f != 0);
                 0
             } else {
                 free.pop().expect("a free slot")
             };
-            let k = next;
+            running.push(k);
             let t = &tests[k];
             let db = &slots[slot];
             pending.push(async move { (slot, k, run_one(cfg, params, t, db).await) });
-            next += 1;
         }
         if let Some((slot, k, r)) = pending.next().await {
-            if alone[k] {
-                alone_running = false;
+            running.retain(|&x| x != k);
+            if queue.placement(k).alone {
                 free = (0..slots.len()).rev().collect();
             } else {
                 free.push(slot);

@@ -1031,3 +1031,66 @@ fn alone_specs_run_in_the_main_database_under_jobs() {
     );
     assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
 }
+
+#[test]
+fn jobs_keep_shared_objects_apart_and_database_naming_specs_in_the_main_database() {
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    let expected = dir.path().join("suite/expected");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(&expected).unwrap();
+    let conf = dir.path().join("prepared.conf");
+    std::fs::write(&conf, "max_prepared_transactions = 5\n").unwrap();
+    // Two specs prepare a transaction of the same (cluster-wide) name and
+    // hold it for a while: side by side, the second PREPARE would fail.
+    let gid_spec = "setup { CREATE TABLE gidtab (i int); }\nteardown { DROP TABLE gidtab; }\n\
+        session s1\nstep ins { BEGIN; INSERT INTO gidtab VALUES (1); }\n\
+        step prep { PREPARE TRANSACTION 'isospec_shared_gid'; }\n\
+        step nap { SELECT pg_sleep(0.3); }\nstep fin { COMMIT PREPARED 'isospec_shared_gid'; }\n";
+    let gid_out = "Parsed test spec with 1 sessions\n\nstarting permutation: ins prep nap fin\n\
+        step ins: BEGIN; INSERT INTO gidtab VALUES (1);\n\
+        step prep: PREPARE TRANSACTION 'isospec_shared_gid';\nstep nap: SELECT pg_sleep(0.3);\n\
+        pg_sleep\n--------\n        \n(1 row)\n\nstep fin: COMMIT PREPARED 'isospec_shared_gid';\n";
+    let nap_spec = "session s\nstep nap { SELECT pg_sleep(0.2); }\n";
+    let nap_out = "Parsed test spec with 1 sessions\n\nstarting permutation: nap\n\
+        step nap: SELECT pg_sleep(0.2);\npg_sleep\n--------\n        \n(1 row)\n\n";
+    // A spec that names the run's database runs in it, whatever slot is free.
+    let db_spec =
+        "session s\nstep where { SELECT current_database() = 'isolation_regression' AS in_main; }\n";
+    let db_out = "Parsed test spec with 1 sessions\n\nstarting permutation: where\n\
+        step where: SELECT current_database() = 'isolation_regression' AS in_main;\n\
+        in_main\n-------\nt      \n(1 row)\n\n";
+    for (name, spec, out) in [
+        ("a-nap", nap_spec, nap_out),
+        ("b-nap", nap_spec, nap_out),
+        ("p1", gid_spec, gid_out),
+        ("p2", gid_spec, gid_out),
+        ("z-named-db", db_spec, db_out),
+    ] {
+        std::fs::write(specs.join(format!("{name}.spec")), spec).unwrap();
+        std::fs::write(expected.join(format!("{name}.out")), out).unwrap();
+    }
+    let out = run_in(
+        dir.path(),
+        &[
+            "-j",
+            "3",
+            "--temp-config",
+            conf.to_str().unwrap(),
+            specs.to_str().unwrap(),
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    // Durations are kept for the next run's order.
+    let timings = std::fs::read_to_string(dir.path().join("results/.isospec-timings")).unwrap();
+    for name in ["a-nap", "b-nap", "p1", "p2", "z-named-db"] {
+        assert!(timings.contains(&format!("{name}\t")), "{timings}");
+    }
+}

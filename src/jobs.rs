@@ -1,0 +1,384 @@
+//! The order in which `-j` starts a group's specs.
+//!
+//! With specs running side by side, the wall time of a group is decided by
+//! its longest specs: one that starts last finishes long after the others
+//! (PostgreSQL's `prepared-transactions` alone runs 1,432 permutations).
+//! So a group starts its specs longest first: by their duration in the last
+//! run (kept in `results/.isospec-timings`), else by an estimate from the
+//! spec's size.  Specs that must run alone start first, while nothing else
+//! runs, so that no running spec has to be waited for.
+//!
+//! A spec that names the run's database (`GRANT … ON DATABASE
+//! isolation_regression`) expects to run in it, and so runs alone in
+//! `--dbname`, not in a worker database.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::report::TestOutcome;
+use crate::spec::{CheckedSpec, TestSpec};
+
+/// File in the results directory with each spec's last duration.
+pub const TIMINGS_FILE: &str = ".isospec-timings";
+
+/// Durations (ms) of the specs of earlier runs, by test name.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Timings(HashMap<String, u64>);
+
+impl Timings {
+    /// Reads `dir/.isospec-timings` (`name<TAB>ms` lines); a missing or
+    /// damaged file gives what could be read (it is only a hint).
+    pub fn load(dir: &Path) -> Self {
+        let text = std::fs::read_to_string(dir.join(TIMINGS_FILE)).unwrap_or_default();
+        Timings(
+            text.lines()
+                .filter_map(|l| {
+                    let (name, ms) = l.split_once('\t')?;
+                    Some((name.to_string(), ms.trim().parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Adds the durations of `outcomes` and writes the file back.
+    pub fn save(mut self, dir: &Path, outcomes: &[TestOutcome]) -> std::io::Result<()> {
+        for o in outcomes {
+            self.0.insert(o.name.clone(), o.duration.as_millis() as u64);
+        }
+        let mut lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, ms)| format!("{name}\t{ms}\n"))
+            .collect();
+        lines.sort();
+        std::fs::write(dir.join(TIMINGS_FILE), lines.concat())
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.get(name).copied()
+    }
+}
+
+/// A rough duration (ms) of a spec that has not run before: every
+/// permutation runs the setup, the sessions' setup and teardown, its steps
+/// and the teardown, each a round trip of a millisecond or less.
+pub fn estimate_ms(c: &CheckedSpec) -> u64 {
+    let spec = &c.spec;
+    let per_permutation_fixed = 1 + spec.setup.len() as u64 + spec.sessions.len() as u64;
+    let steps: u64 = if c.permutations.is_empty() {
+        spec.sessions.iter().map(|s| s.steps.len() as u64).sum()
+    } else {
+        // Explicit permutations: their average length.
+        let total: usize = c.permutations.iter().map(Vec::len).sum();
+        (total / c.permutations.len().max(1)) as u64
+    };
+    let perms = u64::try_from(c.permutation_count()).unwrap_or(u64::MAX);
+    // Connecting the sessions costs a few ms once per spec.
+    (2 * spec.sessions.len() as u64)
+        .saturating_add(perms.saturating_mul(per_permutation_fixed + steps) / 2)
+}
+
+fn mentions_word(text: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let lower = text.to_lowercase();
+    let word = word.to_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&word) {
+        let start = from + i;
+        let end = start + word.len();
+        let before = lower[..start].chars().next_back();
+        let after = lower[end..].chars().next();
+        if !before.is_some_and(is_word) && !after.is_some_and(is_word) {
+            return true;
+        }
+        from = start + word.chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+/// Cluster-wide objects a spec uses.  Their names are shared by every
+/// database, so two specs using the same kind never run side by side
+/// (PostgreSQL's own specs reuse transaction names such as `'s1'`).
+pub mod shared {
+    pub const PREPARED_TRANSACTIONS: u8 = 1;
+    pub const ROLES: u8 = 2;
+    pub const TABLESPACES: u8 = 4;
+    pub const REPLICATION: u8 = 8;
+    pub const DATABASES: u8 = 16;
+}
+
+/// Phrases (lowercase, single spaces) that tell which cluster-wide objects
+/// a spec's SQL uses.
+const SHARED_PHRASES: &[(&str, u8)] = &[
+    ("prepare transaction", shared::PREPARED_TRANSACTIONS),
+    ("commit prepared", shared::PREPARED_TRANSACTIONS),
+    ("rollback prepared", shared::PREPARED_TRANSACTIONS),
+    ("create role", shared::ROLES),
+    ("create user", shared::ROLES),
+    ("create group", shared::ROLES),
+    ("alter role", shared::ROLES),
+    ("alter user", shared::ROLES),
+    ("alter group", shared::ROLES),
+    ("drop role", shared::ROLES),
+    ("drop user", shared::ROLES),
+    ("drop group", shared::ROLES),
+    ("drop owned", shared::ROLES),
+    ("reassign owned", shared::ROLES),
+    ("tablespace", shared::TABLESPACES),
+    // pg_create_logical_replication_slot() and friends (matched inside words)
+    ("_replication_slot", shared::REPLICATION),
+    ("pg_replication_slot_advance", shared::REPLICATION),
+    ("subscription", shared::REPLICATION),
+    ("create database", shared::DATABASES),
+    ("alter database", shared::DATABASES),
+    ("drop database", shared::DATABASES),
+];
+
+/// How a spec may run next to others under -j.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// Runs with nothing alongside, in `--dbname`.
+    pub alone: bool,
+    /// Kinds of cluster-wide objects used (`shared::*` bits).
+    pub shared: u8,
+}
+
+/// Where a spec may run: alone when it asks to (`# isospec: alone`), names
+/// the run's database or changes the server's configuration (`ALTER
+/// SYSTEM`); otherwise next to any spec that uses no cluster-wide objects
+/// of the same kind.
+pub fn placement(spec: &TestSpec, dbname: &str) -> Placement {
+    let texts = sql_texts(spec);
+    let mut shared = 0;
+    let mut system = false;
+    for t in &texts {
+        let norm = t
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (phrase, bit) in SHARED_PHRASES {
+            let found = if phrase.starts_with('_') {
+                norm.contains(phrase)
+            } else {
+                mentions_word(&norm, phrase)
+            };
+            if found {
+                shared |= bit;
+            }
+        }
+        system |= mentions_word(&norm, "alter system");
+    }
+    Placement {
+        alone: spec.options.alone || system || texts.iter().any(|t| mentions_word(t, dbname)),
+        shared,
+    }
+}
+
+fn sql_texts(spec: &TestSpec) -> Vec<&str> {
+    let mut texts: Vec<&str> = spec.setup.iter().map(String::as_str).collect();
+    texts.extend(spec.teardown.as_deref());
+    for s in &spec.sessions {
+        texts.extend(s.setup.as_deref());
+        texts.extend(s.teardown.as_deref());
+        texts.extend(s.steps.iter().map(|st| st.sql.as_str()));
+    }
+    texts
+}
+
+/// The specs of a group still to start, in the order they should start.
+#[derive(Debug)]
+pub struct StartQueue {
+    waiting: Vec<usize>,
+    placement: Vec<Placement>,
+}
+
+impl StartQueue {
+    /// Specs that run alone first (in schedule order), then the others by
+    /// cost, highest first (ties keep the schedule order).
+    pub fn new(placement: Vec<Placement>, cost: &[u64]) -> Self {
+        let n = placement.len();
+        let mut waiting: Vec<usize> = (0..n).filter(|&i| placement[i].alone).collect();
+        let mut rest: Vec<usize> = (0..n).filter(|&i| !placement[i].alone).collect();
+        rest.sort_by_key(|&i| std::cmp::Reverse(cost[i]));
+        waiting.extend(rest);
+        StartQueue { waiting, placement }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    pub fn placement(&self, k: usize) -> Placement {
+        self.placement[k]
+    }
+
+    /// Takes the first spec that may start while `running` run: nothing
+    /// starts next to a spec that runs alone, a spec that runs alone starts
+    /// only when nothing runs, and no two running specs share a kind of
+    /// cluster-wide object.
+    pub fn take_next(&mut self, running: &[usize]) -> Option<usize> {
+        if running.iter().any(|&r| self.placement[r].alone) {
+            return None;
+        }
+        let busy = running.iter().fold(0, |m, &r| m | self.placement[r].shared);
+        let pos = self.waiting.iter().position(|&k| {
+            let p = self.placement[k];
+            if p.alone {
+                running.is_empty()
+            } else {
+                p.shared & busy == 0
+            }
+        })?;
+        Some(self.waiting.remove(pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+    use std::time::Duration;
+
+    fn checked(src: &str) -> CheckedSpec {
+        let spec = crate::spec::parse("t.spec", src.as_bytes()).unwrap();
+        crate::spec::check("t.spec", spec).unwrap()
+    }
+
+    fn place(alone: bool, shared: u8) -> Placement {
+        Placement { alone, shared }
+    }
+
+    #[test]
+    fn queue_starts_alone_first_then_longest_first() {
+        let p = vec![
+            place(false, 0),
+            place(true, 0),
+            place(false, 0),
+            place(false, 0),
+            place(true, 0),
+        ];
+        let mut q = StartQueue::new(p, &[10, 0, 500, 10, 99]);
+        assert_eq!(q.take_next(&[]), Some(1));
+        assert_eq!(q.take_next(&[1]), None, "nothing next to an alone spec");
+        assert_eq!(q.take_next(&[]), Some(4));
+        assert_eq!(q.take_next(&[]), Some(2));
+        assert_eq!(q.take_next(&[2]), Some(0));
+        assert_eq!(q.take_next(&[2, 0]), Some(3));
+        assert!(q.is_empty());
+        assert_eq!(q.take_next(&[]), None);
+    }
+
+    #[test]
+    fn queue_keeps_users_of_the_same_shared_objects_apart() {
+        use shared::*;
+        let p = vec![
+            place(false, PREPARED_TRANSACTIONS),
+            place(false, PREPARED_TRANSACTIONS | ROLES),
+            place(false, 0),
+            place(true, 0),
+        ];
+        let mut q = StartQueue::new(p, &[900, 800, 1, 5]);
+        assert_eq!(q.take_next(&[]), Some(3));
+        assert_eq!(q.take_next(&[]), Some(0));
+        // 1 shares prepared transactions with 0: the next one that may run.
+        assert_eq!(q.take_next(&[0]), Some(2));
+        assert_eq!(q.take_next(&[0, 2]), None);
+        assert_eq!(q.take_next(&[2]), Some(1));
+    }
+
+    #[test]
+    fn placement_from_the_sql() {
+        use shared::*;
+        let p = |src: &str| placement(&checked(src).spec, "isolation_regression");
+        assert_eq!(
+            p("session s1\nstep a { PREPARE\n   TRANSACTION 's1'; }\nstep b { commit prepared 's1'; }\n"),
+            place(false, PREPARED_TRANSACTIONS)
+        );
+        assert_eq!(
+            p("setup { CREATE ROLE r; CREATE TABLESPACE x LOCATION ''; }\nsession s\nstep a { SELECT 1; }\n"),
+            place(false, ROLES | TABLESPACES)
+        );
+        assert_eq!(
+            p("session s\nstep a { SELECT pg_create_logical_replication_slot('x', 'y'); }\n"),
+            place(false, REPLICATION)
+        );
+        assert!(p("session s\nstep a { ALTER SYSTEM SET work_mem = '1MB'; }\n").alone);
+        assert_eq!(
+            p("session s\nstep a { GRANT TEMP ON DATABASE Isolation_Regression TO r; }\n"),
+            place(true, 0)
+        );
+        assert_eq!(
+            p("# isospec: alone\nsession s\nstep a { SELECT 1; }\n"),
+            place(true, 0)
+        );
+        assert_eq!(
+            p("session s\nstep a { SELECT 'prepared_transactions', rolename FROM userroles; }\n"),
+            place(false, 0)
+        );
+    }
+
+    #[test]
+    fn estimate_grows_with_permutations_and_steps() {
+        let small = checked("session s1\nstep a { SELECT 1; }\nsession s2\nstep b { SELECT 2; }\n");
+        let big = checked(
+            "setup { CREATE TABLE t(); }\nsession s1\nstep a { SELECT 1; }\nstep c { SELECT 1; }\n\
+             step d { SELECT 1; }\nsession s2\nstep b { SELECT 2; }\nstep e { SELECT 2; }\n\
+             step f { SELECT 2; }\n",
+        );
+        let one = checked(
+            "setup { CREATE TABLE t(); }\nsession s1\nstep a { SELECT 1; }\nstep c { SELECT 1; }\n\
+             step d { SELECT 1; }\nsession s2\nstep b { SELECT 2; }\nstep e { SELECT 2; }\n\
+             step f { SELECT 2; }\npermutation a b c e d f\n",
+        );
+        assert!(estimate_ms(&big) > estimate_ms(&small));
+        assert!(estimate_ms(&big) > 10 * estimate_ms(&one) / 2);
+        assert!(estimate_ms(&one) >= estimate_ms(&small));
+    }
+
+    #[test]
+    fn words() {
+        assert!(mentions_word(
+            "x isolation_regression",
+            "isolation_regression"
+        ));
+        assert!(mentions_word(
+            "\"isolation_regression\"",
+            "isolation_regression"
+        ));
+        assert!(!mentions_word(
+            "isolation_regression_2",
+            "isolation_regression"
+        ));
+        assert!(!mentions_word("isolation", "isolation_regression"));
+        assert!(!mentions_word("é", "e"));
+        assert!(!mentions_word("anything", ""));
+    }
+
+    #[test]
+    fn timings_round_trip_and_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Timings::load(dir.path()), Timings::default());
+        let o = |name: &str, ms| TestOutcome::new(name, Status::Ok, Duration::from_millis(ms), 1);
+        Timings::default()
+            .save(dir.path(), &[o("a", 5), o("b", 7)])
+            .unwrap();
+        Timings::load(dir.path())
+            .save(dir.path(), &[o("b", 70)])
+            .unwrap();
+        let t = Timings::load(dir.path());
+        assert_eq!(
+            (t.get("a"), t.get("b"), t.get("c")),
+            (Some(5), Some(70), None)
+        );
+        std::fs::write(
+            dir.path().join(TIMINGS_FILE),
+            "x\tnot a number\ny\t3\nbroken\n",
+        )
+        .unwrap();
+        assert_eq!(Timings::load(dir.path()).get("y"), Some(3));
+    }
+}
