@@ -87,6 +87,11 @@ struct JsonStep<'a> {
 }
 
 #[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    specs: Vec<JsonSpec<'a>>,
+}
+
+#[derive(serde::Serialize)]
 struct JsonSpec<'a> {
     name: &'a str,
     status: &'a str,
@@ -361,9 +366,14 @@ impl Reporter {
                         .collect(),
                 })
                 .collect();
-            let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": specs }))
+            // Streamed to the file: a suite's per-step timings are large.
+            let file = File::create(path).map_err(io(path))?;
+            let mut w = std::io::BufWriter::new(file);
+            serde_json::to_writer_pretty(&mut w, &JsonReport { specs })
                 .map_err(|e| crate::runner::RunError::Usage(format!("JSON report: {e}")))?;
-            std::fs::write(path, text + "\n").map_err(io(path))?;
+            w.write_all(b"\n")
+                .and_then(|()| w.flush())
+                .map_err(io(path))?;
         }
         if let Some(path) = &files.markdown_summary {
             let failed: Vec<&TestOutcome> =

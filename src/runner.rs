@@ -810,7 +810,10 @@ impl Sink<'_> {
             }
         }
         self.failed |= !r.outcome.status.passed();
-        self.variants[k].add(&r.transcript);
+        // Transcripts are kept only to compare repeats (flake hunting).
+        if self.cfg.repeat > 1 || self.cfg.until_fail {
+            self.variants[k].add(&r.transcript);
+        }
         self.rep.outcome(self.counter, &r.outcome);
         if r.outcome.status == Status::New && self.pass == 0 {
             // A new spec: show what it produced, and how to keep it.
