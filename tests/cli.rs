@@ -57,6 +57,32 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Asserts the exit code (showing both outputs otherwise); returns stdout.
+fn expect_exit(out: &Output, code: i32) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
+/// Writes `suite/specs/NAME.spec` and `suite/expected/NAME.out` below `dir`;
+/// returns the specs directory.
+fn write_suite(dir: &Path, specs: &[(&str, &str, &str)]) -> PathBuf {
+    let spec_dir = dir.join("suite/specs");
+    let expected = dir.join("suite/expected");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    std::fs::create_dir_all(&expected).unwrap();
+    for (name, spec, out) in specs {
+        std::fs::write(spec_dir.join(format!("{name}.spec")), spec).unwrap();
+        std::fs::write(expected.join(format!("{name}.out")), out).unwrap();
+    }
+    spec_dir
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -120,13 +146,7 @@ fn mismatch_gives_exit_1_and_a_unified_diff() {
         dir.path(),
         &["--inputdir", suite.to_str().unwrap(), "locks", "unused"],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 1);
     assert!(stdout.contains("FAILED"), "{stdout}");
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
     let diffs = std::fs::read_to_string(dir.path().join("regression.diffs")).unwrap();
@@ -384,13 +404,7 @@ fn parallel_run_with_reports_and_accept() {
             suite.join("specs").to_str().unwrap(),
         ],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 1);
     assert!(
         stdout.contains("not ok") && stdout.contains("- locks  "),
         "{stdout}"
@@ -466,13 +480,7 @@ fn repeat_partition_and_list() {
             specs.to_str().unwrap(),
         ],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 0);
     // Fixtures sorted: allperms, locks, messages, terminate, unused -> 1/3 is allperms, terminate.
     assert!(
         stdout.contains("stable allperms: 1 transcript in 3 runs"),
@@ -953,13 +961,7 @@ fn github_summary_colour_and_wait_graph_in_transcript() {
         .arg(&specs)
         .output()
         .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 1);
     let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
     assert!(
         result.contains("wait graph for step s2lock of session s2"),
@@ -990,55 +992,33 @@ fn github_summary_colour_and_wait_graph_in_transcript() {
 #[test]
 fn alone_specs_run_in_the_main_database_under_jobs() {
     let dir = workdir();
-    let specs = dir.path().join("suite/specs");
-    let expected = dir.path().join("suite/expected");
-    std::fs::create_dir_all(&specs).unwrap();
-    std::fs::create_dir_all(&expected).unwrap();
     let db_spec = "session s\nstep db { SELECT current_database() AS db; }\n";
     let db_out = "Parsed test spec with 1 sessions\n\nstarting permutation: db\nstep db: SELECT current_database() AS db;\ndb                  \n--------------------\nisolation_regression\n(1 row)\n\n";
-    // One marked in the spec, one on the command line, each after a spec that
-    // holds worker slot 0 (without `alone` they would get slot 1's database).
-    std::fs::write(
-        specs.join("b-marked.spec"),
-        format!("# isospec: alone\n{db_spec}"),
-    )
-    .unwrap();
-    std::fs::write(expected.join("b-marked.out"), db_out).unwrap();
-    std::fs::write(specs.join("c-flag.spec"), db_spec).unwrap();
-    std::fs::write(expected.join("c-flag.out"), db_out).unwrap();
-    for name in ["a-other", "d-other"] {
-        std::fs::write(
-            specs.join(format!("{name}.spec")),
-            "session s\nstep one { SELECT 1 AS one; }\n",
-        )
-        .unwrap();
-        std::fs::write(
-            expected.join(format!("{name}.out")),
-            "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n",
-        )
-        .unwrap();
-    }
+    let one_spec = "session s\nstep one { SELECT 1 AS one; }\n";
+    let one_out = "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n";
+    // One marked in the spec, one on the command line (without `alone`
+    // they could get a worker slot's database).
+    let marked = format!("# isospec: alone\n{db_spec}");
+    let specs = write_suite(
+        dir.path(),
+        &[
+            ("a-other", one_spec, one_out),
+            ("b-marked", &marked, db_out),
+            ("c-flag", db_spec, db_out),
+            ("d-other", one_spec, one_out),
+        ],
+    );
     let out = run_in(
         dir.path(),
         &["-j", "2", "--alone", "c-flag", specs.to_str().unwrap()],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 0);
     assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
 }
 
 #[test]
 fn jobs_keep_shared_objects_apart_and_database_naming_specs_in_the_main_database() {
     let dir = workdir();
-    let specs = dir.path().join("suite/specs");
-    let expected = dir.path().join("suite/expected");
-    std::fs::create_dir_all(&specs).unwrap();
-    std::fs::create_dir_all(&expected).unwrap();
     let conf = dir.path().join("prepared.conf");
     std::fs::write(&conf, "max_prepared_transactions = 5\n").unwrap();
     // Two specs prepare a transaction of the same (cluster-wide) name and
@@ -1060,16 +1040,16 @@ fn jobs_keep_shared_objects_apart_and_database_naming_specs_in_the_main_database
     let db_out = "Parsed test spec with 1 sessions\n\nstarting permutation: where\n\
         step where: SELECT current_database() = 'isolation_regression' AS in_main;\n\
         in_main\n-------\nt      \n(1 row)\n\n";
-    for (name, spec, out) in [
-        ("a-nap", nap_spec, nap_out),
-        ("b-nap", nap_spec, nap_out),
-        ("p1", gid_spec, gid_out),
-        ("p2", gid_spec, gid_out),
-        ("z-named-db", db_spec, db_out),
-    ] {
-        std::fs::write(specs.join(format!("{name}.spec")), spec).unwrap();
-        std::fs::write(expected.join(format!("{name}.out")), out).unwrap();
-    }
+    let specs = write_suite(
+        dir.path(),
+        &[
+            ("a-nap", nap_spec, nap_out),
+            ("b-nap", nap_spec, nap_out),
+            ("p1", gid_spec, gid_out),
+            ("p2", gid_spec, gid_out),
+            ("z-named-db", db_spec, db_out),
+        ],
+    );
     let out = run_in(
         dir.path(),
         &[
@@ -1080,13 +1060,7 @@ fn jobs_keep_shared_objects_apart_and_database_naming_specs_in_the_main_database
             specs.to_str().unwrap(),
         ],
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = expect_exit(&out, 0);
     assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
     // Durations are kept for the next run's order.
     let timings = std::fs::read_to_string(dir.path().join("results/.isospec-timings")).unwrap();
