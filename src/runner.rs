@@ -757,13 +757,7 @@ async fn run_passes(
         .map(|i| spec_database(cfg, i))
         .collect();
     prepare_database(cfg, params, &cfg.dbname, rep).await?;
-    // The worker databases are created (and later dropped) concurrently.
-    let created = futures_util::future::join_all(slots.iter().skip(1).map(|db| async move {
-        let mut quiet = Reporter::new(None, true, false);
-        prepare_database(cfg, params, db, &mut quiet).await
-    }))
-    .await;
-    if let Some(Err(e)) = created.into_iter().find(|r| r.is_err()) {
+    if let Err(e) = create_worker_databases(cfg, params, slots.as_slice()).await {
         futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db)))
             .await;
         return Err(e);
@@ -781,6 +775,22 @@ async fn run_passes(
     let result = run_passes_in(cfg, params, &slots, timings, &mut sink).await;
     futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
     result
+}
+
+/// Creates the worker databases of `slots` (all but the first, --dbname),
+/// concurrently.
+async fn create_worker_databases(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    slots: &[String],
+) -> Result<(), RunError> {
+    let created = futures_util::future::join_all(slots.iter().skip(1).map(|db| async move {
+        let mut quiet = Reporter::new(None, true, false);
+        prepare_database(cfg, params, db, &mut quiet).await
+    }))
+    .await;
+    created.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(())
 }
 
 /// Takes each finished spec run as it completes: diff, accept, flake
@@ -842,6 +852,14 @@ async fn run_passes_in(
         (_, r) => r.max(1),
     };
     for pass in 0..passes {
+        if pass > 0 && !cfg.use_existing {
+            // Every pass starts like the first, in fresh databases: objects a
+            // spec leaves behind (PostgreSQL's partition-concurrent-attach
+            // leaves a table) must not fail the next pass.
+            let mut quiet = Reporter::new(None, true, false);
+            prepare_database(cfg, params, &cfg.dbname, &mut quiet).await?;
+            create_worker_databases(cfg, params, slots).await?;
+        }
         sink.pass = pass;
         sink.failed = false;
         let mut i = 0;

@@ -1068,3 +1068,36 @@ fn jobs_keep_shared_objects_apart_and_database_naming_specs_in_the_main_database
         assert!(timings.contains(&format!("{name}\t")), "{timings}");
     }
 }
+
+#[test]
+fn every_repeat_pass_starts_in_fresh_databases() {
+    let dir = workdir();
+    // The specs leave their tables behind, as some of PostgreSQL's do: in
+    // the same database, a second pass would fail in setup.
+    let spec = |t: &str| {
+        format!(
+            "setup {{ CREATE TABLE {t} (i int); }}\n\
+             session s\nstep one {{ SELECT count(*) AS n FROM {t}; }}\n"
+        )
+    };
+    let out = |t: &str| {
+        format!(
+            "Parsed test spec with 1 sessions\n\nstarting permutation: one\n\
+             step one: SELECT count(*) AS n FROM {t};\nn\n-\n0\n(1 row)\n\n"
+        )
+    };
+    let (s1, o1, s2, o2) = (spec("left1"), out("left1"), spec("left2"), out("left2"));
+    let specs = write_suite(dir.path(), &[("leaky", &s1, &o1), ("leaky2", &s2, &o2)]);
+    for jobs in ["1", "2"] {
+        let out = run_in(
+            dir.path(),
+            &["--repeat", "3", "-j", jobs, specs.to_str().unwrap()],
+        );
+        let stdout = expect_exit(&out, 0);
+        assert!(stdout.contains("6 passed, 0 failed"), "-j {jobs}: {stdout}");
+        assert!(
+            stdout.contains("stable leaky: 1 transcript in 3 runs"),
+            "-j {jobs}: {stdout}"
+        );
+    }
+}
