@@ -40,16 +40,10 @@ fi
 rm -rf "$OUT" && mkdir -p "$OUT" && chmod 755 "$OUT"
 
 # One server for every measurement.
-SOCK=$(mktemp -d /tmp/isospec-bench-XXXXXX); chmod 777 "$SOCK"
-DATA="$OUT/data"
-BINDIR=$(pg_config --bindir 2>/dev/null || dirname "$(command -v initdb)")
-AS_PG=(); [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
+. scripts/pg-server.sh
+pg_server_start "$OUT/server" 5433
+SOCK=$PG_SOCK DATA=$PG_DATA
 as_pg() { "${AS_PG[@]}" "$@"; }
-mkdir -p "$DATA"; [ "$(id -u)" = 0 ] && chown postgres "$OUT" "$DATA"
-as_pg "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C --no-sync -U postgres >/dev/null
-printf "max_prepared_transactions = 10\nfsync = off\nlisten_addresses = ''\nport = 5433\nunix_socket_directories = '%s'\n" "$SOCK" >> "$DATA/postgresql.conf"
-as_pg "$BINDIR/pg_ctl" -D "$DATA" -l "$OUT/server.log" -w start >/dev/null
-trap 'as_pg "$BINDIR/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null; rm -rf "$SOCK"' EXIT
 CONN=(--host "$SOCK" --port 5433 --user postgres --drop-existing)
 
 # CPU seconds of the postmaster and every backend it has reaped.

@@ -12,15 +12,10 @@ cd "$(dirname "$0")/.."
 dir=${1:?usage: scripts/differential.sh DIR [isospec options]}; shift
 IT=$(pg_config --pgxs 2>/dev/null | sed 's|src/makefiles/pgxs.mk|src/test/isolation/isolationtester|')
 [ -x "$IT" ] || { echo "differential: isolationtester not found (install PostgreSQL's server dev package)" >&2; exit 2; }
-BINDIR=$(pg_config --bindir)
-OUT=target/differential; rm -rf "$OUT"; mkdir -p "$OUT/expected" "$OUT/data"; chmod 755 "$OUT"
-SOCK=$(mktemp -d /tmp/isospec-diff-XXXXXX); chmod 777 "$SOCK"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$OUT" "$OUT/data"
-as_pg "$BINDIR/initdb" -D "$OUT/data" -A trust -E UTF8 --locale=C --no-sync -U postgres >/dev/null
-printf "max_prepared_transactions = 10\nfsync = off\nlisten_addresses = ''\nport = 5434\nunix_socket_directories = '%s'\n" "$SOCK" >> "$OUT/data/postgresql.conf"
-as_pg "$BINDIR/pg_ctl" -D "$OUT/data" -l "$OUT/server.log" -w start >/dev/null
-trap 'as_pg "$BINDIR/pg_ctl" -D "$OUT/data" -m fast -w stop >/dev/null; rm -rf "$SOCK"' EXIT
+OUT=target/differential; rm -rf "$OUT"; mkdir -p "$OUT/expected"; chmod 755 "$OUT"
+. scripts/pg-server.sh
+pg_server_start "$OUT/server" 5434
+SOCK=$PG_SOCK
 psql_admin() { psql -X -q -h "$SOCK" -p 5434 -U postgres -d postgres "$@"; }
 for spec in "$dir"/*.spec; do
   name=$(basename "$spec" .spec)

@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${1:?usage: scripts/oid-parity.sh SUITE_DIR [--bindir DIR] [-- SELECTION...]}; shift
-BINDIR=$(pg_config --bindir 2>/dev/null || dirname "$(command -v initdb)")
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
   case $1 in
     --bindir) BINDIR=$2; shift 2 ;;
@@ -27,34 +26,20 @@ fi
 PIR=$(pg_config --pgxs 2>/dev/null | sed 's|src/makefiles/pgxs.mk|src/test/isolation/pg_isolation_regress|')
 [ -x "$PIR" ] || { echo "oid-parity: pg_isolation_regress not found (PostgreSQL's server dev package)" >&2; exit 2; }
 OUT=target/oid-parity; rm -rf "$OUT"; mkdir -p "$OUT"; chmod 755 "$OUT"
-AS_PG=(); [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
-SOCKS=() DATAS=()
-cleanup() {
-  for d in "${DATAS[@]}"; do "${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true; done
-  rm -rf "${SOCKS[@]}"
-}
-trap cleanup EXIT
-# start_server NAME PORT: a fresh server like the conformance runs use.
-start_server() {
-  local data="$OUT/$1/data" sock; sock=$(mktemp -d /tmp/isospec-oid-XXXXXX); chmod 777 "$sock"
-  mkdir -p "$data"; [ "$(id -u)" = 0 ] && chown -R postgres "$OUT/$1"
-  "${AS_PG[@]}" "$BINDIR/initdb" -D "$data" -A trust -E UTF8 --locale=C --no-sync -U postgres >/dev/null
-  printf "max_prepared_transactions = 10\nfsync = off\nlisten_addresses = ''\nport = %s\nunix_socket_directories = '%s'\n" "$2" "$sock" >> "$data/postgresql.conf"
-  "${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$data" -l "$OUT/$1/server.log" -w start >/dev/null
-  SOCKS+=("$sock"); DATAS+=("$data"); SOCK=$sock
-}
+. scripts/pg-server.sh
 probe() { # SOCK PORT: the OID the next table gets
   psql -X -qAt -h "$1" -p "$2" -U postgres -d isolation_regression \
     -c "CREATE TABLE oid_parity_probe ()" -c "SELECT 'oid_parity_probe'::regclass::oid"
 }
-start_server isolationtester 5451
-"${AS_PG[@]}" "$PIR" --inputdir="$suite" --outputdir="$OUT/isolationtester" --host="$SOCK" --port=5451 \
+pg_server_start "$OUT/server-isolationtester" 5451
+mkdir -p "$OUT/isolationtester"; [ "$(id -u)" = 0 ] && chown postgres "$OUT/isolationtester"
+"${AS_PG[@]}" "$PIR" --inputdir="$suite" --outputdir="$OUT/isolationtester" --host="$PG_SOCK" --port=5451 \
   "${selection[@]}" > "$OUT/isolationtester.log" 2>&1 || true
-it_oid=$(probe "$SOCK" 5451)
-start_server isospec 5452
-target/release/isospec run --quiet --host "$SOCK" --port 5452 --user postgres --inputdir "$suite" \
+it_oid=$(probe "$PG_SOCK" 5451)
+pg_server_start "$OUT/server-isospec" 5452
+target/release/isospec run --quiet --host "$PG_SOCK" --port 5452 --user postgres --inputdir "$suite" \
   --outputdir "$OUT/isospec" "${selection[@]}" > "$OUT/isospec.log" 2>&1 || true
-is_oid=$(probe "$SOCK" 5452)
+is_oid=$(probe "$PG_SOCK" 5452)
 echo "isolationtester: $(grep -hE 'tests passed|tests failed' "$OUT/isolationtester.log" | tr -s ' ' | head -n 1); next OID $it_oid"
 echo "isospec:         $(grep -h 'passed,' "$OUT/isospec/regression.out"); next OID $is_oid"
 if [ "$it_oid" = "$is_oid" ]; then echo "OID parity: equal"; else echo "OID parity: DIFFERENT" >&2; exit 1; fi
