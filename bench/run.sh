@@ -69,7 +69,7 @@ PIR=$(pg_config --pgxs 2>/dev/null | sed 's|src/makefiles/pgxs.mk|src/test/isola
 [ -n "$PIR" ] && [ -x "$PIR" ] || PIR=
 FAILED=0
 echo "$(basename "$SUITE"): $(ls "$SUITE"/specs/*.spec | wc -l) specs, one PostgreSQL $("$BINDIR/postgres" --version | awk '{print $3}') server, $(nproc) cores, $ROUNDS rounds"
-printf "%-7s %-22s %8s %8s %10s %11s %7s\n" round mode "wall s" "cpu s" "RSS KB" "server cpu" ratio
+printf "%-7s %-26s %8s %8s %10s %11s %7s\n" round mode "wall s" "cpu s" "RSS KB" "server cpu" ratio
 : > "$OUT/ratios"
 for r in $(seq 1 "$ROUNDS"); do
   it_wall=
@@ -78,22 +78,28 @@ for r in $(seq 1 "$ROUNDS"); do
     measure "it$r" "${AS_PG[@]}" "$PIR" --inputdir="$SUITE" --outputdir="$OUT/it$r" --host="$SOCK" --port=5433 \
       "${SELECTION[@]}"
     it_wall=$WALL
-    printf "%-7s %-22s %8.2f %8s %10s %11.2f %7s\n" "$r" isolationtester "$WALL" - - "$SRV" 1.00
+    printf "%-7s %-26s %8.2f %8s %10s %11.2f %7s\n" "$r" isolationtester "$WALL" - - "$SRV" 1.00
   fi
   measure "serial$r" "$ISOSPEC" run --quiet "${CONN[@]}" --inputdir "$SUITE" "${SELECTION[@]}" \
     --outputdir "$OUT/serial$r" --json "$OUT/serial$r.json"
   rs=${it_wall:+$(ratio "$WALL" "$it_wall")}
-  printf "%-7s %-22s %8.2f %8.2f %10d %11.2f %7s\n" "$r" "isospec" "$WALL" "$CPU" "$RSS" "$SRV" "${rs:--}"
+  printf "%-7s %-26s %8.2f %8.2f %10d %11.2f %7s\n" "$r" "isospec" "$WALL" "$CPU" "$RSS" "$SRV" "${rs:--}"
   measure "j$r" "$ISOSPEC" run --quiet "${CONN[@]}" -j "$JOBS" --inputdir "$SUITE" "$SUITE/specs" \
     --outputdir "$OUT/j$r"
   rj=${it_wall:+$(ratio "$WALL" "$it_wall")}
-  printf "%-7s %-22s %8.2f %8.2f %10d %11.2f %7s\n" "$r" "isospec -j $JOBS" "$WALL" "$CPU" "$RSS" "$SRV" "${rj:--}"
-  [ -n "$it_wall" ] && echo "$rs $rj" >> "$OUT/ratios"
+  printf "%-7s %-26s %8.2f %8.2f %10d %11.2f %7s\n" "$r" "isospec -j $JOBS" "$WALL" "$CPU" "$RSS" "$SRV" "${rj:--}"
+  # The same without binding lanes to CPUs, to show what binding gives.
+  measure "jnp$r" "$ISOSPEC" run --quiet "${CONN[@]}" -j "$JOBS" --no-pin --inputdir "$SUITE" "$SUITE/specs" \
+    --outputdir "$OUT/jnp$r"
+  rn=${it_wall:+$(ratio "$WALL" "$it_wall")}
+  printf "%-7s %-26s %8.2f %8.2f %10d %11.2f %7s\n" "$r" "isospec -j $JOBS --no-pin" "$WALL" "$CPU" "$RSS" "$SRV" "${rn:--}"
+  [ -n "$it_wall" ] && echo "$rs $rj $rn" >> "$OUT/ratios"
 done
 if [ -s "$OUT/ratios" ]; then
   echo
   echo "median ratio to isolationtester: serial $(awk '{print $1}' "$OUT/ratios" | median)x (target <= 0.8)," \
-    "-j $JOBS $(awk '{print $2}' "$OUT/ratios" | median)x (target <= 0.35)"
+    "-j $JOBS $(awk '{print $2}' "$OUT/ratios" | median)x (target <= 0.35)," \
+    "-j $JOBS --no-pin $(awk '{print $3}' "$OUT/ratios" | median)x"
 fi
 echo
 echo "slowest specs (isospec serial, last round, ms):"

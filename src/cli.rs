@@ -146,6 +146,11 @@ pub struct RunArgs {
         env = "ISOSPEC_JOBS"
     )]
     pub jobs: usize,
+    /// Under -j, leave lanes and backends unbound (by default each lane runs
+    /// on one CPU together with the backends of its spec, when the server is
+    /// local: reached by Unix socket, and its processes may be bound).
+    #[arg(long, env = "ISOSPEC_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_pin: bool,
     /// Run the selection N times and report every distinct transcript per spec.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: usize,
@@ -364,6 +369,7 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         },
         tap: a.tap,
         alone: a.alone,
+        pin: !a.no_pin,
         color: match a.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,

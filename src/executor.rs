@@ -154,6 +154,9 @@ pub struct ExecOptions {
     /// Becomes true when the run is interrupted (SIGINT/SIGTERM): running
     /// steps are cancelled and the teardown runs before the spec ends.
     pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Bind the spec's backends to this CPU, after checking they are
+    /// children of this postmaster (see `affinity`): (postmaster pid, CPU).
+    pub pin_backends: Option<(i32, usize)>,
 }
 
 impl Default for ExecOptions {
@@ -167,6 +170,7 @@ impl Default for ExecOptions {
             prepared_waits: false,
             wait_graph_in_transcript: true,
             interrupt: None,
+            pin_backends: None,
         }
     }
 }
@@ -273,6 +277,15 @@ pub async fn run_spec(
         })
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
+    if let Some((postmaster, cpu)) = opts.pin_backends {
+        // Best effort: where binding is not allowed, the spec runs unbound.
+        let all: Vec<i32> = pids
+            .iter()
+            .copied()
+            .chain([control.backend_pid()])
+            .collect();
+        let _ = crate::affinity::pin_backends(postmaster, &all, cpu);
+    }
     let mut control = control;
     let detector = match Detector::prepare(
         &mut control,

@@ -7,9 +7,11 @@
 //! events as isolationtester's text, `differ` compares transcripts with
 //! expected files, `schedule` reads pg_regress schedules, `server` manages a
 //! throwaway PostgreSQL instance, `report` prints status lines and summaries,
-//! `jobs` decides the order in which -j starts specs, and `runner` ties them
-//! together for the command line (`cli`).
+//! `jobs` decides the order in which -j starts specs, `affinity` binds -j
+//! lanes and their backends to CPUs, and `runner` ties them together for the
+//! command line (`cli`).
 
+pub mod affinity;
 pub mod cli;
 pub mod differ;
 pub mod executor;

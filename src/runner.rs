@@ -66,6 +66,8 @@ pub struct RunConfig {
     pub color: bool,
     /// Test names to run alone under -j (like `# isospec: alone`).
     pub alone: Vec<String>,
+    /// Under -j, bind each lane and its backends to a CPU (see `affinity`).
+    pub pin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -901,7 +903,6 @@ async fn run_group(
         }
         return Ok(());
     }
-    use futures_util::StreamExt;
     let (placement, cost): (Vec<jobs::Placement>, Vec<u64>) = tests
         .iter()
         .map(|t| {
@@ -919,10 +920,11 @@ async fn run_group(
         })
         .unzip();
     let mut queue = jobs::StartQueue::new(placement, &cost);
+    let lanes = Lanes::start(cfg, params, slots)?;
     let mut free: Vec<usize> = (0..slots.len()).rev().collect();
-    let mut pending = futures_util::stream::FuturesUnordered::new();
     let mut running: Vec<usize> = Vec::new();
-    while !queue.is_empty() || !pending.is_empty() {
+    let mut done = lanes.done;
+    while !queue.is_empty() || !running.is_empty() {
         while !free.is_empty() {
             let Some(k) = queue.take_next(&running) else {
                 break;
@@ -936,21 +938,104 @@ async fn run_group(
                 free.pop().expect("a free slot")
             };
             running.push(k);
-            let t = &tests[k];
-            let db = &slots[slot];
-            pending.push(async move { (slot, k, run_one(cfg, params, t, db).await) });
-        }
-        if let Some((slot, k, r)) = pending.next().await {
-            running.retain(|&x| x != k);
-            if queue.placement(k).alone {
-                free = (0..slots.len()).rev().collect();
-            } else {
-                free.push(slot);
+            if lanes.jobs[slot].send((k, tests[k].clone())).is_err() {
+                return Err(RunError::Usage(format!("runner lane {slot} stopped")));
             }
-            sink.done(offset + k, r?)?;
         }
+        let Some((slot, k, r)) = done.recv().await else {
+            return Err(RunError::Usage("runner lanes stopped".into()));
+        };
+        running.retain(|&x| x != k);
+        if queue.placement(k).alone {
+            free = (0..slots.len()).rev().collect();
+        } else {
+            free.push(slot);
+        }
+        sink.done(offset + k, r?)?;
     }
     Ok(())
+}
+
+/// What a lane sends back: its slot, the test's index, the run.
+type LaneDone = (usize, usize, Result<SpecRun, RunError>);
+
+/// The -j lanes: one runner thread per worker slot, each with a runtime of
+/// its own, bound with its specs' backends to one CPU where `affinity`
+/// allows (a local server, --no-pin not given).  Dropping `jobs` ends them.
+struct Lanes {
+    jobs: Vec<tokio::sync::mpsc::UnboundedSender<(usize, TestCase)>>,
+    done: tokio::sync::mpsc::UnboundedReceiver<LaneDone>,
+}
+
+impl Lanes {
+    fn start(cfg: &RunConfig, params: &ConnParams, slots: &[String]) -> Result<Lanes, RunError> {
+        let cpus = if cfg.pin {
+            crate::affinity::allowed_cpus()
+        } else {
+            Vec::new()
+        };
+        let postmaster = crate::affinity::local_postmaster(params).filter(|_| cfg.pin);
+        let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
+        let mut jobs = Vec::new();
+        for (slot, db) in slots.iter().enumerate() {
+            let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel();
+            let cpu = crate::affinity::lane_cpu(slot, &cpus).filter(|_| postmaster.is_some());
+            let (cfg, params, db, done_tx) =
+                (cfg.clone(), params.clone(), db.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("isospec-lane-{slot}"))
+                .spawn(move || lane(slot, cpu, postmaster, cfg, params, db, job_rx, done_tx))
+                .map_err(|e| RunError::Usage(format!("could not start a runner thread: {e}")))?;
+            jobs.push(job_tx);
+        }
+        Ok(Lanes { jobs, done })
+    }
+}
+
+/// One lane's thread: runs the specs it is sent in database `db`.
+#[allow(clippy::too_many_arguments)]
+fn lane(
+    slot: usize,
+    cpu: Option<usize>,
+    postmaster: Option<i32>,
+    mut cfg: RunConfig,
+    params: ConnParams,
+    db: String,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<(usize, TestCase)>,
+    done: tokio::sync::mpsc::UnboundedSender<LaneDone>,
+) {
+    use futures_util::FutureExt;
+    let cpu = cpu.filter(|&c| crate::affinity::pin_current_thread(c).is_ok());
+    cfg.exec.pin_backends = postmaster.zip(cpu);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            if let Some((k, _)) = jobs.blocking_recv() {
+                let e = RunError::Usage(format!("could not start a runtime for lane {slot}: {e}"));
+                let _ = done.send((slot, k, Err(e)));
+            }
+            return;
+        }
+    };
+    rt.block_on(async {
+        while let Some((k, t)) = jobs.recv().await {
+            let r = std::panic::AssertUnwindSafe(run_one(&cfg, &params, &t, &db))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(RunError::Usage(format!(
+                        "internal error: the run of {} panicked",
+                        t.name
+                    )))
+                });
+            if done.send((slot, k, r)).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 async fn drop_database(params: &ConnParams, db: &str) {

@@ -18,6 +18,8 @@ fn isospec() -> Command {
         "PGSERVICE",
         "PGPASSWORD",
         "ISOSPEC_CONNINFO",
+        "ISOSPEC_JOBS",
+        "ISOSPEC_NO_PIN",
     ] {
         c.env_remove(v);
     }
@@ -1099,5 +1101,59 @@ fn every_repeat_pass_starts_in_fresh_databases() {
             stdout.contains("stable leaky: 1 transcript in 3 runs"),
             "-j {jobs}: {stdout}"
         );
+    }
+}
+
+/// The `Cpus_allowed_list` line of /proc/PID/status text.
+fn cpus_allowed(status: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn jobs_bind_each_lane_and_its_backends_to_one_cpu() {
+    let dir = workdir();
+    // Each backend reports the CPUs it may run on.
+    let spec = "session s\nstep cpus { SELECT line FROM regexp_split_to_table(\
+                pg_read_file('/proc/self/status'), E'\\n') AS line \
+                WHERE line LIKE 'Cpus_allowed_list:%'; }\n";
+    let specs = write_suite(
+        dir.path(),
+        &[("cpu1", spec, ""), ("cpu2", spec, ""), ("cpu3", spec, "")],
+    );
+    let mine = cpus_allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let lists = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["-j", "3"];
+        args.extend(extra);
+        args.push(specs.to_str().unwrap());
+        // The expected files are empty, so every spec differs: exit 1.
+        expect_exit(&run_in(dir.path(), &args), 1);
+        ["cpu1", "cpu2", "cpu3"]
+            .iter()
+            .map(|n| {
+                let out = std::fs::read_to_string(dir.path().join(format!("results/{n}.out")));
+                cpus_allowed(
+                    &out.unwrap()
+                        .replace("Cpus_allowed_list:\t", "\nCpus_allowed_list:"),
+                )
+            })
+            .collect()
+    };
+    let unbound = lists(&["--no-pin"]);
+    assert_eq!(unbound, vec![mine.clone(); 3]);
+    let bound = lists(&[]);
+    if mine.contains(',') || mine.contains('-') {
+        // More than one CPU: every spec's backend was bound to a single one.
+        for l in &bound {
+            assert!(
+                l.parse::<usize>().is_ok(),
+                "not bound to one CPU: {bound:?}"
+            );
+        }
+    } else {
+        assert_eq!(bound, vec![mine; 3]);
     }
 }
