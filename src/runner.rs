@@ -759,11 +759,6 @@ async fn run_passes(
         .map(|i| spec_database(cfg, i))
         .collect();
     prepare_database(cfg, params, &cfg.dbname, rep).await?;
-    if let Err(e) = create_worker_databases(cfg, params, slots.as_slice()).await {
-        futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db)))
-            .await;
-        return Err(e);
-    }
     let mut sink = Sink {
         cfg,
         rep,
@@ -779,20 +774,66 @@ async fn run_passes(
     result
 }
 
-/// Creates the worker databases of `slots` (all but the first, --dbname),
-/// concurrently.
-async fn create_worker_databases(
-    cfg: &RunConfig,
-    params: &ConnParams,
-    slots: &[String],
-) -> Result<(), RunError> {
-    let created = futures_util::future::join_all(slots.iter().skip(1).map(|db| async move {
-        let mut quiet = Reporter::new(None, true, false);
-        prepare_database(cfg, params, db, &mut quiet).await
-    }))
-    .await;
-    created.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(())
+/// The worker databases of one pass (all slots but the first, which is
+/// --dbname), created in the background while specs already run in
+/// --dbname: a slot takes specs once its database exists.  Not created at
+/// all when no group has two specs to run side by side.
+struct WorkerDbs {
+    ready: Vec<bool>,
+    pending: futures_util::stream::FuturesUnordered<
+        tokio::task::JoinHandle<(usize, Result<(), RunError>)>,
+    >,
+}
+
+impl WorkerDbs {
+    fn start(cfg: &RunConfig, params: &ConnParams, slots: &[String], needed: bool) -> Self {
+        let mut ready = vec![false; slots.len()];
+        ready[0] = true;
+        let pending = slots
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|_| needed)
+            .map(|(slot, db)| {
+                let (cfg, params, db) = (cfg.clone(), params.clone(), db.clone());
+                tokio::spawn(async move {
+                    let mut quiet = Reporter::new(None, true, false);
+                    (slot, prepare_database(&cfg, &params, &db, &mut quiet).await)
+                })
+            })
+            .collect();
+        WorkerDbs { ready, pending }
+    }
+
+    /// The slots whose database exists, highest first (`pop` gives the lowest).
+    fn ready_slots(&self) -> Vec<usize> {
+        (0..self.ready.len())
+            .rev()
+            .filter(|&s| self.ready[s])
+            .collect()
+    }
+
+    /// Waits for the next database; its slot, or None when all exist.
+    async fn next(&mut self) -> Result<Option<usize>, RunError> {
+        use futures_util::StreamExt;
+        match self.pending.next().await {
+            Some(joined) => {
+                let (slot, r) = joined.map_err(|e| {
+                    RunError::Usage(format!("creating a worker database failed: {e}"))
+                })?;
+                r?;
+                self.ready[slot] = true;
+                Ok(Some(slot))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until every database exists.
+    async fn all(&mut self) -> Result<(), RunError> {
+        while self.next().await?.is_some() {}
+        Ok(())
+    }
 }
 
 /// Takes each finished spec run as it completes: diff, accept, flake
@@ -860,8 +901,9 @@ async fn run_passes_in(
             // leaves a table) must not fail the next pass.
             let mut quiet = Reporter::new(None, true, false);
             prepare_database(cfg, params, &cfg.dbname, &mut quiet).await?;
-            create_worker_databases(cfg, params, slots).await?;
         }
+        let needed = slots.len() > 1 && cfg.tests.windows(2).any(|w| w[0].group == w[1].group);
+        let mut dbs = WorkerDbs::start(cfg, params, slots, needed);
         sink.pass = pass;
         sink.failed = false;
         let mut i = 0;
@@ -871,9 +913,21 @@ async fn run_passes_in(
             while j < cfg.tests.len() && cfg.tests[j].group == g {
                 j += 1;
             }
-            run_group(cfg, params, &cfg.tests[i..j], i, slots, timings, sink).await?;
+            run_group(
+                cfg,
+                params,
+                &cfg.tests[i..j],
+                i,
+                slots,
+                &mut dbs,
+                timings,
+                sink,
+            )
+            .await?;
             i = j;
         }
+        // None may still be being created when they are dropped or remade.
+        dbs.all().await?;
         if cfg.until_fail && sink.failed {
             sink.rep
                 .line(&format!("stopping after pass {}: a spec failed", pass + 1));
@@ -887,16 +941,18 @@ async fn run_passes_in(
 /// a database of its own (one per worker slot), longest first (see
 /// `jobs`); `alone` specs run first, with nothing alongside.  Each run goes
 /// to `sink` as soon as it completes.
+#[allow(clippy::too_many_arguments)]
 async fn run_group(
     cfg: &RunConfig,
     params: &ConnParams,
     tests: &[TestCase],
     offset: usize,
     slots: &[String],
+    dbs: &mut WorkerDbs,
     timings: &Timings,
     sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
-    if slots.len() <= 1 {
+    if slots.len() <= 1 || tests.len() == 1 {
         for (k, t) in tests.iter().enumerate() {
             let r = run_one(cfg, params, t, &cfg.dbname).await?;
             sink.done(offset + k, r)?;
@@ -919,9 +975,19 @@ async fn run_group(
             (placement, cost)
         })
         .unzip();
+    let cpus = if cfg.pin {
+        crate::affinity::allowed_cpus()
+    } else {
+        Vec::new()
+    };
+    let cpus = if crate::affinity::worth_binding(&cost, cpus.len()) {
+        cpus
+    } else {
+        Vec::new()
+    };
     let mut queue = jobs::StartQueue::new(placement, &cost);
-    let lanes = Lanes::start(cfg, params, slots)?;
-    let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+    let lanes = Lanes::start(params, cfg, slots, &cpus)?;
+    let mut free: Vec<usize> = dbs.ready_slots();
     let mut running: Vec<usize> = Vec::new();
     let mut done = lanes.done;
     while !queue.is_empty() || !running.is_empty() {
@@ -942,12 +1008,25 @@ async fn run_group(
                 return Err(RunError::Usage(format!("runner lane {slot} stopped")));
             }
         }
-        let Some((slot, k, r)) = done.recv().await else {
-            return Err(RunError::Usage("runner lanes stopped".into()));
+        let creating = !dbs.pending.is_empty() && !queue.is_empty();
+        let (slot, k, r) = tokio::select! {
+            got = done.recv() => match got {
+                Some(d) => d,
+                None => return Err(RunError::Usage("runner lanes stopped".into())),
+            },
+            made = dbs.next(), if creating => {
+                if let Some(slot) = made? {
+                    // Usable at once, unless a spec running alone holds all.
+                    if !running.iter().any(|&r| queue.placement(r).alone) {
+                        free.insert(0, slot);
+                    }
+                }
+                continue;
+            }
         };
         running.retain(|&x| x != k);
         if queue.placement(k).alone {
-            free = (0..slots.len()).rev().collect();
+            free = dbs.ready_slots();
         } else {
             free.push(slot);
         }
@@ -968,18 +1047,19 @@ struct Lanes {
 }
 
 impl Lanes {
-    fn start(cfg: &RunConfig, params: &ConnParams, slots: &[String]) -> Result<Lanes, RunError> {
-        let cpus = if cfg.pin {
-            crate::affinity::allowed_cpus()
-        } else {
-            Vec::new()
-        };
-        let postmaster = crate::affinity::local_postmaster(params).filter(|_| cfg.pin);
+    /// Starts a lane per slot; with `cpus`, binds them as `affinity` says.
+    fn start(
+        params: &ConnParams,
+        cfg: &RunConfig,
+        slots: &[String],
+        cpus: &[usize],
+    ) -> Result<Lanes, RunError> {
+        let postmaster = crate::affinity::local_postmaster(params).filter(|_| !cpus.is_empty());
         let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
         let mut jobs = Vec::new();
         for (slot, db) in slots.iter().enumerate() {
             let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel();
-            let cpu = crate::affinity::lane_cpu(slot, &cpus).filter(|_| postmaster.is_some());
+            let cpu = crate::affinity::lane_cpu(slot, cpus).filter(|_| postmaster.is_some());
             let (cfg, params, db, done_tx) =
                 (cfg.clone(), params.clone(), db.clone(), done_tx.clone());
             std::thread::Builder::new()
