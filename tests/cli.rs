@@ -697,13 +697,14 @@ fn postgres_processes_for(dir: &Path) -> Vec<String> {
 
 /// Starts `isospec run` on `specs` with a temp instance in `tmp`, in the
 /// background, with its output captured.
-fn spawn_run(dir: &Path, tmp: &Path, specs: &Path) -> std::process::Child {
+fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> std::process::Child {
     isospec()
         .arg("run")
         .arg("--outputdir")
         .arg(dir)
         .arg("--temp-instance")
         .arg(tmp)
+        .args(["-j", jobs])
         .arg(specs)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -713,6 +714,15 @@ fn spawn_run(dir: &Path, tmp: &Path, specs: &Path) -> std::process::Child {
 
 #[test]
 fn server_killed_mid_run_ends_the_run_without_hanging() {
+    server_killed_case("1");
+}
+
+#[test]
+fn server_killed_under_jobs_ends_the_run_without_hanging() {
+    server_killed_case("3");
+}
+
+fn server_killed_case(jobs: &str) {
     let dir = workdir();
     let specs = dir.path().join("specs");
     std::fs::create_dir_all(&specs).unwrap();
@@ -727,7 +737,7 @@ fn server_killed_mid_run_ends_the_run_without_hanging() {
     )
     .unwrap();
     let tmp = dir.path().join("tmp_check");
-    let child = spawn_run(dir.path(), &tmp, &specs);
+    let child = spawn_run(dir.path(), &tmp, &specs, jobs);
     // Wait for the slow step to be running, then kill the postmaster.
     let pidfile = tmp.join("data/postmaster.pid");
     let started = std::time::Instant::now();
@@ -778,17 +788,21 @@ fn server_killed_mid_run_ends_the_run_without_hanging() {
 
 /// Sends `signal` to a run whose step is busy: the step is cancelled, the
 /// teardown runs, the temp instance stops, exit code 128 + signal number.
-fn interrupt_case(signal: &str, code: i32) {
+/// Interrupts a run of `jobs` specs that each sleep, run with `-j jobs`.
+fn interrupt_case(signal: &str, code: i32, jobs: usize) {
     let dir = workdir();
     let specs = dir.path().join("specs");
     std::fs::create_dir_all(&specs).unwrap();
-    std::fs::write(
-        specs.join("slow.spec"),
-        "teardown { SELECT 'teardown ran' AS t; }\nsession s\nstep sleep { SELECT pg_sleep(60); }\n",
-    )
-    .unwrap();
+    let names: Vec<String> = (1..=jobs).map(|i| format!("slow{i}")).collect();
+    for n in &names {
+        std::fs::write(
+            specs.join(format!("{n}.spec")),
+            "teardown { SELECT 'teardown ran' AS t; }\nsession s\nstep sleep { SELECT pg_sleep(60); }\n",
+        )
+        .unwrap();
+    }
     let tmp = dir.path().join("tmp_check");
-    let child = spawn_run(dir.path(), &tmp, &specs);
+    let child = spawn_run(dir.path(), &tmp, &specs, &jobs.to_string());
     let started = std::time::Instant::now();
     while !dir.path().join("results").exists() || postgres_processes_for(&tmp).is_empty() {
         assert!(started.elapsed().as_secs() < 60, "server did not start");
@@ -817,13 +831,15 @@ fn interrupt_case(signal: &str, code: i32) {
         "{}",
         text(&out.stderr)
     );
-    // The running step was cancelled and the spec's teardown ran.
-    let slow = std::fs::read_to_string(dir.path().join("results/slow.out")).unwrap();
-    assert!(
-        slow.contains("canceling running steps and running the teardown"),
-        "{slow}"
-    );
-    assert!(slow.contains("teardown ran"), "{slow}");
+    // The running steps were cancelled and each spec's teardown ran.
+    for n in &names {
+        let slow = std::fs::read_to_string(dir.path().join(format!("results/{n}.out"))).unwrap();
+        assert!(
+            slow.contains("canceling running steps and running the teardown"),
+            "{n}: {slow}"
+        );
+        assert!(slow.contains("teardown ran"), "{n}: {slow}");
+    }
     assert!(
         postgres_processes_for(&tmp).is_empty(),
         "orphans: {:?}",
@@ -833,12 +849,17 @@ fn interrupt_case(signal: &str, code: i32) {
 
 #[test]
 fn sigterm_stops_the_temp_instance_and_exits_143() {
-    interrupt_case("TERM", 143);
+    interrupt_case("TERM", 143, 1);
 }
 
 #[test]
 fn sigint_stops_the_temp_instance_and_exits_130() {
-    interrupt_case("INT", 130);
+    interrupt_case("INT", 130, 1);
+}
+
+#[test]
+fn sigint_under_jobs_tears_down_every_running_spec() {
+    interrupt_case("INT", 130, 2);
 }
 
 #[test]
