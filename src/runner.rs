@@ -975,18 +975,12 @@ async fn run_group(
             (placement, cost)
         })
         .unzip();
-    let cpus = if cfg.pin {
-        crate::affinity::allowed_cpus()
-    } else {
-        Vec::new()
-    };
-    let cpus = if crate::affinity::worth_binding(&cost, cpus.len()) {
-        cpus
-    } else {
-        Vec::new()
-    };
+    // CPUs to bind lanes to: none unless binding pays (see `affinity`).
+    let cpus = Some(crate::affinity::allowed_cpus())
+        .filter(|c| cfg.pin && crate::affinity::worth_binding(&cost, c.len()))
+        .unwrap_or_default();
     let mut queue = jobs::StartQueue::new(placement, &cost);
-    let lanes = Lanes::start(params, cfg, slots, &cpus)?;
+    let lanes = Lanes::start(cfg, params, slots, &cpus)?;
     let mut free: Vec<usize> = dbs.ready_slots();
     let mut running: Vec<usize> = Vec::new();
     let mut done = lanes.done;
@@ -1049,8 +1043,8 @@ struct Lanes {
 impl Lanes {
     /// Starts a lane per slot; with `cpus`, binds them as `affinity` says.
     fn start(
-        params: &ConnParams,
         cfg: &RunConfig,
+        params: &ConnParams,
         slots: &[String],
         cpus: &[usize],
     ) -> Result<Lanes, RunError> {
