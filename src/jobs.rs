@@ -61,8 +61,53 @@ impl Timings {
 
 /// A rough duration (ms) of a spec that has not run before: every
 /// permutation runs the setup, the sessions' setup and teardown, its steps
-/// and the teardown, each a round trip of a millisecond or less.
+/// and the teardown, each a round trip of a millisecond or less, plus the
+/// work its SQL visibly asks for (see `sql_work_ms`).
 pub fn estimate_ms(c: &CheckedSpec) -> u64 {
+    let perms = u64::try_from(c.permutation_count()).unwrap_or(u64::MAX);
+    let work: u64 = sql_texts(&c.spec).iter().map(|t| sql_work_ms(t)).sum();
+    round_trips_ms(c).saturating_add(perms.saturating_mul(work))
+}
+
+/// Time (ms) that one run of `sql` takes beyond its round trip, where the
+/// text shows it: rows made by `generate_series` with literal bounds (about
+/// a microsecond each: PostgreSQL's multiple-row-versions fills a table from
+/// 1,000,000 of them in its setup and takes ~0.9 s, 50 times the estimate
+/// from its size), and `pg_sleep` with a literal duration.
+fn sql_work_ms(sql: &str) -> u64 {
+    let lower = sql.to_lowercase();
+    let args = |name: &str| -> Vec<Vec<f64>> {
+        lower
+            .match_indices(name)
+            .filter_map(|(i, _)| {
+                let rest = lower[i + name.len()..].trim_start().strip_prefix('(')?;
+                let inner = &rest[..rest.find(')')?];
+                Some(
+                    inner
+                        .split(',')
+                        .filter_map(|a| a.trim().parse::<f64>().ok())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let rows: f64 = args("generate_series")
+        .iter()
+        .map(|a| match a.as_slice() {
+            [from, to, ..] => (to - from).abs(),
+            _ => 0.0,
+        })
+        .sum();
+    let sleep_s: f64 = args("pg_sleep")
+        .iter()
+        .filter_map(|a| a.first().copied())
+        .filter(|s| *s > 0.0)
+        .sum();
+    (rows / 1000.0 + sleep_s * 1000.0).min(u64::MAX as f64 / 2.0) as u64
+}
+
+/// The round-trip part of `estimate_ms`.
+fn round_trips_ms(c: &CheckedSpec) -> u64 {
     let spec = &c.spec;
     let per_permutation_fixed = 1 + spec.setup.len() as u64 + spec.sessions.len() as u64;
     let steps: u64 = if c.permutations.is_empty() {
@@ -319,6 +364,30 @@ mod tests {
             p("session s\nstep a { SELECT 'prepared_transactions', rolename FROM userroles; }\n"),
             place(false, 0)
         );
+    }
+
+    #[test]
+    fn estimate_counts_generated_rows_and_sleeps() {
+        assert_eq!(sql_work_ms("SELECT 1"), 0);
+        assert_eq!(
+            sql_work_ms("INSERT INTO t SELECT x FROM generate_series(1, 1000000) x"),
+            999
+        );
+        assert_eq!(sql_work_ms("SELECT * FROM GENERATE_SERIES (0,10000)"), 10);
+        // Bounds that are not literals tell nothing.
+        assert_eq!(sql_work_ms("SELECT generate_series(1, n) FROM t"), 0);
+        assert_eq!(
+            sql_work_ms("SELECT pg_sleep(0.5); SELECT pg_sleep(2)"),
+            2500
+        );
+        assert_eq!(sql_work_ms("SELECT pg_sleep(10e-6)"), 0);
+        assert_eq!(sql_work_ms("SELECT pg_sleep("), 0);
+        let bulk = checked(
+            "setup { CREATE TABLE t AS SELECT generate_series(1, 1000000) AS i; }\n\
+             session s\nstep a { SELECT 1; }\n",
+        );
+        let plain = checked("setup { CREATE TABLE t (i int); }\nsession s\nstep a { SELECT 1; }\n");
+        assert!(estimate_ms(&bulk) >= estimate_ms(&plain) + 999);
     }
 
     #[test]
