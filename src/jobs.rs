@@ -145,8 +145,10 @@ fn mentions_word(text: &str, word: &str) -> bool {
 }
 
 /// Cluster-wide objects a spec uses.  Their names are shared by every
-/// database, so two specs using the same kind never run side by side
-/// (PostgreSQL's own specs reuse transaction names such as `'s1'`).
+/// database, so two specs using the same kind never run side by side.
+/// Prepared transactions are finer grained (see `Placement::gids`): the bit
+/// is set only for a spec whose transaction names are not all literals, or
+/// that reads `pg_prepared_xacts`.
 pub mod shared {
     pub const PREPARED_TRANSACTIONS: u8 = 1;
     pub const ROLES: u8 = 2;
@@ -158,9 +160,6 @@ pub mod shared {
 /// Phrases (lowercase, single spaces) that tell which cluster-wide objects
 /// a spec's SQL uses.
 const SHARED_PHRASES: &[(&str, u8)] = &[
-    ("prepare transaction", shared::PREPARED_TRANSACTIONS),
-    ("commit prepared", shared::PREPARED_TRANSACTIONS),
-    ("rollback prepared", shared::PREPARED_TRANSACTIONS),
     ("create role", shared::ROLES),
     ("create user", shared::ROLES),
     ("create group", shared::ROLES),
@@ -183,12 +182,69 @@ const SHARED_PHRASES: &[(&str, u8)] = &[
 ];
 
 /// How a spec may run next to others under -j.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placement {
     /// Runs with nothing alongside, in `--dbname`.
     pub alone: bool,
     /// Kinds of cluster-wide objects used (`shared::*` bits).
     pub shared: u8,
+    /// Names of the prepared transactions the spec uses, all literals
+    /// (lowercased: conservative).  Specs with different names may run side
+    /// by side, within the server's max_prepared_transactions
+    /// (PostgreSQL's prepared-transactions uses 's1'..'s3' and stats 'a';
+    /// prepared-transactions-cic reuses 's1').
+    pub gids: Vec<String>,
+}
+
+impl Placement {
+    fn uses_prepared(&self) -> bool {
+        self.shared & shared::PREPARED_TRANSACTIONS != 0 || !self.gids.is_empty()
+    }
+}
+
+/// The phrases that name a prepared transaction.
+const GID_PHRASES: &[&str] = &[
+    "prepare transaction",
+    "commit prepared",
+    "rollback prepared",
+];
+
+/// Adds the literal transaction names after `GID_PHRASES` in `norm`
+/// (lowercase, single spaces) to `gids`; false when a name is not a
+/// literal (built at run time, say) or `pg_prepared_xacts` is read.
+fn literal_gids(norm: &str, gids: &mut Vec<String>) -> bool {
+    if norm.contains("pg_prepared_xact") {
+        return false;
+    }
+    for phrase in GID_PHRASES {
+        for (i, _) in norm.match_indices(phrase) {
+            if !mentions_word(&norm[i..i + phrase.len()], phrase) {
+                continue;
+            }
+            let rest = norm[i + phrase.len()..].trim_start();
+            let Some(body) = rest.strip_prefix('\'') else {
+                return false;
+            };
+            // The literal up to its closing quote ('' is a quote inside).
+            let mut name = String::new();
+            let mut chars = body.chars().peekable();
+            loop {
+                match chars.next() {
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        name.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some(c) => name.push(c),
+                    None => return false,
+                }
+            }
+            if !gids.contains(&name) {
+                gids.push(name);
+            }
+        }
+    }
+    true
 }
 
 /// Where a spec may run: alone when it asks to (`# isospec: alone`), names
@@ -198,6 +254,7 @@ pub struct Placement {
 pub fn placement(spec: &TestSpec, dbname: &str) -> Placement {
     let texts = sql_texts(spec);
     let mut shared = 0;
+    let mut gids = Vec::new();
     let mut system = false;
     for t in &texts {
         let norm = t
@@ -216,10 +273,18 @@ pub fn placement(spec: &TestSpec, dbname: &str) -> Placement {
             }
         }
         system |= mentions_word(&norm, "alter system");
+        if !literal_gids(&norm, &mut gids) {
+            shared |= shared::PREPARED_TRANSACTIONS;
+        }
     }
+    if shared & shared::PREPARED_TRANSACTIONS != 0 {
+        gids.clear();
+    }
+    gids.sort();
     Placement {
         alone: spec.options.alone || system || texts.iter().any(|t| mentions_word(t, dbname)),
         shared,
+        gids,
     }
 }
 
@@ -239,44 +304,71 @@ fn sql_texts(spec: &TestSpec) -> Vec<&str> {
 pub struct StartQueue {
     waiting: Vec<usize>,
     placement: Vec<Placement>,
+    /// The server's max_prepared_transactions; None when not known, and
+    /// then specs using prepared transactions never run side by side.
+    max_prepared: Option<usize>,
 }
 
 impl StartQueue {
     /// Specs that run alone first (in schedule order), then the others by
     /// cost, highest first (ties keep the schedule order).
-    pub fn new(placement: Vec<Placement>, cost: &[u64]) -> Self {
+    pub fn new(placement: Vec<Placement>, cost: &[u64], max_prepared: Option<usize>) -> Self {
         let n = placement.len();
         let mut waiting: Vec<usize> = (0..n).filter(|&i| placement[i].alone).collect();
         let mut rest: Vec<usize> = (0..n).filter(|&i| !placement[i].alone).collect();
         rest.sort_by_key(|&i| std::cmp::Reverse(cost[i]));
         waiting.extend(rest);
-        StartQueue { waiting, placement }
+        StartQueue {
+            waiting,
+            placement,
+            max_prepared,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 
-    pub fn placement(&self, k: usize) -> Placement {
-        self.placement[k]
+    pub fn placement(&self, k: usize) -> &Placement {
+        &self.placement[k]
     }
 
     /// Takes the first spec that may start while `running` run: nothing
     /// starts next to a spec that runs alone, a spec that runs alone starts
-    /// only when nothing runs, and no two running specs share a kind of
-    /// cluster-wide object.
+    /// only when nothing runs, no two running specs share a kind of
+    /// cluster-wide object, and specs using prepared transactions run side
+    /// by side only with different literal names, as many as the server
+    /// can hold prepared at once.
     pub fn take_next(&mut self, running: &[usize]) -> Option<usize> {
         if running.iter().any(|&r| self.placement[r].alone) {
             return None;
         }
         let busy = running.iter().fold(0, |m, &r| m | self.placement[r].shared);
+        let prepared: Vec<&Placement> = running
+            .iter()
+            .map(|&r| &self.placement[r])
+            .filter(|p| p.uses_prepared())
+            .collect();
         let pos = self.waiting.iter().position(|&k| {
-            let p = self.placement[k];
+            let p = &self.placement[k];
             if p.alone {
-                running.is_empty()
-            } else {
-                p.shared & busy == 0
+                return running.is_empty();
             }
+            if p.shared & busy != 0 {
+                return false;
+            }
+            if !p.uses_prepared() || prepared.is_empty() {
+                return true;
+            }
+            let Some(max) = self.max_prepared else {
+                return false;
+            };
+            let held: usize = prepared.iter().map(|q| q.gids.len()).sum();
+            p.shared & shared::PREPARED_TRANSACTIONS == 0
+                && held + p.gids.len() <= max
+                && prepared
+                    .iter()
+                    .all(|q| !q.gids.is_empty() && q.gids.iter().all(|g| !p.gids.contains(g)))
         })?;
         Some(self.waiting.remove(pos))
     }
@@ -294,7 +386,18 @@ mod tests {
     }
 
     fn place(alone: bool, shared: u8) -> Placement {
-        Placement { alone, shared }
+        Placement {
+            alone,
+            shared,
+            gids: Vec::new(),
+        }
+    }
+
+    fn gids(names: &[&str]) -> Placement {
+        Placement {
+            gids: names.iter().map(|n| n.to_string()).collect(),
+            ..Placement::default()
+        }
     }
 
     #[test]
@@ -306,7 +409,7 @@ mod tests {
             place(false, 0),
             place(true, 0),
         ];
-        let mut q = StartQueue::new(p, &[10, 0, 500, 10, 99]);
+        let mut q = StartQueue::new(p, &[10, 0, 500, 10, 99], None);
         assert_eq!(q.take_next(&[]), Some(1));
         assert_eq!(q.take_next(&[1]), None, "nothing next to an alone spec");
         assert_eq!(q.take_next(&[]), Some(4));
@@ -326,7 +429,7 @@ mod tests {
             place(false, 0),
             place(true, 0),
         ];
-        let mut q = StartQueue::new(p, &[900, 800, 1, 5]);
+        let mut q = StartQueue::new(p, &[900, 800, 1, 5], Some(10));
         assert_eq!(q.take_next(&[]), Some(3));
         assert_eq!(q.take_next(&[]), Some(0));
         // 1 shares prepared transactions with 0: the next one that may run.
@@ -336,11 +439,54 @@ mod tests {
     }
 
     #[test]
+    fn prepared_transactions_side_by_side_only_with_other_names_and_room() {
+        // As PostgreSQL's prepared-transactions, stats, prepared-transactions-cic.
+        let p = vec![
+            gids(&["s1", "s2", "s3"]),
+            gids(&["a"]),
+            gids(&["s1"]),
+            place(false, 0),
+        ];
+        let cost = [900, 50, 10, 1];
+        let mut q = StartQueue::new(p.clone(), &cost, Some(10));
+        assert_eq!(q.take_next(&[]), Some(0));
+        assert_eq!(q.take_next(&[0]), Some(1), "other names may run alongside");
+        assert_eq!(q.take_next(&[0, 1]), Some(3), "'s1' is in use");
+        assert_eq!(q.take_next(&[1]), Some(2));
+        // Room for only four prepared at once: 'a' waits.
+        let mut q = StartQueue::new(p.clone(), &cost, Some(3));
+        assert_eq!(q.take_next(&[]), Some(0));
+        assert_eq!(q.take_next(&[0]), Some(3));
+        // Limit unknown: never side by side.
+        let mut q = StartQueue::new(p, &cost, None);
+        assert_eq!(q.take_next(&[]), Some(0));
+        assert_eq!(q.take_next(&[0]), Some(3));
+        // Names not known: exclusive among prepared-transaction users.
+        let p = vec![place(false, shared::PREPARED_TRANSACTIONS), gids(&["x"])];
+        let mut q = StartQueue::new(p, &[9, 1], Some(10));
+        assert_eq!(q.take_next(&[]), Some(0));
+        assert_eq!(q.take_next(&[0]), None);
+        let p = vec![gids(&["x"]), place(false, shared::PREPARED_TRANSACTIONS)];
+        let mut q = StartQueue::new(p, &[9, 1], Some(10));
+        assert_eq!(q.take_next(&[]), Some(0));
+        assert_eq!(q.take_next(&[0]), None);
+    }
+
+    #[test]
     fn placement_from_the_sql() {
         use shared::*;
         let p = |src: &str| placement(&checked(src).spec, "isolation_regression");
         assert_eq!(
-            p("session s1\nstep a { PREPARE\n   TRANSACTION 's1'; }\nstep b { commit prepared 's1'; }\n"),
+            p("session s1\nstep a { PREPARE\n   TRANSACTION 's1'; }\nstep b { commit prepared 'S''1'; }\n\
+               step c { ROLLBACK PREPARED 's1'; }\n"),
+            gids(&["s'1", "s1"])
+        );
+        assert_eq!(
+            p("session s1\nstep a { PREPARE TRANSACTION 's1'; }\nstep b { SELECT gid FROM pg_prepared_xacts; }\n"),
+            place(false, PREPARED_TRANSACTIONS)
+        );
+        assert_eq!(
+            p("session s1\nstep a { DO $$ BEGIN EXECUTE format('PREPARE TRANSACTION %L', 'x'); END $$; }\n"),
             place(false, PREPARED_TRANSACTIONS)
         );
         assert_eq!(

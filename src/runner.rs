@@ -903,7 +903,16 @@ async fn run_passes_in(
             prepare_database(cfg, params, &cfg.dbname, &mut quiet).await?;
         }
         let needed = slots.len() > 1 && cfg.tests.windows(2).any(|w| w[0].group == w[1].group);
-        let mut dbs = WorkerDbs::start(cfg, params, slots, needed);
+        let mut env = PassEnv {
+            slots,
+            dbs: WorkerDbs::start(cfg, params, slots, needed),
+            timings,
+            max_prepared: if needed {
+                max_prepared_transactions(params).await
+            } else {
+                None
+            },
+        };
         sink.pass = pass;
         sink.failed = false;
         let mut i = 0;
@@ -913,21 +922,11 @@ async fn run_passes_in(
             while j < cfg.tests.len() && cfg.tests[j].group == g {
                 j += 1;
             }
-            run_group(
-                cfg,
-                params,
-                &cfg.tests[i..j],
-                i,
-                slots,
-                &mut dbs,
-                timings,
-                sink,
-            )
-            .await?;
+            run_group(cfg, params, &cfg.tests[i..j], i, &mut env, sink).await?;
             i = j;
         }
         // None may still be being created when they are dropped or remade.
-        dbs.all().await?;
+        env.dbs.all().await?;
         if cfg.until_fail && sink.failed {
             sink.rep
                 .line(&format!("stopping after pass {}: a spec failed", pass + 1));
@@ -937,21 +936,45 @@ async fn run_passes_in(
     Ok(())
 }
 
+/// What the groups of one pass share.
+struct PassEnv<'x> {
+    /// One database per worker slot.
+    slots: &'x [String],
+    dbs: WorkerDbs,
+    timings: &'x Timings,
+    /// The server's max_prepared_transactions (see `jobs::StartQueue`).
+    max_prepared: Option<usize>,
+}
+
+/// The server's max_prepared_transactions, if it can be read.
+async fn max_prepared_transactions(params: &ConnParams) -> Option<usize> {
+    let admin = admin_client(params, "postgres").await.ok()?;
+    let row = admin
+        .query_one("SELECT current_setting('max_prepared_transactions')", &[])
+        .await
+        .ok()?;
+    row.get::<_, String>(0).parse().ok()
+}
+
 /// Runs one group: serially, or up to `jobs` at once, each running spec in
 /// a database of its own (one per worker slot), longest first (see
 /// `jobs`); `alone` specs run first, with nothing alongside.  Each run goes
 /// to `sink` as soon as it completes.
-#[allow(clippy::too_many_arguments)]
 async fn run_group(
     cfg: &RunConfig,
     params: &ConnParams,
     tests: &[TestCase],
     offset: usize,
-    slots: &[String],
-    dbs: &mut WorkerDbs,
-    timings: &Timings,
+    env: &mut PassEnv<'_>,
     sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
+    let PassEnv {
+        slots,
+        dbs,
+        timings,
+        max_prepared,
+    } = env;
+    let (slots, timings, max_prepared) = (*slots, *timings, *max_prepared);
     if slots.len() <= 1 || tests.len() == 1 {
         for (k, t) in tests.iter().enumerate() {
             let r = run_one(cfg, params, t, &cfg.dbname).await?;
@@ -979,7 +1002,7 @@ async fn run_group(
     let cpus = Some(crate::affinity::allowed_cpus())
         .filter(|c| cfg.pin && crate::affinity::worth_binding(&cost, c.len()))
         .unwrap_or_default();
-    let mut queue = jobs::StartQueue::new(placement, &cost);
+    let mut queue = jobs::StartQueue::new(placement, &cost, max_prepared);
     let lanes = Lanes::start(cfg, params, slots, &cpus)?;
     let mut free: Vec<usize> = dbs.ready_slots();
     let mut running: Vec<usize> = Vec::new();
