@@ -1178,3 +1178,34 @@ fn jobs_bind_each_lane_and_its_backends_to_one_cpu() {
         assert_eq!(bound, vec![mine; 3]);
     }
 }
+
+#[test]
+fn jobs_run_specs_with_different_prepared_transaction_names_side_by_side() {
+    let dir = workdir();
+    // Each spec holds a prepared transaction and then waits (up to 5 s) to
+    // see the other spec's session, and stays 0.5 s longer so that the
+    // other sees it too: only when they run at the same time does each say
+    // "other seen: t".
+    let spec = |gid: &str, other: &str| {
+        format!(
+            "session s\nsetup {{ BEGIN; }}\nstep p {{ PREPARE TRANSACTION '{gid}'; }}\n\
+             step seen {{ DO $$ DECLARE seen bool := false; BEGIN FOR i IN 1..500 LOOP \
+             seen := EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'isolation/{other}/s'); \
+             EXIT WHEN seen; PERFORM pg_sleep(0.01); PERFORM pg_stat_clear_snapshot(); END LOOP; \
+             PERFORM pg_sleep(0.5); RAISE NOTICE 'other seen: %', seen; END $$; }}\n\
+             step c {{ COMMIT PREPARED '{gid}'; }}\n"
+        )
+    };
+    let (a, b) = (spec("ga", "gid-b"), spec("gb", "gid-a"));
+    let specs = write_suite(dir.path(), &[("gid-a", &a, ""), ("gid-b", &b, "")]);
+    // The expected files are empty, so both specs differ: exit 1.
+    expect_exit(
+        &run_in(dir.path(), &["-j", "2", specs.to_str().unwrap()]),
+        1,
+    );
+    for n in ["gid-a", "gid-b"] {
+        let out = std::fs::read_to_string(dir.path().join(format!("results/{n}.out"))).unwrap();
+        assert!(out.contains("other seen: t"), "{n}:\n{out}");
+        assert!(out.contains("step c: COMMIT PREPARED"), "{n}:\n{out}");
+    }
+}
