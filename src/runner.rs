@@ -1007,6 +1007,8 @@ async fn run_group(
     let mut free: Vec<usize> = dbs.ready_slots();
     let mut running: Vec<usize> = Vec::new();
     let mut done = lanes.done;
+    // A worker database that could not be made.
+    let mut failed: Option<RunError> = None;
     while !queue.is_empty() || !running.is_empty() {
         while !free.is_empty() {
             let Some(k) = queue.take_next(&running) else {
@@ -1025,31 +1027,43 @@ async fn run_group(
                 return Err(RunError::Usage(format!("runner lane {slot} stopped")));
             }
         }
-        let creating = !dbs.pending.is_empty() && !queue.is_empty();
+        if failed.is_some() && running.is_empty() {
+            break;
+        }
+        let creating = failed.is_none() && !dbs.pending.is_empty() && !queue.is_empty();
         let (slot, k, r) = tokio::select! {
             got = done.recv() => match got {
                 Some(d) => d,
                 None => return Err(RunError::Usage("runner lanes stopped".into())),
             },
             made = dbs.next(), if creating => {
-                if let Some(slot) = made? {
+                match made {
                     // Usable at once, unless a spec running alone holds all.
-                    if !running.iter().any(|&r| queue.placement(r).alone) {
+                    Ok(Some(slot)) if !running.iter().any(|&r| queue.placement(r).alone) => {
                         free.insert(0, slot);
+                    }
+                    Ok(_) => {}
+                    // Start nothing more; let the running specs finish and
+                    // report them, then fail.
+                    Err(e) => {
+                        failed = Some(e);
+                        free.clear();
                     }
                 }
                 continue;
             }
         };
         running.retain(|&x| x != k);
-        if queue.placement(k).alone {
+        if failed.is_some() {
+            // Nothing more starts.
+        } else if queue.placement(k).alone {
             free = dbs.ready_slots();
         } else {
             free.push(slot);
         }
         sink.done(offset + k, r?)?;
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// What a lane sends back: its slot, the test's index, the run.
