@@ -43,7 +43,7 @@ pub fn allowed_cpus() -> Vec<usize> {
 pub fn lane_cpu(slot: usize, cpus: &[usize]) -> Option<usize> {
     match cpus.len() {
         0 | 1 => None,
-        n if slot == 0 => Some(cpus[0]).filter(|_| n > 1),
+        _ if slot == 0 => Some(cpus[0]),
         n => Some(cpus[1 + (slot - 1) % (n - 1)]),
     }
 }
@@ -56,9 +56,10 @@ pub fn lane_cpu(slot: usize, cpus: &[usize]) -> Option<usize> {
 /// better than a fixed placement does (PostgreSQL 15's 81-spec subset under
 /// -j 3: 0.30-0.33x of isolationtester's time floating, 0.33-0.36x bound).
 pub fn worth_binding(costs: &[u64], ncpus: usize) -> bool {
-    let total: u64 = costs.iter().sum();
-    let longest = costs.iter().copied().max().unwrap_or(0);
-    ncpus >= 2 && total > 0 && longest * (ncpus as u64 + 1) >= total
+    // u128: estimates of specs with huge permutation counts saturate at u64::MAX.
+    let total: u128 = costs.iter().map(|&c| u128::from(c)).sum();
+    let longest = u128::from(costs.iter().copied().max().unwrap_or(0));
+    ncpus >= 2 && total > 0 && longest * (ncpus as u128 + 1) >= total
 }
 
 /// Binds the calling thread to `cpu`.
@@ -136,6 +137,8 @@ mod tests {
         assert!(!worth_binding(&[10_000, 1], 1));
         assert!(!worth_binding(&[0, 0], 2));
         assert!(!worth_binding(&[], 2));
+        // Saturated estimates do not overflow.
+        assert!(worth_binding(&[u64::MAX, u64::MAX, 1], 2));
     }
 
     #[test]

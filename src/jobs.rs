@@ -218,7 +218,9 @@ fn literal_gids(norm: &str, gids: &mut Vec<String>) -> bool {
     }
     for phrase in GID_PHRASES {
         for (i, _) in norm.match_indices(phrase) {
-            if !mentions_word(&norm[i..i + phrase.len()], phrase) {
+            // A whole phrase, not the end of a longer word (`my_prepare ...`).
+            let word_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+            if norm[..i].chars().next_back().is_some_and(word_char) {
                 continue;
             }
             let rest = norm[i + phrase.len()..].trim_start();
@@ -480,6 +482,10 @@ mod tests {
             p("session s1\nstep a { PREPARE\n   TRANSACTION 's1'; }\nstep b { commit prepared 'S''1'; }\n\
                step c { ROLLBACK PREPARED 's1'; }\n"),
             gids(&["s'1", "s1"])
+        );
+        assert_eq!(
+            p("session s1\nstep a { SELECT my_prepare transaction; }\n"),
+            place(false, 0)
         );
         assert_eq!(
             p("session s1\nstep a { PREPARE TRANSACTION 's1'; }\nstep b { SELECT gid FROM pg_prepared_xacts; }\n"),
