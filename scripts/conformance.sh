@@ -5,18 +5,16 @@
 #
 #   scripts/conformance.sh LABEL SUITE_DIR [options] -- SELECTION...
 #     --bindir DIR        server binaries (default: pg_config / PATH)
-#     --tolerate FILE     specs listed in FILE are reported but do not fail
 #   SELECTION: isospec run arguments choosing the specs (--schedule ..., names)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-label=${1:?usage: conformance.sh LABEL SUITE_DIR [--bindir DIR] [--tolerate FILE] -- SELECTION...}
+label=${1:?usage: conformance.sh LABEL SUITE_DIR [--bindir DIR] -- SELECTION...}
 suite=${2:?suite directory}
 shift 2
-bindir=() tolerate=/dev/null
+bindir=()
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
   case $1 in
     --bindir) bindir=(--bindir "$2"); shift 2 ;;
-    --tolerate) tolerate=$2; shift 2 ;;
     *) echo "conformance.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,14 +30,11 @@ for det in function pg-locks; do
   if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then echo "$label: isospec exited with $rc" >&2; status=1; continue; fi
   grep -E 'passed,|wall time' "$out/regression.out" || { echo "$label: no summary in $out/regression.out" >&2; status=1; continue; }
   # Every spec must say "ok" (a missing expected file is not a pass here).
-  notok=$(awk '/^test / && $4 != "ok" {print $2}' "$out/regression.out")
-  failed=$(echo "$notok" | grep -vxF -f "$tolerate" | grep . || true)
+  failed=$(awk '/^test / && $4 != "ok" {print $2}' "$out/regression.out")
   if [ -n "$failed" ]; then
-    echo "$label: unexpected failures with detector $det: $failed" >&2
+    echo "$label: not identical with detector $det:" $failed >&2
     head -n 200 "$out/regression.diffs" >&2 2>/dev/null || true
     status=1
-  elif [ -n "$notok" ]; then
-    echo "$label: not identical but listed in $tolerate (reported, not fatal):" $notok
   fi
 done
 exit $status

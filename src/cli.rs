@@ -127,9 +127,14 @@ pub struct RunArgs {
     /// spec (a spec can ask itself with `# isospec: prepared-waits`).
     #[arg(long)]
     pub prepared_waits: bool,
-    /// Keep the wait graph of a cancelled step out of the transcript (it
-    /// always goes to stderr), for isolationtester-identical output.
+    /// Also put the wait graph of a cancelled step into its transcript (it
+    /// always goes to stderr and to results/NAME.waits); the transcript then
+    /// differs from isolationtester's.
     #[arg(long)]
+    pub wait_graph_in_transcript: bool,
+    /// The default since wait graphs left the transcript; accepted so that
+    /// older scripts keep working.
+    #[arg(long, hide = true)]
     pub no_wait_graph: bool,
     /// Run only the N-th permutation (1-based) of each spec.
     #[arg(long, value_name = "N")]
@@ -334,13 +339,6 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         );
         ServerChoice::Temp(temp_opts(&a, dir))
     };
-    let step_timeout = match a.timeout {
-        Some(s) => Duration::from_secs(s),
-        None => runner::timeout_from_env(
-            env("PGISOLATIONTIMEOUT").as_deref(),
-            env("PG_TEST_TIMEOUT_DEFAULT").as_deref(),
-        ),
-    };
     Ok(RunConfig {
         tests,
         outputdir: a.outputdir,
@@ -349,12 +347,13 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         drop_existing: a.drop_existing,
         load_extensions: a.load_extension,
         server,
+        timeout: a.timeout.map(Duration::from_secs),
+        timeout_env: crate::timeouts::TimeoutEnv::from_env(),
         exec: ExecOptions {
-            step_timeout,
             detector: a.wait_detector,
             only_permutation: a.permutation,
             prepared_waits: a.prepared_waits,
-            wait_graph_in_transcript: !a.no_wait_graph,
+            wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
             ..Default::default()
         },
         quiet: a.quiet,
@@ -509,7 +508,7 @@ fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     match rt.block_on(runner::run(cfg)) {
         Ok(summary) => Ok(summary.exit_code()),
         Err(runner::RunError::Interrupted(sig)) => {
-            eprintln!("isospec: interrupted by signal {sig}; temporary instance stopped");
+            eprintln!("isospec: interrupted by signal {sig}");
             Ok(128 + sig)
         }
         Err(e) => Err(e.into()),

@@ -132,6 +132,9 @@ pub enum SpecError {
     TeardownTimeout { what: String, secs: u64 },
     #[error("interrupted")]
     Interrupted,
+    /// Interrupted before the first permutation's setup: nothing ran.
+    #[error("interrupted before it started")]
+    NotStarted,
     #[error("connection failed during {what}: {source}")]
     Admin { what: String, source: WireError },
 }
@@ -168,7 +171,7 @@ impl Default for ExecOptions {
             poll_max: Duration::from_millis(10),
             only_permutation: None,
             prepared_waits: false,
-            wait_graph_in_transcript: true,
+            wait_graph_in_transcript: false,
             interrupt: None,
             pin_backends: None,
         }
@@ -202,6 +205,11 @@ pub struct Executor<'a> {
     tx: UnboundedSender<Event>,
     opts: ExecOptions,
     any_new_notice: bool,
+    /// A permutation's setup has been sent and its teardown has not run
+    /// yet: an interrupt must tear it down (and only then).
+    in_permutation: bool,
+    /// Some permutation has started.
+    started: bool,
 }
 
 /// Runs a whole spec: connects, runs every permutation, disconnects.
@@ -211,6 +219,9 @@ pub async fn run_spec(
     opts: ExecOptions,
     tx: UnboundedSender<Event>,
 ) -> Result<(), SpecError> {
+    if opts.interrupt.as_ref().is_some_and(|r| *r.borrow()) {
+        return Err(SpecError::NotStarted);
+    }
     for w in &spec.warnings {
         let _ = tx.send(Event::Stderr(format!("{w}\n")));
     }
@@ -311,12 +322,36 @@ pub async fn run_spec(
         tx,
         opts,
         any_new_notice: false,
+        in_permutation: false,
+        started: false,
     };
     let mut result = ex.run_all().await;
-    if matches!(result, Err(SpecError::Interrupted)) {
+    if matches!(result, Err(SpecError::Interrupted)) && !ex.started {
+        result = Err(SpecError::NotStarted);
+    }
+    if matches!(result, Err(SpecError::Interrupted)) && !ex.in_permutation {
         ex.emit(Event::Stderr(
-            "isospec: interrupted: canceling running steps and running the teardown\n".into(),
+            "isospec: interrupted between permutations\n".into(),
         ));
+    }
+    if matches!(result, Err(SpecError::Interrupted)) && ex.in_permutation {
+        let running: Vec<&str> = ex
+            .sessions
+            .iter()
+            .filter(|s| s.active.is_some())
+            .map(|s| s.name.as_str())
+            .collect();
+        let what = if running.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "canceling the running steps of session {}, ",
+                running.join(", ")
+            )
+        };
+        ex.emit(Event::Stderr(format!(
+            "isospec: interrupted: {what}running the teardown\n"
+        )));
         for si in 0..ex.sessions.len() {
             if ex.sessions[si].active.take().is_some() {
                 let _ = ex.sessions[si].conn.cancel().await;
@@ -328,7 +363,8 @@ pub async fn run_spec(
                 while ex.sessions[si].conn.take_notice().is_some() {}
             }
         }
-        ex.opts.step_timeout = ex.opts.step_timeout.min(Duration::from_secs(5));
+        // The teardown is bounded by the step timeout like any teardown; a
+        // second interrupt stops the run at once.
         if let Err(e) = ex.teardown().await {
             result = Err(e);
         }
@@ -468,6 +504,8 @@ impl<'a> Executor<'a> {
             index,
             steps: names,
         });
+        self.started = true;
+        self.in_permutation = true;
 
         for sql in &spec.spec.setup {
             match self.control_exec(sql).await {
@@ -610,6 +648,7 @@ impl<'a> Executor<'a> {
 
     /// Runs each session's teardown, then the spec's (isolationtester's order).
     async fn teardown(&mut self) -> Result<(), SpecError> {
+        self.in_permutation = false;
         let spec = self.spec;
         for si in 0..spec.spec.sessions.len() {
             let Some(sql) = &spec.spec.sessions[si].teardown else {

@@ -42,7 +42,13 @@ impl Timings {
 
     /// Adds the durations of `outcomes` and writes the file back.
     pub fn save(mut self, dir: &Path, outcomes: &[TestOutcome]) -> std::io::Result<()> {
-        for o in outcomes {
+        // Only whole runs say how long a spec takes.
+        for o in outcomes.iter().filter(|o| {
+            !matches!(
+                o.status,
+                crate::report::Status::NotRun(_) | crate::report::Status::RunError(_)
+            )
+        }) {
             self.0.insert(o.name.clone(), o.duration.as_millis() as u64);
         }
         let mut lines: Vec<String> = self

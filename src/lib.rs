@@ -7,7 +7,8 @@
 //! events as isolationtester's text, `differ` compares transcripts with
 //! expected files, `schedule` reads pg_regress schedules, `server` manages a
 //! throwaway PostgreSQL instance, `report` prints status lines and summaries,
-//! `jobs` decides the order in which -j starts specs, `affinity` binds -j
+//! `timeouts` chooses the step timeout
+//! as the server version's isolationtester does, `jobs` decides the order in which -j starts specs, `affinity` binds -j
 //! lanes and their backends to CPUs, and `runner` ties them together for the
 //! command line (`cli`).
 
@@ -22,5 +23,6 @@ pub mod runner;
 pub mod schedule;
 pub mod server;
 pub mod spec;
+pub mod timeouts;
 pub mod transcript;
 pub mod wait;

@@ -22,6 +22,9 @@ pub enum Status {
     SpecError(String),
     /// The spec stopped early (timeout, lost connection, setup failure…).
     RunError(String),
+    /// The spec was not started, for this reason (e.g. "interrupted"); its
+    /// earlier results file was left as it was.
+    NotRun(String),
 }
 
 impl Status {
@@ -37,6 +40,7 @@ impl Status {
             Status::Accepted(_) => "accepted",
             Status::SpecError(_) => "spec-error",
             Status::RunError(_) => "run-error",
+            Status::NotRun(_) => "not-run",
         }
     }
 }
@@ -69,6 +73,11 @@ pub fn diagnostic(spec: &str, text: &str) {
     for l in text.lines() {
         eprintln!("isospec: {spec}: {l}");
     }
+}
+
+/// A note about the whole run on stderr (`isospec: …`).
+pub fn notice(text: &str) {
+    eprintln!("isospec: {text}");
 }
 
 /// Writes status lines to stdout and to `regression.out`.
@@ -147,7 +156,10 @@ impl Reporter {
 
     /// A note for the user on stderr.
     pub fn note(&mut self, s: &str) {
-        eprintln!("isospec: {s}");
+        match &self.progress {
+            Some(pb) => pb.suspend(|| notice(s)),
+            None => notice(s),
+        }
     }
 
     pub fn banner(&mut self, s: &str) {
@@ -164,6 +176,14 @@ impl Reporter {
             pb.set_message(o.name.clone());
         }
         let ms = o.duration.as_millis();
+        if let Status::NotRun(why) = &o.status {
+            if self.tap {
+                self.line(&format!("ok {number} - {} # SKIP not run ({why})", o.name));
+            } else {
+                self.line(&format!("test {:<28} ... not run ({why})", o.name));
+            }
+            return;
+        }
         if self.tap {
             let ok = if o.status.passed() { "ok" } else { "not ok" };
             self.line(&format!("{ok} {number} - {}  {ms} ms", o.name));
@@ -175,6 +195,7 @@ impl Reporter {
                 Status::Accepted(_) => "accepted".to_string(),
                 Status::SpecError(_) => "FAILED (spec error)".to_string(),
                 Status::RunError(_) => "FAILED (run error)".to_string(),
+                Status::NotRun(_) => unreachable!("handled above"),
             };
             self.line(&format!(
                 "test {:<28} ... {:<10} {:>8} ms",
@@ -207,14 +228,34 @@ impl Reporter {
     pub fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&str>, wall: Duration) {
         self.finish_progress();
         let total = outcomes.len();
-        let failed = outcomes.iter().filter(|o| !o.status.passed()).count();
+        let not_run: Vec<&TestOutcome> = outcomes
+            .iter()
+            .filter(|o| matches!(o.status, Status::NotRun(_)))
+            .collect();
+        let ran = total - not_run.len();
+        let failed = outcomes
+            .iter()
+            .filter(|o| !o.status.passed() && !matches!(o.status, Status::NotRun(_)))
+            .count();
+        let passed = ran - failed;
+        let not_run_note = match not_run.first() {
+            Some(o) => {
+                let Status::NotRun(why) = &o.status else {
+                    unreachable!("filtered above")
+                };
+                format!(", {} not run ({why})", not_run.len())
+            }
+            None => String::new(),
+        };
         if self.tap {
             self.line(&format!("1..{total}"));
-            self.line(&format!("# {} passed, {} failed", total - failed, failed));
+            self.line(&format!("# {passed} passed, {failed} failed{not_run_note}"));
             self.line(&format!("# wall time: {:.1} s", wall.as_secs_f64()));
             return;
         }
-        let msg = if failed == 0 {
+        let msg = if !not_run.is_empty() {
+            format!(" {ran} of {total} tests ran, {failed} failed{not_run_note}. ")
+        } else if failed == 0 {
             format!(" All {total} tests passed. ")
         } else {
             format!(" {failed} of {total} tests failed. ")
@@ -224,7 +265,7 @@ impl Reporter {
         self.line(&bar);
         self.line(&msg);
         self.line(&bar);
-        self.line(&format!("{} passed, {} failed", total - failed, failed));
+        self.line(&format!("{passed} passed, {failed} failed{not_run_note}"));
         self.line(&format!("wall time: {:.1} s", wall.as_secs_f64()));
         if failed > 0 {
             if let Some(d) = diffs {
@@ -325,6 +366,11 @@ impl Reporter {
                         s.set_description(diff_of(&o.name));
                         s
                     }
+                    Status::NotRun(why) => {
+                        let mut s = quick_junit::TestCaseStatus::skipped();
+                        s.set_message(format!("not run ({why})"));
+                        s
+                    }
                     Status::SpecError(e) | Status::RunError(e) => {
                         let mut s = quick_junit::TestCaseStatus::non_success(
                             quick_junit::NonSuccessKind::Error,
@@ -351,7 +397,10 @@ impl Reporter {
                     name: &o.name,
                     status: o.status.word(),
                     detail: match &o.status {
-                        Status::SpecError(e) | Status::RunError(e) | Status::Accepted(e) => Some(e),
+                        Status::SpecError(e)
+                        | Status::RunError(e)
+                        | Status::Accepted(e)
+                        | Status::NotRun(e) => Some(e),
                         _ => None,
                     },
                     duration_ms: o.duration.as_millis(),
@@ -376,13 +425,20 @@ impl Reporter {
                 .map_err(io(path))?;
         }
         if let Some(path) = &files.markdown_summary {
-            let failed: Vec<&TestOutcome> =
-                outcomes.iter().filter(|o| !o.status.passed()).collect();
-            let mut md = format!(
-                "### isospec: {} of {} specs passed\n\n",
-                outcomes.len() - failed.len(),
-                outcomes.len()
-            );
+            let failed: Vec<&TestOutcome> = outcomes
+                .iter()
+                .filter(|o| !o.status.passed() && !matches!(o.status, Status::NotRun(_)))
+                .collect();
+            let not_run = outcomes
+                .iter()
+                .filter(|o| matches!(o.status, Status::NotRun(_)))
+                .count();
+            let passed = outcomes.iter().filter(|o| o.status.passed()).count();
+            let mut md = format!("### isospec: {passed} of {} specs passed", outcomes.len());
+            if not_run > 0 {
+                md.push_str(&format!(", {not_run} not run"));
+            }
+            md.push_str("\n\n");
             for o in &failed {
                 md.push_str(&format!(
                     "<details><summary>{} ({})</summary>\n\n```diff\n{}```\n</details>\n\n",

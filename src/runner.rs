@@ -4,7 +4,7 @@
 //! `expected/`, and collects `regression.diffs`.
 
 use crate::differ::{closest_variant, compare, Comparison};
-use crate::executor::{run_spec, Event, ExecOptions};
+use crate::executor::{run_spec, Event, ExecOptions, SpecError};
 use crate::jobs::{self, Timings};
 use crate::pgwire::{ConnParams, Host};
 use crate::report::{Reporter, Status, TestOutcome};
@@ -51,7 +51,12 @@ pub struct RunConfig {
     pub drop_existing: bool,
     pub load_extensions: Vec<String>,
     pub server: ServerChoice,
+    /// Settings for the executor; its step timeout is chosen at run time
+    /// (see `timeouts`) from `timeout` and `timeout_env`.
     pub exec: ExecOptions,
+    /// `--timeout`: the step timeout whatever the server's version.
+    pub timeout: Option<Duration>,
+    pub timeout_env: crate::timeouts::TimeoutEnv,
     pub quiet: bool,
     /// Specs run at once (each in its own database when > 1).
     pub jobs: usize,
@@ -363,6 +368,28 @@ struct SpecRun {
     diff: Option<String>,
 }
 
+impl SpecRun {
+    /// A spec that was not started (the run was interrupted first).
+    fn not_run(t: &TestCase) -> SpecRun {
+        SpecRun {
+            outcome: TestOutcome::new(
+                &t.name,
+                Status::NotRun("interrupted".into()),
+                Duration::ZERO,
+                0,
+            ),
+            transcript: String::new(),
+            diff: None,
+        }
+    }
+}
+
+/// Whether the run has been interrupted (SIGINT/SIGTERM): no spec starts
+/// after that.
+fn interrupted(cfg: &RunConfig) -> bool {
+    cfg.exec.interrupt.as_ref().is_some_and(|r| *r.borrow())
+}
+
 /// Reads, parses and checks a spec.
 fn load_spec(t: &TestCase) -> Result<spec::CheckedSpec, String> {
     let file = t.spec_path.display().to_string();
@@ -381,11 +408,15 @@ async fn run_one(
     t: &TestCase,
     db: &str,
 ) -> Result<SpecRun, RunError> {
+    if interrupted(cfg) {
+        return Ok(SpecRun::not_run(t));
+    }
     let start = Instant::now();
     let result_path = cfg
         .outputdir
         .join("results")
         .join(format!("{}.out", t.name));
+    let waits_path = result_path.with_extension("waits");
     let checked = match load_spec(t) {
         Ok(c) => c,
         Err(msg) => {
@@ -407,6 +438,7 @@ async fn run_one(
     let collect = async {
         let mut text = String::new();
         let mut steps = Vec::new();
+        let mut waits = String::new();
         while let Some(ev) = rx.recv().await {
             match &ev {
                 Event::SlowStep {
@@ -423,18 +455,30 @@ async fn run_one(
                 Event::Diagnostic(text) => crate::report::diagnostic(&name, text),
                 Event::WaitGraph { text, .. } => {
                     crate::report::diagnostic(&name, text);
+                    waits.push_str(text);
                 }
                 _ => {}
             }
             transcript::render(&ev, &mut text);
         }
-        (text, steps)
+        (text, steps, waits)
     };
-    let (res, (text, steps)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
-    std::fs::write(&result_path, &text).map_err(|source| RunError::Output {
-        path: result_path.display().to_string(),
-        source,
-    })?;
+    let (res, (text, steps, waits)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
+    if matches!(res, Err(SpecError::NotStarted)) {
+        return Ok(SpecRun::not_run(t));
+    }
+    let output = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| RunError::Output { path, source }
+    };
+    std::fs::write(&result_path, &text).map_err(output(&result_path))?;
+    // The wait graphs of steps that ran long, beside the transcript (they
+    // are not part of isolationtester's transcript).
+    if waits.is_empty() {
+        let _ = std::fs::remove_file(&waits_path);
+    } else {
+        std::fs::write(&waits_path, &waits).map_err(output(&waits_path))?;
+    }
     let comparison = compare(&t.expected_dir, &t.name, &text, &result_path);
     let mut diff = None;
     let status = match (comparison, res) {
@@ -452,6 +496,13 @@ async fn run_one(
         (Ok(Comparison::NoExpected), Ok(())) => Status::New,
         (Err(e), Ok(())) => Status::RunError(format!("could not read expected output: {e}")),
     };
+    if let Some(d) = diff.as_mut().filter(|_| !waits.is_empty()) {
+        d.push_str(&format!(
+            "wait graphs of the steps of {} that ran long: {}\n",
+            t.name,
+            waits_path.display()
+        ));
+    }
     let mut outcome = TestOutcome::new(&t.name, status, start.elapsed(), permutations);
     outcome.steps = steps;
     Ok(SpecRun {
@@ -572,6 +623,15 @@ impl Variants {
     }
 }
 
+/// What the specs of a run have given so far.
+struct Tally {
+    outcomes: Vec<TestOutcome>,
+    /// Distinct transcripts per test (flake hunting).
+    variants: Vec<Variants>,
+    /// Which tests of the current pass have finished.
+    finished: Vec<bool>,
+}
+
 /// The database of worker slot `index` under -j (slot 0 is --dbname).
 fn spec_database(cfg: &RunConfig, index: usize) -> String {
     if index == 0 {
@@ -613,6 +673,13 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
     let mut rep = Reporter::new(Some(out_file), cfg.quiet, cfg.tap);
     let timings = Timings::load(&results_dir);
 
+    // Installed before a temp instance starts: a signal that arrives while
+    // it starts is seen as soon as the run begins, and no spec starts.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| RunError::Usage(format!("could not install signal handler: {e}")))?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| RunError::Usage(format!("could not install signal handler: {e}")))?;
+
     let mut instance: Option<TempInstance> = None;
     let params = match &cfg.server {
         ServerChoice::Existing(p) => p.clone(),
@@ -634,55 +701,97 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, RunError> {
         }
     };
 
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| RunError::Usage(format!("could not install signal handler: {e}")))?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| RunError::Usage(format!("could not install signal handler: {e}")))?;
-
-    let mut outcomes: Vec<TestOutcome> = Vec::new();
-    let mut variants: Vec<Variants> = cfg.tests.iter().map(|_| Variants::default()).collect();
-    // On SIGINT/SIGTERM the running specs cancel their steps and run their
-    // teardown (bounded), then the run stops.
-    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    // The step timeout of the server's isolationtester version.
     let mut cfg = cfg;
+    let admin_db = if cfg.use_existing {
+        cfg.dbname.as_str()
+    } else {
+        "postgres"
+    };
+    let major = server_version_num(&params, admin_db).await? / 10000;
+    let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
+    if let Some(note) = &chosen.note {
+        rep.note(note);
+    }
+    cfg.exec.step_timeout = chosen.timeout;
+
+    let mut tally = Tally {
+        outcomes: Vec::new(),
+        variants: cfg.tests.iter().map(|_| Variants::default()).collect(),
+        finished: vec![false; cfg.tests.len()],
+    };
+    // On SIGINT/SIGTERM no spec starts any more; the running specs cancel
+    // their steps and run their teardown (bounded), then the run stops.
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
     cfg.exec.interrupt = Some(interrupt_rx);
     let cfg = cfg;
+    let mut signal = None;
     let result = {
-        let work = run_passes(
-            &cfg,
-            &params,
-            &timings,
-            &mut rep,
-            &diffs_path,
-            &mut outcomes,
-            &mut variants,
-        );
+        let work = run_passes(&cfg, &params, &timings, &mut rep, &diffs_path, &mut tally);
         tokio::pin!(work);
-        let signal = tokio::select! {
+        let first = tokio::select! {
             r = &mut work => Err(r),
             _ = sigint.recv() => Ok(2),
             _ = sigterm.recv() => Ok(15),
         };
-        let result = match signal {
+        match first {
             Err(r) => r,
             Ok(sig) => {
+                signal = Some(sig);
                 let _ = interrupt_tx.send(true);
-                eprintln!("isospec: interrupted by signal {sig}: running teardown, then stopping");
-                // Give the specs a bounded time to cancel and tear down; a second
-                // signal stops at once.
-                tokio::select! {
-                    _ = &mut work => {}
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-                    _ = sigint.recv() => {}
-                    _ = sigterm.recv() => {}
+                crate::report::notice(&format!(
+                    "interrupted by signal {sig}: no more specs start; canceling the running steps and running their teardown (interrupt again to stop at once)"
+                ));
+                // The specs cancel and tear down (their teardowns are bounded
+                // by the step timeout); a second signal stops at once,
+                // dropping their connections.
+                let again = tokio::select! {
+                    _ = &mut work => false,
+                    _ = sigint.recv() => true,
+                    _ = sigterm.recv() => true,
+                };
+                if again {
+                    crate::report::notice(
+                        "interrupted again: stopping at once, without waiting for the running specs",
+                    );
                 }
                 Err(RunError::Interrupted(sig))
             }
-        };
-        result
+        }
     };
     if let Some(mut inst) = instance.take() {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
+        if let (Some(_), ServerChoice::Temp(o)) = (signal, &cfg.server) {
+            rep.note(&format!(
+                "temporary instance in {} stopped",
+                o.dir.display()
+            ));
+        }
+    }
+    // A run that stopped before any spec ran (setup failed) reports nothing
+    // but its error: there is no result to summarise.
+    let result = match result {
+        Err(e) if tally.outcomes.is_empty() && signal.is_none() => return Err(e),
+        r => r,
+    };
+    // The tests of this pass that did not run are reported as such; their
+    // earlier results files are untouched.
+    let Tally {
+        mut outcomes,
+        variants,
+        finished,
+    } = tally;
+    if result.is_err() {
+        let why = if signal.is_some() {
+            "interrupted"
+        } else {
+            "the run stopped early"
+        };
+        for (t, _) in cfg.tests.iter().zip(&finished).filter(|(_, &f)| !f) {
+            let o = TestOutcome::new(&t.name, Status::NotRun(why.into()), Duration::ZERO, 0);
+            rep.outcome(outcomes.len() + 1, &o);
+            outcomes.push(o);
+        }
     }
     // Reports cover what finished, also when the run was cut short.
     // The durations order the next -j run; losing them loses only speed.
@@ -750,8 +859,7 @@ async fn run_passes(
     timings: &Timings,
     rep: &mut Reporter,
     diffs_path: &Path,
-    outcomes: &mut Vec<TestOutcome>,
-    variants: &mut [Variants],
+    tally: &mut Tally,
 ) -> Result<(), RunError> {
     // One database per worker slot under -j (the first is --dbname itself,
     // so specs that name the database work when run alone), dropped at the end.
@@ -763,8 +871,7 @@ async fn run_passes(
         cfg,
         rep,
         diffs_path,
-        outcomes,
-        variants,
+        tally,
         counter: 0,
         failed: false,
         pass: 0,
@@ -842,8 +949,7 @@ struct Sink<'x> {
     cfg: &'x RunConfig,
     rep: &'x mut Reporter,
     diffs_path: &'x Path,
-    outcomes: &'x mut Vec<TestOutcome>,
-    variants: &'x mut [Variants],
+    tally: &'x mut Tally,
     counter: usize,
     failed: bool,
     pass: usize,
@@ -851,6 +957,11 @@ struct Sink<'x> {
 
 impl Sink<'_> {
     fn done(&mut self, k: usize, mut r: SpecRun) -> Result<(), RunError> {
+        if matches!(r.outcome.status, Status::NotRun(_)) {
+            // Reported with the others that did not run, at the end.
+            return Ok(());
+        }
+        self.tally.finished[k] = true;
         self.counter += 1;
         if let Some(d) = &r.diff {
             append(self.diffs_path, d)?;
@@ -865,14 +976,14 @@ impl Sink<'_> {
         self.failed |= !r.outcome.status.passed();
         // Transcripts are kept only to compare repeats (flake hunting).
         if self.cfg.repeat > 1 || self.cfg.until_fail {
-            self.variants[k].add(&r.transcript);
+            self.tally.variants[k].add(&r.transcript);
         }
         self.rep.outcome(self.counter, &r.outcome);
         if r.outcome.status == Status::New && self.pass == 0 {
             // A new spec: show what it produced, and how to keep it.
             self.rep.transcript(&t.name, &r.transcript);
         }
-        self.outcomes.push(r.outcome);
+        self.tally.outcomes.push(r.outcome);
         Ok(())
     }
 }
@@ -895,6 +1006,10 @@ async fn run_passes_in(
         (_, r) => r.max(1),
     };
     for pass in 0..passes {
+        if interrupted(cfg) {
+            break;
+        }
+        sink.tally.finished.fill(false);
         if pass > 0 && !cfg.use_existing {
             // Every pass starts like the first, in fresh databases: objects a
             // spec leaves behind (PostgreSQL's partition-concurrent-attach
@@ -916,7 +1031,7 @@ async fn run_passes_in(
         sink.pass = pass;
         sink.failed = false;
         let mut i = 0;
-        while i < cfg.tests.len() {
+        while i < cfg.tests.len() && !interrupted(cfg) {
             let g = cfg.tests[i].group;
             let mut j = i;
             while j < cfg.tests.len() && cfg.tests[j].group == g {
@@ -944,6 +1059,22 @@ struct PassEnv<'x> {
     timings: &'x Timings,
     /// The server's max_prepared_transactions (see `jobs::StartQueue`).
     max_prepared: Option<usize>,
+}
+
+/// The server's version number (e.g. 150018), asked in database `db`.
+async fn server_version_num(params: &ConnParams, db: &str) -> Result<u32, RunError> {
+    let err = |message: String| RunError::Database {
+        server: params.describe(),
+        message,
+    };
+    let c = admin_client(params, db).await.map_err(err)?;
+    let row = c
+        .query_one("SELECT current_setting('server_version_num')", &[])
+        .await
+        .map_err(|e| err(describe_pg_error(&e)))?;
+    let v: String = row.get(0);
+    v.parse()
+        .map_err(|_| err(format!("unexpected server_version_num \"{v}\"")))
 }
 
 /// The server's max_prepared_transactions, if it can be read.
@@ -977,6 +1108,9 @@ async fn run_group(
     let (slots, timings, max_prepared) = (*slots, *timings, *max_prepared);
     if slots.len() <= 1 || tests.len() == 1 {
         for (k, t) in tests.iter().enumerate() {
+            if interrupted(cfg) {
+                break;
+            }
             let r = run_one(cfg, params, t, &cfg.dbname).await?;
             sink.done(offset + k, r)?;
         }
@@ -1010,7 +1144,9 @@ async fn run_group(
     // A worker database that could not be made.
     let mut failed: Option<RunError> = None;
     while !queue.is_empty() || !running.is_empty() {
-        while !free.is_empty() {
+        // After a worker database failed, or an interrupt, nothing starts.
+        let stop = failed.is_some() || interrupted(cfg);
+        while !stop && !free.is_empty() {
             let Some(k) = queue.take_next(&running) else {
                 break;
             };
@@ -1027,10 +1163,10 @@ async fn run_group(
                 return Err(RunError::Usage(format!("runner lane {slot} stopped")));
             }
         }
-        if failed.is_some() && running.is_empty() {
+        if stop && running.is_empty() {
             break;
         }
-        let creating = failed.is_none() && !dbs.pending.is_empty() && !queue.is_empty();
+        let creating = !stop && !dbs.pending.is_empty() && !queue.is_empty();
         let (slot, k, r) = tokio::select! {
             got = done.recv() => match got {
                 Some(d) => d,
@@ -1157,39 +1293,9 @@ async fn drop_database(params: &ConnParams, db: &str) {
     }
 }
 
-/// Timeout from the environment: PGISOLATIONTIMEOUT seconds (PostgreSQL
-/// ≤ 16), else twice PG_TEST_TIMEOUT_DEFAULT (17+), else 300 s.
-pub fn timeout_from_env(isolation: Option<&str>, test_default: Option<&str>) -> Duration {
-    let atoi = |s: &str| -> u64 {
-        s.trim()
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect::<String>()
-            .parse()
-            .unwrap_or(0)
-    };
-    if let Some(v) = isolation {
-        return Duration::from_secs(atoi(v));
-    }
-    if let Some(v) = test_default {
-        return Duration::from_secs(2 * atoi(v));
-    }
-    Duration::from_secs(300)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(timeout_from_env(None, None), Duration::from_secs(300));
-        assert_eq!(
-            timeout_from_env(Some("2"), Some("10")),
-            Duration::from_secs(2)
-        );
-        assert_eq!(timeout_from_env(None, Some("10")), Duration::from_secs(20));
-    }
 
     #[test]
     fn expected_dir_rules() {

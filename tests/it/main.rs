@@ -1,0 +1,16 @@
+//! Integration tests: the built `isospec` binary against real throwaway
+//! PostgreSQL instances that it (or the test) starts itself.  One test
+//! binary of modules with shared helpers in `util`; tests that need
+//! PostgreSQL's server binaries are skipped, with one line saying why,
+//! where there are none.  Expected files under tests/fixtures and
+//! tests/timeout were produced by PostgreSQL 15's own isolationtester.
+
+#[macro_use]
+mod util;
+
+mod check;
+mod faults;
+mod parallel;
+mod reports;
+mod run;
+mod signals;

@@ -1,0 +1,124 @@
+//! The GitHub summary, colour diffs and wait graphs.
+
+use crate::util::*;
+
+#[test]
+fn github_summary_colour_and_wait_graph_in_transcript() {
+    require_server!();
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    // A step that waits on a lock nobody releases: cancelled after 1 s,
+    // with the server's wait graph in the transcript when asked.
+    std::fs::write(
+        specs.join("blocked.spec"),
+        "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
+         session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+         session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+         permutation s1lock s2lock\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suite/expected/blocked.out"),
+        "something else\n",
+    )
+    .unwrap();
+    let summary = dir.path().join("summary.md");
+    let out = isospec()
+        .env("PGISOLATIONTIMEOUT", "1")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .arg("run")
+        .args([
+            "--wait-graph-in-transcript",
+            "--color",
+            "always",
+            "--outputdir",
+        ])
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(dir.path().join("tmp_check"))
+        .arg(&specs)
+        .output()
+        .unwrap();
+    let stdout = expect_exit(&out, 1);
+    let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
+    assert!(
+        result.contains("wait graph for step s2lock of session s2"),
+        "{result}"
+    );
+    assert!(result.contains("blocked by s1 (pid "), "{result}");
+    assert!(
+        result.contains("holds AccessExclusiveLock on relation wg"),
+        "{result}"
+    );
+    assert!(
+        result.contains("isolationtester: canceling step s2lock after 1 seconds"),
+        "{result}"
+    );
+    // The failing diff is printed in colour, and summarised for GitHub.
+    assert!(stdout.contains("\x1b[32m+step s2lock"), "{stdout}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("0 of 1 specs passed") && md.contains("blocked (failed)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("```diff") && md.contains("+step s1lock"),
+        "{md}"
+    );
+}
+
+/// By default a cancelled step's transcript is isolationtester's: the wait
+/// graph goes to results/NAME.waits, which regression.diffs points to.
+#[test]
+fn wait_graph_goes_beside_the_transcript_by_default() {
+    require_server!();
+    let dir = workdir();
+    let spec = "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
+                session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+                session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+                permutation s1lock s2lock\n";
+    let specs = write_suite(dir.path(), &[("blocked", spec, "something else\n")]);
+    let out = isospec()
+        .env("PGISOLATIONTIMEOUT", "1")
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--temp-instance")
+        .arg(dir.path().join("tmp_check"))
+        .arg(&specs)
+        .output()
+        .unwrap();
+    expect_exit(&out, 1);
+    let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
+    assert!(
+        result.ends_with(
+            "step s2lock: BEGIN; LOCK wg; <waiting ...>\n\
+             isolationtester: canceling step s2lock after 1 seconds\n\
+             step s2lock: <... completed>\n\
+             ERROR:  canceling statement due to user request\n"
+        ),
+        "{result}"
+    );
+    let waits_path = dir.path().join("results/blocked.waits");
+    let waits = std::fs::read_to_string(&waits_path).unwrap();
+    assert!(
+        waits.contains("wait graph for step s2lock of session s2"),
+        "{waits}"
+    );
+    assert!(waits.contains("blocked by s1 (pid "), "{waits}");
+    let diffs = std::fs::read_to_string(dir.path().join("regression.diffs")).unwrap();
+    assert!(
+        diffs.contains(&format!(
+            "wait graphs of the steps of blocked that ran long: {}",
+            waits_path.display()
+        )),
+        "{diffs}"
+    );
+    assert!(
+        text(&out.stderr).contains("wait graph for step s2lock"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,398 @@
+//! `isospec run` against a temp instance: transcripts, diffs, exit codes, errors that name the server, repeats.
+
+use crate::util::*;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn fixtures_match_isolationtester_transcripts_with_both_detectors() {
+    require_server!();
+    for detector in ["function", "pg-locks"] {
+        let dir = workdir();
+        let specs = manifest().join("tests/fixtures/specs");
+        let out = run_in(
+            dir.path(),
+            &["--wait-detector", detector, specs.to_str().unwrap()],
+        );
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "detector {detector}\nstdout:\n{stdout}\nstderr:\n{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("test locks"), "{stdout}");
+        assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+        // The transcript is written where users look for it.
+        let result = std::fs::read_to_string(dir.path().join("results/locks.out")).unwrap();
+        let expected =
+            std::fs::read_to_string(manifest().join("tests/fixtures/expected/locks.out")).unwrap();
+        assert_eq!(result, expected);
+        assert!(!dir.path().join("regression.diffs").exists());
+    }
+}
+
+#[test]
+fn mismatch_gives_exit_1_and_a_unified_diff() {
+    require_server!();
+    let dir = workdir();
+    copy_dir(
+        &manifest().join("tests/fixtures"),
+        &dir.path().join("suite"),
+    );
+    let exp = dir.path().join("suite/expected/locks.out");
+    let changed = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("203.00", "999.00");
+    std::fs::write(&exp, changed).unwrap();
+    // A variant that matches would make it pass; a non-matching one must not.
+    std::fs::write(
+        dir.path().join("suite/expected/unused_1.out"),
+        "nothing like it\n",
+    )
+    .unwrap();
+    let suite = dir.path().join("suite");
+    let out = run_in(
+        dir.path(),
+        &["--inputdir", suite.to_str().unwrap(), "locks", "unused"],
+    );
+    let stdout = expect_exit(&out, 1);
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    let diffs = std::fs::read_to_string(dir.path().join("regression.diffs")).unwrap();
+    assert!(
+        diffs.contains("-  1| 999.00|checking\n+  1| 203.00|checking"),
+        "{diffs}"
+    );
+    assert!(
+        diffs.contains("--- ") && diffs.contains("+++ ") && diffs.contains("@@ "),
+        "{diffs}"
+    );
+    let regression_out = std::fs::read_to_string(dir.path().join("regression.out")).unwrap();
+    assert!(regression_out.contains("test locks"), "{regression_out}");
+}
+
+#[test]
+fn invalid_spec_in_a_run_is_reported_and_others_still_run() {
+    require_server!();
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    std::fs::write(
+        specs.join("broken.spec"),
+        "session s\nstep a { SELECT 1; }\npermutation nosuch\n",
+    )
+    .unwrap();
+    std::fs::write(
+        specs.join("fine.spec"),
+        "session s\nstep a { SELECT 1 AS x; }\n",
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &[specs.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("test broken") && stdout.contains("FAILED (spec error)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "broken.spec:3:13: error: undefined step \"nosuch\" specified in permutation"
+        ),
+        "{stdout}"
+    );
+    // The new spec without expected output still ran and says how to accept it.
+    assert!(
+        stdout.contains("test fine") && stdout.contains("NEW"),
+        "{stdout}"
+    );
+    let fine = std::fs::read_to_string(dir.path().join("results/fine.out")).unwrap();
+    assert_eq!(fine, "Parsed test spec with 1 sessions\n\nstarting permutation: a\nstep a: SELECT 1 AS x;\nx\n-\n1\n(1 row)\n\n");
+}
+
+#[test]
+fn no_server_named_means_a_temp_instance_and_says_so() {
+    require_server!();
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg("--inputdir")
+        .arg(manifest().join("tests/fixtures"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("no server named"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(dir.path().join("results/allperms.out").is_file());
+    assert!(dir.path().join("tmp_check/log/postmaster.log").is_file());
+}
+
+#[test]
+fn missing_os_user_for_root_is_a_clear_error() {
+    require_server!();
+    if !is_root() {
+        return;
+    }
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = run_in(
+        dir.path(),
+        &[
+            "--temp-instance-user",
+            "no_such_user_x",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("runs as root")
+            && err.contains("\"no_such_user_x\" to run them as does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_server_is_a_clear_error() {
+    let dir = workdir();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .args(["--host", "/nonexistent-dir", "--port", "1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("/nonexistent-dir/.s.PGSQL.1"), "{err}");
+}
+
+#[test]
+fn unwritable_results_dir_is_a_clear_error() {
+    let dir = workdir();
+    // A file where results/ should be: not even root can create the directory.
+    std::fs::write(dir.path().join("results"), "not a directory").unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = run_in(dir.path(), &[spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("could not write") && err.contains("results"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejected_credentials_name_the_server() {
+    require_server!();
+    // A real server started by the library, then the binary with a role
+    // that does not exist.
+    let dir = workdir();
+    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
+        dir: dir.path().join("srv"),
+        bindir: None,
+        os_user: "postgres".into(),
+        temp_config: vec![],
+        extra_settings: vec![],
+    })
+    .unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .args([
+            "--host",
+            inst.socket_dir.to_str().unwrap(),
+            "--port",
+            &inst.port.to_string(),
+            "--user",
+            "no_such_role",
+        ])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    drop(inst);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("role \"no_such_role\" does not exist") && err.contains(".s.PGSQL."),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_instance_dir_is_relocated_for_the_server_user() {
+    require_server!();
+    if !is_root() {
+        return;
+    }
+    // A directory the server's OS user cannot enter, like a checkout in /root.
+    let dir = workdir();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(&private)
+        .arg("--temp-instance")
+        .arg(private.join("tmp_check"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not reachable by OS user") && err.contains("/tmp/isospec-instance-"),
+        "{err}"
+    );
+    // The server's log is where the user asked for it.
+    assert!(private.join("tmp_check/log/postmaster.log").is_file());
+}
+
+#[test]
+fn repeat_partition_and_list() {
+    require_server!();
+    let dir = workdir();
+    let specs = manifest().join("tests/fixtures/specs");
+    let out = run_in(
+        dir.path(),
+        &[
+            "--repeat",
+            "3",
+            "--partition",
+            "1/3",
+            specs.to_str().unwrap(),
+        ],
+    );
+    let stdout = expect_exit(&out, 0);
+    // Fixtures sorted: allperms, locks, messages, terminate, unused -> 1/3 is allperms, terminate.
+    assert!(
+        stdout.contains("stable allperms: 1 transcript in 3 runs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stable terminate: 1 transcript in 3 runs"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("test locks"), "{stdout}");
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+
+    let list = isospec()
+        .arg("list")
+        .arg("--permutations")
+        .arg(specs.join("allperms.spec"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&list.stdout).lines().skip(3).collect::<Vec<_>>(),
+        vec![
+            "permutation a1 a2 b1",
+            "permutation a1 b1 a2",
+            "permutation b1 a1 a2"
+        ]
+    );
+}
+
+#[test]
+fn flaky_spec_is_caught_by_repeat_and_until_fail() {
+    require_server!();
+    let dir = workdir();
+    let specs = dir.path().join("suite/specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
+    // A coin flip: two distinct transcripts over 30 runs, except with
+    // probability 2^-29.
+    std::fs::write(
+        specs.join("coin.spec"),
+        "session s\nstep flip { SELECT random() < 0.5 AS heads; }\n",
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &["--repeat", "30", "-j", "2", specs.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FLAKY coin: 2 distinct transcripts"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-t    \n+f    \n") || stdout.contains("-f    \n+t    \n"),
+        "{stdout}"
+    );
+
+    // Accept one outcome, then --until-fail stops at the first pass that differs.
+    let acc = isospec()
+        .arg("accept")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("coin")
+        .output()
+        .unwrap();
+    assert_eq!(acc.status.code(), Some(0), "{}", text(&acc.stderr));
+    let out = run_in(
+        dir.path(),
+        &["--until-fail", "--repeat", "200", specs.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("stopping after pass"), "{stdout}");
+}
+
+#[test]
+fn every_repeat_pass_starts_in_fresh_databases() {
+    require_server!();
+    let dir = workdir();
+    // The specs leave their tables behind, as some of PostgreSQL's do: in
+    // the same database, a second pass would fail in setup.
+    let spec = |t: &str| {
+        format!(
+            "setup {{ CREATE TABLE {t} (i int); }}\n\
+             session s\nstep one {{ SELECT count(*) AS n FROM {t}; }}\n"
+        )
+    };
+    let out = |t: &str| {
+        format!(
+            "Parsed test spec with 1 sessions\n\nstarting permutation: one\n\
+             step one: SELECT count(*) AS n FROM {t};\nn\n-\n0\n(1 row)\n\n"
+        )
+    };
+    let (s1, o1, s2, o2) = (spec("left1"), out("left1"), spec("left2"), out("left2"));
+    let specs = write_suite(dir.path(), &[("leaky", &s1, &o1), ("leaky2", &s2, &o2)]);
+    for jobs in ["1", "2"] {
+        let out = run_in(
+            dir.path(),
+            &["--repeat", "3", "-j", jobs, specs.to_str().unwrap()],
+        );
+        let stdout = expect_exit(&out, 0);
+        assert!(stdout.contains("6 passed, 0 failed"), "-j {jobs}: {stdout}");
+        assert!(
+            stdout.contains("stable leaky: 1 transcript in 3 runs"),
+            "-j {jobs}: {stdout}"
+        );
+    }
+}

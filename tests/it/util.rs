@@ -1,0 +1,287 @@
+//! Shared helpers of the integration tests: the `isospec` command with a
+//! clean environment, work directories the server's OS user can reach,
+//! suites written on the fly, and waiting for *states* of a real server
+//! (a row in `pg_stat_activity`, a process gone) rather than for durations.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `isospec` with no server-choosing or timeout variables inherited.
+pub fn isospec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isospec"));
+    for v in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGHOSTADDR",
+        "PGSERVICE",
+        "PGPASSWORD",
+        "PGOPTIONS",
+        "ISOSPEC_CONNINFO",
+        "ISOSPEC_JOBS",
+        "ISOSPEC_NO_PIN",
+        "ISOSPEC_BINDIR",
+        "ISOSPEC_TEMP_INSTANCE",
+        "ISOSPEC_WAIT_DETECTOR",
+        "PGISOLATIONTIMEOUT",
+        "PG_TEST_TIMEOUT_DEFAULT",
+        "GITHUB_STEP_SUMMARY",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// Why tests that need PostgreSQL's server binaries cannot run here, if so.
+pub fn no_server_reason() -> Option<String> {
+    let missing: Vec<&str> = ["initdb", "postgres"]
+        .into_iter()
+        .filter(|b| isospec::server::find_binary(None, b).is_err())
+        .collect();
+    if missing.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "{} not found through pg_config or PATH; install PostgreSQL's server binaries (Debian: postgresql-15) to run them",
+            missing.join(" and ")
+        ))
+    }
+}
+
+/// Returns early from a test that needs a server when there is none,
+/// saying why once per test binary (on the real stderr, not the captured
+/// one, so that it shows in `cargo test`'s output).
+#[macro_export]
+macro_rules! require_server {
+    () => {
+        if let Some(why) = $crate::util::no_server_reason() {
+            $crate::util::say_skipped_once(&why);
+            return;
+        }
+    };
+}
+
+pub fn say_skipped_once(why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "isospec tests: skipping the tests that need a PostgreSQL server: {why}"
+        );
+    });
+}
+
+/// A temporary directory the server's OS user can reach (when running as root).
+pub fn workdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("isospec-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+pub fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `isospec run` with its outputs and a temp instance in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let tmp = dir.join("tmp_check");
+    isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir)
+        .arg("--temp-instance")
+        .arg(&tmp)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Asserts the exit code (showing both outputs otherwise); returns stdout.
+pub fn expect_exit(out: &Output, code: i32) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
+/// Writes `suite/specs/NAME.spec` and `suite/expected/NAME.out` below `dir`;
+/// returns the specs directory.
+pub fn write_suite(dir: &Path, specs: &[(&str, &str, &str)]) -> PathBuf {
+    let spec_dir = dir.join("suite/specs");
+    let expected = dir.join("suite/expected");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    std::fs::create_dir_all(&expected).unwrap();
+    for (name, spec, out) in specs {
+        std::fs::write(spec_dir.join(format!("{name}.spec")), spec).unwrap();
+        std::fs::write(expected.join(format!("{name}.out")), out).unwrap();
+    }
+    spec_dir
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// `ps` lines of postgres processes whose command line names `dir`.
+pub fn postgres_processes_for(dir: &Path) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("postgres") && l.contains(dir.to_str().unwrap()))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Starts `isospec run` on `specs` with a temp instance in `tmp`, in the
+/// background, with its output captured.
+pub fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> Child {
+    isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir)
+        .arg("--temp-instance")
+        .arg(tmp)
+        .args(["-j", jobs])
+        .arg(specs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Hang guard for waits on states: far beyond what any state takes to
+/// appear, even on a loaded machine; reaching it means the state never came.
+const HANG_GUARD: Duration = Duration::from_secs(300);
+
+/// Polls `cond` until it holds; panics (naming `what`) if it never does.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG_GUARD, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server to ask questions, found through its data directory's
+/// postmaster.pid once the postmaster says it is ready.
+pub struct Server {
+    pub pid: i32,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+}
+
+impl Server {
+    /// The server of data directory `data`, once it accepts connections.
+    pub fn ready(data: &Path) -> Server {
+        let pidfile = data.join("postmaster.pid");
+        let mut found = None;
+        wait_for(&format!("{} ready", pidfile.display()), || {
+            let Ok(t) = std::fs::read_to_string(&pidfile) else {
+                return false;
+            };
+            let l: Vec<&str> = t.lines().collect();
+            if l.len() < 8 || l[7].trim() != "ready" {
+                return false;
+            }
+            found = Some(Server {
+                pid: l[0].trim().parse().unwrap(),
+                port: l[3].trim().parse().unwrap(),
+                socket_dir: PathBuf::from(l[4].trim()),
+            });
+            true
+        });
+        found.unwrap()
+    }
+
+    /// The instance's superuser: the OS user the server runs as.
+    pub fn user() -> String {
+        if is_root() {
+            "postgres".into()
+        } else {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .unwrap()
+                .unwrap()
+                .name
+        }
+    }
+
+    /// Runs `sql` (simple protocol) in `db`; the first column of each row.
+    pub fn query(&self, db: &str, sql: &str) -> Result<Vec<String>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::Config::new()
+                .host_path(&self.socket_dir)
+                .port(self.port)
+                .user(Self::user())
+                .dbname(db)
+                .connect_timeout(Duration::from_secs(30))
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let task = tokio::spawn(conn);
+            let rows = client.simple_query(sql).await.map_err(|e| e.to_string())?;
+            drop(client);
+            let _ = task.await;
+            Ok(rows
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).unwrap_or("").to_string())
+                    }
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    /// Waits until the session of every `application_name` in `apps` is
+    /// running a query that contains `query` (the step under way).
+    pub fn wait_running(&self, apps: &[String], query: &str) {
+        let list: Vec<String> = apps.iter().map(|a| format!("'{a}'")).collect();
+        let sql = format!(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity \
+             WHERE state = 'active' AND application_name IN ({}) \
+             AND strpos(query, '{}') > 0",
+            list.join(","),
+            query.replace('\'', "''")
+        );
+        wait_for(&format!("steps running in {apps:?}"), || {
+            self.query("postgres", &sql)
+                .is_ok_and(|r| r.first().map(String::as_str) == Some(&apps.len().to_string()))
+        });
+    }
+}
