@@ -396,3 +396,40 @@ fn every_repeat_pass_starts_in_fresh_databases() {
         );
     }
 }
+
+/// A run that fails before any spec runs (the test database exists and is
+/// not isospec's) says why, and prints no pass banner or summary.
+#[test]
+fn setup_failure_prints_no_summary() {
+    require_server!();
+    let dir = workdir();
+    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
+        dir: dir.path().join("srv"),
+        bindir: None,
+        os_user: "postgres".into(),
+        temp_config: vec![],
+        extra_settings: vec![],
+    })
+    .unwrap();
+    let server = Server::ready(&inst.data_dir);
+    server
+        .query("postgres", "CREATE DATABASE isolation_regression")
+        .unwrap();
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let out = isospec()
+        .arg("run")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg("--host")
+        .arg(&inst.socket_dir)
+        .args(["--port", &inst.port.to_string(), "--user", &Server::user()])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stdout = expect_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("refusing to drop it"), "{stderr}");
+    assert!(!stdout.contains("passed"), "{stdout}");
+    assert!(!stdout.contains("tests"), "{stdout}");
+    assert!(!dir.path().join("results/allperms.out").exists());
+}

@@ -171,7 +171,9 @@ fn schedule_interrupt_case(jobs: &str) {
         .unwrap();
     server.wait_running(&["isolation/first/s".into()], "pg_sleep(600)");
     kill("INT", child.id());
-    let (stdout, _) = finish(child, 130);
+    let (stdout, stderr) = finish(child, 130);
+    // The server is the user's: nothing claims to have stopped it.
+    assert!(!stderr.contains("temporary instance"), "{stderr}");
 
     // The user's table survived; the first spec's teardown ran.
     assert_eq!(server.query("userdb", "SELECT i FROM t").unwrap(), ["42"]);
