@@ -4,7 +4,8 @@
 
 use crate::executor::ExecOptions;
 use crate::pgwire::{ConnParams, Host};
-use crate::runner::{self, RunConfig, ServerChoice};
+use crate::report::{ReportFiles, Reporter, ReporterOptions};
+use crate::run::{self, RunConfig, ServerChoice};
 use crate::server::TempInstanceOptions;
 use crate::spec;
 use crate::wait::DetectorKind;
@@ -307,8 +308,8 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
     })
 }
 
-fn run_config(a: RunArgs) -> Result<RunConfig, String> {
-    let mut tests = runner::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
+fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
+    let mut tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
         .map_err(|e| e.to_string())?;
     if tests.is_empty() {
         return Err(
@@ -317,7 +318,7 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
     }
     if let Some((k, n)) = a.partition {
         let selected = tests.len();
-        tests = runner::partition(tests, k, n);
+        tests = run::partition(tests, k, n);
         if tests.is_empty() {
             return Err(format!(
                 "partition {k}/{n} of {selected} selected specs is empty"
@@ -339,7 +340,24 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
         );
         ServerChoice::Temp(temp_opts(&a, dir))
     };
-    Ok(RunConfig {
+    let report = ReporterOptions {
+        regression_out: Some(a.outputdir.join("regression.out")),
+        quiet: a.quiet,
+        tap: a.tap,
+        color: match a.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::IsTerminal::is_terminal(&std::io::stdout()) && env("NO_COLOR").is_none()
+            }
+        },
+        files: ReportFiles {
+            junit: a.junit.clone(),
+            json: a.json.clone(),
+            markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+        },
+    };
+    let cfg = RunConfig {
         tests,
         outputdir: a.outputdir,
         dbname: a.dbname,
@@ -356,38 +374,21 @@ fn run_config(a: RunArgs) -> Result<RunConfig, String> {
             wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
             ..Default::default()
         },
-        quiet: a.quiet,
         jobs: a.jobs,
         repeat: a.repeat,
         until_fail: a.until_fail,
         accept: a.accept,
-        reports: runner::ReportFiles {
-            junit: a.junit,
-            json: a.json,
-            markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-        },
-        tap: a.tap,
         alone: a.alone,
         pin: !a.no_pin,
-        color: match a.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::IsTerminal::is_terminal(&std::io::stdout()) && env("NO_COLOR").is_none()
-            }
-        },
-    })
+    };
+    Ok((cfg, report))
 }
 
 fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
     let mut code = 0;
     for f in files {
         let name = f.display().to_string();
-        let checked = std::fs::read(f)
-            .map_err(|e| format!("{name}: error: could not read: {e}"))
-            .and_then(|src| spec::parse(&name, &src).map_err(|e| e.to_string()))
-            .and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
-        let c = match checked {
+        let c = match spec::load(f) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
@@ -463,18 +464,7 @@ fn check_files(files: &[PathBuf]) -> i32 {
     let mut code = 0;
     for f in files {
         let name = f.display().to_string();
-        let src = match std::fs::read(f) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{name}: error: could not read: {e}");
-                code = 2;
-                continue;
-            }
-        };
-        let checked = spec::parse(&name, &src)
-            .map_err(|e| e.to_string())
-            .and_then(|s| spec::check(&name, s).map_err(|e| e.to_string()));
-        match checked {
+        match spec::load(f) {
             Ok(c) => {
                 for w in &c.warnings {
                     eprintln!("{name}: warning: {w}");
@@ -497,17 +487,51 @@ fn check_files(files: &[PathBuf]) -> i32 {
 }
 
 /// `isospec run`: the exit code of the run, or an error for usage,
-/// connection and setup problems (exit code 2).
+/// connection and setup problems (exit code 2).  The run emits events; the
+/// reporter, running alongside on the same thread, prints them.
 fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     use anyhow::Context;
-    let cfg = run_config(a).map_err(anyhow::Error::msg)?;
+    let (cfg, report) = run_config(a).map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
-    match rt.block_on(runner::run(cfg)) {
-        Ok(summary) => Ok(summary.exit_code()),
-        Err(runner::RunError::Interrupted(sig)) => {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut reporter = Reporter::new(report);
+    let (result, ()) = rt.block_on(async {
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        let work = async {
+            let r = run::run(cfg, run::Events::new(tx)).await;
+            let _ = done_tx.send(());
+            r
+        };
+        // Lanes may still hold senders after the run returns (a second
+        // interrupt): stop at the run's end, taking what was sent.
+        let show = async {
+            loop {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(ev) => reporter.handle(ev),
+                        None => break,
+                    },
+                    _ = &mut done_rx => {
+                        while let Ok(ev) = rx.try_recv() {
+                            reporter.handle(ev);
+                        }
+                        break;
+                    }
+                }
+            }
+        };
+        tokio::join!(work, show)
+    });
+    let reported = reporter.finish();
+    match result {
+        Ok(summary) => {
+            reported?;
+            Ok(summary.exit_code())
+        }
+        Err(run::RunError::Interrupted(sig)) => {
             eprintln!("isospec: interrupted by signal {sig}");
             Ok(128 + sig)
         }
@@ -528,7 +552,7 @@ pub fn main() -> i32 {
             names,
             inputdir,
             outputdir,
-        } => match runner::accept(&outputdir, inputdir.as_deref(), &names) {
+        } => match run::accept(&outputdir, inputdir.as_deref(), &names) {
             Ok(written) => {
                 if written.is_empty() {
                     println!("nothing to accept: every result already matches its expected output");

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::report::TestOutcome;
+use crate::outcome::{Status, TestOutcome};
 use crate::spec::{CheckedSpec, TestSpec};
 
 /// File in the results directory with each spec's last duration.
@@ -43,12 +43,10 @@ impl Timings {
     /// Adds the durations of `outcomes` and writes the file back.
     pub fn save(mut self, dir: &Path, outcomes: &[TestOutcome]) -> std::io::Result<()> {
         // Only whole runs say how long a spec takes.
-        for o in outcomes.iter().filter(|o| {
-            !matches!(
-                o.status,
-                crate::report::Status::NotRun(_) | crate::report::Status::RunError(_)
-            )
-        }) {
+        for o in outcomes
+            .iter()
+            .filter(|o| !matches!(o.status, Status::NotRun(_) | Status::RunError(_)))
+        {
             self.0.insert(o.name.clone(), o.duration.as_millis() as u64);
         }
         let mut lines: Vec<String> = self
@@ -385,7 +383,7 @@ impl StartQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Status;
+    use crate::outcome::Status;
     use std::time::Duration;
 
     fn checked(src: &str) -> CheckedSpec {

@@ -1,92 +1,68 @@
-//! Reporting: pg_regress-style status lines (or TAP) and the closing
-//! summary on stdout and in `regression.out`; the failing diffs (coloured on
-//! a terminal); and the machine-readable reports: JUnit XML, JSON and a
-//! Markdown summary for GitHub Actions.  Diagnostics go to stderr.
+//! Reporting: the only place that prints a run.  It consumes the run's
+//! events (`outcome::RunEvent`): pg_regress-style status lines (or TAP) and
+//! the closing summary on stdout and in `regression.out`, a progress bar on
+//! a terminal, notes and diagnostics on stderr, the failing diffs
+//! (coloured on a terminal), and the machine-readable reports: JUnit XML,
+//! JSON and a Markdown summary for GitHub Actions.
 
-use crate::runner::ReportFiles;
+use crate::outcome::{FlakyReport, RunEvent, Status, TestOutcome};
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    /// The transcript differs from every expected variant.
-    Failed,
-    /// No expected file: the transcript is new.
-    New,
-    /// The transcript differed or was new and was copied to this expected file.
-    Accepted(String),
-    /// The spec could not be parsed or checked.
-    SpecError(String),
-    /// The spec stopped early (timeout, lost connection, setup failure…).
-    RunError(String),
-    /// The spec was not started, for this reason (e.g. "interrupted"); its
-    /// earlier results file was left as it was.
-    NotRun(String),
+/// Machine-readable reports to write at the end of a run.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFiles {
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    /// GITHUB_STEP_SUMMARY-style Markdown file to append to.
+    pub markdown_summary: Option<PathBuf>,
 }
 
-impl Status {
-    pub fn passed(&self) -> bool {
-        matches!(self, Status::Ok | Status::Accepted(_))
-    }
-
-    fn word(&self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Failed => "failed",
-            Status::New => "new",
-            Status::Accepted(_) => "accepted",
-            Status::SpecError(_) => "spec-error",
-            Status::RunError(_) => "run-error",
-            Status::NotRun(_) => "not-run",
-        }
-    }
+/// How the reporter shows a run.
+#[derive(Debug, Clone, Default)]
+pub struct ReporterOptions {
+    /// Where `regression.out` goes (None: nowhere).
+    pub regression_out: Option<PathBuf>,
+    /// No status lines on stdout (regression.out still has them).
+    pub quiet: bool,
+    /// TAP instead of pg_regress's status lines.
+    pub tap: bool,
+    /// Colour the diffs printed at the end.
+    pub color: bool,
+    pub files: ReportFiles,
 }
 
-#[derive(Debug, Clone)]
-pub struct TestOutcome {
-    pub name: String,
-    pub status: Status,
-    pub duration: Duration,
-    pub permutations: u128,
-    /// (step, microseconds from launch to completion), in completion order.
-    pub steps: Vec<(String, u64)>,
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("could not write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("JUnit report: {0}")]
+    Junit(#[from] quick_junit::SerializeError),
+    #[error("JSON report: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
-impl TestOutcome {
-    pub fn new(name: &str, status: Status, duration: Duration, permutations: u128) -> Self {
-        TestOutcome {
-            name: name.to_string(),
-            status,
-            duration,
-            permutations,
-            steps: Vec::new(),
-        }
-    }
-}
-
-/// A diagnostic about one spec, on stderr (`isospec: NAME: …`, one line per
-/// line of `text`), while the run goes on.
-pub fn diagnostic(spec: &str, text: &str) {
-    for l in text.lines() {
-        eprintln!("isospec: {spec}: {l}");
-    }
-}
-
-/// A note about the whole run on stderr (`isospec: …`).
-pub fn notice(text: &str) {
-    eprintln!("isospec: {text}");
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError {
+    let path = path.display().to_string();
+    move |source| ReportError::Io { path, source }
 }
 
 /// Writes status lines to stdout and to `regression.out`.
 pub struct Reporter {
+    opts: ReporterOptions,
+    /// regression.out, opened at the first line.
     out_file: Option<File>,
-    quiet: bool,
-    tap: bool,
     /// A progress bar on stderr, only when it is a terminal.
     progress: Option<indicatif::ProgressBar>,
+    /// Each failing spec's diff, in the order they finished.
+    diffs: Vec<(String, String)>,
+    /// The first error writing a file; the run goes on, and `finish` says so.
+    error: Option<ReportError>,
 }
 
 #[derive(serde::Serialize)]
@@ -111,19 +87,98 @@ struct JsonSpec<'a> {
 }
 
 impl Reporter {
-    pub fn new(out_file: Option<File>, quiet: bool, tap: bool) -> Self {
+    pub fn new(opts: ReporterOptions) -> Self {
         Reporter {
-            out_file,
-            quiet,
-            tap,
+            opts,
+            out_file: None,
             progress: None,
+            diffs: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Shows one event.
+    pub fn handle(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::Banner(s) => self.banner(&s),
+            RunEvent::Note(s) => self.note(&s),
+            RunEvent::Diagnostic { spec, text } => {
+                for l in text.lines() {
+                    self.note(&format!("{spec}: {l}"));
+                }
+            }
+            RunEvent::Started { total } => {
+                if let Some(total) = total {
+                    self.start_progress(total);
+                }
+            }
+            RunEvent::SpecFinished {
+                number,
+                outcome,
+                diff,
+                new_transcript,
+            } => {
+                self.outcome(number, &outcome);
+                if let Some(text) = new_transcript {
+                    self.transcript(&outcome.name, text.as_str());
+                }
+                if let Some(d) = diff {
+                    self.diffs.push((outcome.name, d));
+                }
+            }
+            RunEvent::StoppedAfterPass(pass) => {
+                self.line(&format!("stopping after pass {pass}: a spec failed"))
+            }
+            RunEvent::Flaky(f) => self.flaky(&f),
+            RunEvent::Stable { name, runs } => {
+                self.line(&format!("stable {name}: 1 transcript in {runs} runs"))
+            }
+            RunEvent::Finished {
+                outcomes,
+                wall,
+                diffs_file,
+            } => {
+                self.summary(&outcomes, diffs_file.as_deref(), wall);
+                if let Err(e) = self.write_files(&outcomes) {
+                    self.error.get_or_insert(e);
+                }
+                if self.opts.color || !self.opts.quiet {
+                    self.print_diffs();
+                }
+            }
+        }
+    }
+
+    /// Ends the report: the first error met writing a file, if any.
+    pub fn finish(mut self) -> Result<(), ReportError> {
+        self.finish_progress();
+        self.error.map_or(Ok(()), Err)
+    }
+
+    fn flaky(&mut self, f: &FlakyReport) {
+        let counts: Vec<String> = f
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("#{} seen {}x", i + 1, n))
+            .collect();
+        self.line(&format!(
+            "FLAKY {}: {} distinct transcripts ({})",
+            f.name,
+            f.counts.len(),
+            counts.join(", ")
+        ));
+        for d in &f.diffs {
+            for l in d.lines() {
+                self.line(l);
+            }
         }
     }
 
     /// Shows a progress bar for `total` spec runs when stderr is a terminal
     /// (plain status lines otherwise).
-    pub fn start_progress(&mut self, total: u64) {
-        if total > 1 && !self.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    fn start_progress(&mut self, total: u64) {
+        if total > 1 && !self.opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let pb = indicatif::ProgressBar::new(total);
             pb.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -135,18 +190,26 @@ impl Reporter {
         }
     }
 
-    pub fn finish_progress(&mut self) {
+    fn finish_progress(&mut self) {
         if let Some(pb) = self.progress.take() {
             pb.finish_and_clear();
         }
     }
 
     /// One line to stdout (unless quiet) and regression.out.
-    pub fn line(&mut self, s: &str) {
-        if !self.quiet {
+    fn line(&mut self, s: &str) {
+        if !self.opts.quiet {
             match &self.progress {
                 Some(pb) => pb.suspend(|| println!("{s}")),
                 None => println!("{s}"),
+            }
+        }
+        if self.out_file.is_none() && self.error.is_none() {
+            if let Some(path) = self.opts.regression_out.clone() {
+                match File::create(&path) {
+                    Ok(f) => self.out_file = Some(f),
+                    Err(e) => self.error = Some(io_error(&path)(e)),
+                }
             }
         }
         if let Some(f) = self.out_file.as_mut() {
@@ -155,36 +218,36 @@ impl Reporter {
     }
 
     /// A note for the user on stderr.
-    pub fn note(&mut self, s: &str) {
+    fn note(&mut self, s: &str) {
         match &self.progress {
-            Some(pb) => pb.suspend(|| notice(s)),
-            None => notice(s),
+            Some(pb) => pb.suspend(|| eprintln!("isospec: {s}")),
+            None => eprintln!("isospec: {s}"),
         }
     }
 
-    pub fn banner(&mut self, s: &str) {
-        if self.tap {
+    fn banner(&mut self, s: &str) {
+        if self.opts.tap {
             self.line(&format!("# {s}"));
         } else {
             self.line(&format!("============== {s:<40} =============="));
         }
     }
 
-    pub fn outcome(&mut self, number: usize, o: &TestOutcome) {
+    fn outcome(&mut self, number: usize, o: &TestOutcome) {
         if let Some(pb) = &self.progress {
             pb.inc(1);
             pb.set_message(o.name.clone());
         }
         let ms = o.duration.as_millis();
         if let Status::NotRun(why) = &o.status {
-            if self.tap {
+            if self.opts.tap {
                 self.line(&format!("ok {number} - {} # SKIP not run ({why})", o.name));
             } else {
                 self.line(&format!("test {:<28} ... not run ({why})", o.name));
             }
             return;
         }
-        if self.tap {
+        if self.opts.tap {
             let ok = if o.status.passed() { "ok" } else { "not ok" };
             self.line(&format!("{ok} {number} - {}  {ms} ms", o.name));
         } else {
@@ -193,7 +256,7 @@ impl Reporter {
                 Status::Failed => "FAILED".to_string(),
                 Status::New => "NEW (no expected output)".to_string(),
                 Status::Accepted(_) => "accepted".to_string(),
-                Status::SpecError(_) => "FAILED (spec error)".to_string(),
+                Status::BadSpec(_) => "FAILED (spec error)".to_string(),
                 Status::RunError(_) => "FAILED (run error)".to_string(),
                 Status::NotRun(_) => unreachable!("handled above"),
             };
@@ -202,9 +265,9 @@ impl Reporter {
                 o.name, status, ms
             ));
         }
-        let prefix = if self.tap { "# " } else { "    " };
+        let prefix = if self.opts.tap { "# " } else { "    " };
         match &o.status {
-            Status::SpecError(e) | Status::RunError(e) => {
+            Status::BadSpec(e) | Status::RunError(e) => {
                 for l in e.lines() {
                     self.line(&format!("{prefix}{l}"));
                 }
@@ -215,8 +278,8 @@ impl Reporter {
     }
 
     /// Shows the transcript of a spec that has no expected output yet.
-    pub fn transcript(&mut self, name: &str, text: &str) {
-        let prefix = if self.tap { "# " } else { "    | " };
+    fn transcript(&mut self, name: &str, text: &str) {
+        let prefix = if self.opts.tap { "# " } else { "    | " };
         self.line(&format!(
             "{prefix}transcript of {name} (no expected output; `isospec accept {name}` keeps it):"
         ));
@@ -225,7 +288,7 @@ impl Reporter {
         }
     }
 
-    pub fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&str>, wall: Duration) {
+    fn summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&Path>, wall: Duration) {
         self.finish_progress();
         let total = outcomes.len();
         let not_run: Vec<&TestOutcome> = outcomes
@@ -247,7 +310,7 @@ impl Reporter {
             }
             None => String::new(),
         };
-        if self.tap {
+        if self.opts.tap {
             self.line(&format!("1..{total}"));
             self.line(&format!("# {passed} passed, {failed} failed{not_run_note}"));
             self.line(&format!("# wall time: {:.1} s", wall.as_secs_f64()));
@@ -270,7 +333,8 @@ impl Reporter {
         if failed > 0 {
             if let Some(d) = diffs {
                 self.line(&format!(
-                    "The differences that caused some tests to fail can be viewed in the file \"{d}\"."
+                    "The differences that caused some tests to fail can be viewed in the file \"{}\".",
+                    d.display()
                 ));
             }
             let new: Vec<&str> = outcomes
@@ -288,66 +352,47 @@ impl Reporter {
         self.line("");
     }
 
-    /// Prints regression.diffs to stdout, coloured when asked.
-    pub fn print_diffs(&mut self, diffs: &Path, color: bool) {
-        let Ok(text) = std::fs::read_to_string(diffs) else {
-            return;
-        };
-        if self.quiet {
+    /// Prints the failing diffs to stdout, coloured when asked.
+    fn print_diffs(&mut self) {
+        if self.opts.quiet {
             return;
         }
-        for l in text.lines() {
-            if !color {
-                println!("{l}");
-                continue;
-            }
-            let code = if l.starts_with("+++") || l.starts_with("---") || l.starts_with("diff ") {
-                "1"
-            } else if l.starts_with('+') {
-                "32"
-            } else if l.starts_with('-') {
-                "31"
-            } else if l.starts_with("@@") {
-                "36"
-            } else {
-                ""
-            };
-            if code.is_empty() {
-                println!("{l}");
-            } else {
-                println!("\x1b[{code}m{l}\x1b[0m");
+        let color = self.opts.color;
+        for (_, d) in &self.diffs {
+            for l in d.lines() {
+                let code = if !color {
+                    ""
+                } else if l.starts_with("+++") || l.starts_with("---") || l.starts_with("diff ") {
+                    "1"
+                } else if l.starts_with('+') {
+                    "32"
+                } else if l.starts_with('-') {
+                    "31"
+                } else if l.starts_with("@@") {
+                    "36"
+                } else {
+                    ""
+                };
+                if code.is_empty() {
+                    println!("{l}");
+                } else {
+                    println!("\x1b[{code}m{l}\x1b[0m");
+                }
             }
         }
     }
 
     /// Writes the JUnit, JSON and Markdown reports that were asked for.
-    pub fn write_files(
-        &mut self,
-        files: &ReportFiles,
-        outcomes: &[TestOutcome],
-        diffs: &Path,
-    ) -> Result<(), crate::runner::RunError> {
-        let all_diffs = std::fs::read_to_string(diffs).unwrap_or_default();
+    fn write_files(&self, outcomes: &[TestOutcome]) -> Result<(), ReportError> {
+        let files = &self.opts.files;
         let diff_of = |name: &str| -> String {
-            // regression.diffs holds one "diff -U3 …/NAME.out …" block per failure.
-            let mut out = String::new();
-            let mut on = false;
-            for l in all_diffs.lines() {
-                if l.starts_with("diff -U3 ") {
-                    on = l.ends_with(&format!("/{name}.out"))
-                        || l.ends_with(&format!(" {name}.out"));
-                }
-                if on {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-            }
-            out
+            self.diffs
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, d)| d.as_str())
+                .collect()
         };
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |source: std::io::Error| crate::runner::RunError::Output { path, source }
-        };
+        let io = io_error;
         if let Some(path) = &files.junit {
             let mut report = quick_junit::Report::new("isospec");
             let mut suite = quick_junit::TestSuite::new("isolation");
@@ -371,7 +416,7 @@ impl Reporter {
                         s.set_message(format!("not run ({why})"));
                         s
                     }
-                    Status::SpecError(e) | Status::RunError(e) => {
+                    Status::BadSpec(e) | Status::RunError(e) => {
                         let mut s = quick_junit::TestCaseStatus::non_success(
                             quick_junit::NonSuccessKind::Error,
                         );
@@ -385,9 +430,7 @@ impl Reporter {
                 suite.add_test_case(tc);
             }
             report.add_test_suite(suite);
-            let xml = report
-                .to_string()
-                .map_err(|e| crate::runner::RunError::Usage(format!("JUnit report: {e}")))?;
+            let xml = report.to_string()?;
             std::fs::write(path, xml).map_err(io(path))?;
         }
         if let Some(path) = &files.json {
@@ -396,21 +439,15 @@ impl Reporter {
                 .map(|o| JsonSpec {
                     name: &o.name,
                     status: o.status.word(),
-                    detail: match &o.status {
-                        Status::SpecError(e)
-                        | Status::RunError(e)
-                        | Status::Accepted(e)
-                        | Status::NotRun(e) => Some(e),
-                        _ => None,
-                    },
+                    detail: o.status.detail(),
                     duration_ms: o.duration.as_millis(),
                     permutations: o.permutations.to_string(),
                     steps: o
                         .steps
                         .iter()
-                        .map(|(s, m)| JsonStep {
-                            step: s,
-                            micros: *m,
+                        .map(|t| JsonStep {
+                            step: &t.step,
+                            micros: t.micros,
                         })
                         .collect(),
                 })
@@ -418,8 +455,7 @@ impl Reporter {
             // Streamed to the file: a suite's per-step timings are large.
             let file = File::create(path).map_err(io(path))?;
             let mut w = std::io::BufWriter::new(file);
-            serde_json::to_writer_pretty(&mut w, &JsonReport { specs })
-                .map_err(|e| crate::runner::RunError::Usage(format!("JSON report: {e}")))?;
+            serde_json::to_writer_pretty(&mut w, &JsonReport { specs })?;
             w.write_all(b"\n")
                 .and_then(|()| w.flush())
                 .map_err(io(path))?;

@@ -13,6 +13,33 @@ pub use check::{check, CheckError, CheckedSpec, PBlocker, PStep};
 pub use parse::{parse, ParseError, ParseErrors};
 
 use std::fmt;
+use std::path::Path;
+
+/// Why a spec file could not be loaded: each error names `file:line:col`
+/// (or the file, when it cannot be read).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: error: could not read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Parse(#[from] ParseErrors),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+}
+
+/// Reads, parses and checks the spec file at `path` (named as given).
+pub fn load(path: &Path) -> Result<CheckedSpec, LoadError> {
+    let file = path.display().to_string();
+    let src = std::fs::read(path).map_err(|source| LoadError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let spec = parse(&file, &src)?;
+    Ok(check(&file, spec)?)
+}
 
 /// A position in a spec file: 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

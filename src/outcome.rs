@@ -1,0 +1,133 @@
+//! What a run produces, as data: the status of each spec and the run-level
+//! events.  The run (`run`) emits these events and the reporter (`report`)
+//! alone turns them into text and files; both depend on this module and
+//! not on each other.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// The transcript differs from every expected variant.
+    Failed,
+    /// No expected file: the transcript is new.
+    New,
+    /// The transcript differed or was new and was copied to this expected file.
+    Accepted(String),
+    /// The spec file could not be read, parsed or checked.
+    BadSpec(String),
+    /// The spec stopped early (timeout, lost connection, setup failure…).
+    RunError(String),
+    /// The spec was not started, for this reason (e.g. "interrupted"); its
+    /// earlier results file was left as it was.
+    NotRun(String),
+}
+
+impl Status {
+    pub fn passed(&self) -> bool {
+        matches!(self, Status::Ok | Status::Accepted(_))
+    }
+
+    /// Ran and did not pass (a spec that was not run did not fail).
+    pub fn failed(&self) -> bool {
+        !self.passed() && !matches!(self, Status::NotRun(_))
+    }
+
+    /// One word for machine-readable reports.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::New => "new",
+            Status::Accepted(_) => "accepted",
+            Status::BadSpec(_) => "spec-error",
+            Status::RunError(_) => "run-error",
+            Status::NotRun(_) => "not-run",
+        }
+    }
+
+    /// The text that goes with the status, if any.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Status::BadSpec(e) | Status::RunError(e) | Status::Accepted(e) | Status::NotRun(e) => {
+                Some(e)
+            }
+            Status::Ok | Status::Failed | Status::New => None,
+        }
+    }
+}
+
+/// One step's time from launch to completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTiming {
+    pub step: String,
+    pub micros: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub name: String,
+    pub status: Status,
+    pub duration: Duration,
+    pub permutations: u128,
+    /// In completion order.
+    pub steps: Vec<StepTiming>,
+}
+
+impl TestOutcome {
+    pub fn new(name: &str, status: Status, duration: Duration, permutations: u128) -> Self {
+        TestOutcome {
+            name: name.to_string(),
+            status,
+            duration,
+            permutations,
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// How often one distinct transcript of a spec was seen over repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlakyReport {
+    pub name: String,
+    /// Runs that gave each distinct transcript, in order of first sight.
+    pub counts: Vec<usize>,
+    /// Unified diffs of each later transcript against the first.
+    pub diffs: Vec<String>,
+}
+
+/// What happens during a run, in order.  Emitted by the run, printed and
+/// written to files by the reporter only.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A phase of the run (pg_regress's `============== … ==============`).
+    Banner(String),
+    /// Something the user should know about the run (stderr).
+    Note(String),
+    /// Something about one spec while it runs (stderr): a slow step, its
+    /// wait graph, cleanup done after it.
+    Diagnostic { spec: String, text: String },
+    /// The specs are about to run: `total` spec runs when known.
+    Started { total: Option<u64> },
+    /// A spec finished (or was not run), with its diff against the
+    /// expected output and, for a new spec, its transcript.
+    SpecFinished {
+        number: usize,
+        outcome: TestOutcome,
+        diff: Option<String>,
+        new_transcript: Option<String>,
+    },
+    /// `--until-fail`: a pass had a failure, no more passes.
+    StoppedAfterPass(usize),
+    /// Over repeats, a spec gave more than one transcript.
+    Flaky(FlakyReport),
+    /// Over repeats, a spec gave one transcript every time.
+    Stable { name: String, runs: usize },
+    /// The end: every outcome, the wall time, and regression.diffs if written.
+    Finished {
+        outcomes: Vec<TestOutcome>,
+        wall: Duration,
+        diffs_file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,336 @@
+//! The test-run driver, compatible with pg_isolation_regress.  `run` is
+//! the one entry point: it prepares the server (a temp instance or the
+//! user's) and the databases, runs the selected specs pass by pass and
+//! group by group, and emits what happens as `outcome::RunEvent`s; it never
+//! prints.  Its parts, each with one job:
+//!
+//! - `select`: which specs, in which groups (targets, schedules, partitions);
+//! - `database`: the test databases and what the run asks the server;
+//! - `one`: one spec, once: executor, results/NAME.out, comparison;
+//! - `passes`: repeated passes, the sink every finished spec goes through;
+//! - `lanes`: one group, serially or on -j lanes;
+//! - `flaky`: distinct transcripts over repeats;
+//! - `accept`: copying transcripts into expected/.
+
+mod accept;
+mod database;
+mod flaky;
+mod lanes;
+mod one;
+mod passes;
+mod select;
+
+pub use accept::{accept, accept_transcript};
+pub use select::{partition, resolve_tests, TestCase};
+
+use crate::executor::ExecOptions;
+use crate::jobs::Timings;
+use crate::outcome::{RunEvent, Status, TestOutcome};
+use crate::pgwire::ConnParams;
+use crate::schedule;
+use crate::server::{TempInstance, TempInstanceOptions};
+use database::server_version_num;
+use flaky::Variants;
+use passes::{run_passes, Tally};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub enum ServerChoice {
+    Existing(ConnParams),
+    Temp(TempInstanceOptions),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub tests: Vec<TestCase>,
+    pub outputdir: PathBuf,
+    pub dbname: String,
+    pub use_existing: bool,
+    pub drop_existing: bool,
+    pub load_extensions: Vec<String>,
+    pub server: ServerChoice,
+    /// Settings for the executor; its step timeout is chosen at run time
+    /// (see `timeouts`) from `timeout` and `timeout_env`.
+    pub exec: ExecOptions,
+    /// `--timeout`: the step timeout whatever the server's version.
+    pub timeout: Option<Duration>,
+    pub timeout_env: crate::timeouts::TimeoutEnv,
+    /// Specs run at once (each in its own database when > 1).
+    pub jobs: usize,
+    /// Run the selection this many times (flake hunting).
+    pub repeat: usize,
+    /// Stop repeating after the first pass with a failure.
+    pub until_fail: bool,
+    /// Copy differing or new transcripts into expected/.
+    pub accept: bool,
+    /// Test names to run alone under -j (like `# isospec: alone`).
+    pub alone: Vec<String>,
+    /// Under -j, bind each lane and its backends to a CPU (see `affinity`).
+    pub pin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no spec for test \"{name}\": {path} does not exist")]
+    NoSpec { name: String, path: String },
+    #[error("spec file {0} does not exist")]
+    NoSpecFile(String),
+    #[error(transparent)]
+    Schedule(#[from] schedule::ScheduleError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error("database setup on {server} failed: {message}")]
+    Database { server: String, message: String },
+    #[error("could not write {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("could not install a signal handler: {0}")]
+    Signals(std::io::Error),
+    #[error("a background task of the run failed: {0}")]
+    Task(String),
+    #[error("could not start a runner thread: {0}")]
+    Thread(std::io::Error),
+    #[error("could not start a runtime for lane {slot}: {source}")]
+    LaneRuntime { slot: usize, source: std::io::Error },
+    #[error("runner lane {0} stopped")]
+    LaneStopped(usize),
+    #[error("internal error: the run of {0} panicked")]
+    Panicked(String),
+    #[error(
+        "nothing to accept: no previous run recorded in {0} (run isospec run first, or name tests)"
+    )]
+    NothingToAccept(String),
+    #[error("no result to accept for \"{name}\": {path}: {source}")]
+    NoResult {
+        name: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
+}
+
+#[derive(Debug)]
+pub struct RunSummary {
+    pub outcomes: Vec<TestOutcome>,
+    /// Specs that gave more than one distinct transcript over repeats.
+    pub flaky: Vec<String>,
+}
+
+impl RunSummary {
+    /// 0 all passed, 1 some differed or failed at run time, 2 a spec could
+    /// not be parsed.
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .outcomes
+            .iter()
+            .any(|o| matches!(o.status, Status::BadSpec(_)))
+        {
+            2
+        } else if self.flaky.is_empty() && self.outcomes.iter().all(|o| o.status.passed()) {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Where the run's events go (cloned into every lane).
+#[derive(Debug, Clone)]
+pub struct Events(tokio::sync::mpsc::UnboundedSender<RunEvent>);
+
+impl Events {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<RunEvent>) -> Self {
+        Events(tx)
+    }
+
+    pub fn emit(&self, e: RunEvent) {
+        // The receiver is gone only when nobody listens any more.
+        let _ = self.0.send(e);
+    }
+
+    fn note(&self, text: impl Into<String>) {
+        self.emit(RunEvent::Note(text.into()));
+    }
+
+    fn diagnostic(&self, spec: &str, text: String) {
+        self.emit(RunEvent::Diagnostic {
+            spec: spec.to_string(),
+            text,
+        });
+    }
+}
+
+/// Runs every test of `cfg`.  A temp instance, when used, is stopped before
+/// this returns, also on error and on SIGINT/SIGTERM.
+pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError> {
+    let wall = Instant::now();
+    let results_dir = cfg.outputdir.join("results");
+    std::fs::create_dir_all(&results_dir).map_err(|source| RunError::Output {
+        path: results_dir.display().to_string(),
+        source,
+    })?;
+    let diffs_path = cfg.outputdir.join("regression.diffs");
+    let _ = std::fs::remove_file(&diffs_path);
+    let manifest: String = cfg
+        .tests
+        .iter()
+        .map(|t| format!("{}\t{}\n", t.name, t.expected_dir.display()))
+        .collect();
+    std::fs::write(results_dir.join(accept::MANIFEST), manifest).map_err(|source| {
+        RunError::Output {
+            path: results_dir.display().to_string(),
+            source,
+        }
+    })?;
+    let timings = Timings::load(&results_dir);
+
+    // Installed before a temp instance starts: a signal that arrives while
+    // it starts is seen as soon as the run begins, and no spec starts.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(RunError::Signals)?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(RunError::Signals)?;
+
+    let mut instance: Option<TempInstance> = None;
+    let params = match &cfg.server {
+        ServerChoice::Existing(p) => p.clone(),
+        ServerChoice::Temp(opts) => {
+            events.emit(RunEvent::Banner(format!(
+                "creating temporary instance in {}",
+                opts.dir.display()
+            )));
+            let o = opts.clone();
+            let inst = tokio::task::spawn_blocking(move || TempInstance::start(&o))
+                .await
+                .map_err(|e| RunError::Task(e.to_string()))??;
+            let p = inst.params("postgres");
+            if let Some((note, _, _)) = &inst.relocated {
+                events.note(note.clone());
+            }
+            instance = Some(inst);
+            p
+        }
+    };
+
+    // The step timeout of the server's isolationtester version.
+    let mut cfg = cfg;
+    let admin_db = if cfg.use_existing {
+        cfg.dbname.as_str()
+    } else {
+        "postgres"
+    };
+    let major = server_version_num(&params, admin_db).await? / 10000;
+    let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
+    if let Some(note) = &chosen.note {
+        events.note(note.clone());
+    }
+    cfg.exec.step_timeout = chosen.timeout;
+
+    let mut tally = Tally {
+        outcomes: Vec::new(),
+        variants: cfg.tests.iter().map(|_| Variants::default()).collect(),
+        finished: vec![false; cfg.tests.len()],
+    };
+    // On SIGINT/SIGTERM no spec starts any more; the running specs cancel
+    // their steps and run their teardown (bounded), then the run stops.
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    cfg.exec.interrupt = Some(interrupt_rx);
+    let cfg = cfg;
+    let mut signal = None;
+    let result = {
+        let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
+        tokio::pin!(work);
+        let first = tokio::select! {
+            r = &mut work => Err(r),
+            _ = sigint.recv() => Ok(2),
+            _ = sigterm.recv() => Ok(15),
+        };
+        match first {
+            Err(r) => r,
+            Ok(sig) => {
+                signal = Some(sig);
+                let _ = interrupt_tx.send(true);
+                events.note(format!(
+                    "interrupted by signal {sig}: no more specs start; canceling the running steps and running their teardown (interrupt again to stop at once)"
+                ));
+                // The specs cancel and tear down (their teardowns are bounded
+                // by the step timeout); a second signal stops at once,
+                // dropping their connections.
+                let again = tokio::select! {
+                    _ = &mut work => false,
+                    _ = sigint.recv() => true,
+                    _ = sigterm.recv() => true,
+                };
+                if again {
+                    events.note(
+                        "interrupted again: stopping at once, without waiting for the running specs",
+                    );
+                }
+                Err(RunError::Interrupted(sig))
+            }
+        }
+    };
+    if let Some(mut inst) = instance.take() {
+        let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
+        if let (Some(_), ServerChoice::Temp(o)) = (signal, &cfg.server) {
+            events.note(format!("temporary instance in {} stopped", o.dir.display()));
+        }
+    }
+    // A run that stopped before any spec ran (setup failed) reports nothing
+    // but its error: there is no result to summarise.
+    let result = match result {
+        Err(e) if tally.outcomes.is_empty() && signal.is_none() => return Err(e),
+        r => r,
+    };
+    // The tests of this pass that did not run are reported as such; their
+    // earlier results files are untouched.
+    let Tally {
+        mut outcomes,
+        variants,
+        finished,
+    } = tally;
+    if result.is_err() {
+        let why = if signal.is_some() {
+            "interrupted"
+        } else {
+            "the run stopped early"
+        };
+        for (t, _) in cfg.tests.iter().zip(&finished).filter(|(_, &f)| !f) {
+            let o = TestOutcome::new(&t.name, Status::NotRun(why.into()), Duration::ZERO, 0);
+            events.emit(RunEvent::SpecFinished {
+                number: outcomes.len() + 1,
+                outcome: o.clone(),
+                diff: None,
+                new_transcript: None,
+            });
+            outcomes.push(o);
+        }
+    }
+    // Reports cover what finished, also when the run was cut short.
+    // The durations order the next -j run; losing them loses only speed.
+    if let Err(e) = timings.save(&results_dir, &outcomes) {
+        events.note(format!(
+            "could not save spec durations in {}: {e}",
+            results_dir.display()
+        ));
+    }
+    let mut flaky = Vec::new();
+    for e in flaky::flaky_reports(&cfg, &variants) {
+        if let RunEvent::Flaky(f) = &e {
+            flaky.push(f.name.clone());
+        }
+        events.emit(e);
+    }
+    events.emit(RunEvent::Finished {
+        outcomes: outcomes.clone(),
+        wall: wall.elapsed(),
+        diffs_file: diffs_path.exists().then_some(diffs_path),
+    });
+    result?;
+    Ok(RunSummary { outcomes, flaky })
+}

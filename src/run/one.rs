@@ -1,0 +1,211 @@
+//! One spec, once: read and check it, run it through the executor in a
+//! database, write `results/NAME.out` (and `NAME.waits`), and compare it
+//! with the expected files.
+
+use super::{Events, RunConfig, RunError};
+use crate::differ::{compare, Comparison};
+use crate::executor::{run_spec, Event, SpecError};
+use crate::outcome::{Status, StepTiming, TestOutcome};
+use crate::pgwire::ConnParams;
+use crate::run::TestCase;
+use crate::spec::CheckedSpec;
+use crate::transcript;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Session parameters that pg_regress sets through the environment.
+fn session_params(base: &ConnParams, dbname: &str, test: &str) -> ConnParams {
+    let mut p = base.clone();
+    p.dbname = dbname.to_string();
+    p.application_name = Some(format!("isolation/{test}"));
+    let mut opts = p.options.clone().unwrap_or_default();
+    if !opts.is_empty() {
+        opts.push(' ');
+    }
+    opts.push_str("-c intervalstyle=postgres_verbose");
+    p.options = Some(opts);
+    p.extra.retain(|(k, _)| k != "datestyle" && k != "timezone");
+    p.extra.push(("datestyle".into(), "Postgres, MDY".into()));
+    p.extra
+        .push(("timezone".into(), "America/Los_Angeles".into()));
+    p
+}
+
+/// What one run of one spec produced.
+pub(super) struct SpecRun {
+    pub outcome: TestOutcome,
+    pub transcript: String,
+    pub diff: Option<String>,
+}
+
+impl SpecRun {
+    /// A spec that was not started (the run was interrupted first).
+    fn not_run(t: &TestCase) -> SpecRun {
+        SpecRun {
+            outcome: TestOutcome::new(
+                &t.name,
+                Status::NotRun("interrupted".into()),
+                Duration::ZERO,
+                0,
+            ),
+            transcript: String::new(),
+            diff: None,
+        }
+    }
+}
+
+/// Whether the run has been interrupted (SIGINT/SIGTERM): no spec starts
+/// after that.
+pub(super) fn interrupted(cfg: &RunConfig) -> bool {
+    cfg.exec.interrupt.as_ref().is_some_and(|r| *r.borrow())
+}
+
+/// Reads, parses and checks a spec.
+pub(super) fn load_spec(t: &TestCase) -> Result<CheckedSpec, String> {
+    crate::spec::load(&t.spec_path).map_err(|e| e.to_string())
+}
+
+/// Runs one test case in database `db`; writes results/NAME.out.
+pub(super) async fn run_one(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    t: &TestCase,
+    db: &str,
+    events: &Events,
+) -> Result<SpecRun, RunError> {
+    if interrupted(cfg) {
+        return Ok(SpecRun::not_run(t));
+    }
+    let start = Instant::now();
+    let result_path = cfg
+        .outputdir
+        .join("results")
+        .join(format!("{}.out", t.name));
+    let waits_path = result_path.with_extension("waits");
+    let checked = match load_spec(t) {
+        Ok(c) => c,
+        Err(msg) => {
+            let _ = std::fs::write(&result_path, format!("{msg}\n"));
+            let outcome =
+                TestOutcome::new(&t.name, Status::BadSpec(msg.clone()), start.elapsed(), 0);
+            return Ok(SpecRun {
+                outcome,
+                transcript: msg,
+                diff: None,
+            });
+        }
+    };
+    let permutations = checked.permutation_count();
+    let sp = session_params(params, db, &t.name);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let exec_opts = cfg.exec.clone();
+    let name = t.name.clone();
+    let collect = async {
+        let mut text = String::new();
+        let mut steps = Vec::new();
+        let mut waits = String::new();
+        while let Some(ev) = rx.recv().await {
+            match &ev {
+                Event::SlowStep {
+                    session,
+                    step,
+                    secs,
+                } => {
+                    events.diagnostic(
+                        &name,
+                        format!("step {step} of session {session} has been running for {secs} s"),
+                    );
+                }
+                Event::StepTimings { step, micros } => steps.push(StepTiming {
+                    step: step.clone(),
+                    micros: *micros,
+                }),
+                Event::Diagnostic(text) => events.diagnostic(&name, text.clone()),
+                Event::WaitGraph { text, .. } => {
+                    events.diagnostic(&name, text.clone());
+                    waits.push_str(text);
+                }
+                _ => {}
+            }
+            transcript::render(&ev, &mut text);
+        }
+        (text, steps, waits)
+    };
+    let (res, (text, steps, waits)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
+    if matches!(res, Err(SpecError::NotStarted)) {
+        return Ok(SpecRun::not_run(t));
+    }
+    let output = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| RunError::Output { path, source }
+    };
+    std::fs::write(&result_path, &text).map_err(output(&result_path))?;
+    // The wait graphs of steps that ran long, beside the transcript (they
+    // are not part of isolationtester's transcript).
+    if waits.is_empty() {
+        let _ = std::fs::remove_file(&waits_path);
+    } else {
+        std::fs::write(&waits_path, &waits).map_err(output(&waits_path))?;
+    }
+    let comparison = compare(&t.expected_dir, &t.name, &text, &result_path);
+    let mut diff = None;
+    let status = match (comparison, res) {
+        // isolationtester stops the same way, and the expected file says so.
+        (Ok(Comparison::Match(_)), _) => Status::Ok,
+        (Ok(Comparison::Differs { diff: d, .. }), Err(e)) => {
+            diff = Some(d);
+            Status::RunError(format!("{}: {e}", t.name))
+        }
+        (_, Err(e)) => Status::RunError(format!("{}: {e}", t.name)),
+        (Ok(Comparison::Differs { diff: d, .. }), Ok(())) => {
+            diff = Some(d);
+            Status::Failed
+        }
+        (Ok(Comparison::NoExpected), Ok(())) => Status::New,
+        (Err(e), Ok(())) => Status::RunError(format!("could not read expected output: {e}")),
+    };
+    if let Some(d) = diff.as_mut().filter(|_| !waits.is_empty()) {
+        d.push_str(&format!(
+            "wait graphs of the steps of {} that ran long: {}\n",
+            t.name,
+            waits_path.display()
+        ));
+    }
+    let mut outcome = TestOutcome::new(&t.name, status, start.elapsed(), permutations);
+    outcome.steps = steps;
+    Ok(SpecRun {
+        outcome,
+        transcript: text,
+        diff,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pgwire::Host;
+
+    #[test]
+    fn session_params_like_pg_regress() {
+        let base = ConnParams {
+            host: Host::Tcp("h".into()),
+            port: 1,
+            user: "u".into(),
+            password: None,
+            dbname: "postgres".into(),
+            application_name: None,
+            options: Some("-c work_mem=1MB".into()),
+            extra: vec![],
+            connect_timeout: None,
+        };
+        let p = session_params(&base, "isolation_regression", "t1");
+        assert_eq!(p.application_name.as_deref(), Some("isolation/t1"));
+        assert_eq!(
+            p.options.as_deref(),
+            Some("-c work_mem=1MB -c intervalstyle=postgres_verbose")
+        );
+        assert!(p
+            .extra
+            .contains(&("timezone".into(), "America/Los_Angeles".into())));
+    }
+}

@@ -1,0 +1,179 @@
+//! Passes over the selection (`--repeat`, `--until-fail`), each in fresh
+//! databases, group after group; every finished spec goes through one sink
+//! that writes regression.diffs, accepts, tracks flakes and emits it.
+
+use super::accept::accept_transcript;
+use super::database::{drop_database, max_prepared_transactions, prepare_database, spec_database};
+use super::flaky::Variants;
+use super::lanes::{run_group, PassEnv, WorkerDbs};
+use super::one::{interrupted, SpecRun};
+use super::{Events, RunConfig, RunError};
+use crate::jobs::Timings;
+use crate::outcome::{RunEvent, Status, TestOutcome};
+use crate::pgwire::ConnParams;
+use std::path::Path;
+
+/// What the specs of a run have given so far.
+pub(super) struct Tally {
+    pub outcomes: Vec<TestOutcome>,
+    /// Distinct transcripts per test (flake hunting).
+    pub variants: Vec<Variants>,
+    /// Which tests of the current pass have finished.
+    pub finished: Vec<bool>,
+}
+
+/// One pass over all groups, repeated as configured.
+pub(super) async fn run_passes(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    timings: &Timings,
+    events: &Events,
+    diffs_path: &Path,
+    tally: &mut Tally,
+) -> Result<(), RunError> {
+    // One database per worker slot under -j (the first is --dbname itself,
+    // so specs that name the database work when run alone), dropped at the end.
+    let slots: Vec<String> = (0..cfg.jobs.max(1))
+        .map(|i| spec_database(cfg, i))
+        .collect();
+    prepare_database(cfg, params, &cfg.dbname, Some(events)).await?;
+    let mut sink = Sink {
+        cfg,
+        events,
+        diffs_path,
+        tally,
+        counter: 0,
+        failed: false,
+        pass: 0,
+    };
+    let result = run_passes_in(cfg, params, &slots, timings, &mut sink).await;
+    futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
+    result
+}
+
+/// Takes each finished spec run as it completes: diff, accept, flake
+/// bookkeeping, status line.
+pub(super) struct Sink<'x> {
+    cfg: &'x RunConfig,
+    pub events: &'x Events,
+    diffs_path: &'x Path,
+    tally: &'x mut Tally,
+    counter: usize,
+    failed: bool,
+    pass: usize,
+}
+
+impl Sink<'_> {
+    pub(super) fn done(&mut self, k: usize, mut r: SpecRun) -> Result<(), RunError> {
+        if matches!(r.outcome.status, Status::NotRun(_)) {
+            // Reported with the others that did not run, at the end.
+            return Ok(());
+        }
+        self.tally.finished[k] = true;
+        self.counter += 1;
+        if let Some(d) = &r.diff {
+            append(self.diffs_path, d)?;
+        }
+        let t = &self.cfg.tests[k];
+        if self.cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
+            match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
+                Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
+                Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
+            }
+        }
+        self.failed |= !r.outcome.status.passed();
+        // Transcripts are kept only to compare repeats (flake hunting).
+        if self.cfg.repeat > 1 || self.cfg.until_fail {
+            self.tally.variants[k].add(&r.transcript);
+        }
+        // A new spec: show what it produced, and how to keep it.
+        let new_transcript =
+            (r.outcome.status == Status::New && self.pass == 0).then(|| r.transcript.clone());
+        self.events.emit(RunEvent::SpecFinished {
+            number: self.counter,
+            outcome: r.outcome.clone(),
+            diff: r.diff,
+            new_transcript,
+        });
+        self.tally.outcomes.push(r.outcome);
+        Ok(())
+    }
+}
+
+async fn run_passes_in(
+    cfg: &RunConfig,
+    params: &ConnParams,
+    slots: &[String],
+    timings: &Timings,
+    sink: &mut Sink<'_>,
+) -> Result<(), RunError> {
+    sink.events
+        .emit(RunEvent::Banner("running regression test queries".into()));
+    sink.events.emit(RunEvent::Started {
+        total: (!cfg.until_fail).then_some((cfg.tests.len() * cfg.repeat.max(1)) as u64),
+    });
+    // --until-fail repeats until a failure, at most --repeat passes when given.
+    let passes = match (cfg.until_fail, cfg.repeat) {
+        (true, r) if r <= 1 => usize::MAX,
+        (_, r) => r.max(1),
+    };
+    for pass in 0..passes {
+        if interrupted(cfg) {
+            break;
+        }
+        sink.tally.finished.fill(false);
+        if pass > 0 && !cfg.use_existing {
+            // Every pass starts like the first, in fresh databases: objects a
+            // spec leaves behind (PostgreSQL's partition-concurrent-attach
+            // leaves a table) must not fail the next pass.
+            prepare_database(cfg, params, &cfg.dbname, None).await?;
+        }
+        let needed = slots.len() > 1 && cfg.tests.windows(2).any(|w| w[0].group == w[1].group);
+        let mut env = PassEnv {
+            slots,
+            dbs: WorkerDbs::start(cfg, params, slots, needed),
+            timings,
+            max_prepared: if needed {
+                max_prepared_transactions(params).await
+            } else {
+                None
+            },
+        };
+        sink.pass = pass;
+        sink.failed = false;
+        let mut i = 0;
+        while i < cfg.tests.len() && !interrupted(cfg) {
+            let g = cfg.tests[i].group;
+            let mut j = i;
+            while j < cfg.tests.len() && cfg.tests[j].group == g {
+                j += 1;
+            }
+            run_group(cfg, params, &cfg.tests[i..j], i, &mut env, sink).await?;
+            i = j;
+        }
+        // None may still be being created when they are dropped or remade.
+        env.dbs.all().await?;
+        if cfg.until_fail && sink.failed {
+            sink.events.emit(RunEvent::StoppedAfterPass(pass + 1));
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn append(path: &Path, text: &str) -> Result<(), RunError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    f.write_all(text.as_bytes())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
+}
