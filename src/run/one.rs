@@ -106,26 +106,15 @@ pub(super) async fn run_one(
         let mut waits = String::new();
         while let Some(ev) = rx.recv().await {
             match &ev {
-                Event::SlowStep {
-                    session,
-                    step,
-                    secs,
-                } => {
-                    events.diagnostic(
-                        &name,
-                        format!("step {step} of session {session} has been running for {secs} s"),
-                    );
-                }
                 Event::StepTimings { step, micros } => steps.push(StepTiming {
                     step: step.clone(),
                     micros: *micros,
                 }),
-                Event::Diagnostic(text) => events.diagnostic(&name, text.clone()),
-                Event::WaitGraph { text, .. } => {
-                    events.diagnostic(&name, text.clone());
-                    waits.push_str(text);
-                }
+                Event::WaitGraph { graph, .. } => waits.push_str(&transcript::wait_graph(graph)),
                 _ => {}
+            }
+            if let Some(d) = transcript::diagnostic(&ev) {
+                events.diagnostic(&name, d);
             }
             transcript::render(&ev, &mut text);
         }

@@ -9,84 +9,15 @@
 //! between lock checks, it waits on the socket and asks the server after
 //! short, growing intervals, so blocked steps are noticed sooner.
 
-use crate::pgwire::{Conn, ConnParams, PgResult, Tuples, WireError};
+mod event;
+
+pub use event::{Event, LockRow, WaitGraph, WaitRow, Who};
+
+use crate::pgwire::{Conn, ConnParams, PgResult, WireError};
 use crate::spec::{CheckedSpec, PBlocker, PStep};
 use crate::wait::{Detector, DetectorKind};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
-
-/// What happened, in transcript order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Text isolationtester writes to stderr (kept in the transcript, as
-    /// pg_isolation_regress captures both streams).  Includes its newline.
-    Stderr(String),
-    Parsed {
-        sessions: usize,
-    },
-    PermutationStart {
-        index: usize,
-        steps: Vec<String>,
-    },
-    StepLaunched {
-        session: String,
-        step: String,
-        sql: String,
-    },
-    StepWaiting {
-        session: String,
-        step: String,
-        sql: String,
-    },
-    StepCompleted {
-        session: String,
-        step: String,
-    },
-    Tuples(Tuples),
-    /// An error result of a step, formatted as isolationtester prints it
-    /// (without the final newline).
-    StepError {
-        step: String,
-        text: String,
-    },
-    UnexpectedStatus(String),
-    /// A NOTICE/WARNING from a session; `text` is libpq's message with newline.
-    Notice {
-        session: String,
-        text: String,
-    },
-    Notify {
-        session: String,
-        channel: String,
-        payload: String,
-        sender: String,
-    },
-    Canceling {
-        step: String,
-        secs: u64,
-    },
-    /// Not part of the transcript: how long a step took from launch to completion.
-    StepTimings {
-        step: String,
-        micros: u64,
-    },
-    /// What the server says the sessions are waiting for, when a step has
-    /// run past half its timeout (stderr only) or is cancelled (then also in
-    /// the transcript, unless disabled).
-    WaitGraph {
-        text: String,
-        in_transcript: bool,
-    },
-    /// Not part of the transcript: something the user should know about the
-    /// run of this spec (e.g. cleanup done after it).
-    Diagnostic(String),
-    /// Not part of the transcript: a step has been busy for a long time.
-    SlowStep {
-        session: String,
-        step: String,
-        secs: u64,
-    },
-}
 
 /// Why a spec could not run to its end.  The transcript already holds
 /// isolationtester's message for the same situation.
@@ -178,8 +109,38 @@ impl Default for ExecOptions {
     }
 }
 
-const STEP_NONBLOCK: u8 = 1;
-const STEP_RETRY: u8 = 2;
+/// How isolationtester's try_complete_step is asked to look at a step
+/// (its STEP_NONBLOCK and STEP_RETRY flags).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    /// Do not wait for the step: report it as waiting if it is blocked.
+    nonblock: bool,
+    /// The step was launched before (print `<... completed>`, not the step).
+    retry: bool,
+}
+
+/// The first look at a step just sent.
+const LAUNCH: Attempt = Attempt {
+    nonblock: true,
+    retry: false,
+};
+/// Another look at a waiting step, without waiting for it.
+const POLL: Attempt = Attempt {
+    nonblock: true,
+    retry: true,
+};
+/// Waiting for a step to complete.
+const FINISH: Attempt = Attempt {
+    nonblock: false,
+    retry: true,
+};
+
+/// Which connection runs a setup or teardown block.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Control,
+    Session(usize),
+}
 
 struct SessionConn {
     conn: Conn,
@@ -223,7 +184,7 @@ pub async fn run_spec(
         return Err(SpecError::NotStarted);
     }
     for w in &spec.warnings {
-        let _ = tx.send(Event::Stderr(format!("{w}\n")));
+        let _ = tx.send(Event::SpecWarning(w.to_string()));
     }
     let _ = tx.send(Event::Parsed {
         sessions: spec.spec.sessions.len(),
@@ -236,7 +197,10 @@ pub async fn run_spec(
         let mut conn = match Conn::connect(params).await {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Event::Stderr(format!("Connection {i} failed: {e}\n")));
+                let _ = tx.send(Event::ConnectFailed {
+                    index: i,
+                    message: format!("{e}\n"),
+                });
                 return Err(SpecError::Connect {
                     index: i,
                     session: name.clone(),
@@ -254,9 +218,9 @@ pub async fn run_spec(
             Ok(Some(PgResult::Tuples(_))) => {}
             Ok(_) => {
                 let message = conn.error_message().to_string();
-                let _ = tx.send(Event::Stderr(format!(
-                    "setting of application name failed: {message}"
-                )));
+                let _ = tx.send(Event::AppNameFailed {
+                    message: message.clone(),
+                });
                 return Err(SpecError::AppName {
                     session: name.clone(),
                     message,
@@ -308,9 +272,9 @@ pub async fn run_spec(
     {
         Ok(d) => d,
         Err(message) => {
-            let _ = tx.send(Event::Stderr(format!(
-                "prepare of lock wait query failed: {message}"
-            )));
+            let _ = tx.send(Event::PrepareWaitFailed {
+                message: message.clone(),
+            });
             return Err(SpecError::PrepareWait(message));
         }
     };
@@ -329,29 +293,19 @@ pub async fn run_spec(
     if matches!(result, Err(SpecError::Interrupted)) && !ex.started {
         result = Err(SpecError::NotStarted);
     }
-    if matches!(result, Err(SpecError::Interrupted)) && !ex.in_permutation {
-        ex.emit(Event::Stderr(
-            "isospec: interrupted between permutations\n".into(),
-        ));
-    }
-    if matches!(result, Err(SpecError::Interrupted)) && ex.in_permutation {
-        let running: Vec<&str> = ex
+    if matches!(result, Err(SpecError::Interrupted)) {
+        let running: Vec<String> = ex
             .sessions
             .iter()
             .filter(|s| s.active.is_some())
-            .map(|s| s.name.as_str())
+            .map(|s| s.name.clone())
             .collect();
-        let what = if running.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "canceling the running steps of session {}, ",
-                running.join(", ")
-            )
-        };
-        ex.emit(Event::Stderr(format!(
-            "isospec: interrupted: {what}running the teardown\n"
-        )));
+        ex.emit(Event::Interrupted {
+            running,
+            teardown: ex.in_permutation,
+        });
+    }
+    if matches!(result, Err(SpecError::Interrupted)) && ex.in_permutation {
         for si in 0..ex.sessions.len() {
             if ex.sessions[si].active.take().is_some() {
                 let _ = ex.sessions[si].conn.cancel().await;
@@ -418,16 +372,14 @@ impl<'a> Executor<'a> {
             let (Some(Some(gid)), Some(Some(sql))) = (row.first(), row.get(1)) else {
                 continue;
             };
-            let text = match self.control.exec(sql).await {
-                Ok(Some(PgResult::Command(_))) => {
-                    format!("rolled back prepared transaction \"{gid}\" that the spec left behind")
-                }
-                _ => format!(
-                    "could not roll back prepared transaction \"{gid}\": {}",
-                    self.control.error_message().trim_end()
-                ),
+            let error = match self.control.exec(sql).await {
+                Ok(Some(PgResult::Command(_))) => None,
+                _ => Some(self.control.error_message().trim_end().to_string()),
             };
-            self.emit(Event::Diagnostic(text));
+            self.emit(Event::PreparedRolledBack {
+                gid: gid.clone(),
+                error,
+            });
         }
         while self.control.take_notice().is_some() {}
     }
@@ -508,52 +460,32 @@ impl<'a> Executor<'a> {
         self.in_permutation = true;
 
         for sql in &spec.spec.setup {
-            match self.control_exec(sql).await {
-                Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_)))
-                | Ok(Some(PgResult::ClientError(_)))
-                | Ok(Some(PgResult::Copy(_))) => {
-                    let msg = self.control.error_message().to_string();
-                    self.emit(Event::Stderr(format!("setup failed: {msg}")));
-                    return Err(SpecError::Setup(msg.trim_end().to_string()));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.emit(Event::Stderr(format!("setup failed: {e}\n")));
-                    return Err(SpecError::Setup(e.to_string()));
-                }
+            let r = self.control_exec(sql).await;
+            if let Err(message) = self.block_result(Target::Control, r) {
+                let error = SpecError::Setup(message.trim_end().to_string());
+                self.emit(Event::SetupFailed {
+                    session: None,
+                    message,
+                });
+                return Err(error);
             }
         }
         for si in 0..spec.spec.sessions.len() {
             let Some(sql) = &spec.spec.sessions[si].setup else {
                 continue;
             };
-            match self.session_exec(si, sql).await {
-                Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_)))
-                | Ok(Some(PgResult::ClientError(_)))
-                | Ok(Some(PgResult::Copy(_))) => {
-                    let msg = self.sessions[si].conn.error_message().to_string();
-                    let session = self.sessions[si].name.clone();
-                    self.emit(Event::Stderr(format!(
-                        "setup of session {session} failed: {msg}"
-                    )));
-                    return Err(SpecError::SessionSetup {
-                        session,
-                        message: msg.trim_end().to_string(),
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let session = self.sessions[si].name.clone();
-                    self.emit(Event::Stderr(format!(
-                        "setup of session {session} failed: {e}\n"
-                    )));
-                    return Err(SpecError::SessionSetup {
-                        session,
-                        message: e.to_string(),
-                    });
-                }
+            let r = self.session_exec(si, sql).await;
+            if let Err(message) = self.block_result(Target::Session(si), r) {
+                let session = self.sessions[si].name.clone();
+                let error = SpecError::SessionSetup {
+                    session: session.clone(),
+                    message: message.trim_end().to_string(),
+                };
+                self.emit(Event::SetupFailed {
+                    session: Some(session),
+                    message,
+                });
+                return Err(error);
             }
         }
 
@@ -571,7 +503,7 @@ impl<'a> Executor<'a> {
             if self.sessions[si].active.is_some() {
                 let start = Instant::now();
                 while let Some(old) = self.sessions[si].active {
-                    if !self.try_complete_step(&mut st, old, STEP_RETRY).await? {
+                    if !self.try_complete_step(&mut st, old, FINISH).await? {
                         match waiting.iter().position(|&w| w == old) {
                             Some(w) => {
                                 waiting.remove(w);
@@ -579,24 +511,23 @@ impl<'a> Executor<'a> {
                             None => unreachable!("completed step was not waiting"),
                         }
                     }
-                    self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY)
-                        .await?;
+                    self.try_complete_steps(&mut st, &mut waiting, POLL).await?;
                     if let Some(active) = self.sessions[si].active {
                         let td = start.elapsed();
                         if td > 2 * self.opts.step_timeout {
                             let secs = td.as_secs();
                             let name = self.step_name(&steps[active]).to_string();
-                            let mut msg = format!(
-                                "step {name} timed out after {secs} seconds\nactive steps are:"
-                            );
-                            for s in &self.sessions {
-                                if let Some(a) = s.active {
-                                    msg.push(' ');
-                                    msg.push_str(self.step_name(&steps[a]));
-                                }
-                            }
-                            msg.push('\n');
-                            self.emit(Event::Stderr(msg));
+                            let active = self
+                                .sessions
+                                .iter()
+                                .filter_map(|s| s.active)
+                                .map(|a| self.step_name(&steps[a]).to_string())
+                                .collect();
+                            self.emit(Event::StepTimedOut {
+                                step: name.clone(),
+                                secs,
+                                active: Some(active),
+                            });
                             return Err(SpecError::StepTimeout {
                                 session: self.sessions[si].name.clone(),
                                 step: name,
@@ -610,9 +541,10 @@ impl<'a> Executor<'a> {
             let sql = self.step_sql(pstep);
             if let Err(e) = self.sessions[si].conn.send_query(sql).await {
                 let step = self.step_name(pstep).to_string();
-                self.emit(Event::Stderr(format!(
-                    "failed to send query for step {step}: {e}\n"
-                )));
+                self.emit(Event::SendFailed {
+                    step: step.clone(),
+                    message: format!("{e}\n"),
+                });
                 return Err(SpecError::Send {
                     session: self.sessions[si].name.clone(),
                     step,
@@ -626,20 +558,17 @@ impl<'a> Executor<'a> {
                     st.targets[i][j] = count + self.sessions[*session].total_notices;
                 }
             }
-            let mustwait = self.try_complete_step(&mut st, i, STEP_NONBLOCK).await?;
-            self.try_complete_steps(&mut st, &mut waiting, STEP_NONBLOCK | STEP_RETRY)
-                .await?;
+            let mustwait = self.try_complete_step(&mut st, i, LAUNCH).await?;
+            self.try_complete_steps(&mut st, &mut waiting, POLL).await?;
             if mustwait {
                 waiting.push(i);
             }
         }
 
-        self.try_complete_steps(&mut st, &mut waiting, STEP_RETRY)
+        self.try_complete_steps(&mut st, &mut waiting, FINISH)
             .await?;
         if !waiting.is_empty() {
-            self.emit(Event::Stderr(
-                "failed to complete permutation due to mutually-blocking steps\n".into(),
-            ));
+            self.emit(Event::MutuallyBlocking);
             return Err(SpecError::MutuallyBlocking);
         }
 
@@ -655,38 +584,59 @@ impl<'a> Executor<'a> {
                 continue;
             };
             let session = self.sessions[si].name.clone();
-            let r = self.bounded(si, sql, &format!("session {session}")).await?;
-            match r {
-                Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_)))
-                | Ok(Some(PgResult::ClientError(_)))
-                | Ok(Some(PgResult::Copy(_))) => {
-                    let msg = self.sessions[si].conn.error_message().to_string();
-                    self.emit(Event::Stderr(format!(
-                        "teardown of session {session} failed: {msg}"
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => self.emit(Event::Stderr(format!(
-                    "teardown of session {session} failed: {e}\n"
-                ))),
+            let r = self.bounded(Target::Session(si), sql).await?;
+            if let Err(message) = self.block_result(Target::Session(si), r) {
+                self.emit(Event::TeardownFailed {
+                    session: Some(session),
+                    message,
+                });
             }
         }
         if let Some(sql) = &spec.spec.teardown {
-            let r = self.bounded(usize::MAX, sql, "the spec").await?;
-            match r {
-                Ok(Some(PgResult::Tuples(t))) => self.emit(Event::Tuples(t)),
-                Ok(Some(PgResult::Error(_)))
-                | Ok(Some(PgResult::ClientError(_)))
-                | Ok(Some(PgResult::Copy(_))) => {
-                    let msg = self.control.error_message().to_string();
-                    self.emit(Event::Stderr(format!("teardown failed: {msg}")));
-                }
-                Ok(_) => {}
-                Err(e) => self.emit(Event::Stderr(format!("teardown failed: {e}\n"))),
+            let r = self.bounded(Target::Control, sql).await?;
+            if let Err(message) = self.block_result(Target::Control, r) {
+                self.emit(Event::TeardownFailed {
+                    session: None,
+                    message,
+                });
             }
         }
         Ok(())
+    }
+
+    fn conn(&mut self, target: Target) -> &mut Conn {
+        match target {
+            Target::Control => &mut self.control,
+            Target::Session(si) => &mut self.sessions[si].conn,
+        }
+    }
+
+    /// The session a target is, by name (None: the control connection).
+    fn session_name(&self, target: Target) -> Option<String> {
+        match target {
+            Target::Control => None,
+            Target::Session(si) => Some(self.sessions[si].name.clone()),
+        }
+    }
+
+    /// A setup or teardown block's result: its rows go to the transcript;
+    /// a failure gives libpq's message as isolationtester prints it.
+    fn block_result(
+        &mut self,
+        target: Target,
+        r: Result<Option<PgResult>, WireError>,
+    ) -> Result<(), String> {
+        match r {
+            Ok(Some(PgResult::Tuples(t))) => {
+                self.emit(Event::Tuples(t));
+                Ok(())
+            }
+            Ok(Some(PgResult::Error(_) | PgResult::ClientError(_) | PgResult::Copy(_))) => {
+                Err(self.conn(target).error_message().to_string())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{e}\n")),
+        }
     }
 
     /// Runs a teardown block with the step timeout as a bound: after it, the
@@ -694,40 +644,28 @@ impl<'a> Executor<'a> {
     /// time again, the spec is abandoned.  (isolationtester would hang.)
     async fn bounded(
         &mut self,
-        si: usize,
+        target: Target,
         sql: &str,
-        what: &str,
     ) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
         let limit = self.opts.step_timeout;
         let fut = async {
-            if si == usize::MAX {
-                self.control_exec(sql).await
-            } else {
-                self.session_exec(si, sql).await
+            match target {
+                Target::Control => self.control_exec(sql).await,
+                Target::Session(si) => self.session_exec(si, sql).await,
             }
         };
         // First bound: the step timeout.
-        let first = tokio::time::timeout(limit, fut).await;
-        if let Ok(r) = first {
+        if let Ok(r) = tokio::time::timeout(limit, fut).await {
             return Ok(r);
         }
         // Timed out: cancel, then wait for the outcome up to the limit again.
-        let conn = if si == usize::MAX {
-            &mut self.control
-        } else {
-            &mut self.sessions[si].conn
-        };
-        let _ = conn.cancel().await;
-        let msg = format!(
-            "teardown of {what} did not finish within {} seconds; canceling it\n",
-            limit.as_secs()
-        );
-        self.emit(Event::Stderr(msg));
-        let conn = if si == usize::MAX {
-            &mut self.control
-        } else {
-            &mut self.sessions[si].conn
-        };
+        let _ = self.conn(target).cancel().await;
+        let session = self.session_name(target);
+        self.emit(Event::TeardownCanceling {
+            session: session.clone(),
+            secs: limit.as_secs(),
+        });
+        let conn = self.conn(target);
         let drained = tokio::time::timeout(limit, async {
             let mut last = None;
             while let Some(r) = conn.get_result().await? {
@@ -736,32 +674,34 @@ impl<'a> Executor<'a> {
             Ok::<_, WireError>(last)
         })
         .await;
-        match drained {
-            Ok(r) => Ok(r),
-            Err(_) => Err(SpecError::TeardownTimeout {
-                what: what.to_string(),
-                secs: 2 * limit.as_secs(),
-            }),
-        }
+        drained.map_err(|_| SpecError::TeardownTimeout {
+            what: session.map_or("the spec".to_string(), |s| format!("session {s}")),
+            secs: 2 * limit.as_secs(),
+        })
     }
 
     /// Asks the server what every session is doing and waiting for: pid,
-    /// state, wait event, blocking pids (as session names) and query, then
-    /// the lock rows involved in waits.  None if the control connection
-    /// cannot answer.
-    async fn wait_graph(&mut self, step: &str, session: &str, secs: u64) -> Option<String> {
+    /// state, wait event, blocking pids and query, then the lock rows
+    /// involved in waits.  None if the control connection cannot answer.
+    async fn wait_graph(&mut self, step: &str, session: &str, secs: u64) -> Option<WaitGraph> {
         let pids: Vec<String> = self
             .sessions
             .iter()
             .map(|s| s.conn.backend_pid().to_string())
             .collect();
         let arr = format!("{{{}}}", pids.join(","));
-        let name_of = |pid: &str| -> String {
+        let who = |pid: &str| -> Who {
+            if pid.is_empty() || pid == "0" {
+                return Who::PreparedTransaction;
+            }
             self.sessions
                 .iter()
                 .find(|s| s.conn.backend_pid().to_string() == pid)
-                .map(|s| format!("{} (pid {pid})", s.name))
-                .unwrap_or_else(|| format!("pid {pid}"))
+                .map(|s| Who::Session {
+                    name: s.name.clone(),
+                    pid: pid.to_string(),
+                })
+                .unwrap_or_else(|| Who::Pid(pid.to_string()))
         };
         let activity = self
             .control
@@ -777,35 +717,23 @@ impl<'a> Executor<'a> {
         let Ok(Some(PgResult::Tuples(rows))) = activity else {
             return None;
         };
-        let mut text =
-            format!("wait graph for step {step} of session {session} after {secs} seconds:\n");
-        for r in &rows.rows {
-            let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            let blockers: Vec<String> = v(3)
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    if p == "0" {
-                        "a prepared transaction".to_string()
-                    } else {
-                        name_of(p)
-                    }
-                })
-                .collect();
-            let blocked = if blockers.is_empty() {
-                String::new()
-            } else {
-                format!(", blocked by {}", blockers.join(", "))
-            };
-            text.push_str(&format!(
-                "  {}: {}, waiting on {}{}: {}\n",
-                name_of(&v(0)),
-                v(1),
-                v(2),
-                blocked,
-                v(4)
-            ));
-        }
+        let field =
+            |r: &Vec<Option<String>>, i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        let sessions = rows
+            .rows
+            .iter()
+            .map(|r| WaitRow {
+                who: who(&field(r, 0)),
+                state: field(r, 1),
+                wait_event: field(r, 2),
+                blocked_by: field(r, 3)
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(&who)
+                    .collect(),
+                query: field(r, 4),
+            })
+            .collect();
         let locks = self
             .control
             .exec_params(
@@ -823,27 +751,27 @@ impl<'a> Executor<'a> {
             )
             .await;
         while self.control.take_notice().is_some() {}
-        if let Ok(Some(PgResult::Tuples(rows))) = locks {
-            if !rows.rows.is_empty() {
-                text.push_str("  locks involved:\n");
-            }
-            for r in &rows.rows {
-                let v = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                let who = if v(0).is_empty() {
-                    "a prepared transaction".to_string()
-                } else {
-                    name_of(&v(0))
-                };
-                let state = if v(3) == "t" { "holds" } else { "waits for" };
-                text.push_str(&format!(
-                    "    {who} {state} {} on {} {}\n",
-                    v(2),
-                    v(1),
-                    v(4)
-                ));
-            }
-        }
-        Some(text)
+        let locks = match locks {
+            Ok(Some(PgResult::Tuples(rows))) => rows
+                .rows
+                .iter()
+                .map(|r| LockRow {
+                    who: who(&field(r, 0)),
+                    locktype: field(r, 1),
+                    mode: field(r, 2),
+                    granted: field(r, 3) == "t",
+                    object: field(r, 4),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(WaitGraph {
+            step: step.to_string(),
+            session: session.to_string(),
+            secs,
+            sessions,
+            locks,
+        })
     }
 
     /// isolationtester's try_complete_steps.
@@ -851,7 +779,7 @@ impl<'a> Executor<'a> {
         &mut self,
         st: &mut PermState<'_>,
         waiting: &mut Vec<usize>,
-        flags: u8,
+        flags: Attempt,
     ) -> Result<(), SpecError> {
         loop {
             self.any_new_notice = false;
@@ -898,13 +826,13 @@ impl<'a> Executor<'a> {
     }
 
     /// isolationtester's try_complete_step.  Returns true when the step is
-    /// not complete (waiting on a lock with STEP_NONBLOCK, or held back by a
+    /// not complete (waiting on a lock with `nonblock`, or held back by a
     /// marker), false when it completed and its results were reported.
     async fn try_complete_step(
         &mut self,
         st: &mut PermState<'_>,
         idx: usize,
-        flags: u8,
+        flags: Attempt,
     ) -> Result<bool, SpecError> {
         let pstep = &st.steps[idx];
         let si = pstep.session;
@@ -912,7 +840,7 @@ impl<'a> Executor<'a> {
         let sql = self.step_sql(pstep);
         let session = self.sessions[si].name.clone();
 
-        if flags & STEP_RETRY == 0 && pstep.blockers.contains(&PBlocker::Once) {
+        if !flags.retry && pstep.blockers.contains(&PBlocker::Once) {
             self.emit(Event::StepWaiting {
                 session,
                 step: name,
@@ -950,14 +878,16 @@ impl<'a> Executor<'a> {
             if self.interrupted() {
                 return Err(SpecError::Interrupted);
             }
-            if flags & STEP_NONBLOCK != 0 {
+            if flags.nonblock {
                 let pid = self.sessions[si].conn.backend_pid();
                 let waiting = self
                     .detector
                     .is_blocked(&mut self.control, pid)
                     .await
                     .map_err(|message| {
-                        self.emit(Event::Stderr(format!("lock wait query failed: {message}")));
+                        self.emit(Event::WaitQueryFailed {
+                            message: message.clone(),
+                        });
                         SpecError::WaitQuery {
                             step: name.clone(),
                             message,
@@ -976,7 +906,7 @@ impl<'a> Executor<'a> {
                     if !busy {
                         break;
                     }
-                    if flags & STEP_RETRY == 0 {
+                    if !flags.retry {
                         self.emit(Event::StepWaiting {
                             session,
                             step: name,
@@ -994,18 +924,18 @@ impl<'a> Executor<'a> {
                     step: name.clone(),
                     secs: td.as_secs(),
                 });
-                if let Some(text) = self.wait_graph(&name, &session, td.as_secs()).await {
+                if let Some(graph) = self.wait_graph(&name, &session, td.as_secs()).await {
                     self.emit(Event::WaitGraph {
-                        text,
+                        graph,
                         in_transcript: false,
                     });
                 }
             }
             if td > self.opts.step_timeout && !canceled {
-                if let Some(text) = self.wait_graph(&name, &session, td.as_secs()).await {
+                if let Some(graph) = self.wait_graph(&name, &session, td.as_secs()).await {
                     let in_transcript = self.opts.wait_graph_in_transcript;
                     self.emit(Event::WaitGraph {
-                        text,
+                        graph,
                         in_transcript,
                     });
                 }
@@ -1017,14 +947,18 @@ impl<'a> Executor<'a> {
                         });
                         canceled = true;
                     }
-                    Err(e) => self.emit(Event::Stderr(format!("PQcancel failed: {e}\n"))),
+                    Err(e) => self.emit(Event::CancelFailed {
+                        message: format!("{e}\n"),
+                    }),
                 }
             }
             if td > 2 * self.opts.step_timeout {
                 let secs = td.as_secs();
-                self.emit(Event::Stderr(format!(
-                    "step {name} timed out after {secs} seconds\n"
-                )));
+                self.emit(Event::StepTimedOut {
+                    step: name.clone(),
+                    secs,
+                    active: None,
+                });
                 return Err(SpecError::StepTimeout {
                     session,
                     step: name,
@@ -1034,7 +968,7 @@ impl<'a> Executor<'a> {
         }
 
         if self.step_has_blocker(st, idx) {
-            if flags & STEP_RETRY == 0 {
+            if !flags.retry {
                 self.emit(Event::StepWaiting {
                     session,
                     step: name,
@@ -1044,7 +978,7 @@ impl<'a> Executor<'a> {
             return Ok(true);
         }
 
-        if flags & STEP_RETRY != 0 {
+        if flags.retry {
             self.emit(Event::StepCompleted {
                 session: session.clone(),
                 step: name.clone(),
