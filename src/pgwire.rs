@@ -901,6 +901,114 @@ fn parse_fields(mut fields: backend::ErrorFields<'_>) -> Result<ServerMessage, W
     Ok(m)
 }
 
+/// What the executor and the wait detector need of a connection: libpq's
+/// calls, as `Conn` implements them.  A trait so that the executor's
+/// ordering rules can be unit-tested against a scripted connection.
+#[allow(async_fn_in_trait)]
+pub trait Connection {
+    fn backend_pid(&self) -> i32;
+    fn server_version(&self) -> &str;
+    /// PQerrorMessage.
+    fn error_message(&self) -> &str;
+    fn last_query(&self) -> &str;
+    fn take_notice(&mut self) -> Option<ServerMessage>;
+    fn take_notify(&mut self) -> Option<Notification>;
+    /// PQisBusy.
+    fn is_busy(&mut self) -> Result<bool, WireError>;
+    /// PQconsumeInput.
+    fn consume_input(&mut self) -> Result<(), WireError>;
+    /// PQsendQuery.
+    async fn send_query(&mut self, sql: &str) -> Result<(), WireError>;
+    /// PQexec.
+    async fn exec(&mut self, sql: &str) -> Result<Option<PgResult>, WireError>;
+    /// PQexecParams with text parameters.
+    async fn exec_params(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError>;
+    /// PQprepare.
+    async fn prepare(&mut self, name: &str, sql: &str) -> Result<Option<PgResult>, WireError>;
+    /// PQexecPrepared with text parameters.
+    async fn exec_prepared(
+        &mut self,
+        name: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError>;
+    /// Waits until input arrives or `timeout` passes; whether it arrived.
+    async fn wait_readable(&self, timeout: Duration) -> Result<bool, WireError>;
+    /// PQgetResult.
+    async fn get_result(&mut self) -> Result<Option<PgResult>, WireError>;
+    /// PQcancel.
+    async fn cancel(&self) -> Result<(), WireError>;
+    /// PQfinish.
+    async fn close(self)
+    where
+        Self: Sized;
+}
+
+impl Connection for Conn {
+    fn backend_pid(&self) -> i32 {
+        Conn::backend_pid(self)
+    }
+    fn server_version(&self) -> &str {
+        Conn::server_version(self)
+    }
+    fn error_message(&self) -> &str {
+        Conn::error_message(self)
+    }
+    fn last_query(&self) -> &str {
+        Conn::last_query(self)
+    }
+    fn take_notice(&mut self) -> Option<ServerMessage> {
+        Conn::take_notice(self)
+    }
+    fn take_notify(&mut self) -> Option<Notification> {
+        Conn::take_notify(self)
+    }
+    fn is_busy(&mut self) -> Result<bool, WireError> {
+        Conn::is_busy(self)
+    }
+    fn consume_input(&mut self) -> Result<(), WireError> {
+        Conn::consume_input(self)
+    }
+    async fn send_query(&mut self, sql: &str) -> Result<(), WireError> {
+        Conn::send_query(self, sql).await
+    }
+    async fn exec(&mut self, sql: &str) -> Result<Option<PgResult>, WireError> {
+        Conn::exec(self, sql).await
+    }
+    async fn exec_params(
+        &mut self,
+        sql: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError> {
+        Conn::exec_params(self, sql, params).await
+    }
+    async fn prepare(&mut self, name: &str, sql: &str) -> Result<Option<PgResult>, WireError> {
+        Conn::prepare(self, name, sql).await
+    }
+    async fn exec_prepared(
+        &mut self,
+        name: &str,
+        params: &[&str],
+    ) -> Result<Option<PgResult>, WireError> {
+        Conn::exec_prepared(self, name, params).await
+    }
+    async fn wait_readable(&self, timeout: Duration) -> Result<bool, WireError> {
+        Conn::wait_readable(self, timeout).await
+    }
+    async fn get_result(&mut self) -> Result<Option<PgResult>, WireError> {
+        Conn::get_result(self).await
+    }
+    async fn cancel(&self) -> Result<(), WireError> {
+        Conn::cancel(self).await
+    }
+    async fn close(self) {
+        Conn::close(self).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@
 //! it counts only when the spec asks (`# isospec: prepared-waits`) or the
 //! run does (`--prepared-waits`).
 
-use crate::pgwire::{Conn, PgResult};
+use crate::pgwire::{Connection, PgResult};
 
 const PREP_WAITING: &str = "isolationtester_waiting";
 
@@ -117,7 +117,7 @@ impl Detector {
     /// Prepares the wait query on the control connection.  The error text is
     /// libpq-formatted, as isolationtester prints it.
     pub async fn prepare(
-        control: &mut Conn,
+        control: &mut impl Connection,
         kind: DetectorKind,
         pids: &[i32],
         prepared_waits: bool,
@@ -132,7 +132,11 @@ impl Detector {
     }
 
     /// Whether backend `pid` is blocked by one of the spec's sessions.
-    pub async fn is_blocked(&self, control: &mut Conn, pid: i32) -> Result<bool, String> {
+    pub async fn is_blocked(
+        &self,
+        control: &mut impl Connection,
+        pid: i32,
+    ) -> Result<bool, String> {
         let pid = pid.to_string();
         let r = control.exec_prepared(PREP_WAITING, &[&pid]).await;
         while control.take_notice().is_some() {}

@@ -10,14 +10,18 @@
 //! short, growing intervals, so blocked steps are noticed sooner.
 
 mod event;
+#[cfg(test)]
+mod tests;
 
 pub use event::{Event, LockRow, WaitGraph, WaitRow, Who};
 
-use crate::pgwire::{Conn, ConnParams, PgResult, WireError};
+use crate::pgwire::{Conn, ConnParams, Connection, PgResult, WireError};
 use crate::spec::{CheckedSpec, PBlocker, PStep};
 use crate::wait::{Detector, DetectorKind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the same as std's in a run, and pausable in unit tests.
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
 
 /// Why a spec could not run to its end.  The transcript already holds
 /// isolationtester's message for the same situation.
@@ -142,8 +146,8 @@ enum Target {
     Session(usize),
 }
 
-struct SessionConn {
-    conn: Conn,
+struct SessionConn<C> {
+    conn: C,
     name: String,
     /// Index into the current permutation of the step running here.
     active: Option<usize>,
@@ -158,10 +162,10 @@ struct PermState<'p> {
     targets: Vec<Vec<i64>>,
 }
 
-pub struct Executor<'a> {
+pub struct Executor<'a, C: Connection> {
     spec: &'a CheckedSpec,
-    control: Conn,
-    sessions: Vec<SessionConn>,
+    control: C,
+    sessions: Vec<SessionConn<C>>,
     detector: Detector,
     tx: UnboundedSender<Event>,
     opts: ExecOptions,
@@ -240,7 +244,19 @@ pub async fn run_spec(
         conns.push(conn);
     }
     let control = conns.remove(0);
-    let sessions: Vec<SessionConn> = conns
+    execute(spec, control, conns, opts, tx).await
+}
+
+/// Runs a spec over connections made for it: `control` and one per
+/// session, in the spec's order.
+pub async fn execute<C: Connection>(
+    spec: &CheckedSpec,
+    control: C,
+    conns: Vec<C>,
+    opts: ExecOptions,
+    tx: UnboundedSender<Event>,
+) -> Result<(), SpecError> {
+    let sessions: Vec<SessionConn<C>> = conns
         .into_iter()
         .zip(spec.spec.sessions.iter())
         .map(|(conn, s)| SessionConn {
@@ -349,7 +365,7 @@ pub async fn run_spec(
     result
 }
 
-impl<'a> Executor<'a> {
+impl<'a, C: Connection> Executor<'a, C> {
     fn emit(&self, e: Event) {
         let _ = self.tx.send(e);
     }
@@ -604,7 +620,7 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    fn conn(&mut self, target: Target) -> &mut Conn {
+    fn conn(&mut self, target: Target) -> &mut C {
         match target {
             Target::Control => &mut self.control,
             Target::Session(si) => &mut self.sessions[si].conn,
