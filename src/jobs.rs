@@ -148,41 +148,44 @@ fn mentions_word(text: &str, word: &str) -> bool {
     false
 }
 
-/// Cluster-wide objects a spec uses.  Their names are shared by every
-/// database, so two specs using the same kind never run side by side.
-/// Prepared transactions are finer grained (see `Placement::gids`): the bit
-/// is set only for a spec whose transaction names are not all literals, or
-/// that reads `pg_prepared_xacts`.
-pub mod shared {
-    pub const PREPARED_TRANSACTIONS: u8 = 1;
-    pub const ROLES: u8 = 2;
-    pub const TABLESPACES: u8 = 4;
-    pub const REPLICATION: u8 = 8;
-    pub const DATABASES: u8 = 16;
+bitflags::bitflags! {
+    /// Cluster-wide objects a spec uses.  Their names are shared by every
+    /// database, so two specs using the same kind never run side by side.
+    /// Prepared transactions are finer grained (see `Placement::gids`): the bit
+    /// is set only for a spec whose transaction names are not all literals, or
+    /// that reads `pg_prepared_xacts`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Shared: u8 {
+        const PREPARED_TRANSACTIONS = 1;
+        const ROLES = 2;
+        const TABLESPACES = 4;
+        const REPLICATION = 8;
+        const DATABASES = 16;
+    }
 }
 
 /// Phrases (lowercase, single spaces) that tell which cluster-wide objects
 /// a spec's SQL uses.
-const SHARED_PHRASES: &[(&str, u8)] = &[
-    ("create role", shared::ROLES),
-    ("create user", shared::ROLES),
-    ("create group", shared::ROLES),
-    ("alter role", shared::ROLES),
-    ("alter user", shared::ROLES),
-    ("alter group", shared::ROLES),
-    ("drop role", shared::ROLES),
-    ("drop user", shared::ROLES),
-    ("drop group", shared::ROLES),
-    ("drop owned", shared::ROLES),
-    ("reassign owned", shared::ROLES),
-    ("tablespace", shared::TABLESPACES),
+const SHARED_PHRASES: &[(&str, Shared)] = &[
+    ("create role", Shared::ROLES),
+    ("create user", Shared::ROLES),
+    ("create group", Shared::ROLES),
+    ("alter role", Shared::ROLES),
+    ("alter user", Shared::ROLES),
+    ("alter group", Shared::ROLES),
+    ("drop role", Shared::ROLES),
+    ("drop user", Shared::ROLES),
+    ("drop group", Shared::ROLES),
+    ("drop owned", Shared::ROLES),
+    ("reassign owned", Shared::ROLES),
+    ("tablespace", Shared::TABLESPACES),
     // pg_create_logical_replication_slot() and friends (matched inside words)
-    ("_replication_slot", shared::REPLICATION),
-    ("pg_replication_slot_advance", shared::REPLICATION),
-    ("subscription", shared::REPLICATION),
-    ("create database", shared::DATABASES),
-    ("alter database", shared::DATABASES),
-    ("drop database", shared::DATABASES),
+    ("_replication_slot", Shared::REPLICATION),
+    ("pg_replication_slot_advance", Shared::REPLICATION),
+    ("subscription", Shared::REPLICATION),
+    ("create database", Shared::DATABASES),
+    ("alter database", Shared::DATABASES),
+    ("drop database", Shared::DATABASES),
 ];
 
 /// How a spec may run next to others under -j.
@@ -190,8 +193,8 @@ const SHARED_PHRASES: &[(&str, u8)] = &[
 pub struct Placement {
     /// Runs with nothing alongside, in `--dbname`.
     pub alone: bool,
-    /// Kinds of cluster-wide objects used (`shared::*` bits).
-    pub shared: u8,
+    /// Kinds of cluster-wide objects used.
+    pub shared: Shared,
     /// Names of the prepared transactions the spec uses, all literals
     /// (lowercased: conservative).  Specs with different names may run side
     /// by side, within the server's max_prepared_transactions
@@ -202,7 +205,7 @@ pub struct Placement {
 
 impl Placement {
     fn uses_prepared(&self) -> bool {
-        self.shared & shared::PREPARED_TRANSACTIONS != 0 || !self.gids.is_empty()
+        self.shared.contains(Shared::PREPARED_TRANSACTIONS) || !self.gids.is_empty()
     }
 }
 
@@ -259,7 +262,7 @@ fn literal_gids(norm: &str, gids: &mut Vec<String>) -> bool {
 /// of the same kind.
 pub fn placement(spec: &TestSpec, dbname: &str) -> Placement {
     let texts = sql_texts(spec);
-    let mut shared = 0;
+    let mut shared = Shared::empty();
     let mut gids = Vec::new();
     let mut system = false;
     for t in &texts {
@@ -275,15 +278,15 @@ pub fn placement(spec: &TestSpec, dbname: &str) -> Placement {
                 mentions_word(&norm, phrase)
             };
             if found {
-                shared |= bit;
+                shared |= *bit;
             }
         }
         system |= mentions_word(&norm, "alter system");
         if !literal_gids(&norm, &mut gids) {
-            shared |= shared::PREPARED_TRANSACTIONS;
+            shared |= Shared::PREPARED_TRANSACTIONS;
         }
     }
-    if shared & shared::PREPARED_TRANSACTIONS != 0 {
+    if shared.contains(Shared::PREPARED_TRANSACTIONS) {
         gids.clear();
     }
     gids.sort();
@@ -349,7 +352,9 @@ impl StartQueue {
         if running.iter().any(|&r| self.placement[r].alone) {
             return None;
         }
-        let busy = running.iter().fold(0, |m, &r| m | self.placement[r].shared);
+        let busy = running
+            .iter()
+            .fold(Shared::empty(), |m, &r| m | self.placement[r].shared);
         let prepared: Vec<&Placement> = running
             .iter()
             .map(|&r| &self.placement[r])
@@ -360,7 +365,7 @@ impl StartQueue {
             if p.alone {
                 return running.is_empty();
             }
-            if p.shared & busy != 0 {
+            if p.shared.intersects(busy) {
                 return false;
             }
             if !p.uses_prepared() || prepared.is_empty() {
@@ -370,7 +375,7 @@ impl StartQueue {
                 return false;
             };
             let held: usize = prepared.iter().map(|q| q.gids.len()).sum();
-            p.shared & shared::PREPARED_TRANSACTIONS == 0
+            !p.shared.contains(Shared::PREPARED_TRANSACTIONS)
                 && held + p.gids.len() <= max
                 && prepared
                     .iter()
@@ -391,7 +396,7 @@ mod tests {
         crate::spec::check("t.spec", spec).unwrap()
     }
 
-    fn place(alone: bool, shared: u8) -> Placement {
+    fn place(alone: bool, shared: Shared) -> Placement {
         Placement {
             alone,
             shared,
@@ -409,11 +414,11 @@ mod tests {
     #[test]
     fn queue_starts_alone_first_then_longest_first() {
         let p = vec![
-            place(false, 0),
-            place(true, 0),
-            place(false, 0),
-            place(false, 0),
-            place(true, 0),
+            place(false, Shared::empty()),
+            place(true, Shared::empty()),
+            place(false, Shared::empty()),
+            place(false, Shared::empty()),
+            place(true, Shared::empty()),
         ];
         let mut q = StartQueue::new(p, &[10, 0, 500, 10, 99], None);
         assert_eq!(q.take_next(&[]), Some(1));
@@ -428,12 +433,11 @@ mod tests {
 
     #[test]
     fn queue_keeps_users_of_the_same_shared_objects_apart() {
-        use shared::*;
         let p = vec![
-            place(false, PREPARED_TRANSACTIONS),
-            place(false, PREPARED_TRANSACTIONS | ROLES),
-            place(false, 0),
-            place(true, 0),
+            place(false, Shared::PREPARED_TRANSACTIONS),
+            place(false, Shared::PREPARED_TRANSACTIONS | Shared::ROLES),
+            place(false, Shared::empty()),
+            place(true, Shared::empty()),
         ];
         let mut q = StartQueue::new(p, &[900, 800, 1, 5], Some(10));
         assert_eq!(q.take_next(&[]), Some(3));
@@ -451,7 +455,7 @@ mod tests {
             gids(&["s1", "s2", "s3"]),
             gids(&["a"]),
             gids(&["s1"]),
-            place(false, 0),
+            place(false, Shared::empty()),
         ];
         let cost = [900, 50, 10, 1];
         let mut q = StartQueue::new(p.clone(), &cost, Some(10));
@@ -468,11 +472,11 @@ mod tests {
         assert_eq!(q.take_next(&[]), Some(0));
         assert_eq!(q.take_next(&[0]), Some(3));
         // Names not known: exclusive among prepared-transaction users.
-        let p = vec![place(false, shared::PREPARED_TRANSACTIONS), gids(&["x"])];
+        let p = vec![place(false, Shared::PREPARED_TRANSACTIONS), gids(&["x"])];
         let mut q = StartQueue::new(p, &[9, 1], Some(10));
         assert_eq!(q.take_next(&[]), Some(0));
         assert_eq!(q.take_next(&[0]), None);
-        let p = vec![gids(&["x"]), place(false, shared::PREPARED_TRANSACTIONS)];
+        let p = vec![gids(&["x"]), place(false, Shared::PREPARED_TRANSACTIONS)];
         let mut q = StartQueue::new(p, &[9, 1], Some(10));
         assert_eq!(q.take_next(&[]), Some(0));
         assert_eq!(q.take_next(&[0]), None);
@@ -480,7 +484,6 @@ mod tests {
 
     #[test]
     fn placement_from_the_sql() {
-        use shared::*;
         let p = |src: &str| placement(&checked(src).spec, "isolation_regression");
         assert_eq!(
             p("session s1\nstep a { PREPARE\n   TRANSACTION 's1'; }\nstep b { commit prepared 'S''1'; }\n\
@@ -489,36 +492,36 @@ mod tests {
         );
         assert_eq!(
             p("session s1\nstep a { SELECT my_prepare transaction; }\n"),
-            place(false, 0)
+            place(false, Shared::empty())
         );
         assert_eq!(
             p("session s1\nstep a { PREPARE TRANSACTION 's1'; }\nstep b { SELECT gid FROM pg_prepared_xacts; }\n"),
-            place(false, PREPARED_TRANSACTIONS)
+            place(false, Shared::PREPARED_TRANSACTIONS)
         );
         assert_eq!(
             p("session s1\nstep a { DO $$ BEGIN EXECUTE format('PREPARE TRANSACTION %L', 'x'); END $$; }\n"),
-            place(false, PREPARED_TRANSACTIONS)
+            place(false, Shared::PREPARED_TRANSACTIONS)
         );
         assert_eq!(
             p("setup { CREATE ROLE r; CREATE TABLESPACE x LOCATION ''; }\nsession s\nstep a { SELECT 1; }\n"),
-            place(false, ROLES | TABLESPACES)
+            place(false, Shared::ROLES | Shared::TABLESPACES)
         );
         assert_eq!(
             p("session s\nstep a { SELECT pg_create_logical_replication_slot('x', 'y'); }\n"),
-            place(false, REPLICATION)
+            place(false, Shared::REPLICATION)
         );
         assert!(p("session s\nstep a { ALTER SYSTEM SET work_mem = '1MB'; }\n").alone);
         assert_eq!(
             p("session s\nstep a { GRANT TEMP ON DATABASE Isolation_Regression TO r; }\n"),
-            place(true, 0)
+            place(true, Shared::empty())
         );
         assert_eq!(
             p("# isospec: alone\nsession s\nstep a { SELECT 1; }\n"),
-            place(true, 0)
+            place(true, Shared::empty())
         );
         assert_eq!(
             p("session s\nstep a { SELECT 'prepared_transactions', rolename FROM userroles; }\n"),
-            place(false, 0)
+            place(false, Shared::empty())
         );
     }
 

@@ -1,16 +1,15 @@
 //! isospec: an isolation spec runner for PostgreSQL.
 //!
 //! A faithful port of PostgreSQL's isolationtester and pg_isolation_regress.
-//! The crate is split by job: `spec` parses and checks spec files,
-//! `executor` runs them over `pgwire` connections and emits events,
-//! `wait` asks the server whether a step is blocked, `transcript` formats
-//! events as isolationtester's text, `differ` compares transcripts with
-//! expected files, `schedule` reads pg_regress schedules, `server` manages a
-//! throwaway PostgreSQL instance, `report` prints status lines and summaries,
-//! `timeouts` chooses the step timeout
-//! as the server version's isolationtester does, `jobs` decides the order in which -j starts specs, `affinity` binds -j
-//! lanes and their backends to CPUs, and `runner` ties them together for the
-//! command line (`cli`).
+//! The crate is split by job (ARCHITECTURE.md has the map): `spec` parses
+//! and checks spec files, `run` drives a run and emits `outcome::RunEvent`s,
+//! `executor` runs one spec over `pgwire` connections and emits typed
+//! events, `wait` asks the server whether a step is blocked, `transcript`
+//! renders isolationtester's text, `differ` compares transcripts with
+//! expected files, `report` alone prints, `schedule` reads pg_regress
+//! schedules, `server` manages a throwaway instance, `timeouts` chooses the
+//! step timeout, `jobs` and `affinity` place -j work, and `cli` is the
+//! command line.
 
 pub mod affinity;
 pub mod cli;

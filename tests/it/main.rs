@@ -8,6 +8,7 @@
 #[macro_use]
 mod util;
 
+mod architecture;
 mod check;
 mod faults;
 mod parallel;
