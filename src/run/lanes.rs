@@ -4,7 +4,7 @@
 //! own, started longest first as `jobs` orders them.
 
 use super::database::prepare_database;
-use super::one::{interrupted, load_spec, run_one, SpecRun};
+use super::one::{interrupted, load_spec, run_one, Loaded, SpecRun};
 use super::passes::Sink;
 use super::{Events, RunConfig, RunError, TestCase};
 use crate::jobs::{self, Timings};
@@ -108,15 +108,18 @@ pub(super) async fn run_group(
             if interrupted(cfg) {
                 break;
             }
-            let r = run_one(cfg, params, t, &cfg.dbname, sink.events).await?;
+            let r = run_one(cfg, params, t, load_spec(t), &cfg.dbname, sink.events).await?;
             sink.done(offset + k, r)?;
         }
         return Ok(());
     }
+    // Each spec is loaded once: for its placement and cost, then its run.
+    let loaded: Vec<Loaded> = tests.iter().map(load_spec).collect();
     let (placement, cost): (Vec<jobs::Placement>, Vec<u64>) = tests
         .iter()
-        .map(|t| {
-            let checked = load_spec(t).ok();
+        .zip(&loaded)
+        .map(|(t, l)| {
+            let checked = l.as_ref().ok();
             let mut placement = checked
                 .as_ref()
                 .map(|c| jobs::placement(&c.spec, &cfg.dbname))
@@ -124,7 +127,7 @@ pub(super) async fn run_group(
             placement.alone |= cfg.alone.contains(&t.name);
             let cost = timings
                 .get(&t.name)
-                .or_else(|| checked.as_ref().map(jobs::estimate_ms))
+                .or_else(|| checked.map(|c| jobs::estimate_ms(c)))
                 .unwrap_or(0);
             (placement, cost)
         })
@@ -156,7 +159,12 @@ pub(super) async fn run_group(
                 free.pop().expect("a free slot")
             };
             running.push(k);
-            if lanes.jobs[slot].send((k, tests[k].clone())).is_err() {
+            let job = Job {
+                index: k,
+                test: tests[k].clone(),
+                loaded: loaded[k].clone(),
+            };
+            if lanes.jobs[slot].send(job).is_err() {
                 return Err(RunError::LaneStopped(slot));
             }
         }
@@ -203,6 +211,14 @@ pub(super) async fn run_group(
     failed.map_or(Ok(()), Err)
 }
 
+/// What a lane is sent: a test of the group, loaded.
+struct Job {
+    /// The test's index in its group.
+    index: usize,
+    test: TestCase,
+    loaded: Loaded,
+}
+
 /// What a lane sends back.
 struct LaneDone {
     slot: usize,
@@ -215,7 +231,7 @@ struct LaneDone {
 /// its own, bound with its specs' backends to one CPU where `affinity`
 /// allows (a local server, --no-pin not given).  Dropping `jobs` ends them.
 struct Lanes {
-    jobs: Vec<tokio::sync::mpsc::UnboundedSender<(usize, TestCase)>>,
+    jobs: Vec<tokio::sync::mpsc::UnboundedSender<Job>>,
     done: tokio::sync::mpsc::UnboundedReceiver<LaneDone>,
 }
 
@@ -271,7 +287,7 @@ impl Lane {
     /// The lane's thread: runs the specs it is sent in its database.
     fn run(
         mut self,
-        mut jobs: tokio::sync::mpsc::UnboundedReceiver<(usize, TestCase)>,
+        mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
         done: tokio::sync::mpsc::UnboundedSender<LaneDone>,
     ) {
         use futures_util::FutureExt;
@@ -286,7 +302,7 @@ impl Lane {
         {
             Ok(rt) => rt,
             Err(source) => {
-                if let Some((index, _)) = jobs.blocking_recv() {
+                if let Some(Job { index, .. }) = jobs.blocking_recv() {
                     let run = Err(RunError::LaneRuntime { slot, source });
                     let _ = done.send(LaneDone { slot, index, run });
                 }
@@ -294,8 +310,13 @@ impl Lane {
             }
         };
         rt.block_on(async {
-            while let Some((index, t)) = jobs.recv().await {
-                let one = run_one(&self.cfg, &self.params, &t, &self.db, &self.events);
+            while let Some(Job {
+                index,
+                test: t,
+                loaded,
+            }) = jobs.recv().await
+            {
+                let one = run_one(&self.cfg, &self.params, &t, loaded, &self.db, &self.events);
                 let run = std::panic::AssertUnwindSafe(one)
                     .catch_unwind()
                     .await

@@ -60,16 +60,23 @@ pub(super) fn interrupted(cfg: &RunConfig) -> bool {
     cfg.exec.interrupt.as_ref().is_some_and(|r| *r.borrow())
 }
 
+/// A spec as read, parsed and checked once (an error names file:line:col).
+pub(super) type Loaded = Result<std::sync::Arc<CheckedSpec>, String>;
+
 /// Reads, parses and checks a spec.
-pub(super) fn load_spec(t: &TestCase) -> Result<CheckedSpec, String> {
-    crate::spec::load(&t.spec_path).map_err(|e| e.to_string())
+pub(super) fn load_spec(t: &TestCase) -> Loaded {
+    crate::spec::load(&t.spec_path)
+        .map(std::sync::Arc::new)
+        .map_err(|e| e.to_string())
 }
 
-/// Runs one test case in database `db`; writes results/NAME.out.
+/// Runs one test case, loaded as `loaded`, in database `db`; writes
+/// results/NAME.out.
 pub(super) async fn run_one(
     cfg: &RunConfig,
     params: &ConnParams,
     t: &TestCase,
+    loaded: Loaded,
     db: &str,
     events: &Events,
 ) -> Result<SpecRun, RunError> {
@@ -82,7 +89,7 @@ pub(super) async fn run_one(
         .join("results")
         .join(format!("{}.out", t.name));
     let waits_path = result_path.with_extension("waits");
-    let checked = match load_spec(t) {
+    let checked = match loaded {
         Ok(c) => c,
         Err(msg) => {
             let _ = std::fs::write(&result_path, format!("{msg}\n"));
