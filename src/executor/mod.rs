@@ -139,6 +139,14 @@ const FINISH: Attempt = Attempt {
     retry: true,
 };
 
+/// What watching a running step found.
+enum Watch {
+    /// Its results are all in.
+    Done,
+    /// The server says it waits for a lock.
+    Blocked,
+}
+
 /// Which connection runs a setup or teardown block.
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -856,134 +864,17 @@ impl<'a, C: Connection> Executor<'a, C> {
         let sql = self.step_sql(pstep);
         let session = self.sessions[si].name.clone();
 
-        if !flags.retry && pstep.blockers.contains(&PBlocker::Once) {
-            self.emit(Event::StepWaiting {
-                session,
-                step: name,
-                sql: sql.to_string(),
-            });
-            return Ok(true);
-        }
-
-        let start = Instant::now();
-        let mut canceled = false;
-        let mut interval = self.opts.poll_min;
-        let mut slow_reported = false;
-        loop {
-            let busy = self.sessions[si]
-                .conn
-                .is_busy()
-                .map_err(|e| wire(&session, &name, e))?;
-            self.flush_notices(si);
-            if !busy {
-                break;
-            }
-            let readable = self.sessions[si]
-                .conn
-                .wait_readable(interval)
-                .await
-                .map_err(|e| wire(&session, &name, e))?;
-            if readable {
-                self.sessions[si]
-                    .conn
-                    .consume_input()
-                    .map_err(|e| wire(&session, &name, e))?;
-                continue;
-            }
-            interval = (interval * 2).min(self.opts.poll_max);
-            if self.interrupted() {
-                return Err(SpecError::Interrupted);
-            }
-            if flags.nonblock {
-                let pid = self.sessions[si].conn.backend_pid();
-                let waiting = self
-                    .detector
-                    .is_blocked(&mut self.control, pid)
-                    .await
-                    .map_err(|message| {
-                        self.emit(Event::WaitQueryFailed {
-                            message: message.clone(),
-                        });
-                        SpecError::WaitQuery {
-                            step: name.clone(),
-                            message,
-                        }
-                    })?;
-                if waiting {
-                    self.sessions[si]
-                        .conn
-                        .consume_input()
-                        .map_err(|e| wire(&session, &name, e))?;
-                    let busy = self.sessions[si]
-                        .conn
-                        .is_busy()
-                        .map_err(|e| wire(&session, &name, e))?;
-                    self.flush_notices(si);
-                    if !busy {
-                        break;
-                    }
-                    if !flags.retry {
-                        self.emit(Event::StepWaiting {
-                            session,
-                            step: name,
-                            sql: sql.to_string(),
-                        });
-                    }
-                    return Ok(true);
-                }
-            }
-            let td = start.elapsed();
-            if !slow_reported && td > self.opts.step_timeout / 2 {
-                slow_reported = true;
-                self.emit(Event::SlowStep {
-                    session: session.clone(),
-                    step: name.clone(),
-                    secs: td.as_secs(),
-                });
-                if let Some(graph) = self.wait_graph(&name, &session, td.as_secs()).await {
-                    self.emit(Event::WaitGraph {
-                        graph,
-                        in_transcript: false,
-                    });
-                }
-            }
-            if td > self.opts.step_timeout && !canceled {
-                if let Some(graph) = self.wait_graph(&name, &session, td.as_secs()).await {
-                    let in_transcript = self.opts.wait_graph_in_transcript;
-                    self.emit(Event::WaitGraph {
-                        graph,
-                        in_transcript,
-                    });
-                }
-                match self.sessions[si].conn.cancel().await {
-                    Ok(()) => {
-                        self.emit(Event::Canceling {
-                            step: name.clone(),
-                            secs: td.as_secs(),
-                        });
-                        canceled = true;
-                    }
-                    Err(e) => self.emit(Event::CancelFailed {
-                        message: format!("{e}\n"),
-                    }),
-                }
-            }
-            if td > 2 * self.opts.step_timeout {
-                let secs = td.as_secs();
-                self.emit(Event::StepTimedOut {
-                    step: name.clone(),
-                    secs,
-                    active: None,
-                });
-                return Err(SpecError::StepTimeout {
-                    session,
-                    step: name,
-                    secs,
-                });
-            }
-        }
-
-        if self.step_has_blocker(st, idx) {
+        // A `(*)` step is reported waiting at once; otherwise the step
+        // waits while the server says it is blocked, or while a step named
+        // in its markers is running.  Each is looked at only if the one
+        // before did not hold the step back (isolationtester's order).
+        let waiting = (!flags.retry && pstep.blockers.contains(&PBlocker::Once))
+            || matches!(
+                self.watch_step(si, &name, &session, flags).await?,
+                Watch::Blocked
+            )
+            || self.step_has_blocker(st, idx);
+        if waiting {
             if !flags.retry {
                 self.emit(Event::StepWaiting {
                     session,
@@ -1006,10 +897,170 @@ impl<'a, C: Connection> Executor<'a, C> {
                 sql: sql.to_string(),
             });
         }
+        self.read_results(si, &name, &session).await?;
+        Ok(false)
+    }
+
+    /// Waits for a running step as isolationtester's try_complete_step
+    /// does: until its results are in (`Done`), or, with `nonblock`, until
+    /// the server says it is blocked (`Blocked`); watching the timeout.
+    async fn watch_step(
+        &mut self,
+        si: usize,
+        name: &str,
+        session: &str,
+        flags: Attempt,
+    ) -> Result<Watch, SpecError> {
+        let start = Instant::now();
+        let mut canceled = false;
+        let mut interval = self.opts.poll_min;
+        let mut slow_reported = false;
+        loop {
+            let busy = self.sessions[si]
+                .conn
+                .is_busy()
+                .map_err(|e| wire(session, name, e))?;
+            self.flush_notices(si);
+            if !busy {
+                break;
+            }
+            let readable = self.sessions[si]
+                .conn
+                .wait_readable(interval)
+                .await
+                .map_err(|e| wire(session, name, e))?;
+            if readable {
+                self.sessions[si]
+                    .conn
+                    .consume_input()
+                    .map_err(|e| wire(session, name, e))?;
+                continue;
+            }
+            interval = (interval * 2).min(self.opts.poll_max);
+            if self.interrupted() {
+                return Err(SpecError::Interrupted);
+            }
+            if flags.nonblock {
+                let pid = self.sessions[si].conn.backend_pid();
+                let waiting = self
+                    .detector
+                    .is_blocked(&mut self.control, pid)
+                    .await
+                    .map_err(|message| {
+                        self.emit(Event::WaitQueryFailed {
+                            message: message.clone(),
+                        });
+                        SpecError::WaitQuery {
+                            step: name.to_string(),
+                            message,
+                        }
+                    })?;
+                if waiting {
+                    self.sessions[si]
+                        .conn
+                        .consume_input()
+                        .map_err(|e| wire(session, name, e))?;
+                    let busy = self.sessions[si]
+                        .conn
+                        .is_busy()
+                        .map_err(|e| wire(session, name, e))?;
+                    self.flush_notices(si);
+                    if !busy {
+                        break;
+                    }
+                    return Ok(Watch::Blocked);
+                }
+            }
+            self.check_long_step(
+                si,
+                name,
+                session,
+                start.elapsed(),
+                &mut slow_reported,
+                &mut canceled,
+            )
+            .await?;
+        }
+        Ok(Watch::Done)
+    }
+
+    /// A step running long: at half the timeout a note and its wait graph;
+    /// at the timeout a cancel (isolationtester's line); at twice the
+    /// timeout the spec is abandoned.
+    async fn check_long_step(
+        &mut self,
+        si: usize,
+        name: &str,
+        session: &str,
+        td: Duration,
+        slow_reported: &mut bool,
+        canceled: &mut bool,
+    ) -> Result<(), SpecError> {
+        {
+            if !*slow_reported && td > self.opts.step_timeout / 2 {
+                *slow_reported = true;
+                self.emit(Event::SlowStep {
+                    session: session.to_string(),
+                    step: name.to_string(),
+                    secs: td.as_secs(),
+                });
+                if let Some(graph) = self.wait_graph(name, session, td.as_secs()).await {
+                    self.emit(Event::WaitGraph {
+                        graph,
+                        in_transcript: false,
+                    });
+                }
+            }
+            if td > self.opts.step_timeout && !*canceled {
+                if let Some(graph) = self.wait_graph(name, session, td.as_secs()).await {
+                    let in_transcript = self.opts.wait_graph_in_transcript;
+                    self.emit(Event::WaitGraph {
+                        graph,
+                        in_transcript,
+                    });
+                }
+                match self.sessions[si].conn.cancel().await {
+                    Ok(()) => {
+                        self.emit(Event::Canceling {
+                            step: name.to_string(),
+                            secs: td.as_secs(),
+                        });
+                        *canceled = true;
+                    }
+                    Err(e) => self.emit(Event::CancelFailed {
+                        message: format!("{e}\n"),
+                    }),
+                }
+            }
+            if td > 2 * self.opts.step_timeout {
+                let secs = td.as_secs();
+                self.emit(Event::StepTimedOut {
+                    step: name.to_string(),
+                    secs,
+                    active: None,
+                });
+                return Err(SpecError::StepTimeout {
+                    session: session.to_string(),
+                    step: name.to_string(),
+                    secs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a completed step's results into the transcript, then the
+    /// notifications that came with them.
+    async fn read_results(
+        &mut self,
+        si: usize,
+        name: &str,
+        session: &str,
+    ) -> Result<(), SpecError> {
         loop {
             let r = self.sessions[si].conn.get_result().await;
             self.flush_notices(si);
-            let Some(res) = r.map_err(|e| wire(&session, &name, e))? else {
+            let Some(res) = r.map_err(|e| wire(session, name, e))? else {
                 break;
             };
             match res {
@@ -1021,12 +1072,12 @@ impl<'a, C: Connection> Executor<'a, C> {
                         _ => m.format_libpq(true, None),
                     };
                     self.emit(Event::StepError {
-                        step: name.clone(),
+                        step: name.to_string(),
                         text,
                     });
                 }
                 PgResult::ClientError(text) => self.emit(Event::StepError {
-                    step: name.clone(),
+                    step: name.to_string(),
                     text,
                 }),
                 PgResult::Copy(status) => self.emit(Event::UnexpectedStatus(status.to_string())),
@@ -1044,7 +1095,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                 .map(|s| s.name.clone())
                 .unwrap_or_else(|| format!("PID {}", n.pid));
             self.emit(Event::Notify {
-                session: session.clone(),
+                session: session.to_string(),
                 channel: n.channel,
                 payload: n.payload,
                 sender,
@@ -1055,12 +1106,12 @@ impl<'a, C: Connection> Executor<'a, C> {
 
         if let Some(t0) = self.sessions[si].launched_at.take() {
             self.emit(Event::StepTimings {
-                step: name,
+                step: name.to_string(),
                 micros: t0.elapsed().as_micros() as u64,
             });
         }
         self.sessions[si].active = None;
-        Ok(false)
+        Ok(())
     }
 }
 

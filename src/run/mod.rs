@@ -32,7 +32,7 @@ use crate::server::{TempInstance, TempInstanceOptions};
 use database::server_version_num;
 use flaky::Variants;
 use passes::{run_passes, Tally};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Where the server is.
@@ -169,67 +169,14 @@ impl Events {
 /// this returns, also on error and on SIGINT/SIGTERM.
 pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError> {
     let wall = Instant::now();
-    let results_dir = cfg.outputdir.join("results");
-    std::fs::create_dir_all(&results_dir).map_err(|source| RunError::Output {
-        path: results_dir.display().to_string(),
-        source,
-    })?;
-    let diffs_path = cfg.outputdir.join("regression.diffs");
-    let _ = std::fs::remove_file(&diffs_path);
-    let manifest: String = cfg
-        .tests
-        .iter()
-        .map(|t| format!("{}\t{}\n", t.name, t.expected_dir.display()))
-        .collect();
-    std::fs::write(results_dir.join(accept::MANIFEST), manifest).map_err(|source| {
-        RunError::Output {
-            path: results_dir.display().to_string(),
-            source,
-        }
-    })?;
+    let (results_dir, diffs_path) = prepare_outputs(&cfg)?;
     let timings = Timings::load(&results_dir);
-
     // Installed before a temp instance starts: a signal that arrives while
     // it starts is seen as soon as the run begins, and no spec starts.
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(RunError::Signals)?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(RunError::Signals)?;
-
-    let mut instance: Option<TempInstance> = None;
-    let params = match &cfg.server {
-        ServerChoice::Existing(p) => p.clone(),
-        ServerChoice::Temp(opts) => {
-            events.emit(RunEvent::Banner(format!(
-                "creating temporary instance in {}",
-                opts.dir.display()
-            )));
-            let o = opts.clone();
-            let inst = tokio::task::spawn_blocking(move || TempInstance::start(&o))
-                .await
-                .map_err(|e| RunError::Task(e.to_string()))??;
-            let p = inst.params("postgres");
-            if let Some((note, _, _)) = &inst.relocated {
-                events.note(note.clone());
-            }
-            instance = Some(inst);
-            p
-        }
-    };
-
-    // The step timeout of the server's isolationtester version.
+    let mut signals = Signals::install()?;
+    let (params, instance) = start_server(&cfg, &events).await?;
     let mut cfg = cfg;
-    let admin_db = if cfg.use_existing {
-        cfg.dbname.as_str()
-    } else {
-        "postgres"
-    };
-    let major = server_version_num(&params, admin_db).await? / 10000;
-    let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
-    if let Some(note) = &chosen.note {
-        events.note(note.clone());
-    }
-    cfg.exec.step_timeout = chosen.timeout;
+    choose_step_timeout(&mut cfg, &params, &events).await?;
 
     let mut tally = Tally {
         outcomes: Vec::new(),
@@ -237,45 +184,13 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
         finished: vec![false; cfg.tests.len()],
     };
     // On SIGINT/SIGTERM no spec starts any more; the running specs cancel
-    // their steps and run their teardown (bounded), then the run stops.
+    // their steps and run their teardown, then the run stops.
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
     cfg.exec.interrupt = Some(interrupt_rx);
     let cfg = cfg;
-    let mut signal = None;
-    let result = {
-        let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
-        tokio::pin!(work);
-        let first = tokio::select! {
-            r = &mut work => Err(r),
-            _ = sigint.recv() => Ok(2),
-            _ = sigterm.recv() => Ok(15),
-        };
-        match first {
-            Err(r) => r,
-            Ok(sig) => {
-                signal = Some(sig);
-                let _ = interrupt_tx.send(true);
-                events.note(format!(
-                    "interrupted by signal {sig}: no more specs start; canceling the running steps and running their teardown (interrupt again to stop at once)"
-                ));
-                // The specs cancel and tear down (their teardowns are bounded
-                // by the step timeout); a second signal stops at once,
-                // dropping their connections.
-                let again = tokio::select! {
-                    _ = &mut work => false,
-                    _ = sigint.recv() => true,
-                    _ = sigterm.recv() => true,
-                };
-                if again {
-                    events.note(
-                        "interrupted again: stopping at once, without waiting for the running specs",
-                    );
-                }
-                Err(RunError::Interrupted(sig))
-            }
-        }
-    };
-    if let Some(mut inst) = instance.take() {
+    let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
+    let (result, signal) = signals.supervise(work, &interrupt_tx, &events).await;
+    if let Some(mut inst) = instance {
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
         if let (Some(_), ServerChoice::Temp(o)) = (signal, &cfg.server) {
             events.note(format!("temporary instance in {} stopped", o.dir.display()));
@@ -287,19 +202,153 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
         Err(e) if tally.outcomes.is_empty() && signal.is_none() => return Err(e),
         r => r,
     };
-    // The tests of this pass that did not run are reported as such; their
-    // earlier results files are untouched.
+    let why = result.is_err().then_some(if signal.is_some() {
+        "interrupted"
+    } else {
+        "the run stopped early"
+    });
+    let summary = finish(&cfg, tally, why, timings, &results_dir, &events);
+    events.emit(RunEvent::Finished {
+        outcomes: summary.outcomes.clone(),
+        wall: wall.elapsed(),
+        diffs_file: diffs_path.exists().then_some(diffs_path),
+    });
+    result.map(|()| summary)
+}
+
+/// Creates results/, removes an old regression.diffs and records which
+/// expected directory each test is compared with (for `isospec accept`).
+/// Returns (results/, regression.diffs).
+fn prepare_outputs(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
+    let results_dir = cfg.outputdir.join("results");
+    let output = |source| RunError::Output {
+        path: results_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&results_dir).map_err(output)?;
+    let diffs_path = cfg.outputdir.join("regression.diffs");
+    let _ = std::fs::remove_file(&diffs_path);
+    let manifest: String = cfg
+        .tests
+        .iter()
+        .map(|t| format!("{}\t{}\n", t.name, t.expected_dir.display()))
+        .collect();
+    std::fs::write(results_dir.join(accept::MANIFEST), manifest).map_err(output)?;
+    Ok((results_dir, diffs_path))
+}
+
+/// The server to run against: the user's, or a temp instance started now
+/// (stopped when the returned instance is stopped or dropped).
+async fn start_server(
+    cfg: &RunConfig,
+    events: &Events,
+) -> Result<(ConnParams, Option<TempInstance>), RunError> {
+    match &cfg.server {
+        ServerChoice::Existing(p) => Ok((p.clone(), None)),
+        ServerChoice::Temp(opts) => {
+            events.emit(RunEvent::Banner(format!(
+                "creating temporary instance in {}",
+                opts.dir.display()
+            )));
+            let o = opts.clone();
+            let inst = tokio::task::spawn_blocking(move || TempInstance::start(&o))
+                .await
+                .map_err(|e| RunError::Task(e.to_string()))??;
+            if let Some((note, _, _)) = &inst.relocated {
+                events.note(note.clone());
+            }
+            Ok((inst.params("postgres"), Some(inst)))
+        }
+    }
+}
+
+/// Sets the step timeout of the server version's isolationtester.
+async fn choose_step_timeout(
+    cfg: &mut RunConfig,
+    params: &ConnParams,
+    events: &Events,
+) -> Result<(), RunError> {
+    let admin_db = if cfg.use_existing {
+        cfg.dbname.as_str()
+    } else {
+        "postgres"
+    };
+    let major = server_version_num(params, admin_db).await? / 10000;
+    let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
+    if let Some(note) = chosen.note {
+        events.note(note);
+    }
+    cfg.exec.step_timeout = chosen.timeout;
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, caught for the whole run.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, RunError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).map_err(RunError::Signals)?,
+            term: signal(SignalKind::terminate()).map_err(RunError::Signals)?,
+        })
+    }
+
+    /// Runs `work` to its end.  On a first signal, tells the specs (through
+    /// `interrupt`) to start nothing more and tear down, and waits for
+    /// them; on a second, stops at once.  Returns the work's result (or
+    /// `Interrupted`) and the signal caught.
+    async fn supervise(
+        &mut self,
+        work: impl std::future::Future<Output = Result<(), RunError>>,
+        interrupt: &tokio::sync::watch::Sender<bool>,
+        events: &Events,
+    ) -> (Result<(), RunError>, Option<i32>) {
+        tokio::pin!(work);
+        let sig = tokio::select! {
+            r = &mut work => return (r, None),
+            _ = self.int.recv() => 2,
+            _ = self.term.recv() => 15,
+        };
+        let _ = interrupt.send(true);
+        events.note(format!(
+            "interrupted by signal {sig}: no more specs start; canceling the running steps and running their teardown (interrupt again to stop at once)"
+        ));
+        // The specs cancel and tear down (their teardowns are bounded by the
+        // step timeout); a second signal drops their connections.
+        let again = tokio::select! {
+            _ = &mut work => false,
+            _ = self.int.recv() => true,
+            _ = self.term.recv() => true,
+        };
+        if again {
+            events
+                .note("interrupted again: stopping at once, without waiting for the running specs");
+        }
+        (Err(RunError::Interrupted(sig)), Some(sig))
+    }
+}
+
+/// The end of a run: the tests of the last pass that did not run (`why`
+/// says why) are reported as such, their earlier results untouched;
+/// durations are kept for the next -j run; flakes are reported.
+fn finish(
+    cfg: &RunConfig,
+    tally: Tally,
+    why: Option<&str>,
+    timings: Timings,
+    results_dir: &Path,
+    events: &Events,
+) -> RunSummary {
     let Tally {
         mut outcomes,
         variants,
         finished,
     } = tally;
-    if result.is_err() {
-        let why = if signal.is_some() {
-            "interrupted"
-        } else {
-            "the run stopped early"
-        };
+    if let Some(why) = why {
         for (t, _) in cfg.tests.iter().zip(&finished).filter(|(_, &f)| !f) {
             let o = TestOutcome::new(&t.name, Status::NotRun(why.into()), Duration::ZERO, 0);
             events.emit(RunEvent::SpecFinished {
@@ -311,26 +360,19 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
             outcomes.push(o);
         }
     }
-    // Reports cover what finished, also when the run was cut short.
-    // The durations order the next -j run; losing them loses only speed.
-    if let Err(e) = timings.save(&results_dir, &outcomes) {
+    // Losing the durations loses only speed.
+    if let Err(e) = timings.save(results_dir, &outcomes) {
         events.note(format!(
             "could not save spec durations in {}: {e}",
             results_dir.display()
         ));
     }
     let mut flaky = Vec::new();
-    for e in flaky::flaky_reports(&cfg, &variants) {
+    for e in flaky::flaky_reports(cfg, &variants) {
         if let RunEvent::Flaky(f) = &e {
             flaky.push(f.name.clone());
         }
         events.emit(e);
     }
-    events.emit(RunEvent::Finished {
-        outcomes: outcomes.clone(),
-        wall: wall.elapsed(),
-        diffs_file: diffs_path.exists().then_some(diffs_path),
-    });
-    result?;
-    Ok(RunSummary { outcomes, flaky })
+    RunSummary { outcomes, flaky }
 }
