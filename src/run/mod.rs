@@ -216,8 +216,9 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     result.map(|()| summary)
 }
 
-/// Creates results/, removes an old regression.diffs and records which
-/// expected directory each test is compared with (for `isospec accept`).
+/// Creates results/, removes an old regression.diffs and regression.out,
+/// and records which expected directory each test is compared with (for
+/// `isospec accept`).
 /// Returns (results/, regression.diffs).
 fn prepare_outputs(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
     let results_dir = cfg.outputdir.join("results");
@@ -228,6 +229,9 @@ fn prepare_outputs(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
     std::fs::create_dir_all(&results_dir).map_err(output)?;
     let diffs_path = cfg.outputdir.join("regression.diffs");
     let _ = std::fs::remove_file(&diffs_path);
+    // The reporter writes a new one from its first line on; an old one
+    // must not pass for this run's.
+    let _ = std::fs::remove_file(cfg.outputdir.join("regression.out"));
     let manifest: String = cfg
         .tests
         .iter()

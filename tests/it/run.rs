@@ -202,14 +202,7 @@ fn rejected_credentials_name_the_server() {
     // A real server started by the library, then the binary with a role
     // that does not exist.
     let dir = workdir();
-    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
-        dir: dir.path().join("srv"),
-        bindir: None,
-        os_user: "postgres".into(),
-        temp_config: vec![],
-        extra_settings: vec![],
-    })
-    .unwrap();
+    let inst = start_instance(dir.path());
     let spec = manifest().join("tests/fixtures/specs/allperms.spec");
     let out = isospec()
         .arg("run")
@@ -403,29 +396,13 @@ fn every_repeat_pass_starts_in_fresh_databases() {
 fn setup_failure_prints_no_summary() {
     require_server!();
     let dir = workdir();
-    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
-        dir: dir.path().join("srv"),
-        bindir: None,
-        os_user: "postgres".into(),
-        temp_config: vec![],
-        extra_settings: vec![],
-    })
-    .unwrap();
+    let inst = start_instance(dir.path());
     let server = Server::ready(&inst.data_dir);
     server
         .query("postgres", "CREATE DATABASE isolation_regression")
         .unwrap();
     let spec = manifest().join("tests/fixtures/specs/allperms.spec");
-    let out = isospec()
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--host")
-        .arg(&inst.socket_dir)
-        .args(["--port", &inst.port.to_string(), "--user", &Server::user()])
-        .arg(&spec)
-        .output()
-        .unwrap();
+    let out = run_against(&inst, dir.path()).arg(&spec).output().unwrap();
     let stdout = expect_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("refusing to drop it"), "{stderr}");

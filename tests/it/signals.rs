@@ -131,14 +131,7 @@ fn schedule_interrupt_case(jobs: &str) {
         std::fs::write(dir.path().join(format!("results/{n}.out")), "earlier run\n").unwrap();
     }
 
-    let inst = isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
-        dir: dir.path().join("srv"),
-        bindir: None,
-        os_user: "postgres".into(),
-        temp_config: vec![],
-        extra_settings: vec![],
-    })
-    .unwrap();
+    let inst = start_instance(dir.path());
     let server = Server::ready(&inst.data_dir);
     server.query("postgres", "CREATE DATABASE userdb").unwrap();
     server
@@ -149,13 +142,7 @@ fn schedule_interrupt_case(jobs: &str) {
         .unwrap();
 
     let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
-    let child = isospec()
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--host")
-        .arg(&inst.socket_dir)
-        .args(["--port", &inst.port.to_string(), "--user", &Server::user()])
+    let child = run_against(&inst, dir.path())
         .args(["--dbname", "userdb", "--use-existing", "-j", jobs, "--tap"])
         .arg("--junit")
         .arg(&junit)

@@ -180,6 +180,31 @@ pub fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> Child {
         .unwrap()
 }
 
+/// A throwaway server started by the library (the tests' "existing"
+/// server), in `dir`/srv; stopped when dropped.
+pub fn start_instance(dir: &Path) -> isospec::server::TempInstance {
+    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
+        dir: dir.join("srv"),
+        bindir: None,
+        os_user: "postgres".into(),
+        temp_config: vec![],
+        extra_settings: vec![],
+    })
+    .unwrap()
+}
+
+/// `isospec run` against `inst` as its superuser, outputs in `dir`.
+pub fn run_against(inst: &isospec::server::TempInstance, dir: &Path) -> Command {
+    let mut c = isospec();
+    c.arg("run")
+        .arg("--outputdir")
+        .arg(dir)
+        .arg("--host")
+        .arg(&inst.socket_dir)
+        .args(["--port", &inst.port.to_string(), "--user", &Server::user()]);
+    c
+}
+
 /// Hang guard for waits on states: far beyond what any state takes to
 /// appear, even on a loaded machine; reaching it means the state never came.
 const HANG_GUARD: Duration = Duration::from_secs(300);
