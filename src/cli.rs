@@ -121,7 +121,9 @@ pub struct RunArgs {
     /// How to detect a blocked step.
     #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
     pub wait_detector: DetectorKind,
-    /// Step timeout in seconds (default: PGISOLATIONTIMEOUT, else 2×PG_TEST_TIMEOUT_DEFAULT, else 300).
+    /// Step timeout in seconds (default: as the server version's
+    /// isolationtester: ≤ 16 PGISOLATIONTIMEOUT or 300, ≥ 17
+    /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Count a step waiting on a prepared transaction as blocked, for every
