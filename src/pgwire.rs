@@ -318,6 +318,35 @@ impl Stream {
         }
     }
 
+    /// A real non-blocking read, like libpq's PQconsumeInput: tokio's
+    /// `try_read` answers "would block" without asking the kernel when its
+    /// driver has not yet seen the socket's readiness, which happens when
+    /// the runtime has not parked since the data arrived (a step's notices
+    /// sent before it blocked could then be missed when the lock wait query
+    /// says it is blocked).  After "would block", tokio's readiness is
+    /// cleared so that `readable()` waits for new data.
+    fn recv_now(&self, chunk: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        };
+        match nix::sys::socket::recv(fd, chunk, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => Ok(n),
+            Err(errno) => {
+                let e = io::Error::from(errno);
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    let would_block = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+                    let _ = match self {
+                        Stream::Tcp(s) => s.try_io(tokio::io::Interest::READABLE, would_block),
+                        Stream::Unix(s) => s.try_io(tokio::io::Interest::READABLE, would_block),
+                    };
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.try_read_buf(buf),
@@ -616,14 +645,17 @@ impl Conn {
 
     /// PQconsumeInput: reads whatever has arrived, without waiting, and parses it.
     pub fn consume_input(&mut self) -> Result<(), WireError> {
+        let mut chunk = [0u8; 8192];
         loop {
-            self.inbuf.reserve(8192);
-            match self.stream.try_read_buf(&mut self.inbuf) {
+            match self.stream.recv_now(&mut chunk) {
                 Ok(0) => {
                     self.on_eof();
                     break;
                 }
-                Ok(_) => continue,
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -1012,6 +1044,34 @@ impl Connection for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Data the runtime has not yet noticed (it has not parked since the
+    /// data arrived) is read all the same, as libpq's recv() would.
+    #[tokio::test]
+    async fn consume_reads_data_the_runtime_has_not_noticed() {
+        use std::io::Write;
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let s = Stream::Unix(UnixStream::from_std(ours).unwrap());
+        let mut chunk = [0u8; 64];
+        let e = s.recv_now(&mut chunk).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Sent without the runtime's help; nothing awaits in between.
+        peer.write_all(b"notice").unwrap();
+        assert_eq!(s.recv_now(&mut chunk).unwrap(), 6);
+        assert_eq!(&chunk[..6], b"notice");
+        // Nothing more: "would block", and readable() waits for new data.
+        let e = s.recv_now(&mut chunk).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let waited = tokio::time::timeout(Duration::from_millis(50), s.readable()).await;
+        assert!(
+            waited.is_err(),
+            "readable() must not report stale readiness"
+        );
+        peer.write_all(b"x").unwrap();
+        s.readable().await.unwrap();
+        assert_eq!(s.recv_now(&mut chunk).unwrap(), 1);
+    }
 
     fn msg(fields: &[(u8, &str)]) -> ServerMessage {
         ServerMessage {
