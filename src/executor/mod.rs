@@ -916,12 +916,7 @@ impl<'a, C: Connection> Executor<'a, C> {
         let mut interval = self.opts.poll_min;
         let mut slow_reported = false;
         loop {
-            let busy = self.sessions[si]
-                .conn
-                .is_busy()
-                .map_err(|e| wire(session, name, e))?;
-            self.flush_notices(si);
-            if !busy {
+            if !self.still_busy(si, false, session, name)? {
                 break;
             }
             let readable = self.sessions[si]
@@ -956,16 +951,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                         }
                     })?;
                 if waiting {
-                    self.sessions[si]
-                        .conn
-                        .consume_input()
-                        .map_err(|e| wire(session, name, e))?;
-                    let busy = self.sessions[si]
-                        .conn
-                        .is_busy()
-                        .map_err(|e| wire(session, name, e))?;
-                    self.flush_notices(si);
-                    if !busy {
+                    if !self.still_busy(si, true, session, name)? {
                         break;
                     }
                     return Ok(Watch::Blocked);
@@ -982,6 +968,25 @@ impl<'a, C: Connection> Executor<'a, C> {
             .await?;
         }
         Ok(Watch::Done)
+    }
+
+    /// Whether session `si`'s step is still busy (PQisBusy), after reading
+    /// what has arrived when `read` (PQconsumeInput); its notices are
+    /// reported either way.
+    fn still_busy(
+        &mut self,
+        si: usize,
+        read: bool,
+        session: &str,
+        name: &str,
+    ) -> Result<bool, SpecError> {
+        let conn = &mut self.sessions[si].conn;
+        if read {
+            conn.consume_input().map_err(|e| wire(session, name, e))?;
+        }
+        let busy = conn.is_busy().map_err(|e| wire(session, name, e))?;
+        self.flush_notices(si);
+        Ok(busy)
     }
 
     /// A step running long: at half the timeout a note and its wait graph;

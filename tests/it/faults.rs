@@ -102,16 +102,11 @@ fn fault_matrix_specs_end_cleanly_and_the_run_goes_on() {
     require_server!();
     let dir = workdir();
     let specs = manifest().join("tests/faults/specs");
-    let out = isospec()
-        .env("PGISOLATIONTIMEOUT", "2")
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--temp-instance")
-        .arg(dir.path().join("tmp_check"))
-        .arg(&specs)
-        .output()
-        .unwrap();
+    let out = run_in_env(
+        dir.path(),
+        &[("PGISOLATIONTIMEOUT", "2".as_ref())],
+        &[specs.to_str().unwrap()],
+    );
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     // Each fault ends its spec the way the expected file (and isolationtester)

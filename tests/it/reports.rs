@@ -2,45 +2,33 @@
 
 use crate::util::*;
 
+/// A step that waits on a lock nobody releases.
+const BLOCKED: &str = "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
+    session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+    session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
+    permutation s1lock s2lock\n";
+
 #[test]
 fn github_summary_colour_and_wait_graph_in_transcript() {
     require_server!();
     let dir = workdir();
-    let specs = dir.path().join("suite/specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
     // A step that waits on a lock nobody releases: cancelled after 1 s,
     // with the server's wait graph in the transcript when asked.
-    std::fs::write(
-        specs.join("blocked.spec"),
-        "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
-         session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
-         session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
-         permutation s1lock s2lock\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("suite/expected/blocked.out"),
-        "something else\n",
-    )
-    .unwrap();
+    let specs = write_suite(dir.path(), &[("blocked", BLOCKED, "something else\n")]);
     let summary = dir.path().join("summary.md");
-    let out = isospec()
-        .env("PGISOLATIONTIMEOUT", "1")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .arg("run")
-        .args([
+    let out = run_in_env(
+        dir.path(),
+        &[
+            ("PGISOLATIONTIMEOUT", "1".as_ref()),
+            ("GITHUB_STEP_SUMMARY", &summary),
+        ],
+        &[
             "--wait-graph-in-transcript",
             "--color",
             "always",
-            "--outputdir",
-        ])
-        .arg(dir.path())
-        .arg("--temp-instance")
-        .arg(dir.path().join("tmp_check"))
-        .arg(&specs)
-        .output()
-        .unwrap();
+            specs.to_str().unwrap(),
+        ],
+    );
     let stdout = expect_exit(&out, 1);
     let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
     assert!(
@@ -75,21 +63,12 @@ fn github_summary_colour_and_wait_graph_in_transcript() {
 fn wait_graph_goes_beside_the_transcript_by_default() {
     require_server!();
     let dir = workdir();
-    let spec = "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE wg; }\n\
-                session s1\nstep s1lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
-                session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
-                permutation s1lock s2lock\n";
-    let specs = write_suite(dir.path(), &[("blocked", spec, "something else\n")]);
-    let out = isospec()
-        .env("PGISOLATIONTIMEOUT", "1")
-        .arg("run")
-        .arg("--outputdir")
-        .arg(dir.path())
-        .arg("--temp-instance")
-        .arg(dir.path().join("tmp_check"))
-        .arg(&specs)
-        .output()
-        .unwrap();
+    let specs = write_suite(dir.path(), &[("blocked", BLOCKED, "something else\n")]);
+    let out = run_in_env(
+        dir.path(),
+        &[("PGISOLATIONTIMEOUT", "1".as_ref())],
+        &[specs.to_str().unwrap()],
+    );
     expect_exit(&out, 1);
     let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
     assert!(

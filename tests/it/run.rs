@@ -75,19 +75,16 @@ fn mismatch_gives_exit_1_and_a_unified_diff() {
 fn invalid_spec_in_a_run_is_reported_and_others_still_run() {
     require_server!();
     let dir = workdir();
-    let specs = dir.path().join("suite/specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
-    std::fs::write(
-        specs.join("broken.spec"),
-        "session s\nstep a { SELECT 1; }\npermutation nosuch\n",
-    )
-    .unwrap();
-    std::fs::write(
-        specs.join("fine.spec"),
-        "session s\nstep a { SELECT 1 AS x; }\n",
-    )
-    .unwrap();
+    let specs = write_new_specs(
+        dir.path(),
+        &[
+            (
+                "broken",
+                "session s\nstep a { SELECT 1; }\npermutation nosuch\n",
+            ),
+            ("fine", "session s\nstep a { SELECT 1 AS x; }\n"),
+        ],
+    );
     let out = run_in(dir.path(), &[specs.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
@@ -313,16 +310,15 @@ fn repeat_partition_and_list() {
 fn flaky_spec_is_caught_by_repeat_and_until_fail() {
     require_server!();
     let dir = workdir();
-    let specs = dir.path().join("suite/specs");
-    std::fs::create_dir_all(&specs).unwrap();
-    std::fs::create_dir_all(dir.path().join("suite/expected")).unwrap();
     // A coin flip: two distinct transcripts over 30 runs, except with
     // probability 2^-29.
-    std::fs::write(
-        specs.join("coin.spec"),
-        "session s\nstep flip { SELECT random() < 0.5 AS heads; }\n",
-    )
-    .unwrap();
+    let specs = write_new_specs(
+        dir.path(),
+        &[(
+            "coin",
+            "session s\nstep flip { SELECT random() < 0.5 AS heads; }\n",
+        )],
+    );
     let out = run_in(
         dir.path(),
         &["--repeat", "30", "-j", "2", specs.to_str().unwrap()],

@@ -95,8 +95,14 @@ pub fn text(b: &[u8]) -> String {
 
 /// `isospec run` with its outputs and a temp instance in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_in_env(dir, &[], args)
+}
+
+/// `run_in` with environment variables set (PGISOLATIONTIMEOUT, …).
+pub fn run_in_env(dir: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
     let tmp = dir.join("tmp_check");
     isospec()
+        .envs(env.iter().copied())
         .arg("run")
         .arg("--outputdir")
         .arg(dir)
@@ -129,6 +135,18 @@ pub fn write_suite(dir: &Path, specs: &[(&str, &str, &str)]) -> PathBuf {
     for (name, spec, out) in specs {
         std::fs::write(spec_dir.join(format!("{name}.spec")), spec).unwrap();
         std::fs::write(expected.join(format!("{name}.out")), out).unwrap();
+    }
+    spec_dir
+}
+
+/// Writes `suite/specs/NAME.spec` below `dir` with no expected output yet
+/// (new specs); returns the specs directory.
+pub fn write_new_specs(dir: &Path, specs: &[(&str, &str)]) -> PathBuf {
+    let spec_dir = dir.join("suite/specs");
+    std::fs::create_dir_all(&spec_dir).unwrap();
+    std::fs::create_dir_all(dir.join("suite/expected")).unwrap();
+    for (name, spec) in specs {
+        std::fs::write(spec_dir.join(format!("{name}.spec")), spec).unwrap();
     }
     spec_dir
 }
