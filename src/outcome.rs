@@ -97,12 +97,49 @@ pub struct FlakyReport {
     pub diffs: Vec<String>,
 }
 
+/// The running temp instance, as pg_regress reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempServer {
+    pub port: u16,
+    pub pid: u32,
+}
+
+/// The phases of a run around its specs, in the order pg_regress goes
+/// through them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// A temp instance directory from an earlier run is replaced.
+    RemovingOldInstance(PathBuf),
+    CreatingInstance(PathBuf),
+    InitializingCluster,
+    StartingServer,
+    /// The server answers: its version (e.g. 150018), and the temp
+    /// instance's port and postmaster pid when isospec started it.
+    ServerReady {
+        version_num: u32,
+        temp: Option<TempServer>,
+    },
+    DroppingDatabase(String),
+    CreatingDatabase(String),
+    Installing(String),
+    LoadingLanguage(String),
+    DroppingRole(String),
+    CreatingRole(String),
+    /// A setup command finished with this tag (as psql prints it).
+    Command(String),
+    RunningTests,
+    StoppingServer,
+    /// Every spec passed: the temp instance directory is removed.
+    RemovingInstance(PathBuf),
+}
+
 /// What happens during a run, in order.  Emitted by the run, printed and
 /// written to files by the reporter only.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
-    /// A phase of the run (pg_regress's `============== … ==============`).
-    Banner(String),
+    /// A phase of the run's setup or end (pg_regress's
+    /// `============== … ==============` lines).
+    Phase(Phase),
     /// Something the user should know about the run (stderr).
     Note(String),
     /// Something about one spec while it runs (stderr): a slow step, its

@@ -28,7 +28,79 @@ pub struct TempInstanceOptions {
     pub temp_config: Vec<PathBuf>,
     /// Extra configuration lines appended after the files.
     pub extra_settings: Vec<String>,
+    /// How initdb chooses the cluster's locale and encoding.
+    pub locale: InitdbLocale,
+    /// pg_regress's `--debug`: initdb --debug, postgres -d 5.
+    pub debug: bool,
+    /// The port to listen on (default: a free one).
+    pub port: Option<u16>,
+    /// Environment for the postmaster and so its backends, beyond PGHOST
+    /// and PGPORT (which always name the instance itself).
+    pub env: Vec<(String, String)>,
+    /// Where initdb.log and postmaster.log go (default: `dir`/log;
+    /// pg_regress uses its output directory's log/).
+    pub log_dir: Option<PathBuf>,
 }
+
+impl TempInstanceOptions {
+    /// isospec's defaults for a throwaway instance in `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        TempInstanceOptions {
+            dir,
+            bindir: None,
+            os_user: "postgres".into(),
+            temp_config: Vec::new(),
+            extra_settings: Vec::new(),
+            locale: InitdbLocale::CUtf8,
+            debug: false,
+            port: None,
+            env: Vec::new(),
+            log_dir: None,
+        }
+    }
+}
+
+/// The locale initdb gives a temp instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitdbLocale {
+    /// `--locale=C -E UTF8`, whatever the environment says (isospec run).
+    CUtf8,
+    /// The environment's locale, as pg_regress does.
+    Environment,
+    /// pg_regress's `--no-locale`: initdb --no-locale, LC_* variables cleared.
+    NoLocale,
+}
+
+/// Variables that could point a backend's own libpq connections (a
+/// postgres_fdw or dblink loopback) somewhere else than the instance; cleared
+/// for the postmaster as pg_regress clears them for a temp instance.
+const LIBPQ_VARS_CLEARED: &[&str] = &[
+    "PGCHANNELBINDING",
+    "PGCONNECT_TIMEOUT",
+    "PGDATA",
+    "PGDATABASE",
+    "PGGSSENCMODE",
+    "PGGSSLIB",
+    "PGHOSTADDR",
+    "PGKRBSRVNAME",
+    "PGPASSFILE",
+    "PGPASSWORD",
+    "PGREQUIREPEER",
+    "PGREQUIRESSL",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSSLCERT",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLKEY",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLSNI",
+    "PGTARGETSESSIONATTRS",
+    "PGUSER",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -90,8 +162,11 @@ pub const PG_REGRESS_SETTINGS: &[&str] = &[
 ];
 
 /// Finds a server binary: `--bindir`, else `pg_config --bindir`, else PATH.
+/// Finds a server binary: `--bindir`, else `pg_config --bindir`, else PATH.
+/// An empty bindir (pg_regress's `--bindir=`) means PATH only.
 pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerError> {
-    if let Some(d) = bindir {
+    let path_only = bindir.is_some_and(|d| d.as_os_str().is_empty());
+    if let Some(d) = bindir.filter(|_| !path_only) {
         let p = d.join(name);
         return if p.is_file() {
             Ok(p)
@@ -100,7 +175,7 @@ pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerE
         };
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
+        if out.status.success() && !path_only {
             let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             let p = d.join(name);
             if p.is_file() {
@@ -207,8 +282,8 @@ impl TempInstance {
             _ => requested.clone(),
         };
         let data = dir.join("data");
-        let logdir = dir.join("log");
-        for d in [&data, &logdir] {
+        let logdir = opts.log_dir.clone().unwrap_or_else(|| dir.join("log"));
+        for d in [&data, &dir.join("log")] {
             if d.exists() {
                 fs::remove_dir_all(d)
                     .map_err(io(format!("could not remove old {}", d.display())))?;
@@ -243,22 +318,43 @@ impl TempInstance {
         let mut cmd = Command::new(&initdb);
         cmd.arg("-D")
             .arg(&data)
-            .args([
-                "--no-clean",
-                "--no-sync",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-U",
-                &superuser,
-            ])
+            .args(["--no-clean", "--no-sync", "-A", "trust", "-U", &superuser])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(io("log file"))?)
             .stderr(log_file)
-            .env_remove("PGDATA")
-            .env("LC_ALL", "C");
+            .env_remove("PGDATA");
+        if opts.debug {
+            cmd.arg("--debug");
+        }
+        match opts.locale {
+            InitdbLocale::CUtf8 => {
+                cmd.args(["-E", "UTF8", "--locale=C"]).env("LC_ALL", "C");
+            }
+            InitdbLocale::Environment => {
+                cmd.env_remove("LC_ALL")
+                    .env_remove("LANGUAGE")
+                    .env("LC_MESSAGES", "C");
+            }
+            InitdbLocale::NoLocale => {
+                cmd.arg("--no-locale");
+                for v in [
+                    "LC_ALL",
+                    "LANGUAGE",
+                    "LC_COLLATE",
+                    "LC_CTYPE",
+                    "LC_MONETARY",
+                    "LC_NUMERIC",
+                    "LC_TIME",
+                    "LANG",
+                ] {
+                    cmd.env_remove(v);
+                }
+                cmd.env("LC_MESSAGES", "C");
+            }
+        }
+        if let Ok(extra) = std::env::var("PG_TEST_INITDB_EXTRA_OPTS") {
+            cmd.args(extra.split_whitespace());
+        }
         if let Some(u) = &run_as {
             cmd.uid(u.uid.as_raw())
                 .gid(u.gid.as_raw())
@@ -276,7 +372,7 @@ impl TempInstance {
             });
         }
 
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let conf = data.join("postgresql.conf");
         let mut f = fs::OpenOptions::new()
             .append(true)
@@ -319,10 +415,21 @@ impl TempInstance {
             .stdin(Stdio::null())
             .stdout(lf.try_clone().map_err(io("log file"))?)
             .stderr(lf)
-            .env_remove("PGDATA")
+            // The instance's backends that connect back to it (postgres_fdw's
+            // and dblink's loopback servers) find it through PGHOST/PGPORT,
+            // as under pg_regress.
+            .env("PGHOST", &sock)
+            .env("PGPORT", port.to_string())
             // Own process group: a terminal's Ctrl-C reaches isospec, which
             // then stops the server itself after trying teardown.
             .process_group(0);
+        for v in LIBPQ_VARS_CLEARED {
+            cmd.env_remove(v);
+        }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        if opts.debug {
+            cmd.args(["-d", "5"]);
+        }
         if let Some(u) = &run_as {
             cmd.uid(u.uid.as_raw())
                 .gid(u.gid.as_raw())

@@ -3,8 +3,8 @@
 //! made them, one per -j worker slot; and the few facts a run asks the
 //! server (its version, max_prepared_transactions).
 
-use super::{Events, RunConfig, RunError};
-use crate::outcome::RunEvent;
+use super::{Events, RunConfig, RunError, ServerChoice};
+use crate::outcome::{Phase, RunEvent};
 use crate::pgwire::{ConnParams, Host};
 
 pub(super) fn quote_ident(s: &str) -> String {
@@ -58,78 +58,207 @@ pub(super) fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Drops (if isospec made it) and creates the test database like pg_regress.
+/// Drops (if isospec made it, or always with `drop_existing`) and creates
+/// the test database like pg_regress, with the setup's other databases and
+/// roles; installs the extensions.  Against a temp instance nothing needs
+/// dropping.  `events` is None for -j worker databases (not shown).
 pub(super) async fn prepare_database(
     cfg: &RunConfig,
     params: &ConnParams,
     db: &str,
     events: Option<&Events>,
 ) -> Result<(), RunError> {
-    let banner = |text: String| {
-        if let Some(e) = events {
-            e.emit(RunEvent::Banner(text));
-        }
+    let sh = Shown {
+        events,
+        server: params.describe(),
     };
-    let server = params.describe();
-    let dberr = |message: String| RunError::Database {
-        server: server.clone(),
-        message,
-    };
-    let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
+    let phase = |p: Phase| sh.phase(p);
+    let dberr = |m: String| sh.err(m);
+    let first_only = events.is_some();
+    let mut dbs = vec![db.to_string()];
+    if first_only {
+        dbs.extend(cfg.setup.more_databases.iter().cloned());
+    }
     if !cfg.use_existing {
-        let row = admin
-            .query_opt(
-                "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
-                &[&db],
-            )
-            .await
-            .map_err(|e| dberr(describe_pg_error(&e)))?;
-        if let Some(row) = row {
-            let comment: Option<String> = row.get(0);
-            if comment.as_deref() != Some(DB_MARKER) && !cfg.drop_existing {
-                return Err(dberr(format!(
-                    "database \"{db}\" exists and was not created by isospec; refusing to drop it \
-(pass --drop-existing to drop it anyway, --use-existing to run in it, or --dbname to choose another)"
-                )));
+        let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
+        let fresh_server = matches!(cfg.server, ServerChoice::Temp(_));
+        if !fresh_server {
+            for d in &dbs {
+                drop_old_database(cfg, &admin, d, &sh).await?;
             }
-            banner(format!("dropping database \"{db}\""));
-            admin
-                .batch_execute(&format!("DROP DATABASE {}", quote_ident(db)))
-                .await
-                .map_err(|e| dberr(describe_pg_error(&e)))?;
+            if first_only {
+                for r in &cfg.setup.roles {
+                    phase(Phase::DroppingRole(r.clone()));
+                    let sql = format!(
+                        "SET client_min_messages = warning; DROP ROLE IF EXISTS {}",
+                        quote_ident(r)
+                    );
+                    sh.exec(&admin, &sql, &["SET", "DROP ROLE"]).await?;
+                }
+            }
         }
-        banner(format!("creating database \"{db}\""));
-        let q = quote_ident(db);
-        admin
-            .batch_execute(&format!("CREATE DATABASE {q} TEMPLATE=template0"))
-            .await
-            .map_err(|e| dberr(describe_pg_error(&e)))?;
-        admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {q} SET lc_messages TO 'C';\
+        for d in &dbs {
+            phase(Phase::CreatingDatabase(d.clone()));
+            let q = quote_ident(d);
+            let mut create = format!("CREATE DATABASE {q} TEMPLATE=template0");
+            if let Some(enc) = &cfg.setup.encoding {
+                create.push_str(&format!(" ENCODING={}", quote_literal(enc)));
+            }
+            if cfg.setup.c_locale {
+                create.push_str(" LC_COLLATE='C' LC_CTYPE='C'");
+            }
+            sh.exec(&admin, &create, &["CREATE DATABASE"]).await?;
+            sh.exec(
+                &admin,
+                &format!(
+                    "ALTER DATABASE {q} SET lc_messages TO 'C';\
 ALTER DATABASE {q} SET lc_monetary TO 'C';\
 ALTER DATABASE {q} SET lc_numeric TO 'C';\
 ALTER DATABASE {q} SET lc_time TO 'C';\
 ALTER DATABASE {q} SET bytea_output TO 'hex';\
 ALTER DATABASE {q} SET timezone_abbreviations TO 'Default';\
 COMMENT ON DATABASE {q} IS '{DB_MARKER}'"
-            ))
-            .await
-            .map_err(|e| dberr(describe_pg_error(&e)))?;
-    }
-    if !cfg.load_extensions.is_empty() {
-        let c = admin_client(params, db).await.map_err(&dberr)?;
-        for ext in &cfg.load_extensions {
-            banner(format!("installing {ext}"));
-            c.batch_execute(&format!(
-                "CREATE EXTENSION IF NOT EXISTS {}",
-                quote_ident(ext)
-            ))
-            .await
-            .map_err(|e| dberr(describe_pg_error(&e)))?;
+                ),
+                &["ALTER DATABASE"; 6],
+            )
+            .await?;
+            if !cfg.load_extensions.is_empty() || !cfg.setup.languages.is_empty() {
+                let c = admin_client(params, d).await.map_err(&dberr)?;
+                for lang in &cfg.setup.languages {
+                    phase(Phase::Installing(lang.clone()));
+                    let sql = format!("CREATE OR REPLACE LANGUAGE {}", quote_ident(lang));
+                    sh.exec(&c, &sql, &["CREATE LANGUAGE"]).await?;
+                }
+                install_extensions(cfg, &c, &sh).await?;
+            }
         }
+        if first_only {
+            for r in &cfg.setup.roles {
+                phase(Phase::CreatingRole(r.clone()));
+                let mut sql = format!("CREATE ROLE {} WITH LOGIN", quote_ident(r));
+                for d in &dbs {
+                    sql.push_str(&format!(
+                        "; GRANT ALL ON DATABASE {} TO {}",
+                        quote_ident(d),
+                        quote_ident(r)
+                    ));
+                }
+                sh.exec(&admin, &sql, &["CREATE ROLE"]).await?;
+                for _ in &dbs {
+                    phase(Phase::Command("GRANT".into()));
+                }
+            }
+        }
+    } else if !cfg.load_extensions.is_empty() {
+        let c = admin_client(params, db).await.map_err(&dberr)?;
+        install_extensions(cfg, &c, &sh).await?;
     }
     Ok(())
+}
+
+/// Shows the setup's phases (when `events` is given) and names the server
+/// in errors.
+struct Shown<'a> {
+    events: Option<&'a Events>,
+    server: String,
+}
+
+impl Shown<'_> {
+    fn phase(&self, p: Phase) {
+        if let Some(e) = self.events {
+            e.emit(RunEvent::Phase(p));
+        }
+    }
+
+    fn err(&self, message: String) -> RunError {
+        RunError::Database {
+            server: self.server.clone(),
+            message,
+        }
+    }
+
+    /// Runs `sql`, then shows `tags` as psql would print them.
+    async fn exec(
+        &self,
+        client: &tokio_postgres::Client,
+        sql: &str,
+        tags: &[&str],
+    ) -> Result<(), RunError> {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| self.err(describe_pg_error(&e)))?;
+        for t in tags {
+            self.phase(Phase::Command(t.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// `CREATE EXTENSION IF NOT EXISTS` for each `--load-extension`.
+async fn install_extensions(
+    cfg: &RunConfig,
+    client: &tokio_postgres::Client,
+    sh: &Shown<'_>,
+) -> Result<(), RunError> {
+    for ext in &cfg.load_extensions {
+        sh.phase(Phase::Installing(ext.clone()));
+        let sql = format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext));
+        sh.exec(client, &sql, &["CREATE EXTENSION"]).await?;
+    }
+    Ok(())
+}
+
+/// Drops database `db` of an earlier run: always with `drop_existing`
+/// (pg_regress's way), else only when isospec created it.
+async fn drop_old_database(
+    cfg: &RunConfig,
+    admin: &tokio_postgres::Client,
+    db: &str,
+    sh: &Shown<'_>,
+) -> Result<(), RunError> {
+    let phase = |p: Phase| sh.phase(p);
+    let dberr = |m: String| sh.err(m);
+    let pg = |e: tokio_postgres::Error| dberr(describe_pg_error(&e));
+    if cfg.drop_existing {
+        phase(Phase::DroppingDatabase(db.to_string()));
+        admin
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; DROP DATABASE IF EXISTS {}",
+                quote_ident(db)
+            ))
+            .await
+            .map_err(pg)?;
+        phase(Phase::Command("SET".into()));
+        phase(Phase::Command("DROP DATABASE".into()));
+        return Ok(());
+    }
+    let row = admin
+        .query_opt(
+            "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .map_err(pg)?;
+    if let Some(row) = row {
+        let comment: Option<String> = row.get(0);
+        if comment.as_deref() != Some(DB_MARKER) {
+            return Err(dberr(format!(
+                "database \"{db}\" exists and was not created by isospec; refusing to drop it \
+(pass --drop-existing to drop it anyway, --use-existing to run in it, or --dbname to choose another)"
+            )));
+        }
+        phase(Phase::DroppingDatabase(db.to_string()));
+        admin
+            .batch_execute(&format!("DROP DATABASE {}", quote_ident(db)))
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 pub(super) async fn drop_database(params: &ConnParams, db: &str) {

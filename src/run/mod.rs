@@ -25,7 +25,7 @@ pub use select::{partition, resolve_tests, TestCase};
 
 use crate::executor::ExecOptions;
 use crate::jobs::Timings;
-use crate::outcome::{RunEvent, Status, TestOutcome};
+use crate::outcome::{Phase, RunEvent, Status, TempServer, TestOutcome};
 use crate::pgwire::ConnParams;
 use crate::schedule;
 use crate::server::{TempInstance, TempInstanceOptions};
@@ -69,6 +69,27 @@ pub struct RunConfig {
     pub alone: Vec<String>,
     /// Under -j, bind each lane and its backends to a CPU (see `affinity`).
     pub pin: bool,
+    /// pg_regress's database setup beyond the test database itself.
+    pub setup: DatabaseSetup,
+    /// Remove the temp instance's directory when every spec passed, as
+    /// pg_regress does.
+    pub remove_instance_on_success: bool,
+}
+
+/// What pg_regress's options add to the database setup (none of it is
+/// done with `use_existing`).
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseSetup {
+    /// Databases created besides the test database (`--dbname=a,b,c`).
+    pub more_databases: Vec<String>,
+    /// Roles (re)created with LOGIN and granted every test database.
+    pub roles: Vec<String>,
+    /// Procedural languages created in each database (pg_regress 12).
+    pub languages: Vec<String>,
+    /// `CREATE DATABASE … ENCODING`.
+    pub encoding: Option<String>,
+    /// `CREATE DATABASE … LC_COLLATE='C' LC_CTYPE='C'` (`--no-locale`).
+    pub c_locale: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +197,7 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     let mut signals = Signals::install()?;
     let (params, instance) = start_server(&cfg, &events).await?;
     let mut cfg = cfg;
-    choose_step_timeout(&mut cfg, &params, &events).await?;
+    choose_step_timeout(&mut cfg, &params, instance.as_ref(), &events).await?;
 
     let mut tally = Tally {
         outcomes: Vec::new(),
@@ -191,9 +212,23 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
     let (result, signal) = signals.supervise(work, &interrupt_tx, &events).await;
     if let Some(mut inst) = instance {
+        events.emit(RunEvent::Phase(Phase::StoppingServer));
         let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
-        if let (Some(_), ServerChoice::Temp(o)) = (signal, &cfg.server) {
-            events.note(format!("temporary instance in {} stopped", o.dir.display()));
+        if let ServerChoice::Temp(o) = &cfg.server {
+            if signal.is_some() {
+                events.note(format!("temporary instance in {} stopped", o.dir.display()));
+            } else if cfg.remove_instance_on_success
+                && result.is_ok()
+                && tally.outcomes.iter().all(|o| o.status.passed())
+            {
+                events.emit(RunEvent::Phase(Phase::RemovingInstance(o.dir.clone())));
+                if let Err(e) = std::fs::remove_dir_all(&o.dir) {
+                    events.note(format!(
+                        "could not remove temp instance \"{}\": {e}",
+                        o.dir.display()
+                    ));
+                }
+            }
         }
     }
     // A run that stopped before any spec ran (setup failed) reports nothing
@@ -250,10 +285,18 @@ async fn start_server(
     match &cfg.server {
         ServerChoice::Existing(p) => Ok((p.clone(), None)),
         ServerChoice::Temp(opts) => {
-            events.emit(RunEvent::Banner(format!(
-                "creating temporary instance in {}",
-                opts.dir.display()
-            )));
+            if opts.dir.join("data").exists() {
+                events.emit(RunEvent::Phase(Phase::RemovingOldInstance(
+                    opts.dir.clone(),
+                )));
+            }
+            for p in [
+                Phase::CreatingInstance(opts.dir.clone()),
+                Phase::InitializingCluster,
+                Phase::StartingServer,
+            ] {
+                events.emit(RunEvent::Phase(p));
+            }
             let o = opts.clone();
             let inst = tokio::task::spawn_blocking(move || TempInstance::start(&o))
                 .await
@@ -266,10 +309,12 @@ async fn start_server(
     }
 }
 
-/// Sets the step timeout of the server version's isolationtester.
+/// Says which server answered, and sets the step timeout of its
+/// version's isolationtester.
 async fn choose_step_timeout(
     cfg: &mut RunConfig,
     params: &ConnParams,
+    instance: Option<&TempInstance>,
     events: &Events,
 ) -> Result<(), RunError> {
     let admin_db = if cfg.use_existing {
@@ -277,7 +322,15 @@ async fn choose_step_timeout(
     } else {
         "postgres"
     };
-    let major = server_version_num(params, admin_db).await? / 10000;
+    let version_num = server_version_num(params, admin_db).await?;
+    events.emit(RunEvent::Phase(Phase::ServerReady {
+        version_num,
+        temp: instance.map(|i| TempServer {
+            port: i.port,
+            pid: i.pid().unwrap_or(0),
+        }),
+    }));
+    let major = version_num / 10000;
     let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
     if let Some(note) = chosen.note {
         events.note(note);

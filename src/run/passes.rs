@@ -9,7 +9,7 @@ use super::lanes::{run_group, PassEnv, WorkerDbs};
 use super::one::{interrupted, SpecRun};
 use super::{Events, RunConfig, RunError};
 use crate::jobs::Timings;
-use crate::outcome::{RunEvent, Status, TestOutcome};
+use crate::outcome::{Phase, RunEvent, Status, TestOutcome};
 use crate::pgwire::ConnParams;
 use std::path::Path;
 
@@ -107,8 +107,7 @@ async fn run_passes_in(
     timings: &Timings,
     sink: &mut Sink<'_>,
 ) -> Result<(), RunError> {
-    sink.events
-        .emit(RunEvent::Banner("running regression test queries".into()));
+    sink.events.emit(RunEvent::Phase(Phase::RunningTests));
     sink.events.emit(RunEvent::Started {
         total: (!cfg.until_fail).then_some((cfg.tests.len() * cfg.repeat.max(1)) as u64),
     });

@@ -201,13 +201,9 @@ pub fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> Child {
 /// A throwaway server started by the library (the tests' "existing"
 /// server), in `dir`/srv; stopped when dropped.
 pub fn start_instance(dir: &Path) -> isospec::server::TempInstance {
-    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
-        dir: dir.join("srv"),
-        bindir: None,
-        os_user: "postgres".into(),
-        temp_config: vec![],
-        extra_settings: vec![],
-    })
+    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions::new(
+        dir.join("srv"),
+    ))
     .unwrap()
 }
 

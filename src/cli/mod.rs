@@ -9,6 +9,8 @@ use crate::run::{self, RunConfig, ServerChoice};
 use crate::server::TempInstanceOptions;
 use crate::spec;
 use crate::wait::DetectorKind;
+
+mod pg_regress;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -46,6 +48,14 @@ pub enum Command {
         /// Where the last run wrote results/.
         #[arg(long, value_name = "DIR", default_value = ".")]
         outputdir: PathBuf,
+    },
+    /// A drop-in for PostgreSQL's pg_isolation_regress: pg_regress's options
+    /// (see `isospec pg_isolation_regress --help`); also what a link named
+    /// pg_isolation_regress runs.
+    #[command(name = "pg_isolation_regress", disable_help_flag = true)]
+    PgIsolationRegress {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
     },
     /// Show a spec's sessions and steps, and the permutations a run would execute (dry run).
     List {
@@ -233,13 +243,29 @@ fn server_named(a: &RunArgs) -> bool {
 
 /// Builds connection parameters from conninfo, options and libpq variables.
 pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
+    existing_params_from(
+        a.conninfo.as_deref(),
+        a.host.as_deref(),
+        a.port,
+        a.user.as_deref(),
+    )
+}
+
+/// Connection parameters from a conninfo string, then host, port and user
+/// (each overriding), then libpq's environment variables.
+fn existing_params_from(
+    conninfo: Option<&str>,
+    host_opt: Option<&str>,
+    port_opt: Option<u16>,
+    user_opt: Option<&str>,
+) -> Result<ConnParams, String> {
     let mut host: Option<String> = None;
     let mut port: Option<u16> = None;
     let mut user: Option<String> = None;
     let mut password: Option<Vec<u8>> = None;
     let mut options: Option<String> = None;
     let mut timeout: Option<Duration> = None;
-    if let Some(ci) = &a.conninfo {
+    if let Some(ci) = conninfo {
         let cfg = tokio_postgres::Config::from_str(ci)
             .map_err(|e| format!("invalid connection string: {e}"))?;
         match cfg.get_hosts().first() {
@@ -256,14 +282,22 @@ pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
             return Err("sslmode=require is not supported by isospec's session connections".into());
         }
     }
-    if let Some(h) = &a.host {
-        host = Some(h.clone());
+    if let Some(h) = host_opt.map(str::to_string).or_else(|| env("PGHOST")) {
+        host.get_or_insert(h);
+        if let Some(h) = host_opt {
+            host = Some(h.to_string());
+        }
     }
-    if a.port.is_some() {
-        port = a.port;
+    if let Some(p) = port_opt {
+        port = Some(p);
+    } else if port.is_none() {
+        port = env("PGPORT").and_then(|p| p.parse().ok());
     }
-    if let Some(u) = &a.user {
-        user = Some(u.clone());
+    if let Some(u) = user_opt.map(str::to_string).or_else(|| env("PGUSER")) {
+        user.get_or_insert(u);
+        if let Some(u) = user_opt {
+            user = Some(u.to_string());
+        }
     }
     if password.is_none() {
         password = env("PGPASSWORD").map(|s| s.into_bytes());
@@ -358,6 +392,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
             json: a.json.clone(),
             markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
         },
+        pg_regress: None,
     };
     let cfg = RunConfig {
         tests,
@@ -382,6 +417,8 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         accept: a.accept,
         alone: a.alone,
         pin: !a.no_pin,
+        setup: run::DatabaseSetup::default(),
+        remove_instance_on_success: false,
     };
     Ok((cfg, report))
 }
@@ -454,11 +491,10 @@ fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
 
 fn temp_opts(a: &RunArgs, dir: PathBuf) -> TempInstanceOptions {
     TempInstanceOptions {
-        dir,
         bindir: a.bindir.clone(),
         os_user: a.temp_instance_user.clone(),
         temp_config: a.temp_config.clone(),
-        extra_settings: Vec::new(),
+        ..TempInstanceOptions::new(dir)
     }
 }
 
@@ -492,8 +528,14 @@ fn check_files(files: &[PathBuf]) -> i32 {
 /// connection and setup problems (exit code 2).  The run emits events; the
 /// reporter, running alongside on the same thread, prints them.
 fn run_command(a: RunArgs) -> anyhow::Result<i32> {
-    use anyhow::Context;
     let (cfg, report) = run_config(a).map_err(anyhow::Error::msg)?;
+    run_with(cfg, report)
+}
+
+/// Runs `cfg`, reporting with `report`: the exit code, or an error for
+/// connection and setup problems.
+fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<i32> {
+    use anyhow::Context;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -543,9 +585,23 @@ fn run_command(a: RunArgs) -> anyhow::Result<i32> {
 
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // Called through a link named pg_isolation_regress, or as
+    // `isospec pg_isolation_regress …`: pg_regress's own command line.
+    let called = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if called.as_deref() == Some("pg_isolation_regress") {
+        return pg_regress::main("pg_isolation_regress", &args[1..]);
+    }
+    if args.get(1).map(String::as_str) == Some("pg_isolation_regress") {
+        return pg_regress::main("isospec pg_isolation_regress", &args[2..]);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_files(&files),
+        Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,
             files,

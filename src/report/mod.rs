@@ -5,7 +5,10 @@
 //! (coloured on a terminal), and the machine-readable reports: JUnit XML,
 //! JSON and a Markdown summary for GitHub Actions.
 
-use crate::outcome::{FlakyReport, RunEvent, Status, TestOutcome};
+mod pg_regress;
+
+use crate::outcome::{FlakyReport, Phase, RunEvent, Status, TestOutcome};
+use pg_regress::{PgRegressOutput, To};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,18 @@ pub struct ReporterOptions {
     /// Colour the diffs printed at the end.
     pub color: bool,
     pub files: ReportFiles,
+    /// Print what pg_regress prints instead (`isospec pg_isolation_regress`).
+    pub pg_regress: Option<PgRegressStyle>,
+}
+
+/// pg_regress's output: classic or TAP by the server's version, and its
+/// result files (regression.out and regression.diffs removed when every
+/// test passed).
+#[derive(Debug, Clone, Default)]
+pub struct PgRegressStyle {
+    /// For a server pg_regress did not start, the words after "using
+    /// postmaster on" (e.g. "Unix socket, default port").
+    pub existing_server: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +78,8 @@ pub struct Reporter {
     diffs: Vec<(String, String)>,
     /// The first error writing a file; the run goes on, and `finish` says so.
     error: Option<ReportError>,
+    /// pg_regress's own output, when asked for.
+    pg: Option<PgRegressOutput>,
 }
 
 #[derive(serde::Serialize)]
@@ -88,7 +105,12 @@ struct JsonSpec<'a> {
 
 impl Reporter {
     pub fn new(opts: ReporterOptions) -> Self {
+        let pg = opts
+            .pg_regress
+            .as_ref()
+            .map(|s| PgRegressOutput::new(s.existing_server.clone()));
         Reporter {
+            pg,
             opts,
             out_file: None,
             progress: None,
@@ -100,7 +122,7 @@ impl Reporter {
     /// Shows one event.
     pub fn handle(&mut self, event: RunEvent) {
         match event {
-            RunEvent::Banner(s) => self.banner(&s),
+            RunEvent::Phase(p) => self.phase(p),
             RunEvent::Note(s) => self.note(&s),
             RunEvent::Diagnostic { spec, text } => {
                 for l in text.lines() {
@@ -118,6 +140,13 @@ impl Reporter {
                 diff,
                 new_transcript,
             } => {
+                if self.pg.is_some() {
+                    self.pg_outcome(&outcome);
+                    if let Some(d) = diff {
+                        self.diffs.push((outcome.name, d));
+                    }
+                    return;
+                }
                 self.outcome(number, &outcome);
                 if let Some(text) = new_transcript {
                     self.transcript(&outcome.name, text.as_str());
@@ -138,6 +167,13 @@ impl Reporter {
                 wall,
                 diffs_file,
             } => {
+                if self.pg.is_some() {
+                    self.pg_summary(&outcomes, diffs_file.as_deref());
+                    if let Err(e) = self.write_files(&outcomes) {
+                        self.error.get_or_insert(e);
+                    }
+                    return;
+                }
                 self.summary(&outcomes, diffs_file.as_deref(), wall);
                 if let Err(e) = self.write_files(&outcomes) {
                     self.error.get_or_insert(e);
@@ -204,6 +240,11 @@ impl Reporter {
                 None => println!("{s}"),
             }
         }
+        self.log_only(s);
+    }
+
+    /// One line to regression.out only.
+    fn log_only(&mut self, s: &str) {
         if self.out_file.is_none() && self.error.is_none() {
             if let Some(path) = self.opts.regression_out.clone() {
                 match File::create(&path) {
@@ -222,6 +263,90 @@ impl Reporter {
         match &self.progress {
             Some(pb) => pb.suspend(|| eprintln!("isospec: {s}")),
             None => eprintln!("isospec: {s}"),
+        }
+    }
+
+    /// A phase: pg_regress's lines for it, or isospec's banner.
+    fn phase(&mut self, p: Phase) {
+        if let Some(pg) = self.pg.as_mut() {
+            let lines = pg.phase(p);
+            self.pg_lines(lines);
+            return;
+        }
+        let text = match p {
+            Phase::CreatingInstance(dir) => {
+                format!("creating temporary instance in {}", dir.display())
+            }
+            Phase::DroppingDatabase(d) => format!("dropping database \"{d}\""),
+            Phase::CreatingDatabase(d) => format!("creating database \"{d}\""),
+            Phase::Installing(x) | Phase::LoadingLanguage(x) => format!("installing {x}"),
+            Phase::DroppingRole(r) => format!("dropping role \"{r}\""),
+            Phase::CreatingRole(r) => format!("creating role \"{r}\""),
+            Phase::RunningTests => "running regression test queries".into(),
+            _ => return,
+        };
+        self.banner(&text);
+    }
+
+    fn pg_lines(&mut self, lines: Vec<pg_regress::Line>) {
+        for l in lines {
+            match l.to {
+                To::StdoutAndLog => self.line(&l.text),
+                To::Stdout => match &self.progress {
+                    Some(pb) => pb.suspend(|| println!("{}", l.text)),
+                    None => println!("{}", l.text),
+                },
+                To::StderrAndLog => {
+                    eprintln!("{}", l.text);
+                    self.log_only(&l.text);
+                }
+            }
+        }
+    }
+
+    /// pg_regress's status line; why a test failed at run time goes to stderr.
+    fn pg_outcome(&mut self, o: &TestOutcome) {
+        let Some(pg) = self.pg.as_mut() else { return };
+        let lines = pg.outcome(o);
+        self.pg_lines(lines);
+        match &o.status {
+            Status::BadSpec(e) | Status::RunError(e) => {
+                for l in e.lines() {
+                    self.note(&format!("{}: {l}", o.name));
+                }
+            }
+            Status::New => self.note(&format!(
+                "{}: no expected output; its transcript is in results/{}.out",
+                o.name, o.name
+            )),
+            _ => {}
+        }
+    }
+
+    /// pg_regress's summary; when every test passed, regression.out and
+    /// regression.diffs are removed, as pg_regress does.
+    fn pg_summary(&mut self, outcomes: &[TestOutcome], diffs: Option<&Path>) {
+        let Some(pg) = self.pg.as_mut() else { return };
+        let log = self.opts.regression_out.clone();
+        let abs = |p: &Path| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        let diffs_text = diffs.map(abs);
+        let log_text = log.as_deref().map(abs);
+        let lines = pg.summary(outcomes, diffs_text.as_deref(), log_text.as_deref());
+        self.pg_lines(lines);
+        let passed = outcomes.iter().all(|o| o.status.passed());
+        if passed {
+            self.out_file = None;
+            if let Some(l) = &log {
+                let _ = std::fs::remove_file(l);
+            }
+            if let Some(d) = diffs {
+                let _ = std::fs::remove_file(d);
+            }
         }
     }
 
