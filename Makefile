@@ -5,6 +5,8 @@
 #   make test                  unit + integration tests and the PostgreSQL conformance suite
 #   make conformance           only the conformance suite (../shared/pg15-isolation)
 #   make flake-check N=20      the integration tests N times under full CPU load
+#   make check-pgxs            a PGXS extension's make check/installcheck through isospec
+#   make conformance-contrib   PostgreSQL 15's contrib/test-module specs through isospec pg_isolation_regress
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -28,7 +30,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -79,7 +81,20 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: unit conformance conformance-full conformance17 check-isolation check-matrix
+test: unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib
+
+# The PGXS extension tests/pgxs/isospec_demo: make installcheck (right
+# after PostgreSQL's own pg_isolation_regress) and make check, switched to
+# isospec as README says.  Installs Debian's postgresql-server-dev-15 at the
+# installed server's version when PGXS is incomplete.
+check-pgxs: build
+	scripts/pgxs-check.sh
+
+# contrib/postgres_fdw, contrib/test_decoding, src/test/modules/brin and
+# src/test/modules/snapshot_too_old of PostgreSQL 15 (same source as
+# conformance-full), in check mode as their Makefiles run them.
+conformance-contrib: build
+	scripts/contrib-check.sh
 
 flake-check:
 	scripts/flake-check.sh $(N)

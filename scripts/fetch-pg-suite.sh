@@ -8,6 +8,9 @@
 # full suite (117 specs) is what the compatibility contract and the speed
 # targets are stated for.  Only the Debian archive is used (a package
 # registry); the upstream files are test data and are never committed.
+# The same source also gives the contrib and test modules that have
+# isolation specs (make conformance-contrib); they are kept in DIR/tree with
+# the source tree's layout.
 # Cache: $ISOSPEC_SUITE_CACHE (default target/pg-suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +22,8 @@ version=${VERSION[$major]:-}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${ISOSPEC_SUITE_CACHE:-target/pg-suite}
 dest="$cache/$version"
-if [ ! -f "$dest/isolation_schedule" ]; then
+modules="contrib/test_decoding contrib/postgres_fdw src/test/modules/brin src/test/modules/snapshot_too_old"
+if [ ! -f "$dest/isolation_schedule" ] || [ ! -f "$dest/tree/contrib/test_decoding/Makefile" ]; then
   mkdir -p "$cache"
   tarball="$cache/postgresql-${major}_$version.orig.tar.bz2"
   url="$mirror/pool/main/p/postgresql-$major/postgresql-${major}_$version.orig.tar.bz2"
@@ -41,6 +45,10 @@ if [ ! -f "$dest/isolation_schedule" ]; then
     "postgresql-$version/src/test/isolation/expected" \
     "postgresql-$version/src/test/isolation/isolation_schedule"
   tar -xjf "$tarball" -C "$dest.tmp" --strip-components=1 "postgresql-$version/COPYRIGHT"
+  mkdir -p "$dest.tmp/tree"
+  # shellcheck disable=SC2046
+  tar -xjf "$tarball" -C "$dest.tmp/tree" --strip-components=1 \
+    $(for m in $modules; do echo "postgresql-$version/$m"; done)
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
   rm -f "$tarball"
 fi

@@ -89,11 +89,10 @@ pub(super) async fn prepare_database(
             if first_only {
                 for r in &cfg.setup.roles {
                     phase(Phase::DroppingRole(r.clone()));
-                    let sql = format!(
-                        "SET client_min_messages = warning; DROP ROLE IF EXISTS {}",
-                        quote_ident(r)
-                    );
-                    sh.exec(&admin, &sql, &["SET", "DROP ROLE"]).await?;
+                    sh.exec(&admin, "SET client_min_messages = warning", &["SET"])
+                        .await?;
+                    let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(r));
+                    sh.exec(&admin, &sql, &["DROP ROLE"]).await?;
                 }
             }
         }
@@ -222,15 +221,12 @@ async fn drop_old_database(
     let pg = |e: tokio_postgres::Error| dberr(describe_pg_error(&e));
     if cfg.drop_existing {
         phase(Phase::DroppingDatabase(db.to_string()));
-        admin
-            .batch_execute(&format!(
-                "SET client_min_messages = warning; DROP DATABASE IF EXISTS {}",
-                quote_ident(db)
-            ))
-            .await
-            .map_err(pg)?;
-        phase(Phase::Command("SET".into()));
-        phase(Phase::Command("DROP DATABASE".into()));
+        // Two statements, as psql's two -c: DROP DATABASE cannot run in
+        // the implicit transaction of a multi-statement query.
+        sh.exec(admin, "SET client_min_messages = warning", &["SET"])
+            .await?;
+        let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(db));
+        sh.exec(admin, &sql, &["DROP DATABASE"]).await?;
         return Ok(());
     }
     let row = admin
