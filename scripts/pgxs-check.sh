@@ -7,8 +7,10 @@
 #   2. right after it, make installcheck through isospec (one make
 #      variable on the command line): the database must be dropped and
 #      recreated, both specs identical;
-#   3. the same through a link named pg_isolation_regress;
-#   4. make check (a temp instance) through isospec.
+#   3. plain make installcheck with a link to isospec in place of PGXS's
+#      pg_isolation_regress (in a copy of the PGXS tree);
+#   4. make check (a temp instance) through isospec, also with PGXS's
+#      NO_LOCALE=1 ENCODING=UTF8.
 # Needs root (make install of the extension) or a writable PGXS install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,11 +57,22 @@ expect "$work/2.out" 'dropping database "isolation_regression"'
 expect "$work/2.out" "All 2 tests passed."
 [ ! -e "$ext/output_iso/regression.out" ] || fail "regression.out left behind although every test passed"
 
-echo "== make installcheck through a link named pg_isolation_regress"
-mkdir -p "$work/bin" && ln -sf "$isospec" "$work/bin/pg_isolation_regress"
-make -C "$ext" installcheck \
-  pg_isolation_regress_installcheck="$work/bin/pg_isolation_regress --inputdir=\$(srcdir) --outputdir=output_iso" \
-  >"$work/3.out" 2>&1 || { cat "$work/3.out"; fail "through the link"; }
+echo "== plain make installcheck with a link to isospec in place of pg_isolation_regress"
+# README's other way, for packages without pg_isolation_regress, done on a
+# copy of the PGXS tree (reached through a pg_config that names the copy),
+# so that the installation itself is never touched.
+pgxs_tree=$(cd "$(dirname "$(pg_config --pgxs)")/../.." && pwd)
+fake=$work/fake-install
+mkdir -p "$fake/lib"
+cp -r "$pgxs_tree" "$fake/lib/pgxs"
+ln -sf "$isospec" "$fake/lib/pgxs/src/test/isolation/pg_isolation_regress"
+cat >"$fake/pg_config" <<WRAP
+#!/bin/sh
+if [ "\$*" = --pgxs ]; then echo "$fake/lib/pgxs/src/makefiles/pgxs.mk"; else exec "$(command -v pg_config)" "\$@"; fi
+WRAP
+chmod +x "$fake/pg_config"
+make -C "$ext" installcheck PG_CONFIG="$fake/pg_config" >"$work/3.out" 2>&1 || { cat "$work/3.out"; fail "through the link"; }
+expect "$work/3.out" "fake-install/lib/pgxs/src/makefiles/../../src/test/isolation/pg_isolation_regress"
 expect "$work/3.out" "All 2 tests passed."
 
 echo "== make check (temp instance) through isospec"
@@ -69,4 +82,10 @@ make -C "$ext" check pg_isolation_regress_check="$check_override" >"$work/4.out"
 cat "$work/4.out"
 expect "$work/4.out" "All 2 tests passed."
 [ ! -e "$ext/tmp_check_iso" ] || fail "the temp instance was not removed although every test passed"
+
+echo "== make check NO_LOCALE=1 ENCODING=UTF8 (PGXS's --no-locale and --encoding)"
+make -C "$ext" check NO_LOCALE=1 ENCODING=UTF8 pg_isolation_regress_check="$check_override" >"$work/5.out" 2>&1 \
+  || { cat "$work/5.out"; fail "make check with NOLOCALE and ENCODING failed"; }
+expect "$work/5.out" "--encoding=UTF8 --no-locale"
+expect "$work/5.out" "All 2 tests passed."
 echo "pgxs-check: passed"

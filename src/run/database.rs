@@ -82,18 +82,18 @@ pub(super) async fn prepare_database(
     if !cfg.use_existing {
         let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
         let fresh_server = matches!(cfg.server, ServerChoice::Temp(_));
-        if !fresh_server {
-            for d in &dbs {
-                drop_old_database(cfg, &admin, d, &sh).await?;
-            }
-            if first_only {
-                for r in &cfg.setup.roles {
-                    phase(Phase::DroppingRole(r.clone()));
-                    sh.exec(&admin, "SET client_min_messages = warning", &["SET"])
-                        .await?;
-                    let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(r));
-                    sh.exec(&admin, &sql, &["DROP ROLE"]).await?;
-                }
+        // A fresh temp instance has nothing to drop but what an earlier
+        // pass of this run made.
+        for d in &dbs {
+            drop_old_database(cfg.drop_existing && !fresh_server, &admin, d, &sh).await?;
+        }
+        if !fresh_server && first_only {
+            for r in &cfg.setup.roles {
+                phase(Phase::DroppingRole(r.clone()));
+                sh.exec(&admin, "SET client_min_messages = warning", &["SET"])
+                    .await?;
+                let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(r));
+                sh.exec(&admin, &sql, &["DROP ROLE"]).await?;
             }
         }
         for d in &dbs {
@@ -208,10 +208,10 @@ async fn install_extensions(
     Ok(())
 }
 
-/// Drops database `db` of an earlier run: always with `drop_existing`
-/// (pg_regress's way), else only when isospec created it.
+/// Drops database `db` of an earlier run: `always` (pg_regress's way), else
+/// only when isospec created it.
 async fn drop_old_database(
-    cfg: &RunConfig,
+    always: bool,
     admin: &tokio_postgres::Client,
     db: &str,
     sh: &Shown<'_>,
@@ -219,7 +219,7 @@ async fn drop_old_database(
     let phase = |p: Phase| sh.phase(p);
     let dberr = |m: String| sh.err(m);
     let pg = |e: tokio_postgres::Error| dberr(describe_pg_error(&e));
-    if cfg.drop_existing {
+    if always {
         phase(Phase::DroppingDatabase(db.to_string()));
         // Two statements, as psql's two -c: DROP DATABASE cannot run in
         // the implicit transaction of a multi-statement query.

@@ -10,6 +10,7 @@ mod util;
 
 mod architecture;
 mod check;
+mod drop_in;
 mod faults;
 mod parallel;
 mod reports;
