@@ -66,8 +66,8 @@ pub enum WireError {
     Connect { target: String, source: io::Error },
     #[error("connection to {target} was refused by the server: {message}")]
     Rejected { target: String, message: String },
-    #[error("connection to {target} timed out")]
-    ConnectTimeout { target: String },
+    #[error("connection to {target} timed out: no complete answer within {secs} s (connect_timeout, PGCONNECT_TIMEOUT)")]
+    ConnectTimeout { target: String, secs: u64 },
     #[error("{0}")]
     Unsupported(String),
     #[error("I/O error on the connection: {0}")]
@@ -382,10 +382,55 @@ async fn open_stream(params: &ConnParams) -> Result<Stream, WireError> {
             .await
             .map_err(|_| WireError::ConnectTimeout {
                 target: target.clone(),
+                secs: t.as_secs(),
             })?,
         None => fut.await,
     };
     res.map_err(|source| WireError::Connect { target, source })
+}
+
+/// The `-c name=value` and `--name=value` settings of a libpq `options`
+/// string (backslash escapes a space).
+pub fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let setting = if w == "-c" {
+            i += 1;
+            words.get(i).cloned()
+        } else if let Some(r) = w.strip_prefix("-c") {
+            Some(r.to_string())
+        } else {
+            w.strip_prefix("--").map(str::to_string)
+        };
+        if let Some((k, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_string()));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// One connection, driven like libpq's asynchronous API.
@@ -398,20 +443,66 @@ pub struct Conn {
     ready: Option<PgResult>,
     notices: VecDeque<ServerMessage>,
     notifies: VecDeque<Notification>,
+    /// The pid the backend reported for itself (pg_backend_pid()); until
+    /// asked, the connection key's.  Behind a pooler the two differ.
     pid: i32,
+    /// BackendKeyData: what a cancel request must name (a pooler's own).
+    key_pid: i32,
     secret: i32,
     server_version: String,
     broken: bool,
     query: String,
     /// Formatted errors since the last query was sent (PQerrorMessage).
     error_message: String,
+    /// Settings of the `options` startup parameter a pooler refused.
+    deferred: Vec<(String, String)>,
 }
 
 const CLOSED_MSG: &str = "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n";
 
 impl Conn {
     /// Connects and authenticates (trust, password, md5 or SCRAM-SHA-256).
+    /// Connects and authenticates; `connect_timeout` bounds the whole of it
+    /// (a stalled server or pooler may accept the socket and then say
+    /// nothing).
+    /// A pooler that refuses the `options` startup parameter (PgBouncer:
+    /// "unsupported startup parameter: options") gets a second attempt
+    /// without it; its `-c name=value` settings are then in
+    /// `deferred_settings`, for the caller to apply with set_config.
     pub async fn connect(params: &ConnParams) -> Result<Conn, WireError> {
+        match Self::connect_timed(params).await {
+            Err(WireError::Rejected { message, .. })
+                if params.options.is_some()
+                    && message.contains("unsupported startup parameter: options") =>
+            {
+                let mut p = params.clone();
+                let settings = parse_options(p.options.take().as_deref().unwrap_or(""));
+                let mut conn = Self::connect_timed(&p).await?;
+                conn.deferred = settings;
+                Ok(conn)
+            }
+            r => r,
+        }
+    }
+
+    /// Settings of `options` the server never saw (see `connect`).
+    pub fn deferred_settings(&self) -> &[(String, String)] {
+        &self.deferred
+    }
+
+    async fn connect_timed(params: &ConnParams) -> Result<Conn, WireError> {
+        match params.connect_timeout {
+            Some(t) => tokio::time::timeout(t, Self::connect_now(params))
+                .await
+                .map_err(|_| WireError::ConnectTimeout {
+                    target: params.describe(),
+                    secs: t.as_secs(),
+                })?,
+            None => Self::connect_now(params).await,
+        }
+    }
+
+    async fn connect_now(params: &ConnParams) -> Result<Conn, WireError> {
         let mut stream = open_stream(params).await?;
         let target = params.describe();
         let mut out = BytesMut::new();
@@ -438,11 +529,13 @@ impl Conn {
             notices: VecDeque::new(),
             notifies: VecDeque::new(),
             pid: 0,
+            key_pid: 0,
             secret: 0,
             server_version: String::new(),
             broken: false,
             query: String::new(),
             error_message: String::new(),
+            deferred: Vec::new(),
         };
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
@@ -491,6 +584,7 @@ impl Conn {
                 }
                 backend::Message::BackendKeyData(body) => {
                     conn.pid = body.process_id();
+                    conn.key_pid = body.process_id();
                     conn.secret = body.secret_key();
                 }
                 backend::Message::ParameterStatus(body) => {
@@ -533,6 +627,16 @@ impl Conn {
 
     pub fn backend_pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The pid of the connection's cancel key (PQbackendPID).
+    pub fn key_pid(&self) -> i32 {
+        self.key_pid
+    }
+
+    /// Records the pid the backend reported for itself.
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.pid = pid;
     }
 
     pub fn server_version(&self) -> &str {
@@ -870,7 +974,7 @@ impl Conn {
     pub async fn cancel(&self) -> Result<(), WireError> {
         let mut s = open_stream(&self.params).await?;
         let mut out = BytesMut::new();
-        frontend::cancel_request(self.pid, self.secret, &mut out);
+        frontend::cancel_request(self.key_pid, self.secret, &mut out);
         s.write_all(&out).await?;
         // Wait for the server to close the cancel connection, as PQcancel does.
         let mut buf = BytesMut::with_capacity(16);
@@ -938,7 +1042,10 @@ fn parse_fields(mut fields: backend::ErrorFields<'_>) -> Result<ServerMessage, W
 /// ordering rules can be unit-tested against a scripted connection.
 #[allow(async_fn_in_trait)]
 pub trait Connection {
+    /// The backend's pid: what it reported (pg_backend_pid()) once
+    /// `set_backend_pid` recorded it, else the connection key's.
     fn backend_pid(&self) -> i32;
+    fn set_backend_pid(&mut self, pid: i32);
     fn server_version(&self) -> &str;
     /// PQerrorMessage.
     fn error_message(&self) -> &str;
@@ -982,6 +1089,9 @@ pub trait Connection {
 impl Connection for Conn {
     fn backend_pid(&self) -> i32 {
         Conn::backend_pid(self)
+    }
+    fn set_backend_pid(&mut self, pid: i32) {
+        Conn::set_backend_pid(self, pid)
     }
     fn server_version(&self) -> &str {
         Conn::server_version(self)

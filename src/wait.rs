@@ -28,8 +28,23 @@ pub enum DetectorKind {
     PgLocks,
 }
 
+/// What asks whether a step waits: one of the two detectors, or the
+/// user's function or query (for proxies that do not expose
+/// pg_isolation_test_session_is_blocked or the backends' pids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Builtin(DetectorKind),
+    /// `--wait-function NAME`: NAME(pid int, pids int[]) returns boolean.
+    Function(String),
+    /// `--wait-query SQL`: $1 the waiting pid, $2 the sessions' pids.
+    Query(String),
+}
+
 /// A prepared wait query on the control connection.
-pub struct Detector;
+pub struct Detector {
+    /// The query takes the sessions' pids as $2.
+    pids_param: Option<String>,
+}
 
 /// Server major version from the `server_version` parameter ("15.18 (Debian…)").
 pub fn major_version(server_version: &str) -> u32 {
@@ -118,14 +133,23 @@ impl Detector {
     /// libpq-formatted, as isolationtester prints it.
     pub async fn prepare(
         control: &mut impl Connection,
-        kind: DetectorKind,
+        probe: &Probe,
         pids: &[i32],
         prepared_waits: bool,
     ) -> Result<Detector, String> {
         let major = major_version(control.server_version());
-        let sql = wait_query(kind, pids, major, prepared_waits);
+        let list = pids
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (sql, pids_param) = match probe {
+            Probe::Builtin(kind) => (wait_query(*kind, pids, major, prepared_waits), None),
+            Probe::Function(f) => (format!("SELECT {f}($1, '{{{list}}}')"), None),
+            Probe::Query(q) => (q.clone(), Some(format!("{{{list}}}"))),
+        };
         match control.prepare(PREP_WAITING, &sql).await {
-            Ok(Some(PgResult::Command(_))) => Ok(Detector),
+            Ok(Some(PgResult::Command(_))) => Ok(Detector { pids_param }),
             Ok(_) => Err(control.error_message().to_string()),
             Err(e) => Err(format!("{e}\n")),
         }
@@ -138,7 +162,10 @@ impl Detector {
         pid: i32,
     ) -> Result<bool, String> {
         let pid = pid.to_string();
-        let r = control.exec_prepared(PREP_WAITING, &[&pid]).await;
+        let r = match &self.pids_param {
+            Some(pids) => control.exec_prepared(PREP_WAITING, &[&pid, pids]).await,
+            None => control.exec_prepared(PREP_WAITING, &[&pid]).await,
+        };
         while control.take_notice().is_some() {}
         match r {
             Ok(Some(PgResult::Tuples(t))) if t.rows.len() == 1 && !t.rows[0].is_empty() => {

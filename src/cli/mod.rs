@@ -131,6 +131,20 @@ pub struct RunArgs {
     /// How to detect a blocked step.
     #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
     pub wait_detector: DetectorKind,
+    /// Ask this function whether a step waits, instead of
+    /// pg_isolation_test_session_is_blocked (same signature: pid int,
+    /// pids int[] → boolean); for proxies that hide the backends' pids.
+    #[arg(long, value_name = "NAME", env = "ISOSPEC_WAIT_FUNCTION")]
+    pub wait_function: Option<String>,
+    /// Ask this query whether a step waits: $1 is the waiting backend's pid,
+    /// $2 the sessions' pids (int[]); it returns one boolean.
+    #[arg(
+        long,
+        value_name = "SQL",
+        env = "ISOSPEC_WAIT_QUERY",
+        conflicts_with = "wait_function"
+    )]
+    pub wait_query: Option<String>,
     /// Step timeout in seconds (default: as the server version's
     /// isolationtester: ≤ 16 PGISOLATIONTIMEOUT or 300, ≥ 17
     /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
@@ -409,6 +423,8 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
             only_permutation: a.permutation,
             prepared_waits: a.prepared_waits,
             wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
+            wait_function: a.wait_function.clone(),
+            wait_query: a.wait_query.clone(),
             ..Default::default()
         },
         jobs: a.jobs,

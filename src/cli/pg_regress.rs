@@ -523,6 +523,8 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
         server,
         exec: crate::executor::ExecOptions {
             detector,
+            wait_function: super::env("ISOSPEC_WAIT_FUNCTION"),
+            wait_query: super::env("ISOSPEC_WAIT_QUERY"),
             ..Default::default()
         },
         timeout: None,

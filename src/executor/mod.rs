@@ -17,7 +17,7 @@ pub use event::{Event, LockRow, WaitGraph, WaitRow, Who};
 
 use crate::pgwire::{Conn, ConnParams, Connection, PgResult, WireError};
 use crate::spec::{CheckedSpec, PBlocker, PStep};
-use crate::wait::{Detector, DetectorKind};
+use crate::wait::{Detector, DetectorKind, Probe};
 use std::time::Duration;
 // tokio's clock: the same as std's in a run, and pausable in unit tests.
 use tokio::sync::mpsc::UnboundedSender;
@@ -72,6 +72,10 @@ pub enum SpecError {
     NotStarted,
     #[error("connection failed during {what}: {source}")]
     Admin { what: String, source: WireError },
+    /// Behind a pooler, a session is not on the backend it started on (or
+    /// shares one with another session).
+    #[error("{0}; isolation specs need one server connection per session for the whole spec: use session pooling (PgBouncer: pool_mode = session)")]
+    BackendChanged(String),
 }
 
 /// How the executor behaves.
@@ -95,6 +99,25 @@ pub struct ExecOptions {
     /// Bind the spec's backends to this CPU, after checking they are
     /// children of this postmaster (see `affinity`): (postmaster pid, CPU).
     pub pin_backends: Option<(i32, usize)>,
+    /// `--wait-function NAME`: asks NAME(pid, '{pids}') instead of
+    /// pg_isolation_test_session_is_blocked (same signature).
+    pub wait_function: Option<String>,
+    /// `--wait-query SQL`: a query with the waiting pid as $1 and the
+    /// sessions' pids as $2 (int[] text), answering true when blocked.
+    pub wait_query: Option<String>,
+    /// What the backends said of themselves when the spec connected (set
+    /// by `run_spec`; `execute` callers may leave it empty).
+    pub backends: Backends,
+}
+
+/// The spec's backends as they identified themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    /// The connections' keys name other pids than the backends' own: a
+    /// pooler or proxy sits in between.
+    pub proxied: bool,
+    /// Each session's application_name, in the spec's order.
+    pub app_names: Vec<String>,
 }
 
 impl Default for ExecOptions {
@@ -109,6 +132,9 @@ impl Default for ExecOptions {
             wait_graph_in_transcript: false,
             interrupt: None,
             pin_backends: None,
+            wait_function: None,
+            wait_query: None,
+            backends: Backends::default(),
         }
     }
 }
@@ -202,6 +228,8 @@ pub async fn run_spec(
         sessions: spec.spec.sessions.len(),
     });
     let mut conns = Vec::new();
+    let mut proxied = false;
+    let mut app_names = Vec::new();
     let names: Vec<String> = std::iter::once("control connection".to_string())
         .chain(spec.spec.sessions.iter().map(|s| s.name.clone()))
         .collect();
@@ -220,14 +248,49 @@ pub async fn run_spec(
                 });
             }
         };
-        let r = conn
-            .exec_params(
-                "SELECT set_config('application_name',\n  current_setting('application_name') || '/' || $1,\n  false)",
-                &[name],
-            )
-            .await;
-        match r {
-            Ok(Some(PgResult::Tuples(_))) => {}
+        // isolationtester's application name, and the backend's own pid: a
+        // pooler's connection key names a pid of its own.  A literal, not
+        // a bound parameter, so that proxies without the extended
+        // protocol take it.
+        // Settings a pooler refused as startup options, and intervalstyle
+        // (which a pooler told to ignore `options` drops silently), are
+        // set here, in the same round trip.
+        let mut settings: Vec<(String, String)> = conn.deferred_settings().to_vec();
+        if settings.is_empty() {
+            settings = crate::pgwire::parse_options(params.options.as_deref().unwrap_or(""))
+                .into_iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("intervalstyle"))
+                .collect();
+        }
+        let set: String = settings
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    ", pg_catalog.set_config({}, {}, false)",
+                    quote_literal(k),
+                    quote_literal(v)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT pg_catalog.set_config('application_name',\n  pg_catalog.current_setting('application_name') || '/' || {},\n  false), pg_catalog.pg_backend_pid(){set}",
+            quote_literal(name)
+        );
+        match conn.exec(&sql).await {
+            Ok(Some(PgResult::Tuples(t))) => {
+                let row = t.rows.first();
+                let app = row.and_then(|r| r.first().cloned().flatten());
+                let pid = row
+                    .and_then(|r| r.get(1).cloned().flatten())
+                    .and_then(|p| p.parse::<i32>().ok());
+                if let Some(pid) = pid {
+                    proxied |= pid != conn.backend_pid();
+                    conn.set_backend_pid(pid);
+                }
+                if i > 0 {
+                    app_names.push(app.unwrap_or_default());
+                }
+            }
             Ok(_) => {
                 let message = conn.error_message().to_string();
                 let _ = tx.send(Event::AppNameFailed {
@@ -252,7 +315,18 @@ pub async fn run_spec(
         conns.push(conn);
     }
     let control = conns.remove(0);
+    let mut opts = opts;
+    opts.backends = Backends { proxied, app_names };
     execute(spec, control, conns, opts, tx).await
+}
+
+/// A SQL string literal.
+pub(crate) fn quote_literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
 }
 
 /// Runs a spec over connections made for it: `control` and one per
@@ -276,6 +350,23 @@ pub async fn execute<C: Connection>(
         })
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
+    if opts.backends.proxied && !spec.spec.options.pooled {
+        let all: Vec<(String, i32)> =
+            std::iter::once(("the control connection".to_string(), control.backend_pid()))
+                .chain(
+                    sessions
+                        .iter()
+                        .map(|s| (format!("session {}", s.name), s.conn.backend_pid())),
+                )
+                .collect();
+        for (i, (a, pa)) in all.iter().enumerate() {
+            if let Some((b, _)) = all[i + 1..].iter().find(|(_, pb)| pb == pa) {
+                return Err(SpecError::BackendChanged(format!(
+                    "{a} and {b} share backend pid {pa}: the pooler gives several clients one server connection"
+                )));
+            }
+        }
+    }
     if let Some((postmaster, cpu)) = opts.pin_backends {
         // Best effort: where binding is not allowed, the spec runs unbound.
         let all: Vec<i32> = pids
@@ -286,9 +377,14 @@ pub async fn execute<C: Connection>(
         let _ = crate::affinity::pin_backends(postmaster, &all, cpu);
     }
     let mut control = control;
+    let probe = match (&opts.wait_function, &opts.wait_query) {
+        (_, Some(q)) => Probe::Query(q.clone()),
+        (Some(f), None) => Probe::Function(f.clone()),
+        (None, None) => Probe::Builtin(opts.detector),
+    };
     let detector = match Detector::prepare(
         &mut control,
-        opts.detector,
+        &probe,
         &pids,
         opts.prepared_waits || spec.spec.options.prepared_waits,
     )
@@ -352,21 +448,22 @@ pub async fn execute<C: Connection>(
         Err(SpecError::StepTimeout { .. }) | Err(SpecError::TeardownTimeout { .. })
     ) {
         // The spec is abandoned: make sure its backends stop too, so the
-        // next spec does not meet their locks.
-        let pids: Vec<String> = ex
+        // next spec does not meet their locks -- only backends that reported
+        // their own pid and still carry this spec's application_name.
+        let known: Vec<String> = ex
             .sessions
             .iter()
-            .map(|s| s.conn.backend_pid().to_string())
+            .zip(&ex.opts.backends.app_names)
+            .map(|(s, app)| format!("({}, {})", s.conn.backend_pid(), quote_literal(app)))
             .collect();
-        let arr = format!("{{{}}}", pids.join(","));
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            ex.control.exec_params(
-                "SELECT pg_catalog.pg_terminate_backend(p) FROM unnest($1::int[]) p",
-                &[&arr],
-            ),
-        )
-        .await;
+        if !known.is_empty() {
+            let sql = format!(
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+                 WHERE (pid, application_name) IN ({})",
+                known.join(", ")
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(10), ex.control.exec(&sql)).await;
+        }
     }
     ex.cleanup_prepared().await;
     ex.close().await;
@@ -430,7 +527,41 @@ impl<'a, C: Connection> Executor<'a, C> {
                     continue;
                 }
             }
+            self.check_backends().await?;
             self.run_permutation(i, &perm).await?;
+        }
+        self.check_backends().await
+    }
+
+    /// Behind a pooler: whether every session is still on the backend it
+    /// reported at connect (transaction pooling hands a client another
+    /// server connection between transactions).  Direct connections are
+    /// not asked: it would cost a round trip per session.
+    async fn check_backends(&mut self) -> Result<(), SpecError> {
+        if !self.opts.backends.proxied || self.spec.spec.options.pooled {
+            return Ok(());
+        }
+        for si in 0..self.sessions.len() {
+            let was = self.sessions[si].conn.backend_pid();
+            let r = self.sessions[si]
+                .conn
+                .exec("SELECT pg_catalog.pg_backend_pid()")
+                .await;
+            while self.sessions[si].conn.take_notice().is_some() {}
+            let now = match r {
+                Ok(Some(PgResult::Tuples(t))) => t
+                    .rows
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .and_then(|p| p.parse::<i32>().ok()),
+                _ => None,
+            };
+            if let Some(now) = now.filter(|&n| n != was) {
+                return Err(SpecError::BackendChanged(format!(
+                    "session {} is no longer on backend pid {was} but on {now}: the pooler moved it to another server connection",
+                    self.sessions[si].name
+                )));
+            }
         }
         Ok(())
     }
@@ -937,19 +1068,27 @@ impl<'a, C: Connection> Executor<'a, C> {
             }
             if flags.nonblock {
                 let pid = self.sessions[si].conn.backend_pid();
-                let waiting = self
-                    .detector
-                    .is_blocked(&mut self.control, pid)
-                    .await
-                    .map_err(|message| {
-                        self.emit(Event::WaitQueryFailed {
-                            message: message.clone(),
-                        });
-                        SpecError::WaitQuery {
-                            step: name.to_string(),
-                            message,
-                        }
-                    })?;
+                // A stalled server or pooler must not hang the run: the
+                // wait query gets the step timeout too.
+                let limit = self.opts.step_timeout;
+                let waiting =
+                    tokio::time::timeout(limit, self.detector.is_blocked(&mut self.control, pid))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(format!(
+                        "the control connection did not answer the wait query within {} s\n",
+                        limit.as_secs()
+                    ))
+                        })
+                        .map_err(|message| {
+                            self.emit(Event::WaitQueryFailed {
+                                message: message.clone(),
+                            });
+                            SpecError::WaitQuery {
+                                step: name.to_string(),
+                                message,
+                            }
+                        })?;
                 if waiting {
                     if !self.still_busy(si, true, session, name)? {
                         break;

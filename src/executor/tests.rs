@@ -105,6 +105,9 @@ impl Connection for Scripted {
     fn backend_pid(&self) -> i32 {
         self.pid
     }
+    fn set_backend_pid(&mut self, pid: i32) {
+        self.pid = pid;
+    }
     fn server_version(&self) -> &str {
         "15.0"
     }

@@ -33,9 +33,16 @@ pub(super) async fn run_passes(
 ) -> Result<(), RunError> {
     // One database per worker slot under -j (the first is --dbname itself,
     // so specs that name the database work when run alone), dropped at the end.
-    let slots: Vec<String> = (0..cfg.jobs.max(1))
-        .map(|i| spec_database(cfg, i))
-        .collect();
+    // --use-existing issues no database DDL: there is one database, so the
+    // specs run one after another in it.
+    let jobs = if cfg.use_existing { 1 } else { cfg.jobs.max(1) };
+    if cfg.use_existing && cfg.jobs > 1 {
+        events.emit(RunEvent::Note(format!(
+            "--use-existing: the specs run one after another in database \"{}\" (-j {} needs a database per lane, which --use-existing does not create)",
+            cfg.dbname, cfg.jobs
+        )));
+    }
+    let slots: Vec<String> = (0..jobs).map(|i| spec_database(cfg, i)).collect();
     prepare_database(cfg, params, &cfg.dbname, Some(events)).await?;
     let mut sink = Sink {
         cfg,

@@ -78,16 +78,21 @@ pub struct SpecOptions {
     /// `alone`: under `-j`, run this spec with no other spec alongside
     /// (for specs that touch cluster-wide state).
     pub alone: bool,
+    /// `pooled`: the spec studies a connection pool itself; behind a
+    /// pooler its sessions may share or change server connections (isospec
+    /// otherwise stops such a spec).
+    pub pooled: bool,
 }
 
 impl SpecOptions {
-    pub const KNOWN: &'static [&'static str] = &["prepared-waits", "alone"];
+    pub const KNOWN: &'static [&'static str] = &["prepared-waits", "alone", "pooled"];
 
     /// Sets one option by name; false when the name is unknown.
     pub fn set(&mut self, name: &str) -> bool {
         match name {
             "prepared-waits" => self.prepared_waits = true,
             "alone" => self.alone = true,
+            "pooled" => self.pooled = true,
             _ => return false,
         }
         true

@@ -27,6 +27,8 @@ pub fn isospec() -> Command {
         "ISOSPEC_BINDIR",
         "ISOSPEC_TEMP_INSTANCE",
         "ISOSPEC_WAIT_DETECTOR",
+        "ISOSPEC_WAIT_FUNCTION",
+        "ISOSPEC_WAIT_QUERY",
         "PGISOLATIONTIMEOUT",
         "PG_TEST_TIMEOUT_DEFAULT",
         "GITHUB_STEP_SUMMARY",
