@@ -7,6 +7,7 @@
 #   make flake-check N=20      the integration tests N times under full CPU load
 #   make check-pgxs            a PGXS extension's make check/installcheck through isospec
 #   make conformance-contrib   PostgreSQL 15's contrib/test-module specs through isospec pg_isolation_regress
+#   make check-pooler          PostgreSQL 15's suite and specs/ through PgBouncer
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -30,7 +31,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -81,7 +82,14 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib
+test: unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler
+
+# Through PgBouncer (Debian package, installed when missing) in front of a
+# throwaway server: PostgreSQL 15's complete suite and the project's specs
+# in session pooling with both detectors, and transaction pooling's
+# behaviour (scripts/pooler-check.sh).
+check-pooler: build
+	scripts/pooler-check.sh
 
 # The PGXS extension tests/pgxs/isospec_demo: make installcheck (right
 # after PostgreSQL's own pg_isolation_regress) and make check, switched to

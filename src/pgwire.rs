@@ -1046,6 +1046,8 @@ pub trait Connection {
     /// `set_backend_pid` recorded it, else the connection key's.
     fn backend_pid(&self) -> i32;
     fn set_backend_pid(&mut self, pid: i32);
+    /// Where the connection goes, for messages ("server on socket …").
+    fn server_description(&self) -> String;
     fn server_version(&self) -> &str;
     /// PQerrorMessage.
     fn error_message(&self) -> &str;
@@ -1092,6 +1094,9 @@ impl Connection for Conn {
     }
     fn set_backend_pid(&mut self, pid: i32) {
         Conn::set_backend_pid(self, pid)
+    }
+    fn server_description(&self) -> String {
+        self.params.describe()
     }
     fn server_version(&self) -> &str {
         Conn::server_version(self)

@@ -122,7 +122,10 @@ pub fn render(event: &Event, out: &mut String) {
                 out.push_str(&wait_graph(graph));
             }
         }
-        Event::StepTimings { .. } | Event::SlowStep { .. } | Event::PreparedRolledBack { .. } => {}
+        Event::StepTimings { .. }
+        | Event::SlowStep { .. }
+        | Event::ConnectionLost { .. }
+        | Event::PreparedRolledBack { .. } => {}
     }
 }
 
@@ -138,6 +141,13 @@ pub fn diagnostic(event: &Event) -> Option<String> {
             "step {step} of session {session} has been running for {secs} s"
         )),
         Event::WaitGraph { graph, .. } => Some(wait_graph(graph)),
+        Event::ConnectionLost {
+            session,
+            step,
+            server,
+        } => Some(format!(
+            "session {session} lost its connection to {server} during step {step}"
+        )),
         Event::PreparedRolledBack { gid, error: None } => Some(format!(
             "rolled back prepared transaction \"{gid}\" that the spec left behind"
         )),

@@ -121,6 +121,13 @@ pub enum Event {
         gid: String,
         error: Option<String>,
     },
+    /// Not part of the transcript: a session's connection broke during a
+    /// step (its server, or a pooler in between, went away).
+    ConnectionLost {
+        session: String,
+        step: String,
+        server: String,
+    },
     /// Not part of the transcript: a step has been busy for a long time.
     SlowStep {
         session: String,

@@ -43,11 +43,12 @@ pub enum SpecError {
     Setup(String),
     #[error("setup of session {session} failed: {message}")]
     SessionSetup { session: String, message: String },
-    #[error("step {step} of session {session} timed out after {secs} seconds")]
+    #[error("step {step} of session {session} timed out after {secs} seconds ({server})")]
     StepTimeout {
         session: String,
         step: String,
         secs: u64,
+        server: String,
     },
     #[error("failed to complete permutation due to mutually-blocking steps")]
     MutuallyBlocking,
@@ -276,7 +277,27 @@ pub async fn run_spec(
             "SELECT pg_catalog.set_config('application_name',\n  pg_catalog.current_setting('application_name') || '/' || {},\n  false), pg_catalog.pg_backend_pid(){set}",
             quote_literal(name)
         );
-        match conn.exec(&sql).await {
+        // Bounded: a pooler with no free server connection for this client
+        // (pool exhausted, pooler stalled) answers nothing.
+        let limit = opts.step_timeout;
+        let answer = match tokio::time::timeout(limit, conn.exec(&sql)).await {
+            Ok(a) => a,
+            Err(_) => {
+                let message = format!(
+                    "no answer from {} within {} s (a pooler with no free server connection for this session, or a stalled server)",
+                    params.describe(),
+                    limit.as_secs()
+                );
+                let _ = tx.send(Event::AppNameFailed {
+                    message: format!("{message}\n"),
+                });
+                return Err(SpecError::AppName {
+                    session: name.clone(),
+                    message,
+                });
+            }
+        };
+        match answer {
             Ok(Some(PgResult::Tuples(t))) => {
                 let row = t.rows.first();
                 let app = row.and_then(|r| r.first().cloned().flatten());
@@ -465,8 +486,11 @@ pub async fn execute<C: Connection>(
             let _ = tokio::time::timeout(Duration::from_secs(10), ex.control.exec(&sql)).await;
         }
     }
-    ex.cleanup_prepared().await;
-    ex.close().await;
+    // Bounded like any control query: a stalled server or pooler must not
+    // hang the run after the spec's own error.
+    let limit = ex.opts.step_timeout;
+    let _ = tokio::time::timeout(limit, ex.cleanup_prepared()).await;
+    let _ = tokio::time::timeout(limit, ex.close()).await;
     result
 }
 
@@ -687,6 +711,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                                 session: self.sessions[si].name.clone(),
                                 step: name,
                                 secs,
+                                server: self.sessions[si].conn.server_description(),
                             });
                         }
                     }
@@ -838,6 +863,21 @@ impl<'a, C: Connection> Executor<'a, C> {
     /// Asks the server what every session is doing and waiting for: pid,
     /// state, wait event, blocking pids and query, then the lock rows
     /// involved in waits.  None if the control connection cannot answer.
+    /// `wait_graph`, bounded by the step timeout (a stalled server or
+    /// pooler must not hang the run in a diagnostic).
+    async fn bounded_wait_graph(
+        &mut self,
+        step: &str,
+        session: &str,
+        secs: u64,
+    ) -> Option<WaitGraph> {
+        let limit = self.opts.step_timeout;
+        tokio::time::timeout(limit, self.wait_graph(step, session, secs))
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn wait_graph(&mut self, step: &str, session: &str, secs: u64) -> Option<WaitGraph> {
         let pids: Vec<String> = self
             .sessions
@@ -1148,7 +1188,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                     step: name.to_string(),
                     secs: td.as_secs(),
                 });
-                if let Some(graph) = self.wait_graph(name, session, td.as_secs()).await {
+                if let Some(graph) = self.bounded_wait_graph(name, session, td.as_secs()).await {
                     self.emit(Event::WaitGraph {
                         graph,
                         in_transcript: false,
@@ -1156,7 +1196,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                 }
             }
             if td > self.opts.step_timeout && !*canceled {
-                if let Some(graph) = self.wait_graph(name, session, td.as_secs()).await {
+                if let Some(graph) = self.bounded_wait_graph(name, session, td.as_secs()).await {
                     let in_transcript = self.opts.wait_graph_in_transcript;
                     self.emit(Event::WaitGraph {
                         graph,
@@ -1187,6 +1227,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                     session: session.to_string(),
                     step: name.to_string(),
                     secs,
+                    server: self.sessions[si].conn.server_description(),
                 });
             }
         }
@@ -1220,10 +1261,17 @@ impl<'a, C: Connection> Executor<'a, C> {
                         text,
                     });
                 }
-                PgResult::ClientError(text) => self.emit(Event::StepError {
-                    step: name.to_string(),
-                    text,
-                }),
+                PgResult::ClientError(text) => {
+                    self.emit(Event::StepError {
+                        step: name.to_string(),
+                        text,
+                    });
+                    self.emit(Event::ConnectionLost {
+                        session: session.to_string(),
+                        step: name.to_string(),
+                        server: self.sessions[si].conn.server_description(),
+                    });
+                }
                 PgResult::Copy(status) => self.emit(Event::UnexpectedStatus(status.to_string())),
             }
         }

@@ -108,6 +108,9 @@ impl Connection for Scripted {
     fn set_backend_pid(&mut self, pid: i32) {
         self.pid = pid;
     }
+    fn server_description(&self) -> String {
+        "the scripted server".into()
+    }
     fn server_version(&self) -> &str {
         "15.0"
     }

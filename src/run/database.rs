@@ -6,6 +6,7 @@
 use super::{Events, RunConfig, RunError, ServerChoice};
 use crate::outcome::{Phase, RunEvent};
 use crate::pgwire::{ConnParams, Host};
+use std::time::Duration;
 
 pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -32,9 +33,20 @@ pub(super) async fn admin_client(
     if let Some(t) = params.connect_timeout {
         cfg.connect_timeout(t);
     }
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
+    // tokio-postgres bounds only the TCP connect: a stalled server or
+    // pooler could keep the handshake open for ever.
+    let limit = params.connect_timeout.unwrap_or(Duration::from_secs(30));
+    let (client, conn) = tokio::time::timeout(limit, cfg.connect(tokio_postgres::NoTls))
         .await
+        .map_err(|_| {
+            let mut target = params.clone();
+            target.dbname = dbname.to_string();
+            format!(
+                "connection to {} timed out: no complete answer within {} s (connect_timeout, PGCONNECT_TIMEOUT)",
+                target.describe(),
+                limit.as_secs()
+            )
+        })?
         .map_err(|e| describe_pg_error(&e))?;
     tokio::spawn(async move {
         let _ = conn.await;
@@ -272,10 +284,14 @@ pub(super) async fn server_version_num(params: &ConnParams, db: &str) -> Result<
         message,
     };
     let c = admin_client(params, db).await.map_err(err)?;
-    let row = c
-        .query_one("SELECT current_setting('server_version_num')", &[])
-        .await
-        .map_err(|e| err(describe_pg_error(&e)))?;
+    let limit = params.connect_timeout.unwrap_or(Duration::from_secs(30));
+    let row = tokio::time::timeout(
+        limit,
+        c.query_one("SELECT current_setting('server_version_num')", &[]),
+    )
+    .await
+    .map_err(|_| err(format!("no answer to a query within {} s", limit.as_secs())))?
+    .map_err(|e| err(describe_pg_error(&e)))?;
     let v: String = row.get(0);
     v.parse()
         .map_err(|_| err(format!("unexpected server_version_num \"{v}\"")))

@@ -13,6 +13,7 @@ mod check;
 mod drop_in;
 mod faults;
 mod parallel;
+mod pooler;
 mod reports;
 mod run;
 mod signals;

@@ -326,3 +326,110 @@ impl Server {
         });
     }
 }
+
+/// PgBouncer, if installed (Debian: pgbouncer).
+pub fn pgbouncer_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("pgbouncer"))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Returns early from a test that needs PgBouncer when it is missing,
+/// saying why once.
+#[macro_export]
+macro_rules! require_pgbouncer {
+    () => {
+        require_server!();
+        if $crate::util::pgbouncer_binary().is_none() {
+            $crate::util::say_skipped_once(
+                "pgbouncer not found; install it (Debian: pgbouncer) to run the pooler tests",
+            );
+            return;
+        }
+    };
+}
+
+/// A PgBouncer on 127.0.0.1 in front of `inst`, as the server's OS user;
+/// stopped (and continued first, if stopped) when dropped.
+pub struct Pooler {
+    pub port: u16,
+    child: Child,
+}
+
+impl Pooler {
+    /// Starts PgBouncer with `settings` ("name = value" lines of its
+    /// [pgbouncer] section, after session pooling defaults) in `dir`.
+    pub fn start(inst: &isospec::server::TempInstance, dir: &Path, settings: &[&str]) -> Pooler {
+        use std::os::unix::process::CommandExt;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let user = Server::user();
+        let mut ini = format!(
+            "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             unix_socket_dir =\nauth_type = trust\nauth_file = {}\nmax_client_conn = 100\n\
+             default_pool_size = 20\npool_mode = session\nlogfile = {}\n",
+            inst.socket_dir.display(),
+            inst.port,
+            dir.join("users.txt").display(),
+            dir.join("pgbouncer.log").display(),
+        );
+        for s in settings {
+            ini.push_str(s);
+            ini.push('\n');
+        }
+        std::fs::write(dir.join("pgbouncer.ini"), ini).unwrap();
+        std::fs::write(dir.join("users.txt"), format!("\"{user}\" \"\"\n")).unwrap();
+        let mut cmd = Command::new(pgbouncer_binary().unwrap());
+        cmd.arg(dir.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if is_root() {
+            let u = nix::unistd::User::from_name(&user).unwrap().unwrap();
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
+        let child = cmd.spawn().unwrap();
+        wait_for("pgbouncer listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Pooler { port, child }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig);
+    }
+
+    /// `isospec run` through the pooler into the existing database
+    /// isolation_regression, outputs in `dir`.
+    pub fn run(&self, dir: &Path) -> Command {
+        self.run_as(dir, &Server::user())
+    }
+
+    /// `run` as database user `user`.
+    pub fn run_as(&self, dir: &Path, user: &str) -> Command {
+        let mut c = isospec();
+        c.arg("run")
+            .arg("--outputdir")
+            .arg(dir)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--user", user, "--use-existing"]);
+        c
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

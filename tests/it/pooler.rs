@@ -1,0 +1,254 @@
+//! Through PgBouncer: the same transcripts as directly (blocked steps seen
+//! through the backends' own pids, NOTIFY senders named), and every fault
+//! of the pooler -- stopped, stalled at connect or mid-run, refusing the
+//! database or the user, pool exhausted -- a clear error naming the
+//! pooler's address within the timeouts, with finished specs' results kept.
+
+use crate::util::{
+    expect_exit, manifest, start_instance, text, workdir, write_suite, Pooler, Server,
+};
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::process::{Output, Stdio};
+
+const BLOCKING: &str = "setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n\
+session s1\nstep s1l { BEGIN; LOCK t; }\nstep s1c { COMMIT; }\n\
+session s2\nstep s2r { SELECT count(*) AS n FROM t; }\n\
+permutation s1l s2r s1c\n";
+
+const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
+starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
+step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
+step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
+
+/// A server with database isolation_regression, and PgBouncer before it.
+fn setup(dir: &Path, settings: &[&str]) -> (isospec::server::TempInstance, Server, Pooler) {
+    let inst = start_instance(dir);
+    let srv = Server::ready(&inst.data_dir);
+    srv.query("postgres", "CREATE DATABASE isolation_regression")
+        .unwrap();
+    let pooler = Pooler::start(&inst, &dir.join("pgbouncer"), settings);
+    (inst, srv, pooler)
+}
+
+fn stderr_and_stdout(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn through_pgbouncer_blocked_steps_and_notify_senders_are_as_direct() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, _srv, pooler) = setup(dir.path(), &[]);
+    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let fixtures = manifest().join("tests/fixtures/specs");
+    for det in ["function", "pg-locks"] {
+        let out = pooler
+            .run(&dir.path().join(det))
+            .args(["--wait-detector", det, "--timeout", "60"])
+            .arg(specs.join("blocking.spec"))
+            .arg(fixtures.join("locks.spec"))
+            .arg(fixtures.join("messages.spec"))
+            .output()
+            .unwrap();
+        expect_exit(&out, 0);
+    }
+}
+
+#[test]
+fn a_swapped_wait_function_is_asked() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, srv, pooler) = setup(dir.path(), &[]);
+    // A proxy's own probe (here: the builtin under another name).
+    srv.query(
+        "isolation_regression",
+        "CREATE FUNCTION proxy_is_blocked(pid int, pids int[]) RETURNS boolean \
+         LANGUAGE sql AS 'SELECT pg_catalog.pg_isolation_test_session_is_blocked(pid, pids)'",
+    )
+    .unwrap();
+    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let out = pooler
+        .run(&dir.path().join("f"))
+        .args(["--wait-function", "proxy_is_blocked", "--timeout", "60"])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+    let calls = srv
+        .query(
+            "isolation_regression",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%proxy_is_blocked%'",
+        )
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    // A query probe: $1 the waiting pid, $2 the sessions' pids.
+    let out = pooler
+        .run(&dir.path().join("q"))
+        .args([
+            "--wait-query",
+            "SELECT proxy_is_blocked($1, $2::int[])",
+            "--timeout",
+            "60",
+        ])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+}
+
+#[test]
+fn a_pooler_stopped_mid_run_is_a_clear_error_and_finished_results_stay() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, srv, pooler) = setup(dir.path(), &[]);
+    let quick = "session s\nstep one { SELECT 1 AS one; }\n";
+    let quick_out =
+        "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n";
+    // `second` blocks for good: its s1 never commits.
+    let hold = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\
+session s1\nstep s1l { BEGIN; LOCK h; }\n\
+session s2\nstep s2r { SELECT count(*) FROM h; }\n\
+permutation s1l s2r\n";
+    let specs = write_suite(
+        dir.path(),
+        &[("first", quick, quick_out), ("second", hold, "")],
+    );
+    let out_dir = dir.path().join("out");
+    let child = pooler
+        .run(&out_dir)
+        .args(["--timeout", "120"])
+        .arg(specs.join("first.spec"))
+        .arg(specs.join("second.spec"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    srv.wait_running(&["isolation/second/s2".to_string()], "FROM h");
+    pooler.signal(Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("session s2 lost its connection to server at 127.0.0.1"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("test {:<28} ... ok", "first")),
+        "{all}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("results/first.out")).unwrap(),
+        quick_out
+    );
+}
+
+#[test]
+fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, srv, pooler) = setup(dir.path(), &[]);
+    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+
+    // At connect: the socket accepts, the handshake never ends.
+    pooler.signal(Signal::SIGSTOP);
+    let out = pooler
+        .run(&dir.path().join("a"))
+        .env("PGCONNECT_TIMEOUT", "2")
+        .args(["--timeout", "5"])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("127.0.0.1") && all.contains("timed out"),
+        "{all}"
+    );
+    pooler.signal(Signal::SIGCONT);
+
+    // Mid-run: stalled while s2 waits (s1 never commits); the wait query
+    // and everything after it are bounded by the step timeout.
+    let hold = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\
+session s1\nstep s1l { BEGIN; LOCK h; }\n\
+session s2\nstep s2r { SELECT count(*) FROM h; }\n\
+permutation s1l s2r\n";
+    let held = write_suite(dir.path(), &[("held", hold, "")]);
+    let child = pooler
+        .run(&dir.path().join("b"))
+        .env("PGCONNECT_TIMEOUT", "2")
+        .args(["--timeout", "3"])
+        .arg(held.join("held.spec"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    srv.wait_running(&["isolation/held/s2".to_string()], "FROM h");
+    pooler.signal(Signal::SIGSTOP);
+    let out = child.wait_with_output().unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("timed out") && all.contains("server at 127.0.0.1"),
+        "{all}"
+    );
+    pooler.signal(Signal::SIGCONT);
+}
+
+#[test]
+fn a_pooler_refusing_the_database_or_the_user_names_itself() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let srv = Server::ready(&inst.data_dir);
+    srv.query("postgres", "CREATE DATABASE isolation_regression")
+        .unwrap();
+    let pooler = Pooler::start(&inst, &dir.path().join("pgb"), &[]);
+    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let out = pooler
+        .run(&dir.path().join("a"))
+        .args(["--dbname", "no_such_db", "--timeout", "10"])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("127.0.0.1") && all.contains("no_such_db"),
+        "{all}"
+    );
+
+    let out = pooler
+        .run_as(&dir.path().join("b"), "no_such_user")
+        .args(["--timeout", "10"])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("127.0.0.1") && all.contains("no_such_user"),
+        "{all}"
+    );
+}
+
+#[test]
+fn an_exhausted_pool_is_a_clear_error_within_the_timeout() {
+    require_pgbouncer!();
+    let dir = workdir();
+    // One server connection: the control connection takes it, the
+    // sessions queue in PgBouncer.
+    let (_inst, _srv, pooler) = setup(dir.path(), &["default_pool_size = 1"]);
+    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let out = pooler
+        .run(&dir.path().join("a"))
+        .env("PGCONNECT_TIMEOUT", "3")
+        .args(["--timeout", "3"])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    let all = stderr_and_stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("127.0.0.1"), "{all}");
+    assert!(all.contains("s1") || all.contains("s2"), "{all}");
+}
