@@ -40,10 +40,24 @@ pub enum Probe {
     Query(String),
 }
 
-/// A prepared wait query on the control connection.
+/// The wait query on the control connection: isolationtester's prepared
+/// statement for the builtin detectors; for a swapped probe (meant for
+/// proxies) a plain query with the pids written in, which needs neither
+/// bound parameters nor a prepared statement that outlives a transaction.
 pub struct Detector {
-    /// The query takes the sessions' pids as $2.
-    pids_param: Option<String>,
+    /// For a swapped probe: the query, with `$1` for the waiting pid.
+    literal: Option<String>,
+}
+
+/// Writes the pids into a probe's text: `$2` (the sessions' pids, an
+/// int[] literal) and `$1` (the waiting pid, filled in at each check).
+fn probe_text(probe: &Probe, list: &str) -> Option<String> {
+    let pids = format!("'{{{list}}}'::int[]");
+    match probe {
+        Probe::Builtin(_) => None,
+        Probe::Function(f) => Some(format!("SELECT {f}($1, {pids})")),
+        Probe::Query(q) => Some(q.replace("$2", &pids)),
+    }
 }
 
 /// Server major version from the `server_version` parameter ("15.18 (Debian…)").
@@ -143,13 +157,17 @@ impl Detector {
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let (sql, pids_param) = match probe {
-            Probe::Builtin(kind) => (wait_query(*kind, pids, major, prepared_waits), None),
-            Probe::Function(f) => (format!("SELECT {f}($1, '{{{list}}}')"), None),
-            Probe::Query(q) => (q.clone(), Some(format!("{{{list}}}"))),
+        if let Some(text) = probe_text(probe, &list) {
+            return Ok(Detector {
+                literal: Some(text),
+            });
+        }
+        let Probe::Builtin(kind) = probe else {
+            unreachable!("swapped probes returned above")
         };
+        let sql = wait_query(*kind, pids, major, prepared_waits);
         match control.prepare(PREP_WAITING, &sql).await {
-            Ok(Some(PgResult::Command(_))) => Ok(Detector { pids_param }),
+            Ok(Some(PgResult::Command(_))) => Ok(Detector { literal: None }),
             Ok(_) => Err(control.error_message().to_string()),
             Err(e) => Err(format!("{e}\n")),
         }
@@ -162,8 +180,8 @@ impl Detector {
         pid: i32,
     ) -> Result<bool, String> {
         let pid = pid.to_string();
-        let r = match &self.pids_param {
-            Some(pids) => control.exec_prepared(PREP_WAITING, &[&pid, pids]).await,
+        let r = match &self.literal {
+            Some(text) => control.exec(&replace_param1(text, &pid)).await,
             None => control.exec_prepared(PREP_WAITING, &[&pid]).await,
         };
         while control.take_notice().is_some() {}
@@ -177,9 +195,43 @@ impl Detector {
     }
 }
 
+/// Replaces `$1` (not `$10`…) with `value`.
+fn replace_param1(text: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len() + value.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("$1") {
+        let after = &rest[i + 2..];
+        out.push_str(&rest[..i]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str("$1");
+        } else {
+            out.push_str(value);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swapped_probes_get_the_pids_written_in() {
+        let f = probe_text(&Probe::Function("gw.blocked".into()), "1,2").unwrap();
+        assert_eq!(f, "SELECT gw.blocked($1, '{1,2}'::int[])");
+        assert_eq!(
+            replace_param1(&f, "7"),
+            "SELECT gw.blocked(7, '{1,2}'::int[])"
+        );
+        let q = probe_text(&Probe::Query("SELECT f($1, $2, $10)".into()), "3").unwrap();
+        assert_eq!(replace_param1(&q, "9"), "SELECT f(9, '{3}'::int[], $10)");
+        assert_eq!(
+            probe_text(&Probe::Builtin(DetectorKind::Function), "1"),
+            None
+        );
+    }
 
     #[test]
     fn versions() {

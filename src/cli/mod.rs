@@ -137,7 +137,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", env = "ISOSPEC_WAIT_FUNCTION")]
     pub wait_function: Option<String>,
     /// Ask this query whether a step waits: $1 is the waiting backend's pid,
-    /// $2 the sessions' pids (int[]); it returns one boolean.
+    /// $2 the sessions' pids (int[]); it returns one boolean.  Swapped
+    /// probes get the values written in (no bound parameters, no prepared
+    /// statement).
     #[arg(
         long,
         value_name = "SQL",

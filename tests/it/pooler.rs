@@ -60,13 +60,20 @@ fn a_swapped_wait_function_is_asked() {
     require_pgbouncer!();
     let dir = workdir();
     let (_inst, srv, pooler) = setup(dir.path(), &[]);
-    // A proxy's own probe (here: the builtin under another name).
+    // A proxy's own probe (here: the builtin under another name), which
+    // records that it was asked.
     srv.query(
         "isolation_regression",
-        "CREATE FUNCTION proxy_is_blocked(pid int, pids int[]) RETURNS boolean \
-         LANGUAGE sql AS 'SELECT pg_catalog.pg_isolation_test_session_is_blocked(pid, pids)'",
+        "CREATE TABLE probe_calls (pid int); \
+         CREATE FUNCTION proxy_is_blocked(pid int, pids int[]) RETURNS boolean \
+         LANGUAGE plpgsql AS $$ BEGIN INSERT INTO probe_calls VALUES (pid); \
+         RETURN pg_catalog.pg_isolation_test_session_is_blocked(pid, pids); END $$",
     )
     .unwrap();
+    let calls = || {
+        srv.query("isolation_regression", "SELECT count(*) FROM probe_calls")
+            .unwrap()
+    };
     let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
     let out = pooler
         .run(&dir.path().join("f"))
@@ -75,13 +82,8 @@ fn a_swapped_wait_function_is_asked() {
         .output()
         .unwrap();
     expect_exit(&out, 0);
-    let calls = srv
-        .query(
-            "isolation_regression",
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%proxy_is_blocked%'",
-        )
-        .unwrap();
-    assert_eq!(calls.len(), 1);
+    let after_function: i64 = calls()[0].parse().unwrap();
+    assert!(after_function > 0, "the wait function was never asked");
     // A query probe: $1 the waiting pid, $2 the sessions' pids.
     let out = pooler
         .run(&dir.path().join("q"))
@@ -95,6 +97,11 @@ fn a_swapped_wait_function_is_asked() {
         .output()
         .unwrap();
     expect_exit(&out, 0);
+    let after_query: i64 = calls()[0].parse().unwrap();
+    assert!(
+        after_query > after_function,
+        "the wait query was never asked"
+    );
 }
 
 #[test]
@@ -251,4 +258,48 @@ fn an_exhausted_pool_is_a_clear_error_within_the_timeout() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("127.0.0.1"), "{all}");
     assert!(all.contains("s1") || all.contains("s2"), "{all}");
+}
+
+#[test]
+fn use_existing_needs_no_postgres_database_and_issues_no_ddl_also_under_j() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let srv = Server::ready(&inst.data_dir);
+    srv.query("postgres", "CREATE DATABASE isolation_regression")
+        .unwrap();
+    // Only the test database is reachable through this pooler.
+    let pooler = Pooler::start_for(&inst, &dir.path().join("pgb"), "isolation_regression", &[]);
+    let quick = "session s\nstep one { SELECT 1 AS one; }\n";
+    let quick_out =
+        "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n";
+    let specs = write_suite(
+        dir.path(),
+        &[
+            ("a", quick, quick_out),
+            ("b", quick, quick_out),
+            ("blocking", BLOCKING, BLOCKING_OUT),
+        ],
+    );
+    let before = srv
+        .query(
+            "postgres",
+            "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database",
+        )
+        .unwrap();
+    let out = pooler
+        .run(&dir.path().join("out"))
+        .args(["-j", "2", "--timeout", "60", "--load-extension", "plpgsql"])
+        .arg(&specs)
+        .output()
+        .unwrap();
+    expect_exit(&out, 0);
+    assert!(text(&out.stderr).contains("one after another"));
+    let after = srv
+        .query(
+            "postgres",
+            "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database",
+        )
+        .unwrap();
+    assert_eq!(before, after);
 }

@@ -364,6 +364,17 @@ impl Pooler {
     /// Starts PgBouncer with `settings` ("name = value" lines of its
     /// [pgbouncer] section, after session pooling defaults) in `dir`.
     pub fn start(inst: &isospec::server::TempInstance, dir: &Path, settings: &[&str]) -> Pooler {
+        Self::start_for(inst, dir, "*", settings)
+    }
+
+    /// `start` with only database `db` reachable through the pooler
+    /// (`*` for every one).
+    pub fn start_for(
+        inst: &isospec::server::TempInstance,
+        dir: &Path,
+        db: &str,
+        settings: &[&str],
+    ) -> Pooler {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -374,7 +385,7 @@ impl Pooler {
             .port();
         let user = Server::user();
         let mut ini = format!(
-            "[databases]\n* = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+            "[databases]\n{db} = host={} port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
              unix_socket_dir =\nauth_type = trust\nauth_file = {}\nmax_client_conn = 100\n\
              default_pool_size = 20\npool_mode = session\nlogfile = {}\n",
             inst.socket_dir.display(),
