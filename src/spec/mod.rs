@@ -184,6 +184,9 @@ impl fmt::Display for TestSpec {
         if self.options.alone {
             writeln!(f, "# isospec: alone")?;
         }
+        if self.options.pooled {
+            writeln!(f, "# isospec: pooled")?;
+        }
         for s in &self.setup {
             write_block(f, "setup", s)?;
         }

@@ -928,8 +928,11 @@ permutation s2a s1a
         );
         assert_eq!(
             errs("#isospec: alone-ish\nsession s step a { x }"),
-            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone)"]
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled)"]
         );
+        let p = ok("# isospec: pooled\nsession s step a { x }");
+        assert!(p.options.pooled);
+        assert!(p.to_string().starts_with("# isospec: pooled\n"));
     }
 
     #[test]
