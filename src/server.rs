@@ -162,11 +162,12 @@ pub const PG_REGRESS_SETTINGS: &[&str] = &[
 ];
 
 /// Finds a server binary: `--bindir`, else `pg_config --bindir`, else PATH.
-/// Finds a server binary: `--bindir`, else `pg_config --bindir`, else PATH.
-/// An empty bindir (pg_regress's `--bindir=`) means PATH only.
+/// An empty bindir (pg_regress's `--bindir=`) means PATH first, then
+/// `pg_config --bindir` (Debian keeps initdb off PATH; pg_regress would
+/// give up there).
 pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerError> {
-    let path_only = bindir.is_some_and(|d| d.as_os_str().is_empty());
-    if let Some(d) = bindir.filter(|_| !path_only) {
+    let path_first = bindir.is_some_and(|d| d.as_os_str().is_empty());
+    if let Some(d) = bindir.filter(|_| !path_first) {
         let p = d.join(name);
         return if p.is_file() {
             Ok(p)
@@ -174,24 +175,24 @@ pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerE
             Err(ServerError::NoBinary(p.display().to_string()))
         };
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() && !path_only {
-            let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            let p = d.join(name);
-            if p.is_file() {
-                return Ok(p);
-            }
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for d in std::env::split_paths(&path) {
-            let p = d.join(name);
-            if p.is_file() {
-                return Ok(p);
-            }
-        }
-    }
-    Err(ServerError::NoBinary(name.to_string()))
+    let from_pg_config = || {
+        let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let p = d.join(name);
+        (out.status.success() && p.is_file()).then_some(p)
+    };
+    let from_path = || {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    let found = if path_first {
+        from_path().or_else(from_pg_config)
+    } else {
+        from_pg_config().or_else(from_path)
+    };
+    found.ok_or_else(|| ServerError::NoBinary(name.to_string()))
 }
 
 fn tail(path: &Path, lines: usize) -> String {
