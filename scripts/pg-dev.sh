@@ -17,6 +17,9 @@ version=$(dpkg-query -W -f='${Version}' "postgresql-$major" 2>/dev/null || true)
 pkg="postgresql-server-dev-$major${version:+=$version}"
 if ! apt-get install -y -qq --no-upgrade "$pkg" >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-upgrade "$pkg" >/dev/null
+  # The installed server's exact version may have left the archive: PGXS's
+  # build files of a later minor release build the same extensions.
+  apt-get install -y -qq --no-upgrade "$pkg" >/dev/null 2>&1 \
+    || apt-get install -y -qq --no-upgrade "postgresql-server-dev-$major" >/dev/null
 fi
 [ -f "$global" ] || { echo "pg-dev: $pkg installed but $global is still missing" >&2; exit 2; }
