@@ -21,6 +21,34 @@ starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
 step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
 step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
 
+/// Blocks for good: s1 never commits, s2 waits for its lock.
+const HOLD: &str = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\
+session s1\nstep s1l { BEGIN; LOCK h; }\n\
+session s2\nstep s2r { SELECT count(*) FROM h; }\n\
+permutation s1l s2r\n";
+
+/// Starts `isospec run` of `specs` through `pooler` (with `args`) and
+/// returns once `spec`'s session s2 waits on the server.
+fn run_until_s2_waits(
+    pooler: &Pooler,
+    srv: &Server,
+    out: &Path,
+    args: &[&str],
+    specs: &[std::path::PathBuf],
+    spec: &str,
+) -> std::process::Child {
+    let child = pooler
+        .run(out)
+        .args(args)
+        .args(specs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    srv.wait_running(&[format!("isolation/{spec}/s2")], "FROM h");
+    child
+}
+
 /// A server with database isolation_regression, and PgBouncer before it.
 fn setup(dir: &Path, settings: &[&str]) -> (isospec::server::TempInstance, Server, Pooler) {
     let inst = start_instance(dir);
@@ -112,26 +140,20 @@ fn a_pooler_stopped_mid_run_is_a_clear_error_and_finished_results_stay() {
     let quick = "session s\nstep one { SELECT 1 AS one; }\n";
     let quick_out =
         "Parsed test spec with 1 sessions\n\nstarting permutation: one\nstep one: SELECT 1 AS one;\none\n---\n  1\n(1 row)\n\n";
-    // `second` blocks for good: its s1 never commits.
-    let hold = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\
-session s1\nstep s1l { BEGIN; LOCK h; }\n\
-session s2\nstep s2r { SELECT count(*) FROM h; }\n\
-permutation s1l s2r\n";
+    // `second` blocks for good.
     let specs = write_suite(
         dir.path(),
-        &[("first", quick, quick_out), ("second", hold, "")],
+        &[("first", quick, quick_out), ("second", HOLD, "")],
     );
     let out_dir = dir.path().join("out");
-    let child = pooler
-        .run(&out_dir)
-        .args(["--timeout", "120"])
-        .arg(specs.join("first.spec"))
-        .arg(specs.join("second.spec"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    srv.wait_running(&["isolation/second/s2".to_string()], "FROM h");
+    let child = run_until_s2_waits(
+        &pooler,
+        &srv,
+        &out_dir,
+        &["--timeout", "120"],
+        &[specs.join("first.spec"), specs.join("second.spec")],
+        "second",
+    );
     pooler.signal(Signal::SIGKILL);
     let out = child.wait_with_output().unwrap();
     let all = stderr_and_stdout(&out);
@@ -176,21 +198,15 @@ fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
 
     // Mid-run: stalled while s2 waits (s1 never commits); the wait query
     // and everything after it are bounded by the step timeout.
-    let hold = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\
-session s1\nstep s1l { BEGIN; LOCK h; }\n\
-session s2\nstep s2r { SELECT count(*) FROM h; }\n\
-permutation s1l s2r\n";
-    let held = write_suite(dir.path(), &[("held", hold, "")]);
-    let child = pooler
-        .run(&dir.path().join("b"))
-        .env("PGCONNECT_TIMEOUT", "2")
-        .args(["--timeout", "3"])
-        .arg(held.join("held.spec"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    srv.wait_running(&["isolation/held/s2".to_string()], "FROM h");
+    let held = write_suite(dir.path(), &[("held", HOLD, "")]);
+    let child = run_until_s2_waits(
+        &pooler,
+        &srv,
+        &dir.path().join("b"),
+        &["--timeout", "3"],
+        &[held.join("held.spec")],
+        "held",
+    );
     pooler.signal(Signal::SIGSTOP);
     let out = child.wait_with_output().unwrap();
     let all = stderr_and_stdout(&out);
