@@ -20,6 +20,8 @@
 use crate::pgwire::{Connection, PgResult};
 
 const PREP_WAITING: &str = "isolationtester_waiting";
+/// The same question for many backends in one round trip.
+const PREP_WAITING_MANY: &str = "isospec_waiting_many";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DetectorKind {
@@ -47,6 +49,18 @@ pub enum Probe {
 pub struct Detector {
     /// For a swapped probe: the query, with `$1` for the waiting pid.
     literal: Option<String>,
+    /// The many-backends form is prepared (builtin detectors).
+    many: bool,
+}
+
+/// The single-backend wait query `single` (with `$1` for the pid) asked for
+/// every pid of an int[] at once, in the array's order; `array` is `$1`
+/// or a literal.
+fn many_query(single: &str, array: &str) -> String {
+    format!(
+        "SELECT u.p, ({}) FROM pg_catalog.unnest({array}::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o",
+        replace_param1(single, "u.p")
+    )
 }
 
 /// Writes the pids into a probe's text: `$2` (the sessions' pids, an
@@ -160,6 +174,7 @@ impl Detector {
         if let Some(text) = probe_text(probe, &list) {
             return Ok(Detector {
                 literal: Some(text),
+                many: false,
             });
         }
         let Probe::Builtin(kind) = probe else {
@@ -167,7 +182,60 @@ impl Detector {
         };
         let sql = wait_query(*kind, pids, major, prepared_waits);
         match control.prepare(PREP_WAITING, &sql).await {
-            Ok(Some(PgResult::Command(_))) => Ok(Detector { literal: None }),
+            Ok(Some(PgResult::Command(_))) => {}
+            Ok(_) => return Err(control.error_message().to_string()),
+            Err(e) => return Err(format!("{e}\n")),
+        }
+        // Best effort: without it, steps are asked about one by one.
+        let many = matches!(
+            control
+                .prepare(PREP_WAITING_MANY, &many_query(&sql, "$1"))
+                .await,
+            Ok(Some(PgResult::Command(_)))
+        );
+        while control.take_notice().is_some() {}
+        Ok(Detector {
+            literal: None,
+            many,
+        })
+    }
+
+    /// Whether each of `pids` is blocked by one of the spec's sessions, in
+    /// one round trip (the same question as `is_blocked`, for each pid).
+    pub async fn are_blocked(
+        &self,
+        control: &mut impl Connection,
+        pids: &[i32],
+    ) -> Result<Vec<bool>, String> {
+        let list = format!(
+            "{{{}}}",
+            pids.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let r = match (&self.literal, self.many) {
+            (Some(text), _) => control.exec(&many_query(text, &format!("'{list}'"))).await,
+            (None, true) => control.exec_prepared(PREP_WAITING_MANY, &[&list]).await,
+            (None, false) => {
+                let mut out = Vec::with_capacity(pids.len());
+                for &p in pids {
+                    out.push(self.is_blocked(control, p).await?);
+                }
+                return Ok(out);
+            }
+        };
+        while control.take_notice().is_some() {}
+        match r {
+            Ok(Some(PgResult::Tuples(t))) if t.rows.len() == pids.len() => Ok(t
+                .rows
+                .iter()
+                .map(|r| {
+                    r.get(1)
+                        .and_then(|v| v.as_deref())
+                        .is_some_and(|v| v.starts_with('t'))
+                })
+                .collect()),
             Ok(_) => Err(control.error_message().to_string()),
             Err(e) => Err(format!("{e}\n")),
         }
@@ -216,6 +284,19 @@ fn replace_param1(text: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_form_asks_the_same_question_per_pid() {
+        let single = wait_query(DetectorKind::Function, &[11, 22], 15, false);
+        assert_eq!(
+            many_query(&single, "$1"),
+            "SELECT u.p, (SELECT pg_catalog.pg_isolation_test_session_is_blocked(u.p, '{11,22}')) \
+FROM pg_catalog.unnest($1::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o"
+        );
+        let locks = wait_query(DetectorKind::PgLocks, &[1], 17, false);
+        let many = many_query(&locks, "$1");
+        assert!(!many[..many.find("FROM pg_catalog.unnest").unwrap()].contains("$1"));
+    }
 
     #[test]
     fn swapped_probes_get_the_pids_written_in() {

@@ -210,6 +210,10 @@ pub struct Executor<'a, C: Connection> {
     in_permutation: bool,
     /// Some permutation has started.
     started: bool,
+    /// While waiting steps are polled: the server's answers for their
+    /// backends, asked in one round trip and valid until a step completes
+    /// (a completion may release locks).
+    blocked: Option<Vec<(i32, bool)>>,
 }
 
 /// Runs a whole spec: connects, runs every permutation, disconnects.
@@ -429,6 +433,7 @@ pub async fn execute<C: Connection>(
         any_new_notice: false,
         in_permutation: false,
         started: false,
+        blocked: None,
     };
     let mut result = ex.run_all().await;
     if matches!(result, Err(SpecError::Interrupted)) && !ex.started {
@@ -981,8 +986,18 @@ impl<'a, C: Connection> Executor<'a, C> {
             let old_n = waiting.len();
             let mut have_blocker = false;
             let mut w = 0;
+            // Polling several waiting steps: ask about all of them at once,
+            // again after each completion, instead of once per step.
+            let batch = flags.nonblock && flags.retry && waiting.len() > 1;
             while w < waiting.len() {
-                if self.try_complete_step(st, waiting[w], flags).await? {
+                if batch && self.blocked.is_none() {
+                    self.ask_blocked(st, &waiting[w..]).await?;
+                }
+                let still_waiting = self.try_complete_step(st, waiting[w], flags).await;
+                if !matches!(still_waiting, Ok(true)) {
+                    self.blocked = None;
+                }
+                if still_waiting? {
                     if !st.steps[waiting[w]].blockers.is_empty() {
                         have_blocker = true;
                     }
@@ -991,8 +1006,43 @@ impl<'a, C: Connection> Executor<'a, C> {
                     waiting.remove(w);
                 }
             }
+            self.blocked = None;
             if !(have_blocker && (waiting.len() < old_n || self.any_new_notice)) {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Asks the server, in one round trip, which of the backends of steps
+    /// `idxs` are blocked; the answers stand until a step completes.
+    async fn ask_blocked(&mut self, st: &PermState<'_>, idxs: &[usize]) -> Result<(), SpecError> {
+        let pids: Vec<i32> = idxs
+            .iter()
+            .map(|&i| self.sessions[st.steps[i].session].conn.backend_pid())
+            .collect();
+        let limit = self.opts.step_timeout;
+        let answers =
+            tokio::time::timeout(limit, self.detector.are_blocked(&mut self.control, &pids))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "the control connection did not answer the wait query within {} s\n",
+                        limit.as_secs()
+                    ))
+                });
+        match answers {
+            Ok(a) => {
+                self.blocked = Some(pids.into_iter().zip(a).collect());
+                Ok(())
+            }
+            Err(message) => {
+                self.emit(Event::WaitQueryFailed {
+                    message: message.clone(),
+                });
+                Err(SpecError::WaitQuery {
+                    step: self.step_name(&st.steps[idxs[0]]).to_string(),
+                    message,
+                })
             }
         }
     }
@@ -1086,6 +1136,25 @@ impl<'a, C: Connection> Executor<'a, C> {
         let mut canceled = false;
         let mut interval = self.opts.poll_min;
         let mut slow_reported = false;
+        // Asked already in this round and blocked: if nothing has arrived
+        // since, it still waits (nothing of the spec's has moved meanwhile).
+        if flags.nonblock && flags.retry {
+            let pid = self.sessions[si].conn.backend_pid();
+            let known = self
+                .blocked
+                .as_ref()
+                .and_then(|b| b.iter().find(|(p, _)| *p == pid))
+                .map(|&(_, blocked)| blocked);
+            if known == Some(true) {
+                if !self.still_busy(si, true, session, name)? {
+                    return Ok(Watch::Done);
+                }
+                return Ok(Watch::Blocked);
+            }
+        }
+        // This step runs (or was not asked about): whatever it does may
+        // change the others' state, so their answers are asked again.
+        self.blocked = None;
         loop {
             if !self.still_busy(si, false, session, name)? {
                 break;

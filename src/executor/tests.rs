@@ -161,12 +161,31 @@ impl Connection for Scripted {
     async fn prepare(&mut self, _: &str, _: &str) -> Result<Option<PgResult>, WireError> {
         Ok(Some(PgResult::Command("PREPARE".into())))
     }
-    /// The wait query: is backend `params[0]` blocked?
+    /// The wait query: is backend `params[0]` blocked?  (For the
+    /// many-backends form, each of the array `params[0]`.)
     async fn exec_prepared(
         &mut self,
-        _: &str,
+        name: &str,
         params: &[&str],
     ) -> Result<Option<PgResult>, WireError> {
+        if name == "isospec_waiting_many" {
+            let list = params[0].trim_matches(|c| c == '{' || c == '}');
+            let rows = list
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let blocked = self.server.borrow().blocked(p.parse().unwrap());
+                    vec![
+                        Some(p.to_string()),
+                        Some(if blocked { "t" } else { "f" }.into()),
+                    ]
+                })
+                .collect();
+            return Ok(Some(PgResult::Tuples(Tuples {
+                columns: vec!["p".into(), "blocked".into()],
+                rows,
+            })));
+        }
         let pid: i32 = params[0].parse().unwrap();
         let blocked = self.server.borrow().blocked(pid);
         Ok(Some(PgResult::Tuples(Tuples {
