@@ -238,9 +238,13 @@ pub async fn run_spec(
     let names: Vec<String> = std::iter::once("control connection".to_string())
         .chain(spec.spec.sessions.iter().map(|s| s.name.clone()))
         .collect();
-    for (i, name) in names.iter().enumerate() {
-        let mut conn = match Conn::connect(params).await {
-            Ok(c) => c,
+    // All connections are opened, and then identified, at once: set-up
+    // time would otherwise grow with the number of sessions.  Failures
+    // are reported for the first connection in the spec's order.
+    let opened = futures_util::future::join_all(names.iter().map(|_| Conn::connect(params))).await;
+    for (i, (name, c)) in names.iter().zip(opened).enumerate() {
+        match c {
+            Ok(c) => conns.push(c),
             Err(e) => {
                 let _ = tx.send(Event::ConnectFailed {
                     index: i,
@@ -252,39 +256,21 @@ pub async fn run_spec(
                     source: e,
                 });
             }
-        };
-        // isolationtester's application name, and the backend's own pid: a
-        // pooler's connection key names a pid of its own.  A literal, not
-        // a bound parameter, so that proxies without the extended
-        // protocol take it.
-        // Settings a pooler refused as startup options, and intervalstyle
-        // (which a pooler told to ignore `options` drops silently), are
-        // set here, in the same round trip.
-        let mut settings: Vec<(String, String)> = conn.deferred_settings().to_vec();
-        if settings.is_empty() {
-            settings = crate::pgwire::parse_options(params.options.as_deref().unwrap_or(""))
-                .into_iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("intervalstyle"))
-                .collect();
         }
-        let set: String = settings
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    ", pg_catalog.set_config({}, {}, false)",
-                    quote_literal(k),
-                    quote_literal(v)
-                )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT pg_catalog.set_config('application_name',\n  pg_catalog.current_setting('application_name') || '/' || {},\n  false), pg_catalog.pg_backend_pid(){set}",
-            quote_literal(name)
-        );
-        // Bounded: a pooler with no free server connection for this client
-        // (pool exhausted, pooler stalled) answers nothing.
-        let limit = opts.step_timeout;
-        let answer = match tokio::time::timeout(limit, conn.exec(&sql)).await {
+    }
+    // Bounded: a pooler with no free server connection for a client
+    // (pool exhausted, pooler stalled) answers nothing.
+    let limit = opts.step_timeout;
+    let answers =
+        futures_util::future::join_all(conns.iter_mut().zip(&names).map(|(conn, name)| {
+            let sql = identify_query(conn, params, name);
+            async move { tokio::time::timeout(limit, conn.exec(&sql)).await }
+        }))
+        .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let name = &names[i];
+        let conn = &mut conns[i];
+        let answer = match answer {
             Ok(a) => a,
             Err(_) => {
                 let message = format!(
@@ -337,12 +323,41 @@ pub async fn run_spec(
         // blackhole processor); session notices of this query are dropped too,
         // as none can occur.
         while conn.take_notice().is_some() {}
-        conns.push(conn);
     }
     let control = conns.remove(0);
     let mut opts = opts;
     opts.backends = Backends { proxied, app_names };
     execute(spec, control, conns, opts, tx).await
+}
+
+/// The query that identifies a session: isolationtester's application
+/// name, and the backend's own pid (a pooler's connection key names a pid
+/// of its own).  A literal, not a bound parameter, so that proxies without
+/// the extended protocol take it.  Settings a pooler refused as startup
+/// options, and intervalstyle (which a pooler told to ignore `options`
+/// drops silently), are set in the same round trip.
+fn identify_query(conn: &Conn, params: &ConnParams, name: &str) -> String {
+    let mut settings: Vec<(String, String)> = conn.deferred_settings().to_vec();
+    if settings.is_empty() {
+        settings = crate::pgwire::parse_options(params.options.as_deref().unwrap_or(""))
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("intervalstyle"))
+            .collect();
+    }
+    let set: String = settings
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                ", pg_catalog.set_config({}, {}, false)",
+                quote_literal(k),
+                quote_literal(v)
+            )
+        })
+        .collect();
+    format!(
+        "SELECT pg_catalog.set_config('application_name',\n  pg_catalog.current_setting('application_name') || '/' || {},\n  false), pg_catalog.pg_backend_pid(){set}",
+        quote_literal(name)
+    )
 }
 
 /// A SQL string literal.
