@@ -113,6 +113,7 @@ clean:
 
 bench: build
 	bench/run.sh
+	bench/scaling.sh
 
 # Fuzz the spec and schedule parsers (cargo-fuzz, nightly toolchain).
 FUZZ_SECONDS ?= 600

@@ -3,6 +3,7 @@
 # 10, fsync off, Unix socket only), run as the OS user postgres when root.
 #
 #   pg_server_start DIR PORT   initdb + start in DIR/data; sets PG_SOCK, PG_DATA
+#                              (PG_EXTRA_CONF: more postgresql.conf lines)
 #   pg_server_stop_all         stops every server started (installed as EXIT trap)
 # BINDIR: server binaries (default: pg_config --bindir, else initdb on PATH).
 
@@ -22,6 +23,7 @@ pg_server_start() {
   "${AS_PG[@]}" "$BINDIR/initdb" -D "$PG_DATA" -A trust -E UTF8 --locale=C --no-sync -U postgres >/dev/null
   printf "max_prepared_transactions = 10\nfsync = off\nlisten_addresses = ''\nport = %s\nunix_socket_directories = '%s'\n" \
     "$port" "$PG_SOCK" >> "$PG_DATA/postgresql.conf"
+  [ -z "${PG_EXTRA_CONF:-}" ] || printf "%s\n" "$PG_EXTRA_CONF" >> "$PG_DATA/postgresql.conf"
   PG_SERVERS+=("$PG_DATA") PG_SOCKS+=("$PG_SOCK")
   "${AS_PG[@]}" "$BINDIR/pg_ctl" -D "$PG_DATA" -l "$dir/server.log" -w start >/dev/null
 }
