@@ -33,7 +33,7 @@ pub enum SpecError {
         session: String,
         source: WireError,
     },
-    #[error("setting of application name failed on connection {session}: {message}")]
+    #[error("setting up connection {session} (application name, backend pid) failed: {message}")]
     AppName { session: String, message: String },
     #[error("preparing the lock wait query failed: {0}")]
     PrepareWait(String),

@@ -59,6 +59,20 @@ fn setup(dir: &Path, settings: &[&str]) -> (isospec::server::TempInstance, Serve
     (inst, srv, pooler)
 }
 
+/// `blocking.spec` through `pooler` with these connect and step timeouts
+/// (seconds): its exit code and everything it printed.
+fn run_blocking(pooler: &Pooler, dir: &Path, connect: &str, step: &str) -> (Option<i32>, String) {
+    let specs = write_suite(dir, &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let out = pooler
+        .run(&dir.join("out"))
+        .env("PGCONNECT_TIMEOUT", connect)
+        .args(["--timeout", step])
+        .arg(specs.join("blocking.spec"))
+        .output()
+        .unwrap();
+    (out.status.code(), stderr_and_stdout(&out))
+}
+
 fn stderr_and_stdout(out: &Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
@@ -177,21 +191,13 @@ fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
     require_pgbouncer!();
     let dir = workdir();
     let (_inst, srv, pooler) = setup(dir.path(), &[]);
-    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
 
     // At connect: the socket accepts, the handshake never ends.
     pooler.signal(Signal::SIGSTOP);
-    let out = pooler
-        .run(&dir.path().join("a"))
-        .env("PGCONNECT_TIMEOUT", "2")
-        .args(["--timeout", "5"])
-        .arg(specs.join("blocking.spec"))
-        .output()
-        .unwrap();
-    let all = stderr_and_stdout(&out);
-    assert_ne!(out.status.code(), Some(0), "{all}");
+    let (code, all) = run_blocking(&pooler, &dir.path().join("a"), "2", "5");
+    assert_ne!(code, Some(0), "{all}");
     assert!(
-        all.contains("127.0.0.1") && all.contains("timed out"),
+        all.contains("127.0.0.1") && all.contains("timed out: no complete answer within 2 s"),
         "{all}"
     );
     pooler.signal(Signal::SIGCONT);
@@ -262,18 +268,14 @@ fn an_exhausted_pool_is_a_clear_error_within_the_timeout() {
     // One server connection: the control connection takes it, the
     // sessions queue in PgBouncer.
     let (_inst, _srv, pooler) = setup(dir.path(), &["default_pool_size = 1"]);
-    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
-    let out = pooler
-        .run(&dir.path().join("a"))
-        .env("PGCONNECT_TIMEOUT", "3")
-        .args(["--timeout", "3"])
-        .arg(specs.join("blocking.spec"))
-        .output()
-        .unwrap();
-    let all = stderr_and_stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("127.0.0.1"), "{all}");
-    assert!(all.contains("s1") || all.contains("s2"), "{all}");
+    let (code, all) = run_blocking(&pooler, dir.path(), "3", "3");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("connection s1")
+            && all.contains("127.0.0.1")
+            && all.contains("no free server connection"),
+        "{all}"
+    );
 }
 
 #[test]
