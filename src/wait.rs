@@ -113,16 +113,7 @@ pub fn wait_query(kind: DetectorKind, pids: &[i32], major: u32, prepared_waits: 
             format!("SELECT pg_catalog.pg_isolation_test_session_is_blocked($1, '{{{list}}}'){prepared}")
         }
         DetectorKind::PgLocks => {
-            // Map parallel workers to their leader (PostgreSQL 13+ shows
-            // leader_pid), so a worker's lock counts for its session.
-            let (group, join) = if major >= 13 {
-                (
-                    "COALESCE(a.leader_pid, l.pid)",
-                    "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid",
-                )
-            } else {
-                ("l.pid", "")
-            };
+            let (group, join) = lock_group(major);
             let prepared = if prepared_waits {
                 "holder.pid IS NULL OR "
             } else {
@@ -153,6 +144,95 @@ AND holder.objsubid IS NOT DISTINCT FROM waiter.objsubid) \
 OR pg_catalog.cardinality(pg_catalog.pg_safe_snapshot_blocking_pids($1)) > 0{injection}"
             )
         }
+    }
+}
+
+/// The columns of pg_locks that name the locked object, as one text key a
+/// hash join can use (`IS NOT DISTINCT FROM` on ten columns cannot).
+const LOCK_KEY: &str = "ROW(l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, \
+l.transactionid, l.classid, l.objid, l.objsubid)::text";
+
+/// The wait question for every pid of the int[] `$1` at once, answered in
+/// the array's order, from one read of `pg_locks`: its cost grows with the
+/// size of the lock table, where asking per pid costs (waiters x length of
+/// the lock's queue) when many sessions queue on one lock.
+///
+/// - `function`: a pid whose awaited lock is *held* (granted) in a
+///   conflicting mode by another of the spec's sessions is blocked: that
+///   holder is in `pg_blocking_pids(pid)`, so
+///   `pg_isolation_test_session_is_blocked` says true at that instant.
+///   Every other pid is asked through the function itself, so the answers
+///   are the function's (soft blockers, parallel groups, safe snapshots,
+///   injection points, prepared transactions).
+/// - `pg-locks`: the single query's conditions, for all pids in one pass.
+pub fn many_wait_query(
+    kind: DetectorKind,
+    pids: &[i32],
+    major: u32,
+    prepared_waits: bool,
+) -> String {
+    let list = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let conflicts = CONFLICTS.replace("waiter.mode", "l.mode");
+    let order = "FROM pg_catalog.unnest($1::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o";
+    match kind {
+        DetectorKind::Function => {
+            let single = replace_param1(&wait_query(kind, pids, major, prepared_waits), "u.p");
+            // Only the spec's sessions' rows matter (waiters and holders
+            // alike); a key is computed only for waiting rows and the held
+            // rows of a lock type something waits for.
+            format!(
+                "WITH l AS MATERIALIZED (SELECT * FROM pg_catalog.pg_locks l WHERE l.pid = ANY ('{{{list}}}'::int[])), \
+waiter AS MATERIALIZED (SELECT {LOCK_KEY} AS k, l.pid, l.locktype, {conflicts} AS conflicts FROM l WHERE NOT l.granted), \
+holder AS (SELECT {LOCK_KEY} AS k, l.pid, l.mode FROM l WHERE l.granted AND l.locktype IN (SELECT waiter.locktype FROM waiter)), \
+hard AS (SELECT waiter.pid FROM waiter WHERE EXISTS (SELECT 1 FROM holder WHERE holder.k = waiter.k \
+AND holder.pid <> waiter.pid AND holder.mode = ANY (waiter.conflicts))) \
+SELECT u.p, CASE WHEN u.p IN (SELECT hard.pid FROM hard) THEN true ELSE ({single}) END {order}"
+            )
+        }
+        DetectorKind::PgLocks => {
+            let (group, join) = lock_group(major);
+            let prepared = if prepared_waits {
+                "holder.realpid IS NULL OR "
+            } else {
+                ""
+            };
+            let injection = if major >= 17 {
+                " OR u.p IN (SELECT s.pid FROM pg_catalog.pg_stat_activity s WHERE s.wait_event_type = 'InjectionPoint')"
+            } else {
+                ""
+            };
+            format!(
+                "WITH l AS MATERIALIZED (SELECT l.*, {group} AS grp FROM pg_catalog.pg_locks l {join}), \
+waiter AS MATERIALIZED (SELECT {LOCK_KEY} AS k, l.grp, l.pid AS realpid, l.locktype, {conflicts} AS conflicts \
+FROM l WHERE NOT l.granted AND l.grp = ANY ($1::int[])), \
+holder AS (SELECT {LOCK_KEY} AS k, l.grp, l.pid AS realpid, l.granted, l.mode FROM l \
+WHERE l.locktype IN (SELECT waiter.locktype FROM waiter)), \
+b AS (SELECT waiter.grp FROM waiter WHERE EXISTS (SELECT 1 FROM holder WHERE holder.k = waiter.k \
+AND ({prepared}(holder.grp <> waiter.grp AND holder.grp = ANY ('{{{list}}}'::int[]))) \
+AND (holder.granted OR holder.realpid <> waiter.realpid) \
+AND holder.mode = ANY (waiter.conflicts))) \
+SELECT u.p, u.p IN (SELECT b.grp FROM b) \
+OR pg_catalog.cardinality(pg_catalog.pg_safe_snapshot_blocking_pids(u.p)) > 0{injection} {order}"
+            )
+        }
+    }
+}
+
+/// How the pg-locks detector maps a lock row to its session: parallel
+/// workers to their leader (PostgreSQL 13+ shows leader_pid), so a worker's
+/// lock counts for its session.
+fn lock_group(major: u32) -> (&'static str, &'static str) {
+    if major >= 13 {
+        (
+            "COALESCE(a.leader_pid, l.pid)",
+            "LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid",
+        )
+    } else {
+        ("l.pid", "")
     }
 }
 
@@ -189,7 +269,10 @@ impl Detector {
         // Best effort: without it, steps are asked about one by one.
         let many = matches!(
             control
-                .prepare(PREP_WAITING_MANY, &many_query(&sql, "$1"))
+                .prepare(
+                    PREP_WAITING_MANY,
+                    &many_wait_query(*kind, pids, major, prepared_waits)
+                )
                 .await,
             Ok(Some(PgResult::Command(_)))
         );
@@ -287,15 +370,31 @@ mod tests {
 
     #[test]
     fn many_form_asks_the_same_question_per_pid() {
-        let single = wait_query(DetectorKind::Function, &[11, 22], 15, false);
+        // Swapped probes: the single question per pid, in the array's order.
+        let single = "SELECT gw.blocked($1, '{11,22}'::int[])";
         assert_eq!(
-            many_query(&single, "$1"),
-            "SELECT u.p, (SELECT pg_catalog.pg_isolation_test_session_is_blocked(u.p, '{11,22}')) \
+            many_query(single, "$1"),
+            "SELECT u.p, (SELECT gw.blocked(u.p, '{11,22}'::int[])) \
 FROM pg_catalog.unnest($1::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o"
         );
-        let locks = wait_query(DetectorKind::PgLocks, &[1], 17, false);
-        let many = many_query(&locks, "$1");
-        assert!(!many[..many.find("FROM pg_catalog.unnest").unwrap()].contains("$1"));
+        // Builtin: held conflicting locks answer from pg_locks, every other
+        // pid through isolationtester's function.
+        let f = many_wait_query(DetectorKind::Function, &[11, 22], 15, false);
+        assert!(f.contains("WHERE l.pid = ANY ('{11,22}'::int[])"));
+        assert!(f.contains(
+            "ELSE (SELECT pg_catalog.pg_isolation_test_session_is_blocked(u.p, '{11,22}')) END"
+        ));
+        assert!(f.ends_with(
+            "FROM pg_catalog.unnest($1::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o"
+        ));
+        assert!(many_wait_query(DetectorKind::Function, &[1], 15, true)
+            .contains("OR 0 = ANY (pg_catalog.pg_blocking_pids(u.p))"));
+        let locks = many_wait_query(DetectorKind::PgLocks, &[1, 2], 17, true);
+        assert!(locks.contains("holder.realpid IS NULL OR "));
+        assert!(locks.contains("'{1,2}'::int[]"));
+        assert!(locks.contains("InjectionPoint"));
+        assert!(locks.contains("pg_safe_snapshot_blocking_pids(u.p)"));
+        assert!(!many_wait_query(DetectorKind::PgLocks, &[1], 12, false).contains("leader_pid"));
     }
 
     #[test]

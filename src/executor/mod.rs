@@ -213,7 +213,7 @@ pub struct Executor<'a, C: Connection> {
     /// While waiting steps are polled: the server's answers for their
     /// backends, asked in one round trip and valid until a step completes
     /// (a completion may release locks).
-    blocked: Option<Vec<(i32, bool)>>,
+    blocked: Option<std::collections::HashMap<i32, bool>>,
 }
 
 /// Runs a whole spec: connects, runs every permutation, disconnects.
@@ -1155,11 +1155,7 @@ impl<'a, C: Connection> Executor<'a, C> {
         // since, it still waits (nothing of the spec's has moved meanwhile).
         if flags.nonblock && flags.retry {
             let pid = self.sessions[si].conn.backend_pid();
-            let known = self
-                .blocked
-                .as_ref()
-                .and_then(|b| b.iter().find(|(p, _)| *p == pid))
-                .map(|&(_, blocked)| blocked);
+            let known = self.blocked.as_ref().and_then(|b| b.get(&pid)).copied();
             if known == Some(true) {
                 if !self.still_busy(si, true, session, name)? {
                     return Ok(Watch::Done);
