@@ -8,6 +8,8 @@
 #   make check-pgxs            a PGXS extension's make check/installcheck through isospec
 #   make conformance-contrib   PostgreSQL 15's contrib/test-module specs through isospec pg_isolation_regress
 #   make check-pooler          PostgreSQL 15's suite and specs/ through PgBouncer
+#   make generate-specs        rewrite the generated specs (specs/contention-*.spec) from their generators
+#   make check-generated-specs fail when a committed generated spec differs from its generator's output
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -31,7 +33,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -82,7 +84,7 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler
+test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler
 
 # Through PgBouncer (Debian package, installed when missing) in front of a
 # throwaway server: PostgreSQL 15's complete suite and the project's specs
@@ -133,3 +135,16 @@ oid-parity: build
 SPECS ?= specs
 differential: build
 	scripts/differential.sh $(SPECS)
+
+# Specs too large to write by hand (100 sessions) are printed by a small
+# generator beside them: specs/NAME.py writes specs/NAME.spec (shared code in
+# specs/specgen.py).  Edit the generator, run make generate-specs, commit both.
+GENERATORS := $(wildcard specs/contention-*.py)
+generate-specs:
+	@for g in $(GENERATORS); do python3 -B $$g > $${g%.py}.spec || exit 1; echo "wrote $${g%.py}.spec"; done
+
+check-generated-specs:
+	@status=0; for g in $(GENERATORS); do \
+	  if python3 -B $$g | diff -u $${g%.py}.spec - > /dev/null; then echo "$${g%.py}.spec: as generated"; \
+	  else echo "$${g%.py}.spec differs from what $$g writes (make generate-specs):" >&2; \
+	    python3 -B $$g | diff -u $${g%.py}.spec - | head -n 40 >&2; status=1; fi; done; exit $$status

@@ -9,7 +9,7 @@
 #
 # Settings are "name = value" lines for pgbouncer.ini's [pgbouncer]
 # section (pool_mode = session by default).  The server gets
-# conf/conformance.conf.
+# conf/conformance.conf and conf/isolation.conf (specs/ runs through it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:?usage: pgbouncer.sh start|stop DIR [settings...]}
@@ -42,7 +42,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 sport=$(free_port)
 pport=$(free_port)
 "${as_user[@]}" initdb -D "$dir/data" -A trust -U "$user" >"$dir/initdb.log" 2>&1
-cat conf/conformance.conf >>"$dir/data/postgresql.conf"
+cat conf/conformance.conf conf/isolation.conf >>"$dir/data/postgresql.conf"
 "${as_user[@]}" pg_ctl -D "$dir/data" -l "$dir/postmaster.log" -w \
   -o "-k $dir -c listen_addresses= -p $sport" start >/dev/null
 
