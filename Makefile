@@ -116,6 +116,7 @@ clean:
 bench: build
 	bench/run.sh
 	bench/scaling.sh
+	bench/permutations.sh
 
 # Fuzz the spec and schedule parsers (cargo-fuzz, nightly toolchain).
 FUZZ_SECONDS ?= 600
