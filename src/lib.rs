@@ -8,13 +8,14 @@
 //! renders isolationtester's text, `differ` compares transcripts with
 //! expected files, `report` alone prints, `schedule` reads pg_regress
 //! schedules, `server` manages a throwaway instance, `timeouts` chooses the
-//! step timeout, `jobs` and `affinity` place -j work, and `cli` is the
-//! command line.
+//! step timeout, `jobs` and `affinity` place -j work, `explore` walks the
+//! interleavings nobody wrote down, and `cli` is the command line.
 
 pub mod affinity;
 pub mod cli;
 pub mod differ;
 pub mod executor;
+pub mod explore;
 pub mod jobs;
 pub mod outcome;
 pub mod pgwire;

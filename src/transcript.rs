@@ -362,7 +362,7 @@ mod tests {
             Event::Canceling { step: s("s2lock"), secs: 2 },
             Event::WaitGraph { graph: graph(), in_transcript: true },
             Event::StepCompleted { session: s("s2"), step: s("s2lock") },
-            Event::StepError { step: s("s2lock"), text: s("ERROR:  canceling statement due to user request") },
+            Event::StepError { step: s("s2lock"), text: s("ERROR:  canceling statement due to user request"), sqlstate: Some(s("57014")) },
             Event::UnexpectedStatus(s("PGRES_COPY_OUT")),
             Event::Notice { session: s("s1"), text: s("NOTICE:  hello\n") },
             Event::Notify { session: s("s1"), channel: s("ch"), payload: s("p"), sender: s("s2") },

@@ -52,6 +52,8 @@ pub enum Event {
     StepError {
         step: String,
         text: String,
+        /// The server's SQLSTATE (None for an error made by the client).
+        sqlstate: Option<String>,
     },
     UnexpectedStatus(String),
     /// A NOTICE/WARNING from a session; `text` is libpq's message with newline.

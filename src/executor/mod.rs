@@ -1149,7 +1149,14 @@ impl<'a, C: Connection> Executor<'a, C> {
     ) -> Result<Watch, SpecError> {
         let start = Instant::now();
         let mut canceled = false;
-        let mut interval = self.opts.poll_min;
+        // A step polled again was blocked when last asked: asking the server
+        // at once beats waiting first for a result that is unlikely to come
+        // (a step just launched usually finishes within poll_min).
+        let mut interval = if flags.nonblock && flags.retry {
+            Duration::ZERO
+        } else {
+            self.opts.poll_min
+        };
         let mut slow_reported = false;
         // Asked already in this round and blocked: if nothing has arrived
         // since, it still waits (nothing of the spec's has moved meanwhile).
@@ -1182,7 +1189,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                     .map_err(|e| wire(session, name, e))?;
                 continue;
             }
-            interval = (interval * 2).min(self.opts.poll_max);
+            interval = (interval * 2).clamp(self.opts.poll_min, self.opts.poll_max);
             if self.interrupted() {
                 return Err(SpecError::Interrupted);
             }
@@ -1339,12 +1346,14 @@ impl<'a, C: Connection> Executor<'a, C> {
                     self.emit(Event::StepError {
                         step: name.to_string(),
                         text,
+                        sqlstate: m.sqlstate().map(str::to_string),
                     });
                 }
                 PgResult::ClientError(text) => {
                     self.emit(Event::StepError {
                         step: name.to_string(),
                         text,
+                        sqlstate: None,
                     });
                     self.emit(Event::ConnectionLost {
                         session: session.to_string(),
