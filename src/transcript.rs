@@ -123,6 +123,8 @@ pub fn render(event: &Event, out: &mut String) {
             }
         }
         Event::StepTimings { .. }
+        | Event::AfterSteps { .. }
+        | Event::Unrealizable { .. }
         | Event::SlowStep { .. }
         | Event::ConnectionLost { .. }
         | Event::PreparedRolledBack { .. } => {}

@@ -10,6 +10,7 @@ use crate::server::TempInstanceOptions;
 use crate::spec;
 use crate::wait::DetectorKind;
 
+mod explore;
 mod pg_regress;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -57,6 +58,9 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Run the interleavings nobody wrote down: group them by outcome, check
+    /// invariants, and print a permutation line per class.
+    Explore(Box<explore::ExploreArgs>),
     /// Show a spec's sessions and steps, and the permutations a run would execute (dry run).
     List {
         /// Also print every permutation, as `permutation …` lines.
@@ -619,6 +623,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_files(&files),
+        Command::Explore(a) => explore::main(*a),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,

@@ -49,6 +49,18 @@ pub enum Event {
     Tuples(Tuples),
     /// An error result of a step, formatted as isolationtester prints it
     /// (without the final newline).
+    /// The rows of one of `ExecOptions::after_steps`'s queries, in order,
+    /// after a permutation's steps (or the error it gave).
+    AfterSteps {
+        rows: Result<Vec<Vec<Option<String>>>, String>,
+    },
+    /// The permutation cannot go on (with `ExecOptions::end_stalled`):
+    /// `step` was due while its session's step `waiting` is blocked by
+    /// sessions with no running step, which only a later step could move.
+    Unrealizable {
+        step: String,
+        waiting: String,
+    },
     StepError {
         step: String,
         text: String,

@@ -109,6 +109,16 @@ pub struct ExecOptions {
     /// What the backends said of themselves when the spec connected (set
     /// by `run_spec`; `execute` callers may leave it empty).
     pub backends: Backends,
+    /// Queries run on the control connection after each permutation's
+    /// steps, before the teardowns (`isospec explore`'s outcome queries
+    /// and invariants); their rows come as `Event::AfterSteps`.
+    pub after_steps: Vec<String>,
+    /// A permutation whose next step belongs to a session whose running
+    /// step is blocked, directly or through other blocked steps, by a
+    /// session with no running step (only a later step could release it)
+    /// ends at once with `Event::Unrealizable`, where isolationtester
+    /// would wait twice the step timeout (`isospec explore`).
+    pub end_stalled: bool,
 }
 
 /// The spec's backends as they identified themselves.
@@ -136,6 +146,8 @@ impl Default for ExecOptions {
             wait_function: None,
             wait_query: None,
             backends: Backends::default(),
+            after_steps: Vec::new(),
+            end_stalled: false,
         }
     }
 }
@@ -478,6 +490,18 @@ pub async fn execute<C: Connection>(
                 while ex.sessions[si].conn.take_notice().is_some() {}
             }
         }
+        // Exploring, the interleaving is cut anyway: its sessions' open
+        // transactions would hold the teardown's locks.
+        if ex.opts.end_stalled {
+            for si in 0..ex.sessions.len() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    ex.sessions[si].conn.exec("ROLLBACK"),
+                )
+                .await;
+                while ex.sessions[si].conn.take_notice().is_some() {}
+            }
+        }
         // The teardown is bounded by the step timeout like any teardown; a
         // second interrupt stops the run at once.
         if let Err(e) = ex.teardown().await {
@@ -702,7 +726,10 @@ impl<'a, C: Connection> Executor<'a, C> {
             if self.sessions[si].active.is_some() {
                 let start = Instant::now();
                 while let Some(old) = self.sessions[si].active {
-                    if !self.try_complete_step(&mut st, old, FINISH).await? {
+                    // Exploring, the step is only polled, so that a stall
+                    // (below) is seen instead of waited out.
+                    let attempt = if self.opts.end_stalled { POLL } else { FINISH };
+                    if !self.try_complete_step(&mut st, old, attempt).await? {
                         match waiting.iter().position(|&w| w == old) {
                             Some(w) => {
                                 waiting.remove(w);
@@ -711,6 +738,24 @@ impl<'a, C: Connection> Executor<'a, C> {
                         }
                     }
                     self.try_complete_steps(&mut st, &mut waiting, POLL).await?;
+                    if self.opts.end_stalled
+                        && self.sessions[si].active.is_some()
+                        && self.stalled(si).await?
+                    {
+                        self.emit(Event::Unrealizable {
+                            step: self.step_name(pstep).to_string(),
+                            waiting: self.step_name(&steps[old]).to_string(),
+                        });
+                        return self.abandon_permutation().await;
+                    }
+                    if self.opts.end_stalled && self.sessions[si].active.is_some() {
+                        // Not stalled: a deadlock the server will break, or
+                        // a long step.  Wait a little for news from it.
+                        let _ = self.sessions[si]
+                            .conn
+                            .wait_readable(self.opts.poll_max)
+                            .await;
+                    }
                     if let Some(active) = self.sessions[si].active {
                         let td = start.elapsed();
                         if td > 2 * self.opts.step_timeout {
@@ -765,6 +810,26 @@ impl<'a, C: Connection> Executor<'a, C> {
             }
         }
 
+        if self.opts.end_stalled {
+            // Steps still blocked at the end by sessions that have nothing
+            // left to run would wait out the timeout.
+            loop {
+                self.try_complete_steps(&mut st, &mut waiting, POLL).await?;
+                let Some(&w) = waiting.first() else { break };
+                if self.stalled(steps[w].session).await? {
+                    self.emit(Event::Unrealizable {
+                        step: String::new(),
+                        waiting: self.step_name(&steps[w]).to_string(),
+                    });
+                    return self.abandon_permutation().await;
+                }
+                let si = steps[w].session;
+                let _ = self.sessions[si]
+                    .conn
+                    .wait_readable(self.opts.poll_max)
+                    .await;
+            }
+        }
         self.try_complete_steps(&mut st, &mut waiting, FINISH)
             .await?;
         if !waiting.is_empty() {
@@ -772,6 +837,114 @@ impl<'a, C: Connection> Executor<'a, C> {
             return Err(SpecError::MutuallyBlocking);
         }
 
+        self.after_steps().await?;
+        self.teardown().await
+    }
+
+    /// Runs `ExecOptions::after_steps` on the control connection, each
+    /// bounded by the step timeout, emitting their rows.
+    async fn after_steps(&mut self) -> Result<(), SpecError> {
+        for i in 0..self.opts.after_steps.len() {
+            let sql = self.opts.after_steps[i].clone();
+            let r = self.bounded(Target::Control, &sql).await?;
+            let rows = match r {
+                Ok(Some(PgResult::Tuples(t))) => Ok(t.rows),
+                Ok(Some(PgResult::Error(m))) => Err(m.primary().unwrap_or("error").to_string()),
+                Ok(_) => Ok(Vec::new()),
+                Err(e) => Err(e.to_string()),
+            };
+            self.emit(Event::AfterSteps { rows });
+        }
+        Ok(())
+    }
+
+    /// Whether session `si`'s running step can only be released by a step
+    /// not yet launched: it is blocked by a session with no running step,
+    /// by a prepared transaction, or by a running step that is itself so
+    /// blocked.  Blocks by processes outside the spec (autovacuum) and
+    /// cycles among running steps (the deadlock detector ends those) are
+    /// not stalls.
+    async fn stalled(&mut self, si: usize) -> Result<bool, SpecError> {
+        let pids: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|s| s.active.is_some())
+            .map(|s| s.conn.backend_pid().to_string())
+            .collect();
+        let sql = format!(
+            "SELECT u.p, pg_catalog.array_to_string(pg_catalog.pg_blocking_pids(u.p) \
+             || pg_catalog.pg_safe_snapshot_blocking_pids(u.p), ',') \
+             FROM pg_catalog.unnest('{{{}}}'::int[]) AS u(p)",
+            pids.join(",")
+        );
+        let r = self.bounded(Target::Control, &sql).await?;
+        let Ok(Some(PgResult::Tuples(t))) = r else {
+            return Ok(false);
+        };
+        let session_of = |pid: i32| {
+            self.sessions
+                .iter()
+                .position(|s| s.conn.backend_pid() == pid)
+        };
+        // (running session, its blockers)
+        let blocked: Vec<(usize, Vec<i32>)> = t
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let pid = r.first()?.as_deref()?.parse::<i32>().ok()?;
+                let by = r
+                    .get(1)?
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter_map(|p| p.parse::<i32>().ok())
+                    .collect();
+                Some((session_of(pid)?, by))
+            })
+            .collect();
+        let mut stuck = vec![false; self.sessions.len()];
+        loop {
+            let mut changed = false;
+            for (s, by) in &blocked {
+                if stuck[*s] {
+                    continue;
+                }
+                let hopeless = by.iter().any(|&b| {
+                    b == 0
+                        || session_of(b)
+                            .is_some_and(|o| self.sessions[o].active.is_none() || stuck[o])
+                });
+                if hopeless {
+                    stuck[*s] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        Ok(stuck[si])
+    }
+
+    /// Ends a permutation that cannot go on: cancels the running steps,
+    /// rolls back every session's transaction, and runs the teardown.
+    async fn abandon_permutation(&mut self) -> Result<(), SpecError> {
+        let limit = self.opts.step_timeout;
+        for si in 0..self.sessions.len() {
+            if self.sessions[si].active.take().is_some() {
+                let _ = self.sessions[si].conn.cancel().await;
+                let conn = &mut self.sessions[si].conn;
+                let _ = tokio::time::timeout(limit, async {
+                    while let Ok(Some(_)) = conn.get_result().await {}
+                })
+                .await;
+            }
+        }
+        for si in 0..self.sessions.len() {
+            let _ = tokio::time::timeout(limit, self.sessions[si].conn.exec("ROLLBACK")).await;
+            while self.sessions[si].conn.take_notice().is_some() {}
+        }
+        self.blocked = None;
         self.teardown().await
     }
 

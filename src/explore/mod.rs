@@ -5,8 +5,11 @@
 //! unranking, which turns both exhaustive walks and seeded uniform sampling
 //! into walks over indices; and the outcome classes (`classes`): grouping
 //! interleavings by what happened, with a stable representative and its
-//! permutation line.  Running interleavings and the command are still to
-//! come.
+//! permutation line; running them through the executor in batches
+//! (`walk`), and the text, JSON and `--write` output (`report`).  The
+//! command line is `cli::explore`.
 
 pub mod classes;
+pub mod report;
 pub mod space;
+pub mod walk;

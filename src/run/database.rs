@@ -14,6 +14,20 @@ pub(super) fn quote_ident(s: &str) -> String {
 
 const DB_MARKER: &str = "created by isospec";
 
+/// pg_regress's settings for a test database it created, and the marker
+/// that lets a later run drop it (`q`: the quoted database name).
+pub(crate) fn database_settings(q: &str) -> String {
+    format!(
+        "ALTER DATABASE {q} SET lc_messages TO 'C';\
+ALTER DATABASE {q} SET lc_monetary TO 'C';\
+ALTER DATABASE {q} SET lc_numeric TO 'C';\
+ALTER DATABASE {q} SET lc_time TO 'C';\
+ALTER DATABASE {q} SET bytea_output TO 'hex';\
+ALTER DATABASE {q} SET timezone_abbreviations TO 'Default';\
+COMMENT ON DATABASE {q} IS '{DB_MARKER}'"
+    )
+}
+
 pub(super) async fn admin_client(
     params: &ConnParams,
     dbname: &str,
@@ -119,20 +133,8 @@ pub(super) async fn prepare_database(
                 create.push_str(" LC_COLLATE='C' LC_CTYPE='C'");
             }
             sh.exec(&admin, &create, &["CREATE DATABASE"]).await?;
-            sh.exec(
-                &admin,
-                &format!(
-                    "ALTER DATABASE {q} SET lc_messages TO 'C';\
-ALTER DATABASE {q} SET lc_monetary TO 'C';\
-ALTER DATABASE {q} SET lc_numeric TO 'C';\
-ALTER DATABASE {q} SET lc_time TO 'C';\
-ALTER DATABASE {q} SET bytea_output TO 'hex';\
-ALTER DATABASE {q} SET timezone_abbreviations TO 'Default';\
-COMMENT ON DATABASE {q} IS '{DB_MARKER}'"
-                ),
-                &["ALTER DATABASE"; 6],
-            )
-            .await?;
+            sh.exec(&admin, &database_settings(&q), &["ALTER DATABASE"; 6])
+                .await?;
             if !cfg.load_extensions.is_empty() || !cfg.setup.languages.is_empty() {
                 let c = admin_client(params, d).await.map_err(&dberr)?;
                 for lang in &cfg.setup.languages {

@@ -13,7 +13,7 @@
 //! - `accept`: copying transcripts into expected/.
 
 mod accept;
-mod database;
+pub(crate) mod database;
 mod flaky;
 mod lanes;
 mod one;

@@ -82,10 +82,22 @@ pub struct SpecOptions {
     /// pooler its sessions may share or change server connections (isospec
     /// otherwise stops such a spec).
     pub pooled: bool,
+    /// `outcome SQL`: for `isospec explore`, a query run after each
+    /// interleaving's steps whose rows are part of its outcome.
+    pub outcomes: Vec<String>,
+    /// `invariant SQL`: for `isospec explore`, a query that must return
+    /// true after every interleaving.
+    pub invariants: Vec<String>,
 }
 
 impl SpecOptions {
-    pub const KNOWN: &'static [&'static str] = &["prepared-waits", "alone", "pooled"];
+    pub const KNOWN: &'static [&'static str] = &[
+        "prepared-waits",
+        "alone",
+        "pooled",
+        "outcome SQL",
+        "invariant SQL",
+    ];
 
     /// Sets one option by name; false when the name is unknown.
     pub fn set(&mut self, name: &str) -> bool {
@@ -186,6 +198,12 @@ impl fmt::Display for TestSpec {
         }
         if self.options.pooled {
             writeln!(f, "# isospec: pooled")?;
+        }
+        for q in &self.options.outcomes {
+            writeln!(f, "# isospec: outcome {q}")?;
+        }
+        for q in &self.options.invariants {
+            writeln!(f, "# isospec: invariant {q}")?;
         }
         for s in &self.setup {
             write_block(f, "setup", s)?;

@@ -136,6 +136,20 @@ fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions, errors: &mut V
     let Some(rest) = text.trim_start().strip_prefix("isospec:") else {
         return;
     };
+    // `outcome SQL` and `invariant SQL` take the rest of the line.
+    let rest = rest.trim();
+    for (word, list) in [
+        ("outcome", &mut options.outcomes),
+        ("invariant", &mut options.invariants),
+    ] {
+        if let Some(sql) = rest
+            .strip_prefix(word)
+            .filter(|r| r.starts_with(char::is_whitespace))
+        {
+            list.push(sql.trim().to_string());
+            return;
+        }
+    }
     for word in rest.split_whitespace() {
         if !options.set(word) {
             errors.push(ParseError {
@@ -928,8 +942,14 @@ permutation s2a s1a
         );
         assert_eq!(
             errs("#isospec: alone-ish\nsession s step a { x }"),
-            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled)"]
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, outcome SQL, invariant SQL)"]
         );
+        let e = ok("# isospec: outcome SELECT sum(v) FROM t\n#isospec: invariant  SELECT true \nsession s step a { x }");
+        assert_eq!(e.options.outcomes, vec!["SELECT sum(v) FROM t".to_string()]);
+        assert_eq!(e.options.invariants, vec!["SELECT true".to_string()]);
+        assert!(e.to_string().starts_with(
+            "# isospec: outcome SELECT sum(v) FROM t\n# isospec: invariant SELECT true\n"
+        ));
         let p = ok("# isospec: pooled\nsession s step a { x }");
         assert!(p.options.pooled);
         assert!(p.to_string().starts_with("# isospec: pooled\n"));

@@ -11,6 +11,7 @@ mod util;
 mod architecture;
 mod check;
 mod drop_in;
+mod explore;
 mod faults;
 mod parallel;
 mod pooler;

@@ -1,0 +1,229 @@
+//! `isospec explore` on the classics of specs/ against a real server: the
+//! classes it finds (by JSON), invariants and the exit code, seeded samples
+//! that reproduce, and `--write` lines that `isospec run` then pins.
+
+use crate::util::{expect_exit, isospec, manifest, start_instance, text, workdir, Server};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn explore_against(inst: &isospec::server::TempInstance) -> Command {
+    let mut c = isospec();
+    c.arg("explore").arg("--host").arg(&inst.socket_dir).args([
+        "--port",
+        &inst.port.to_string(),
+        "--user",
+        &Server::user(),
+    ]);
+    c
+}
+
+/// Explores `spec` (with `args`), returning the exit code and its JSON.
+fn explore(
+    inst: &isospec::server::TempInstance,
+    dir: &Path,
+    spec: &Path,
+    args: &[&str],
+) -> (i32, Value) {
+    let json = dir.join("explore.json");
+    let out = explore_against(inst)
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg(spec)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 1,
+        "explore failed ({code}): {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (code, v["specs"][0].clone())
+}
+
+fn classes(v: &Value) -> &Vec<Value> {
+    v["classes"].as_array().unwrap()
+}
+
+fn violating(v: &Value) -> Vec<&Value> {
+    classes(v)
+        .iter()
+        .filter(|c| !c["violated"].as_array().unwrap().is_empty())
+        .collect()
+}
+
+fn failing_with<'a>(v: &'a Value, sqlstate: &str) -> Vec<&'a Value> {
+    classes(v)
+        .iter()
+        .filter(|c| {
+            c["failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["sqlstate"] == sqlstate)
+        })
+        .collect()
+}
+
+fn spec(name: &str) -> std::path::PathBuf {
+    manifest().join("specs").join(format!("{name}.spec"))
+}
+
+#[test]
+fn lost_update_found_at_read_committed_and_gone_at_repeatable_read() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let (code, rc) = explore(&inst, dir.path(), &spec("explore-lost-update-rc"), &[]);
+    assert_eq!(code, 1, "a violated invariant gives exit code 1");
+    assert_eq!(rc["space"], "20");
+    assert_eq!(rc["exhaustive"], true);
+    let lost = violating(&rc);
+    assert!(!lost.is_empty(), "no lost-update class: {rc}");
+    // The lost update: both committed, the balance moved by only one.
+    assert!(lost
+        .iter()
+        .any(|c| c["permutation"] == "permutation r1 w1 r2 c1 w2 c2"));
+    assert!(failing_with(&rc, "40001").is_empty());
+
+    let (code, rr) = explore(&inst, dir.path(), &spec("explore-lost-update-rr"), &[]);
+    assert_eq!(code, 0, "{rr}");
+    assert!(violating(&rr).is_empty());
+    let failed = failing_with(&rr, "40001");
+    assert!(!failed.is_empty(), "no serialization-failure class: {rr}");
+    assert_eq!(
+        rr["explored"].as_u64().unwrap(),
+        20,
+        "every interleaving is either a class member or not realizable"
+    );
+}
+
+#[test]
+fn write_skew_at_repeatable_read_but_not_serializable() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let (code, rr) = explore(&inst, dir.path(), &spec("explore-write-skew-rr"), &[]);
+    assert_eq!(code, 1);
+    let skew = violating(&rr);
+    assert_eq!(skew.len(), 1, "{rr}");
+    assert_eq!(skew[0]["results"][0][0][0], Value::Null, "nobody on call");
+    let (code, ser) = explore(
+        &inst,
+        dir.path(),
+        &spec("explore-write-skew-serializable"),
+        &[],
+    );
+    assert_eq!(code, 0, "{ser}");
+    assert!(!failing_with(&ser, "40001").is_empty());
+}
+
+#[test]
+fn max_id_duplicates_become_unique_violations() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let (code, plain) = explore(&inst, dir.path(), &spec("explore-max-id-plain"), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(plain["space"], "90");
+    // Three sessions taking the same id, the worst class.
+    assert!(violating(&plain)
+        .iter()
+        .any(|c| c["results"][0][0] == serde_json::json!(["3", "1"])));
+    let (code, unique) = explore(&inst, dir.path(), &spec("explore-max-id-unique"), &[]);
+    assert_eq!(code, 0, "{unique}");
+    assert!(violating(&unique).is_empty());
+    assert!(!failing_with(&unique, "23505").is_empty());
+    assert!(unique["unrealizable"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_seed_reproduces_a_sample_and_outcomes_come_from_the_command_line() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    // 3 sessions of 2 steps: 90 interleavings, 25 sampled.
+    let args = [
+        "--max",
+        "25",
+        "--seed",
+        "7",
+        "--outcome",
+        "SELECT count(*) FROM t",
+    ];
+    let (_, a) = explore(&inst, dir.path(), &spec("explore-max-id-plain"), &args);
+    let (_, b) = explore(&inst, dir.path(), &spec("explore-max-id-plain"), &args);
+    assert_eq!(a["exhaustive"], false);
+    assert_eq!(a["explored"], 25);
+    assert_eq!(a["seed"], 7);
+    assert_eq!(a["classes"], b["classes"]);
+    // The command line's outcome comes first, the spec's after it.
+    assert_eq!(classes(&a)[0]["results"][0][0][0], "3");
+    let (_, c) = explore(
+        &inst,
+        dir.path(),
+        &spec("explore-max-id-plain"),
+        &["--max", "25", "--seed", "8"],
+    );
+    let firsts = |v: &Value| -> Vec<String> {
+        classes(v)
+            .iter()
+            .map(|c| c["first"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_ne!(firsts(&a), firsts(&c), "another seed, another sample");
+}
+
+#[test]
+fn written_lines_are_what_run_then_pins() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    // The classic without its pinned lines.
+    let src = std::fs::read_to_string(spec("explore-lost-update-rr")).unwrap();
+    let bare: String = src
+        .lines()
+        .filter(|l| !l.starts_with("permutation") && !l.starts_with("# isospec explore,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let path = specs.join("lu.spec");
+    std::fs::write(&path, bare.trim_end().to_string() + "\n").unwrap();
+    let out = explore_against(&inst)
+        .arg("--write")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = expect_exit(&out, 0);
+    assert!(stdout.contains("wrote 5 permutation lines"), "{stdout}");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.matches("\npermutation ").count(), 5);
+    // Exploring again writes nothing new.
+    let again = explore_against(&inst)
+        .arg("--write")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!expect_exit(&again, 0).contains("wrote"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+    // isospec run executes exactly those lines; the transcript is the
+    // committed classic's (same lines, same steps).
+    let out = crate::util::run_against(&inst, dir.path())
+        .arg(&path)
+        .output()
+        .unwrap();
+    let result = std::fs::read_to_string(dir.path().join("results/lu.out")).unwrap_or_else(|e| {
+        panic!(
+            "no results/lu.out ({e}): {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    let expected =
+        std::fs::read_to_string(manifest().join("expected/explore-lost-update-rr.out")).unwrap();
+    assert_eq!(result, expected);
+}
