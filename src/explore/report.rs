@@ -59,10 +59,13 @@ pub fn text(
         steps.join(" + ")
     ));
     let secs = e.elapsed.as_secs_f64().max(1e-9);
-    let how = if e.exhaustive && !e.cut_short {
+    let how = if e.exhaustive {
         "all of them".to_string()
-    } else if e.exhaustive {
-        format!("{} of them in order before stopping", e.explored())
+    } else if !e.sampled {
+        format!(
+            "the first {} in the stable order before stopping",
+            e.explored()
+        )
     } else {
         format!(
             "a uniform sample of {} (seed {seed}; --seed {seed} --max {} reproduces it)",
@@ -148,6 +151,7 @@ pub fn json(
         "spec": name,
         "space": size_text(e.space),
         "exhaustive": e.exhaustive,
+        "sampled": e.sampled,
         "cut_short": e.cut_short,
         "seed": seed,
         "explored": e.explored(),

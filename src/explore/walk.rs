@@ -35,8 +35,11 @@ pub const DEFAULT_MAX: u64 = 10_000;
 pub struct Exploration {
     /// None: larger than u128.
     pub space: Option<u128>,
-    /// Every interleaving of the space ran (else a seeded sample).
+    /// Every interleaving of the space ran.
     pub exhaustive: bool,
+    /// The interleavings were drawn at random from the seed (else taken
+    /// in the stable order).
+    pub sampled: bool,
     pub classes: Classes,
     /// Interleavings that could not run as written: a step was due while
     /// its session was blocked by sessions with nothing left to run first.
@@ -57,11 +60,14 @@ impl Exploration {
 /// The order in which interleavings are tried: the whole space in its
 /// stable order when it fits in `limit`, else distinct indices drawn
 /// uniformly from a ChaCha8 stream seeded with `seed` (the same seed draws
-/// the same indices on every machine).
+/// the same indices on every machine).  `shuffled` draws the whole space
+/// in random order (a budget without --max: whatever the budget allows is
+/// a uniform sample, and all of it if the budget suffices).
 pub struct Order {
     space: Space,
     size: Option<u128>,
     limit: u128,
+    shuffled: bool,
     next: u128,
     rng: rand_chacha::ChaCha8Rng,
     seen: HashSet<u128>,
@@ -74,13 +80,23 @@ impl Order {
             space,
             size,
             limit,
+            shuffled: false,
             next: 0,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
             seen: HashSet::new(),
         }
     }
 
-    /// Whether the walk covers the whole space.
+    /// The whole space, in a random order drawn from `seed`.
+    pub fn shuffled(space: Space, seed: u64) -> Order {
+        let limit = space.size().unwrap_or(u128::MAX);
+        Order {
+            shuffled: true,
+            ..Order::new(space, limit, seed)
+        }
+    }
+
+    /// Whether the walk, if not cut short, covers the whole space.
     pub fn exhaustive(&self) -> bool {
         self.size.is_some_and(|s| s <= self.limit)
     }
@@ -90,7 +106,7 @@ impl Order {
         if self.next >= self.limit {
             return None;
         }
-        let index = if self.exhaustive() {
+        let index = if self.exhaustive() && !self.shuffled {
             if self.next >= self.size? {
                 return None;
             }
@@ -227,7 +243,14 @@ pub async fn explore(
     // The whole space when it has at most `max` interleavings (default
     // 10,000), else a seeded sample of `max`; the budget cuts either short.
     let limit = u128::from(plan.max.unwrap_or(DEFAULT_MAX));
-    let order = Order::new(space, limit, plan.seed);
+    let order = match (plan.max, plan.budget) {
+        // A budget alone: as much of the space as it allows, in random
+        // order, so that a cut-short walk is a uniform sample.
+        (None, Some(_)) => Order::shuffled(space, plan.seed),
+        _ => Order::new(space, limit, plan.seed),
+    };
+    let limit = order.limit;
+    let sampled = order.shuffled || !order.exhaustive();
     let planned = if order.exhaustive() {
         size
     } else {
@@ -237,12 +260,12 @@ pub async fn explore(
         order: std::cell::RefCell::new(order),
         result: std::cell::RefCell::new(Exploration {
             space: size,
+            sampled,
             ..Exploration::default()
         }),
         failure: std::cell::RefCell::new(None),
         progress: std::cell::RefCell::new(progress),
     };
-    shared.result.borrow_mut().exhaustive = shared.order.borrow().exhaustive();
     let mut opts = exec.clone();
     opts.after_steps = plan
         .outcomes
@@ -263,6 +286,8 @@ pub async fn explore(
     }
     let mut result = shared.result.into_inner();
     result.elapsed = start.elapsed();
+    // Exhaustive: every interleaving of the space was run.
+    result.exhaustive = size == Some(u128::from(result.explored()));
     Ok(result)
 }
 
@@ -408,6 +433,17 @@ mod tests {
         assert!(a.iter().all(|&i| i < 34_650));
         assert_eq!(a, draw(42));
         assert_ne!(a, draw(43));
+    }
+
+    #[test]
+    fn a_shuffled_walk_covers_the_space_once_in_random_order() {
+        let mut o = Order::shuffled(Space::new(vec![2, 2, 1]), 5);
+        let got: Vec<u128> = std::iter::from_fn(|| o.next_index()).collect();
+        assert_eq!(got.len(), 30);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..30).collect::<Vec<u128>>());
+        assert_ne!(got, sorted);
     }
 
     #[test]
