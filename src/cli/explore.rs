@@ -156,6 +156,17 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("could not start the async runtime: {e}"))?;
+    // Installed before any work: a signal that comes early is not lost.
+    let mut signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = rt.enter();
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        match (int, term) {
+            (Ok(i), Ok(t)) => (i, t),
+            _ => return Err("could not install the SIGINT/SIGTERM handlers".into()),
+        }
+    };
     if a.jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
@@ -227,7 +238,10 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
             loop {
                 tokio::select! {
                     r = &mut work => break r,
-                    _ = tokio::signal::ctrl_c() => {
+                    _ = signals.0.recv() => {
+                        let _ = int_tx.send(true);
+                    }
+                    _ = signals.1.recv() => {
                         let _ = int_tx.send(true);
                     }
                 }

@@ -2,7 +2,9 @@
 //! classes it finds (by JSON), invariants and the exit code, seeded samples
 //! that reproduce, and `--write` lines that `isospec run` then pins.
 
-use crate::util::{expect_exit, isospec, manifest, start_instance, text, workdir, Server};
+use crate::util::{
+    expect_exit, isospec, manifest, start_instance, text, wait_for, workdir, Server,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -226,4 +228,65 @@ fn written_lines_are_what_run_then_pins() {
     let expected =
         std::fs::read_to_string(manifest().join("expected/explore-lost-update-rr.out")).unwrap();
     assert_eq!(result, expected);
+}
+
+#[test]
+fn ctrl_c_reports_the_classes_so_far_and_cleans_up() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let server = Server::ready(&inst.data_dir);
+    // The first interleaving (a1 a2 b1) sleeps in a2 until interrupted,
+    // inside a transaction that holds the table the teardown drops.
+    let path = dir.path().join("sleepy.spec");
+    std::fs::write(
+        &path,
+        "setup { CREATE TABLE sleepy (i int); }\nteardown { DROP TABLE sleepy; }\n\
+         session a\nsetup { BEGIN; LOCK sleepy; }\nstep a1 { SELECT 1 AS one; }\nstep a2 { SELECT pg_sleep(600); }\n\
+         session b\nstep b1 { SELECT 2 AS two; }\n",
+    )
+    .unwrap();
+    let child = explore_against(&inst)
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the sleeping step under way", || {
+        server
+            .query(
+                "postgres",
+                "SELECT 1 FROM pg_stat_activity WHERE state = 'active' \
+                 AND strpos(query, 'pg_sleep(600)') > 0",
+            )
+            .is_ok_and(|r| !r.is_empty())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("interrupted: the classes above are those found so far"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 interleavings of 2 sessions"), "{stdout}");
+    // The interleaving's transaction was rolled back and the teardown ran.
+    assert_eq!(
+        server
+            .query(
+                "isolation_regression",
+                "SELECT count(*) FROM pg_class WHERE relname = 'sleepy'"
+            )
+            .unwrap(),
+        vec!["0".to_string()]
+    );
 }
