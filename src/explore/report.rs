@@ -66,6 +66,8 @@ pub fn text(
             "the first {} in the stable order before stopping",
             e.explored()
         )
+    } else if e.interrupted {
+        format!("a uniform sample of {} (seed {seed})", e.explored())
     } else {
         format!(
             "a uniform sample of {} (seed {seed}; --seed {seed} --max {} reproduces it)",

@@ -49,6 +49,9 @@ pub struct Exploration {
     pub elapsed: Duration,
     /// The run was cut short by Ctrl-C or the budget.
     pub cut_short: bool,
+    /// Ctrl-C cut an interleaving: what ran is no longer a prefix of the
+    /// drawn order.
+    pub interrupted: bool,
 }
 
 impl Exploration {
@@ -316,6 +319,16 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
         if shared.failure.borrow().is_some() {
             return;
         }
+        // Checked before drawing, so that what ran is always a prefix of
+        // the drawn order: `--seed S --max N` then reproduces a run that a
+        // budget ended.
+        if pending.is_empty()
+            && (opts.interrupt.as_ref().is_some_and(|r| *r.borrow())
+                || plan.budget.is_some_and(|b| start.elapsed() >= b))
+        {
+            shared.result.borrow_mut().cut_short = true;
+            return;
+        }
         // A batch: small at first, so that every lane starts soon.
         let batch_size = if shared.result.borrow().explored() < 20 {
             10
@@ -332,12 +345,6 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             }
         }
         if pending.is_empty() {
-            return;
-        }
-        if opts.interrupt.as_ref().is_some_and(|r| *r.borrow())
-            || plan.budget.is_some_and(|b| start.elapsed() >= b)
-        {
-            shared.result.borrow_mut().cut_short = true;
             return;
         }
         let mut batch_spec = spec.clone();
@@ -389,7 +396,9 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             }
             Err(crate::executor::SpecError::Interrupted)
             | Err(crate::executor::SpecError::NotStarted) => {
-                shared.result.borrow_mut().cut_short = true;
+                let mut result = shared.result.borrow_mut();
+                result.cut_short = true;
+                result.interrupted = true;
                 return;
             }
             Err(e) => {
