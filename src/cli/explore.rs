@@ -49,18 +49,8 @@ pub struct ExploreArgs {
     /// Explore in N databases at once (the classes do not depend on N).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
-    /// Server host name or socket directory.
-    #[arg(long, env = "PGHOST")]
-    pub host: Option<String>,
-    /// Server port.
-    #[arg(long, env = "PGPORT")]
-    pub port: Option<u16>,
-    /// User name to connect as.
-    #[arg(long, env = "PGUSER")]
-    pub user: Option<String>,
-    /// libpq connection string or URI.
-    #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
-    pub conninfo: Option<String>,
+    #[command(flatten)]
+    pub server: super::ServerArgs,
     /// Step timeout in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
@@ -141,12 +131,7 @@ pub fn main(a: ExploreArgs) -> i32 {
 }
 
 fn run(a: ExploreArgs) -> Result<i32, String> {
-    let params = super::existing_params_from(
-        a.conninfo.as_deref(),
-        a.host.as_deref(),
-        a.port,
-        a.user.as_deref(),
-    )?;
+    let params = a.server.params()?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -238,12 +223,8 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
             loop {
                 tokio::select! {
                     r = &mut work => break r,
-                    _ = signals.0.recv() => {
-                        let _ = int_tx.send(true);
-                    }
-                    _ = signals.1.recv() => {
-                        let _ = int_tx.send(true);
-                    }
+                    _ = signals.0.recv() => { let _ = int_tx.send(true); }
+                    _ = signals.1.recv() => { let _ = int_tx.send(true); }
                 }
             }
         });

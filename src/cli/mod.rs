@@ -78,6 +78,35 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Which running server to use: shared by `run` and `explore`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Server host name or socket directory.
+    #[arg(long, env = "PGHOST")]
+    pub host: Option<String>,
+    /// Server port.
+    #[arg(long, env = "PGPORT")]
+    pub port: Option<u16>,
+    /// User name to connect as.
+    #[arg(long, env = "PGUSER")]
+    pub user: Option<String>,
+    /// libpq connection string or URI (host, port, user, password, options…).
+    #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
+    pub conninfo: Option<String>,
+}
+
+impl ServerArgs {
+    /// Connection parameters from these options and libpq's variables.
+    pub fn params(&self) -> Result<ConnParams, String> {
+        existing_params_from(
+            self.conninfo.as_deref(),
+            self.host.as_deref(),
+            self.port,
+            self.user.as_deref(),
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Spec files, directories (every *.spec below) or test names (<inputdir>/specs/NAME.spec).
@@ -103,18 +132,8 @@ pub struct RunArgs {
     /// CREATE EXTENSION in the test database before running.
     #[arg(long, value_name = "EXT")]
     pub load_extension: Vec<String>,
-    /// Server host name or socket directory.
-    #[arg(long, env = "PGHOST")]
-    pub host: Option<String>,
-    /// Server port.
-    #[arg(long, env = "PGPORT")]
-    pub port: Option<u16>,
-    /// User name to connect as.
-    #[arg(long, env = "PGUSER")]
-    pub user: Option<String>,
-    /// libpq connection string or URI (host, port, user, password, options…).
-    #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
-    pub conninfo: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Start a throwaway server in DIR (the default when no server is named).
     #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
     pub temp_instance: Option<PathBuf>,
@@ -252,10 +271,10 @@ fn default_socket_dir() -> String {
 
 /// Whether the user named a server at all (options or libpq variables).
 fn server_named(a: &RunArgs) -> bool {
-    a.host.is_some()
-        || a.port.is_some()
-        || a.user.is_some()
-        || a.conninfo.is_some()
+    a.server.host.is_some()
+        || a.server.port.is_some()
+        || a.server.user.is_some()
+        || a.server.conninfo.is_some()
         || ["PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPASSWORD"]
             .iter()
             .any(|v| env(v).is_some())
@@ -263,12 +282,7 @@ fn server_named(a: &RunArgs) -> bool {
 
 /// Builds connection parameters from conninfo, options and libpq variables.
 pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
-    existing_params_from(
-        a.conninfo.as_deref(),
-        a.host.as_deref(),
-        a.port,
-        a.user.as_deref(),
-    )
+    a.server.params()
 }
 
 /// Connection parameters from a conninfo string, then host, port and user
