@@ -98,11 +98,7 @@ ELSE ARRAY[]::text[] END";
 /// The text of the wait query for a detector, the session pids and the
 /// server's major version.  Pids are integers from the server, never user text.
 pub fn wait_query(kind: DetectorKind, pids: &[i32], major: u32, prepared_waits: bool) -> String {
-    let list = pids
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = pid_list(pids);
     match kind {
         DetectorKind::Function => {
             let prepared = if prepared_waits {
@@ -171,11 +167,7 @@ pub fn many_wait_query(
     major: u32,
     prepared_waits: bool,
 ) -> String {
-    let list = pids
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = pid_list(pids);
     let conflicts = CONFLICTS.replace("waiter.mode", "l.mode");
     let order = "FROM pg_catalog.unnest($1::int[]) WITH ORDINALITY AS u(p, o) ORDER BY u.o";
     match kind {
@@ -246,11 +238,7 @@ impl Detector {
         prepared_waits: bool,
     ) -> Result<Detector, String> {
         let major = major_version(control.server_version());
-        let list = pids
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = pid_list(pids);
         if let Some(text) = probe_text(probe, &list) {
             return Ok(Detector {
                 literal: Some(text),
@@ -290,13 +278,7 @@ impl Detector {
         control: &mut impl Connection,
         pids: &[i32],
     ) -> Result<Vec<bool>, String> {
-        let list = format!(
-            "{{{}}}",
-            pids.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let list = format!("{{{}}}", pid_list(pids));
         let r = match (&self.literal, self.many) {
             (Some(text), _) => control.exec(&many_query(text, &format!("'{list}'"))).await,
             (None, true) => control.exec_prepared(PREP_WAITING_MANY, &[&list]).await,
@@ -344,6 +326,14 @@ impl Detector {
             Err(e) => Err(format!("{e}\n")),
         }
     }
+}
+
+/// Pids as the elements of an int[] literal: `1,2,3`.
+fn pid_list(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Replaces `$1` (not `$10`…) with `value`.

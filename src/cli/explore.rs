@@ -179,18 +179,10 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
     for path in &a.specs {
         let name = path.display().to_string();
         let checked = spec::load(path).map_err(|e| e.to_string())?;
-        let outcomes: Vec<String> = a
-            .outcome
-            .iter()
-            .chain(&checked.spec.options.outcomes)
-            .cloned()
-            .collect();
-        let invariants: Vec<String> = a
-            .invariant
-            .iter()
-            .chain(&checked.spec.options.invariants)
-            .cloned()
-            .collect();
+        // The command line's queries first, then the spec's own.
+        let both = |cli: &[String], spec: &[String]| -> Vec<String> { [cli, spec].concat() };
+        let outcomes = both(&a.outcome, &checked.spec.options.outcomes);
+        let invariants = both(&a.invariant, &checked.spec.options.invariants);
         let plan = walk::Plan {
             max: a.max,
             budget: a.budget,
