@@ -5,6 +5,9 @@
 #   - session pooling: PostgreSQL 15's complete suite (same source as
 #     conformance-full) with both wait detectors, and the project's specs;
 #     every transcript identical except the exceptions README lists;
+#   - client-side TLS (client_tls_sslmode = require, certificates made
+#     here with openssl): the project's specs over sslmode=verify-full,
+#     identical to direct, and a connection without TLS refused;
 #   - transaction pooling with one server connection:
 #     specs/pooler-session-state gives its pooled variant, and an ordinary
 #     spec is stopped with the line that asks for session pooling.
@@ -17,7 +20,8 @@ work=target/pooler-check
 rm -rf "$work" && mkdir -p "$work"
 srv=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 srv2=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
-trap 'scripts/pgbouncer.sh stop "$srv"; scripts/pgbouncer.sh stop "$srv2"; rm -rf "$srv" "$srv2"' EXIT
+srv3=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
+trap 'for d in "$srv" "$srv2" "$srv3"; do scripts/pgbouncer.sh stop "$d"; done; rm -rf "$srv" "$srv2" "$srv3"' EXIT
 # Specs whose transcript legitimately differs through PgBouncer (README,
 # "Through a connection pooler or proxy").
 exceptions=" temp-schema-cleanup "
@@ -61,6 +65,35 @@ for det in function pg-locks; do
   cmp -s "$out/results/pooler-session-state.out" expected/pooler-session-state.out \
     || { echo "pooler-check: session pooling must give pooler-session-state.out itself" >&2; status=1; }
 done
+
+# Client-side TLS: a CA and a certificate for 127.0.0.1, made now.
+certs=$srv3/certs
+mkdir -p "$certs"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=isospec pooler-check CA" -keyout "$certs/ca.key" -out "$certs/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$certs/server.key" -out "$certs/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$certs/san.ext"
+openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
+  -days 2 -extfile "$certs/san.ext" -out "$certs/server.crt" 2>/dev/null
+chmod 600 "$certs/server.key"
+[ "$(id -u)" = 0 ] && chown -R "${ISOSPEC_TEMP_INSTANCE_USER:-postgres}" "$certs"
+eval "$(scripts/pgbouncer.sh start "$srv3" 'client_tls_sslmode = require' \
+  "client_tls_key_file = $certs/server.key" "client_tls_cert_file = $certs/server.crt")"
+tls=(-d "host=$POOLER_HOST port=$POOLER_PORT user=$POOLER_USER sslmode=verify-full sslrootcert=$certs/ca.crt"
+     --use-existing --timeout 60)
+echo "== PgBouncer with client_tls_sslmode = require at $POOLER_HOST:$POOLER_PORT"
+fresh_db
+out=$work/specs-tls
+"$isospec" run --quiet "${tls[@]}" --outputdir "$out" specs/ && rc=0 || rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || { echo "pooler-check: isospec exited with $rc" >&2; status=1; }
+judge "project specs over TLS (verify-full)" "$out"
+if "$isospec" run -d "host=$POOLER_HOST port=$POOLER_PORT user=$POOLER_USER sslmode=disable" --use-existing \
+    --outputdir "$work/tls-refused" specs/deadlock.spec >"$work/tls-refused.log" 2>&1; then
+  echo "pooler-check: a connection without TLS was accepted by a TLS-only PgBouncer" >&2; status=1
+else
+  echo "without TLS: refused ($(grep -o 'failed: .*' "$work/tls-refused.log" | head -1))"
+fi
 
 eval "$(scripts/pgbouncer.sh start "$srv2" 'pool_mode = transaction' 'default_pool_size = 1')"
 through=(--host "$POOLER_HOST" --port "$POOLER_PORT" --user "$POOLER_USER" --use-existing --timeout 60)

@@ -26,7 +26,7 @@ use std::path::Path;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-use crate::pgwire::{ConnParams, Host};
+use crate::pgwire::ConnParams;
 
 /// The CPUs this process may run on, in increasing order.
 pub fn allowed_cpus() -> Vec<usize> {
@@ -77,10 +77,8 @@ fn cpu_set(cpu: usize) -> nix::Result<CpuSet> {
 /// socket's lock file (`.s.PGSQL.PORT.lock`, first line), if that process
 /// exists here.  None for TCP connections: the server may be elsewhere.
 pub fn local_postmaster(params: &ConnParams) -> Option<i32> {
-    let Host::Unix(dir) = &params.host else {
-        return None;
-    };
-    let lock = dir.join(format!(".s.PGSQL.{}.lock", params.port));
+    let (dir, port) = params.unix_socket()?;
+    let lock = dir.join(format!(".s.PGSQL.{port}.lock"));
     let text = std::fs::read_to_string(lock).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
     (pid > 0 && Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
@@ -158,21 +156,12 @@ mod tests {
 
     #[test]
     fn no_postmaster_behind_tcp_or_a_missing_lock_file() {
-        let mut p = ConnParams {
-            host: Host::Tcp("localhost".into()),
-            port: 5432,
-            user: "u".into(),
-            password: None,
-            dbname: "d".into(),
-            application_name: None,
-            options: None,
-            extra: Vec::new(),
-            connect_timeout: None,
-        };
+        let mut p = ConnParams::local("/tmp".into(), 5432, "u", "d");
+        p.targets[0].host = crate::pgwire::Host::Tcp("localhost".into());
         assert_eq!(local_postmaster(&p), None);
         let dir = std::env::temp_dir().join(format!("isospec-aff-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        p.host = Host::Unix(dir.clone());
+        p.targets[0].host = crate::pgwire::Host::Unix(dir.clone());
         assert_eq!(local_postmaster(&p), None);
         std::fs::write(
             dir.join(".s.PGSQL.5432.lock"),

@@ -6,7 +6,7 @@
 //! runs them as an unprivileged OS user (default `postgres`), chowning the
 //! directories it creates to that user, and says clearly when it cannot.
 
-use crate::pgwire::{ConnParams, Host};
+use crate::pgwire::ConnParams;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
 use std::fs;
@@ -488,17 +488,7 @@ impl TempInstance {
 
     /// Connection parameters for the instance's superuser.
     pub fn params(&self, dbname: &str) -> ConnParams {
-        ConnParams {
-            host: Host::Unix(self.socket_dir.clone()),
-            port: self.port,
-            user: self.superuser.clone(),
-            password: None,
-            dbname: dbname.to_string(),
-            application_name: None,
-            options: None,
-            extra: Vec::new(),
-            connect_timeout: Some(Duration::from_secs(30)),
-        }
+        ConnParams::local(self.socket_dir.clone(), self.port, &self.superuser, dbname)
     }
 
     pub fn pid(&self) -> Option<u32> {

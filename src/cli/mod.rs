@@ -3,7 +3,7 @@
 //! main stays a thin shell around `cli::main`.
 
 use crate::executor::ExecOptions;
-use crate::pgwire::{ConnParams, Host};
+use crate::pgwire::{ConnParams, ConnRequest};
 use crate::report::{ReportFiles, Reporter, ReporterOptions};
 use crate::run::{self, RunConfig, ServerChoice};
 use crate::server::TempInstanceOptions;
@@ -14,7 +14,6 @@ mod explore;
 mod pg_regress;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -81,29 +80,55 @@ pub enum ColorChoice {
 /// Which running server to use: shared by `run` and `explore`.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Server host name or socket directory.
-    #[arg(long, env = "PGHOST")]
+    /// Server host name or socket directory (over the conninfo and PGHOST;
+    /// a comma-separated list is tried in order).
+    #[arg(long)]
     pub host: Option<String>,
-    /// Server port.
-    #[arg(long, env = "PGPORT")]
+    /// Server port (over the conninfo and PGPORT).
+    #[arg(long)]
     pub port: Option<u16>,
-    /// User name to connect as.
-    #[arg(long, env = "PGUSER")]
+    /// User name to connect as (over the conninfo and PGUSER).
+    #[arg(long)]
     pub user: Option<String>,
-    /// libpq connection string or URI (host, port, user, password, options…).
+    /// libpq connection string or URI: anything libpq takes (host lists,
+    /// sslmode, sslrootcert, service=, …); see README "Connecting".
     #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
     pub conninfo: Option<String>,
 }
 
 impl ServerArgs {
-    /// Connection parameters from these options and libpq's variables.
+    /// What these options ask for, before libpq's resolution.
+    pub fn request(&self) -> ConnRequest {
+        ConnRequest {
+            conninfo: self.conninfo.clone(),
+            host: self.host.clone(),
+            port: self.port.map(|p| p.to_string()),
+            user: self.user.clone(),
+        }
+    }
+
+    /// Connection parameters from these options, the service and password
+    /// files and libpq's variables.
     pub fn params(&self) -> Result<ConnParams, String> {
-        existing_params_from(
-            self.conninfo.as_deref(),
-            self.host.as_deref(),
-            self.port,
-            self.user.as_deref(),
-        )
+        resolve_connection(&self.request())
+    }
+
+    /// Whether these options or libpq's variables name a server at all.
+    pub fn named(&self) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.conninfo.is_some()
+            || [
+                "PGHOST",
+                "PGHOSTADDR",
+                "PGPORT",
+                "PGUSER",
+                "PGSERVICE",
+                "PGPASSWORD",
+            ]
+            .iter()
+            .any(|v| env(v).is_some())
     }
 }
 
@@ -260,122 +285,19 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn default_socket_dir() -> String {
-    for d in ["/var/run/postgresql", "/tmp"] {
-        if Path::new(d).is_dir() {
-            return d.to_string();
-        }
-    }
-    "/tmp".to_string()
-}
-
-/// Whether the user named a server at all (options or libpq variables).
-fn server_named(a: &RunArgs) -> bool {
-    a.server.host.is_some()
-        || a.server.port.is_some()
-        || a.server.user.is_some()
-        || a.server.conninfo.is_some()
-        || ["PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPASSWORD"]
-            .iter()
-            .any(|v| env(v).is_some())
-}
-
 /// Builds connection parameters from conninfo, options and libpq variables.
 pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
     a.server.params()
 }
 
-/// Connection parameters from a conninfo string, then host, port and user
-/// (each overriding), then libpq's environment variables.
-fn existing_params_from(
-    conninfo: Option<&str>,
-    host_opt: Option<&str>,
-    port_opt: Option<u16>,
-    user_opt: Option<&str>,
-) -> Result<ConnParams, String> {
-    let mut host: Option<String> = None;
-    let mut port: Option<u16> = None;
-    let mut user: Option<String> = None;
-    let mut password: Option<Vec<u8>> = None;
-    let mut options: Option<String> = None;
-    let mut timeout: Option<Duration> = None;
-    if let Some(ci) = conninfo {
-        let cfg = tokio_postgres::Config::from_str(ci)
-            .map_err(|e| format!("invalid connection string: {e}"))?;
-        match cfg.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => host = Some(h.clone()),
-            Some(tokio_postgres::config::Host::Unix(p)) => host = Some(p.display().to_string()),
-            None => {}
-        }
-        port = cfg.get_ports().first().copied();
-        user = cfg.get_user().map(|s| s.to_string());
-        password = cfg.get_password().map(|p| p.to_vec());
-        options = cfg.get_options().map(|s| s.to_string());
-        timeout = cfg.get_connect_timeout().copied();
-        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("sslmode=require is not supported by isospec's session connections".into());
-        }
+/// Resolves a connection as libpq would (see `pgwire::resolve`); libpq's
+/// warnings (an insecure password file) go to stderr.
+pub(crate) fn resolve_connection(req: &ConnRequest) -> Result<ConnParams, String> {
+    let r = crate::pgwire::resolve(req)?;
+    for w in &r.warnings {
+        eprintln!("{w}");
     }
-    if let Some(h) = host_opt.map(str::to_string).or_else(|| env("PGHOST")) {
-        host.get_or_insert(h);
-        if let Some(h) = host_opt {
-            host = Some(h.to_string());
-        }
-    }
-    if let Some(p) = port_opt {
-        port = Some(p);
-    } else if port.is_none() {
-        port = env("PGPORT").and_then(|p| p.parse().ok());
-    }
-    if let Some(u) = user_opt.map(str::to_string).or_else(|| env("PGUSER")) {
-        user.get_or_insert(u);
-        if let Some(u) = user_opt {
-            user = Some(u.to_string());
-        }
-    }
-    if password.is_none() {
-        password = env("PGPASSWORD").map(|s| s.into_bytes());
-    }
-    if options.is_none() {
-        options = env("PGOPTIONS");
-    }
-    if timeout.is_none() {
-        timeout = env("PGCONNECT_TIMEOUT")
-            .and_then(|s| s.parse().ok())
-            .map(Duration::from_secs);
-    }
-    if let Some(m) = env("PGSSLMODE") {
-        if matches!(m.as_str(), "require" | "verify-ca" | "verify-full") {
-            return Err(format!(
-                "PGSSLMODE={m} is not supported by isospec's session connections"
-            ));
-        }
-    }
-    let host = host.unwrap_or_else(default_socket_dir);
-    let host = if host.starts_with('/') {
-        Host::Unix(PathBuf::from(host))
-    } else {
-        Host::Tcp(host)
-    };
-    let user = match user {
-        Some(u) => u,
-        None => nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .ok_or("could not determine the user name; give --user or PGUSER")?,
-    };
-    Ok(ConnParams {
-        host,
-        port: port.unwrap_or(5432),
-        user,
-        password,
-        dbname: "postgres".into(),
-        application_name: None,
-        options,
-        extra: Vec::new(),
-        connect_timeout: timeout.or(Some(Duration::from_secs(30))),
-    })
+    Ok(r.params)
 }
 
 fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
@@ -400,8 +322,8 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
     }
     let server = if let Some(dir) = &a.temp_instance {
         ServerChoice::Temp(temp_opts(&a, dir.clone()))
-    } else if server_named(&a) {
-        ServerChoice::Existing(existing_params(&a)?)
+    } else if a.server.named() {
+        ServerChoice::Existing(Box::new(existing_params(&a)?))
     } else {
         let dir = a.outputdir.join("tmp_check");
         eprintln!(

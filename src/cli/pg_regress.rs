@@ -492,12 +492,16 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             (ServerChoice::Temp(opts), None)
         }
         None => {
-            let params: ConnParams =
-                super::existing_params_from(None, r.host.as_deref(), port, r.user.as_deref())?;
+            let params: ConnParams = super::resolve_connection(&crate::pgwire::ConnRequest {
+                conninfo: None,
+                host: r.host.clone(),
+                port: port.map(|p| p.to_string()),
+                user: r.user.clone(),
+            })?;
             let host = r.host.clone().or_else(|| super::env("PGHOST"));
             let port = r.port.clone().or_else(|| super::env("PGPORT"));
             (
-                ServerChoice::Existing(params),
+                ServerChoice::Existing(Box::new(params)),
                 Some(existing_server_words(host.as_deref(), port.as_deref())),
             )
         }

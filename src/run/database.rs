@@ -4,9 +4,9 @@
 //! server (its version, max_prepared_transactions).
 
 use super::{Events, RunConfig, RunError, ServerChoice};
+use crate::executor::quote_literal;
 use crate::outcome::{Phase, RunEvent};
-use crate::pgwire::{ConnParams, Host};
-use std::time::Duration;
+use crate::pgwire::{Conn, ConnParams, PgResult};
 
 pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -28,58 +28,43 @@ COMMENT ON DATABASE {q} IS '{DB_MARKER}'"
     )
 }
 
-pub(super) async fn admin_client(
-    params: &ConnParams,
-    dbname: &str,
-) -> Result<tokio_postgres::Client, String> {
-    let mut cfg = tokio_postgres::Config::new();
-    match &params.host {
-        Host::Tcp(h) => cfg.host(h),
-        Host::Unix(p) => cfg.host_path(p),
-    };
-    cfg.port(params.port)
-        .user(&params.user)
-        .dbname(dbname)
-        .application_name("isospec");
-    if let Some(pw) = &params.password {
-        cfg.password(pw);
-    }
-    if let Some(t) = params.connect_timeout {
-        cfg.connect_timeout(t);
-    }
-    // tokio-postgres bounds only the TCP connect: a stalled server or
-    // pooler could keep the handshake open for ever.
-    let limit = params.connect_timeout.unwrap_or(Duration::from_secs(30));
-    let (client, conn) = tokio::time::timeout(limit, cfg.connect(tokio_postgres::NoTls))
+/// A connection for set-up work (`application_name` isospec), made like
+/// every other connection from the run's one `ConnParams`.
+pub(super) struct Admin(Conn);
+
+pub(super) async fn admin_client(params: &ConnParams, dbname: &str) -> Result<Admin, String> {
+    let mut p = params.clone();
+    p.dbname = dbname.to_string();
+    p.application_name = Some("isospec".into());
+    Conn::connect(&p)
         .await
-        .map_err(|_| {
-            let mut target = params.clone();
-            target.dbname = dbname.to_string();
-            format!(
-                "connection to {} timed out: no complete answer within {} s (connect_timeout, PGCONNECT_TIMEOUT)",
-                target.describe(),
-                limit.as_secs()
-            )
-        })?
-        .map_err(|e| describe_pg_error(&e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+        .map(Admin)
+        .map_err(|e| format!("connecting to database \"{dbname}\": {e}"))
 }
 
-pub(super) fn describe_pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}:  {}", db.severity(), db.message()),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
+impl Admin {
+    /// Runs `sql` (one or more statements); the server's error text if one failed.
+    pub(super) async fn batch(&mut self, sql: &str) -> Result<(), String> {
+        match self.0.exec(sql).await {
+            Ok(Some(PgResult::Error(_) | PgResult::ClientError(_))) => {
+                Err(self.0.error_message().trim_end().to_string())
             }
-            s
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The first column of the first row of `sql`'s result, if any row.
+    pub(super) async fn value(&mut self, sql: &str) -> Result<Option<String>, String> {
+        match self.0.exec(sql).await {
+            Ok(Some(PgResult::Tuples(t))) => {
+                Ok(t.rows.first().and_then(|r| r.first().cloned().flatten()))
+            }
+            Ok(Some(PgResult::Error(_) | PgResult::ClientError(_))) => {
+                Err(self.0.error_message().trim_end().to_string())
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -96,7 +81,7 @@ pub(super) async fn prepare_database(
 ) -> Result<(), RunError> {
     let sh = Shown {
         events,
-        server: params.describe(),
+        server: params.describe_server(),
     };
     let phase = |p: Phase| sh.phase(p);
     let dberr = |m: String| sh.err(m);
@@ -106,20 +91,20 @@ pub(super) async fn prepare_database(
         dbs.extend(cfg.setup.more_databases.iter().cloned());
     }
     if !cfg.use_existing {
-        let admin = admin_client(params, "postgres").await.map_err(&dberr)?;
+        let mut admin = admin_client(params, "postgres").await.map_err(&dberr)?;
         let fresh_server = matches!(cfg.server, ServerChoice::Temp(_));
         // A fresh temp instance has nothing to drop but what an earlier
         // pass of this run made.
         for d in &dbs {
-            drop_old_database(cfg.drop_existing && !fresh_server, &admin, d, &sh).await?;
+            drop_old_database(cfg.drop_existing && !fresh_server, &mut admin, d, &sh).await?;
         }
         if !fresh_server && first_only {
             for r in &cfg.setup.roles {
                 phase(Phase::DroppingRole(r.clone()));
-                sh.exec(&admin, "SET client_min_messages = warning", &["SET"])
+                sh.exec(&mut admin, "SET client_min_messages = warning", &["SET"])
                     .await?;
                 let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(r));
-                sh.exec(&admin, &sql, &["DROP ROLE"]).await?;
+                sh.exec(&mut admin, &sql, &["DROP ROLE"]).await?;
             }
         }
         for d in &dbs {
@@ -132,17 +117,17 @@ pub(super) async fn prepare_database(
             if cfg.setup.c_locale {
                 create.push_str(" LC_COLLATE='C' LC_CTYPE='C'");
             }
-            sh.exec(&admin, &create, &["CREATE DATABASE"]).await?;
-            sh.exec(&admin, &database_settings(&q), &["ALTER DATABASE"; 6])
+            sh.exec(&mut admin, &create, &["CREATE DATABASE"]).await?;
+            sh.exec(&mut admin, &database_settings(&q), &["ALTER DATABASE"; 6])
                 .await?;
             if !cfg.load_extensions.is_empty() || !cfg.setup.languages.is_empty() {
-                let c = admin_client(params, d).await.map_err(&dberr)?;
+                let mut c = admin_client(params, d).await.map_err(&dberr)?;
                 for lang in &cfg.setup.languages {
                     phase(Phase::Installing(lang.clone()));
                     let sql = format!("CREATE OR REPLACE LANGUAGE {}", quote_ident(lang));
-                    sh.exec(&c, &sql, &["CREATE LANGUAGE"]).await?;
+                    sh.exec(&mut c, &sql, &["CREATE LANGUAGE"]).await?;
                 }
-                install_extensions(cfg, &c, &sh).await?;
+                install_extensions(cfg, &mut c, &sh).await?;
             }
         }
         if first_only {
@@ -156,15 +141,15 @@ pub(super) async fn prepare_database(
                         quote_ident(r)
                     ));
                 }
-                sh.exec(&admin, &sql, &["CREATE ROLE"]).await?;
+                sh.exec(&mut admin, &sql, &["CREATE ROLE"]).await?;
                 for _ in &dbs {
                     phase(Phase::Command("GRANT".into()));
                 }
             }
         }
     } else if !cfg.load_extensions.is_empty() {
-        let c = admin_client(params, db).await.map_err(&dberr)?;
-        install_extensions(cfg, &c, &sh).await?;
+        let mut c = admin_client(params, db).await.map_err(&dberr)?;
+        install_extensions(cfg, &mut c, &sh).await?;
     }
     Ok(())
 }
@@ -191,16 +176,8 @@ impl Shown<'_> {
     }
 
     /// Runs `sql`, then shows `tags` as psql would print them.
-    async fn exec(
-        &self,
-        client: &tokio_postgres::Client,
-        sql: &str,
-        tags: &[&str],
-    ) -> Result<(), RunError> {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| self.err(describe_pg_error(&e)))?;
+    async fn exec(&self, client: &mut Admin, sql: &str, tags: &[&str]) -> Result<(), RunError> {
+        client.batch(sql).await.map_err(|e| self.err(e))?;
         for t in tags {
             self.phase(Phase::Command(t.to_string()));
         }
@@ -211,7 +188,7 @@ impl Shown<'_> {
 /// `CREATE EXTENSION IF NOT EXISTS` for each `--load-extension`.
 async fn install_extensions(
     cfg: &RunConfig,
-    client: &tokio_postgres::Client,
+    client: &mut Admin,
     sh: &Shown<'_>,
 ) -> Result<(), RunError> {
     for ext in &cfg.load_extensions {
@@ -226,13 +203,12 @@ async fn install_extensions(
 /// only when isospec created it.
 async fn drop_old_database(
     always: bool,
-    admin: &tokio_postgres::Client,
+    admin: &mut Admin,
     db: &str,
     sh: &Shown<'_>,
 ) -> Result<(), RunError> {
     let phase = |p: Phase| sh.phase(p);
     let dberr = |m: String| sh.err(m);
-    let pg = |e: tokio_postgres::Error| dberr(describe_pg_error(&e));
     if always {
         phase(Phase::DroppingDatabase(db.to_string()));
         // Two statements, as psql's two -c: DROP DATABASE cannot run in
@@ -243,16 +219,15 @@ async fn drop_old_database(
         sh.exec(admin, &sql, &["DROP DATABASE"]).await?;
         return Ok(());
     }
-    let row = admin
-        .query_opt(
-            "SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_catalog.pg_database WHERE datname = $1",
-            &[&db],
-        )
+    let exists = admin
+        .value(&format!(
+            "SELECT coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') FROM pg_catalog.pg_database WHERE datname = {}",
+            quote_literal(db)
+        ))
         .await
-        .map_err(pg)?;
-    if let Some(row) = row {
-        let comment: Option<String> = row.get(0);
-        if comment.as_deref() != Some(DB_MARKER) {
+        .map_err(dberr)?;
+    if let Some(comment) = exists {
+        if comment != DB_MARKER {
             return Err(dberr(format!(
                 "database \"{db}\" exists and was not created by isospec; refusing to drop it \
 (pass --drop-existing to drop it anyway, --use-existing to run in it, or --dbname to choose another)"
@@ -260,21 +235,17 @@ async fn drop_old_database(
         }
         phase(Phase::DroppingDatabase(db.to_string()));
         admin
-            .batch_execute(&format!("DROP DATABASE {}", quote_ident(db)))
+            .batch(&format!("DROP DATABASE {}", quote_ident(db)))
             .await
-            .map_err(pg)?;
+            .map_err(dberr)?;
     }
     Ok(())
 }
 
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 pub(super) async fn drop_database(params: &ConnParams, db: &str) {
-    if let Ok(admin) = admin_client(params, "postgres").await {
+    if let Ok(mut admin) = admin_client(params, "postgres").await {
         let _ = admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
+            .batch(&format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
             .await;
     }
 }
@@ -282,31 +253,34 @@ pub(super) async fn drop_database(params: &ConnParams, db: &str) {
 /// The server's version number (e.g. 150018), asked in database `db`.
 pub(super) async fn server_version_num(params: &ConnParams, db: &str) -> Result<u32, RunError> {
     let err = |message: String| RunError::Database {
-        server: params.describe(),
+        server: params.describe_server(),
         message,
     };
-    let c = admin_client(params, db).await.map_err(err)?;
-    let limit = params.connect_timeout.unwrap_or(Duration::from_secs(30));
-    let row = tokio::time::timeout(
+    let mut c = admin_client(params, db).await.map_err(err)?;
+    let limit = params
+        .connect_timeout
+        .unwrap_or(crate::pgwire::settings::DEFAULT_CONNECT_TIMEOUT);
+    let v = tokio::time::timeout(
         limit,
-        c.query_one("SELECT current_setting('server_version_num')", &[]),
+        c.value("SELECT current_setting('server_version_num')"),
     )
     .await
     .map_err(|_| err(format!("no answer to a query within {} s", limit.as_secs())))?
-    .map_err(|e| err(describe_pg_error(&e)))?;
-    let v: String = row.get(0);
+    .map_err(err)?
+    .unwrap_or_default();
     v.parse()
         .map_err(|_| err(format!("unexpected server_version_num \"{v}\"")))
 }
 
 /// The server's max_prepared_transactions, if it can be read.
 pub(super) async fn max_prepared_transactions(params: &ConnParams) -> Option<usize> {
-    let admin = admin_client(params, "postgres").await.ok()?;
-    let row = admin
-        .query_one("SELECT current_setting('max_prepared_transactions')", &[])
+    let mut admin = admin_client(params, "postgres").await.ok()?;
+    admin
+        .value("SELECT current_setting('max_prepared_transactions')")
         .await
-        .ok()?;
-    row.get::<_, String>(0).parse().ok()
+        .ok()??
+        .parse()
+        .ok()
 }
 
 /// The database of worker slot `index` under -j (slot 0 is --dbname).

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 /// Where the server is.
 #[derive(Debug, Clone)]
 pub enum ServerChoice {
-    Existing(ConnParams),
+    Existing(Box<ConnParams>),
     Temp(TempInstanceOptions),
 }
 
@@ -283,7 +283,7 @@ async fn start_server(
     events: &Events,
 ) -> Result<(ConnParams, Option<TempInstance>), RunError> {
     match &cfg.server {
-        ServerChoice::Existing(p) => Ok((p.clone(), None)),
+        ServerChoice::Existing(p) => Ok(((**p).clone(), None)),
         ServerChoice::Temp(opts) => {
             if opts.dir.join("data").exists() {
                 events.emit(RunEvent::Phase(Phase::RemovingOldInstance(

@@ -179,21 +179,11 @@ pub(super) async fn run_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pgwire::Host;
 
     #[test]
     fn session_params_like_pg_regress() {
-        let base = ConnParams {
-            host: Host::Tcp("h".into()),
-            port: 1,
-            user: "u".into(),
-            password: None,
-            dbname: "postgres".into(),
-            application_name: None,
-            options: Some("-c work_mem=1MB".into()),
-            extra: vec![],
-            connect_timeout: None,
-        };
+        let mut base = ConnParams::local("/tmp".into(), 1, "u", "postgres");
+        base.options = Some("-c work_mem=1MB".into());
         let p = session_params(&base, "isolation_regression", "t1");
         assert_eq!(p.application_name.as_deref(), Some("isolation/t1"));
         assert_eq!(

@@ -197,7 +197,7 @@ fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
     let (code, all) = run_blocking(&pooler, &dir.path().join("a"), "2", "5");
     assert_ne!(code, Some(0), "{all}");
     assert!(
-        all.contains("127.0.0.1") && all.contains("timed out: no complete answer within 2 s"),
+        all.contains("127.0.0.1") && all.contains("timeout expired: no complete answer within 2 s"),
         "{all}"
     );
     pooler.signal(Signal::SIGCONT);

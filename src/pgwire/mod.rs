@@ -1,0 +1,50 @@
+//! A libpq-compatible client: every connection isospec opens (sessions,
+//! the control connection, database set-up, the wait probe, cancel
+//! requests) is resolved and made here, with libpq's semantics and texts.
+//!
+//! - `settings`: the one resolved value (`ConnParams`) connections are made from;
+//! - `resolve`: flags, conninfo or URI, service file, environment, defaults → `ConnParams`;
+//! - `files`: the password file and the service file, read as libpq reads them;
+//! - `tls`: certificates, verification and host name checks (rustls);
+//! - `transport`: the byte stream (TCP, Unix socket, TLS) and libpq's non-blocking reads;
+//! - `connect`: host lists, sslmode's attempts, startup, target_session_attrs;
+//! - `auth`: passwords, SCRAM-SHA-256 and channel binding;
+//! - `protocol`: the backend messages, validated and parsed without I/O;
+//! - `messages`: libpq's texts for server messages and its own;
+//! - `conn`: the asynchronous query API the executor drives.
+
+mod auth;
+mod conn;
+mod connect;
+pub mod files;
+pub mod messages;
+pub mod protocol;
+pub mod resolve;
+pub mod settings;
+mod tls;
+mod transport;
+
+pub use conn::{parse_options, Conn, Connection};
+pub use messages::ServerMessage;
+pub use protocol::{Notification, PgResult, Tuples};
+pub use resolve::{resolve, ConnRequest, Resolved};
+pub use settings::{ConnParams, Host, Secret, SslMode, Target};
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Every host's attempt failed; libpq's lines, one per attempt.
+    #[error("{message}")]
+    Connect {
+        message: String,
+        /// A pooler refused the `options` startup parameter.
+        options_refused: bool,
+    },
+    #[error("I/O error on the connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("server closed the connection unexpectedly")]
+    Closed,
+}

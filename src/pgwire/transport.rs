@@ -1,0 +1,304 @@
+//! The byte stream under a connection: TCP, a Unix socket, or TLS over
+//! TCP.  Reads are libpq's: non-blocking and straight from the kernel
+//! (PQconsumeInput must see data the async runtime has not noticed yet),
+//! and the TLS engine (rustls, sans-I/O) is fed from those same reads.
+
+use super::tls;
+use rustls::ClientConnection;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UnixStream};
+
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+pub(crate) struct TlsStream {
+    tcp: TcpStream,
+    /// Behind a lock only so that `&self` reads can feed it; never contended.
+    state: Mutex<TlsState>,
+    /// The server certificate's `tls-server-end-point` hash.
+    pub end_point: Option<Vec<u8>>,
+}
+
+struct TlsState {
+    conn: ClientConnection,
+    /// Decrypted bytes not yet handed to the reader.
+    plain: Vec<u8>,
+    /// The peer sent close_notify or closed the socket.
+    eof: bool,
+}
+
+/// One non-blocking recv() on `fd`; after "would block", tokio's readiness
+/// of `sock` is cleared so that `readable()` waits for new data.
+fn recv_raw<S: ClearReadiness>(sock: &S, fd: RawFd, chunk: &mut [u8]) -> io::Result<usize> {
+    match nix::sys::socket::recv(fd, chunk, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => Ok(n),
+        Err(errno) => {
+            let e = io::Error::from(errno);
+            if e.kind() == io::ErrorKind::WouldBlock {
+                sock.clear_readiness();
+            }
+            Err(e)
+        }
+    }
+}
+
+trait ClearReadiness {
+    fn clear_readiness(&self);
+}
+
+impl ClearReadiness for TcpStream {
+    fn clear_readiness(&self) {
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+}
+
+impl ClearReadiness for UnixStream {
+    fn clear_readiness(&self) {
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+        });
+    }
+}
+
+impl Stream {
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+            Stream::Tls(t) => {
+                {
+                    let st = t.state.lock().unwrap();
+                    if !st.plain.is_empty() || st.eof {
+                        return Ok(());
+                    }
+                }
+                t.tcp.readable().await
+            }
+        }
+    }
+
+    /// A real non-blocking read, like libpq's PQconsumeInput: tokio's
+    /// `try_read` answers "would block" without asking the kernel when its
+    /// driver has not yet seen the socket's readiness, which happens when
+    /// the runtime has not parked since the data arrived (a step's notices
+    /// sent before it blocked could then be missed when the lock wait query
+    /// says it is blocked).  Ok(0) is end of stream.
+    pub(crate) fn recv_now(&self, chunk: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => recv_raw(s, s.as_raw_fd(), chunk),
+            Stream::Unix(s) => recv_raw(s, s.as_raw_fd(), chunk),
+            Stream::Tls(t) => t.recv_now(chunk),
+        }
+    }
+
+    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(data).await,
+            Stream::Unix(s) => s.write_all(data).await,
+            Stream::Tls(t) => {
+                let out = {
+                    let mut st = t.state.lock().unwrap();
+                    st.conn.writer().write_all(data)?;
+                    let mut out = Vec::new();
+                    while st.conn.wants_write() {
+                        st.conn.write_tls(&mut out)?;
+                    }
+                    out
+                };
+                t.tcp.write_all(&out).await
+            }
+        }
+    }
+
+    pub(crate) fn end_point(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Tls(t) => t.end_point.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl TlsStream {
+    fn recv_now(&self, chunk: &mut [u8]) -> io::Result<usize> {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if !st.plain.is_empty() {
+                let n = chunk.len().min(st.plain.len());
+                chunk[..n].copy_from_slice(&st.plain[..n]);
+                st.plain.drain(..n);
+                return Ok(n);
+            }
+            if st.eof {
+                return Ok(0);
+            }
+            let mut raw = [0u8; 16 * 1024];
+            let n = recv_raw(&self.tcp, self.tcp.as_raw_fd(), &mut raw)?;
+            if n == 0 {
+                st.eof = true;
+                continue;
+            }
+            feed(&mut st, &raw[..n])?;
+        }
+    }
+}
+
+/// Hands raw bytes to rustls and collects what they decrypt to.
+fn feed(st: &mut TlsState, mut raw: &[u8]) -> io::Result<()> {
+    while !raw.is_empty() {
+        st.conn.read_tls(&mut raw)?;
+        let io_state = st
+            .conn
+            .process_new_packets()
+            .map_err(|e| io::Error::other(tls::describe_tls_error(&e)))?;
+        let pending = io_state.plaintext_bytes_to_read();
+        if pending > 0 {
+            let start = st.plain.len();
+            st.plain.resize(start + pending, 0);
+            let got = st.conn.reader().read(&mut st.plain[start..])?;
+            st.plain.truncate(start + got);
+        }
+        if io_state.peer_has_closed() {
+            st.eof = true;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the TLS handshake over `tcp` (after the server's 'S', or at once
+/// for direct negotiation); libpq's texts for what goes wrong.
+pub(crate) async fn handshake(
+    mut tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+) -> Result<TlsStream, String> {
+    let mut conn = ClientConnection::new(config, tls::server_name(host))
+        .map_err(|e| format!("SSL error: {e}"))?;
+    loop {
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut out)
+                .map_err(|e| format!("SSL SYSCALL error: {e}"))?;
+        }
+        if !out.is_empty() {
+            tcp.write_all(&out)
+                .await
+                .map_err(|e| format!("SSL SYSCALL error: {e}"))?;
+        }
+        if !conn.is_handshaking() {
+            break;
+        }
+        tcp.readable()
+            .await
+            .map_err(|e| format!("SSL SYSCALL error: {e}"))?;
+        let mut raw = [0u8; 16 * 1024];
+        let n = match tcp.try_read(&mut raw) {
+            Ok(0) => return Err("SSL SYSCALL error: EOF detected".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(format!("SSL SYSCALL error: {e}")),
+        };
+        let mut slice = &raw[..n];
+        while !slice.is_empty() {
+            conn.read_tls(&mut slice)
+                .map_err(|e| format!("SSL SYSCALL error: {e}"))?;
+            if let Err(e) = conn.process_new_packets() {
+                // Tell the server why (the alert), then give libpq's text.
+                let mut out = Vec::new();
+                while conn.wants_write() {
+                    if conn.write_tls(&mut out).is_err() {
+                        break;
+                    }
+                }
+                let _ = tcp.write_all(&out).await;
+                return Err(tls::describe_tls_error(&e));
+            }
+        }
+    }
+    let end_point = match conn.peer_certificates().and_then(|c| c.first()) {
+        Some(c) => Some(tls::end_point_hash(c.as_ref())?),
+        None => None,
+    };
+    let mut st = TlsState {
+        conn,
+        plain: Vec::new(),
+        eof: false,
+    };
+    // Application data that came with the handshake's last flight.
+    let io_state = st
+        .conn
+        .process_new_packets()
+        .map_err(|e| tls::describe_tls_error(&e))?;
+    let pending = io_state.plaintext_bytes_to_read();
+    if pending > 0 {
+        st.plain.resize(pending, 0);
+        let got = st.conn.reader().read(&mut st.plain).unwrap_or(0);
+        st.plain.truncate(got);
+    }
+    Ok(TlsStream {
+        tcp,
+        state: Mutex::new(st),
+        end_point,
+    })
+}
+
+impl TlsStream {
+    /// The server's certificate (DER), for verify-full's name check.
+    pub(crate) fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let st = self.state.lock().unwrap();
+        st.conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+    }
+
+    /// The ALPN protocol the server chose.
+    pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
+        let st = self.state.lock().unwrap();
+        st.conn.alpn_protocol().map(<[u8]>::to_vec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Data the runtime has not yet noticed (it has not parked since the
+    /// data arrived) is read all the same, as libpq's recv() would.
+    #[tokio::test]
+    async fn consume_reads_data_the_runtime_has_not_noticed() {
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let s = Stream::Unix(UnixStream::from_std(ours).unwrap());
+        let mut chunk = [0u8; 64];
+        let e = s.recv_now(&mut chunk).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Sent without the runtime's help; nothing awaits in between.
+        peer.write_all(b"notice").unwrap();
+        assert_eq!(s.recv_now(&mut chunk).unwrap(), 6);
+        assert_eq!(&chunk[..6], b"notice");
+        // Nothing more: "would block", and readable() waits for new data.
+        let e = s.recv_now(&mut chunk).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let waited = tokio::time::timeout(Duration::from_millis(50), s.readable()).await;
+        assert!(
+            waited.is_err(),
+            "readable() must not report stale readiness"
+        );
+        peer.write_all(b"x").unwrap();
+        s.readable().await.unwrap();
+        assert_eq!(s.recv_now(&mut chunk).unwrap(), 1);
+    }
+}

@@ -1,0 +1,589 @@
+//! Connecting like libpq, against a real server that accepts only TLS:
+//! certificates made at test time (a CA, a server certificate for
+//! `localhost` and 127.0.0.1, a client certificate), a pg_hba with only
+//! `hostssl` lines (SCRAM for one role, `cert` for another), and a blocking
+//! spec that must give its expected transcript over every way of
+//! connecting: sslmode require / prefer / verify-ca / verify-full,
+//! channel binding, a client certificate, the password file, the service
+//! file, a host list whose first host is down, a URI.  Refusals end with
+//! one clear line, at once.
+
+use crate::util::{isospec, text, workdir, write_suite, Server};
+#[allow(unused_imports)]
+use crate::{require_pgbouncer, require_server};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BLOCKING: &str = "setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n\
+session s1\nstep s1l { BEGIN; LOCK t; }\nstep s1c { COMMIT; }\n\
+session s2\nstep s2r { SELECT count(*) AS n FROM t; }\n\
+permutation s1l s2r s1c\n";
+
+const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
+starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
+step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
+step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
+
+/// A step that never ends: the step timeout cancels it (over TLS).
+const ENDLESS: &str = "session s1\nstep s1s { SELECT pg_sleep(600); }\npermutation s1s\n";
+
+const PASSWORD: &str = "scram-secret-p@ss";
+
+/// The certificates and keys of a test, in `dir`.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub server_crt: PathBuf,
+    pub server_key: PathBuf,
+    pub client_crt: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed nothing here: trusting only it must fail.
+    pub other_ca: PathBuf,
+}
+
+fn write_private(path: &Path, data: &str) {
+    std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A CA, a server certificate for localhost and 127.0.0.1, and a client
+/// certificate for `client_cn`, all made now.
+pub fn make_certs(dir: &Path, client_cn: &str) -> Certs {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_p.distinguished_name
+        .push(DnType::CommonName, "isospec test CA");
+    ca_p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_p.self_signed(&ca_key).unwrap();
+
+    let srv_key = KeyPair::generate().unwrap();
+    let mut srv_p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    srv_p
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    srv_p
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let srv = srv_p.signed_by(&srv_key, &ca, &ca_key).unwrap();
+
+    let cli_key = KeyPair::generate().unwrap();
+    let mut cli_p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cli_p.distinguished_name.push(DnType::CommonName, client_cn);
+    let cli = cli_p.signed_by(&cli_key, &ca, &ca_key).unwrap();
+
+    let other_key = KeyPair::generate().unwrap();
+    let mut other_p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other_p
+        .distinguished_name
+        .push(DnType::CommonName, "another CA");
+    other_p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other = other_p.self_signed(&other_key).unwrap();
+
+    let c = Certs {
+        ca: dir.join("ca.crt"),
+        server_crt: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+        client_crt: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+        other_ca: dir.join("other-ca.crt"),
+    };
+    std::fs::write(&c.ca, ca.pem()).unwrap();
+    std::fs::write(&c.server_crt, srv.pem()).unwrap();
+    write_private(&c.server_key, &srv_key.serialize_pem());
+    std::fs::write(&c.client_crt, cli.pem()).unwrap();
+    write_private(&c.client_key, &cli_key.serialize_pem());
+    std::fs::write(&c.other_ca, other.pem()).unwrap();
+    for f in [&c.ca, &c.server_crt, &c.client_crt, &c.other_ca] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // The server's key belongs to the server's OS user.
+    if crate::util::is_root() {
+        let pg = nix::unistd::User::from_name(&Server::user())
+            .unwrap()
+            .unwrap();
+        nix::unistd::chown(&c.server_key, Some(pg.uid), Some(pg.gid)).unwrap();
+    }
+    c
+}
+
+/// A server on 127.0.0.1 that accepts TCP connections only over TLS:
+/// role `scramuser` by SCRAM, role `certuser` by client certificate.
+pub struct TlsServer {
+    pub inst: isospec::server::TempInstance,
+    pub srv: Server,
+    pub certs: Certs,
+    pub port: u16,
+}
+
+impl TlsServer {
+    pub fn start(dir: &Path) -> TlsServer {
+        let certs = make_certs(&dir.join("certs"), "certuser");
+        let hba = dir.join("certs/pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\n\
+             hostssl all scramuser 127.0.0.1/32 scram-sha-256\n\
+             hostssl all certuser 127.0.0.1/32 cert\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&hba, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut opts = isospec::server::TempInstanceOptions::new(dir.join("srv"));
+        opts.extra_settings = vec![
+            "listen_addresses = '127.0.0.1'".into(),
+            "ssl = on".into(),
+            format!("ssl_cert_file = '{}'", certs.server_crt.display()),
+            format!("ssl_key_file = '{}'", certs.server_key.display()),
+            format!("ssl_ca_file = '{}'", certs.ca.display()),
+            format!("hba_file = '{}'", hba.display()),
+            "password_encryption = 'scram-sha-256'".into(),
+        ];
+        let inst = isospec::server::TempInstance::start(&opts).unwrap();
+        let srv = Server::ready(&inst.data_dir);
+        srv.query(
+            "postgres",
+            &format!(
+                "CREATE ROLE scramuser LOGIN SUPERUSER PASSWORD '{PASSWORD}'; \
+                 CREATE ROLE certuser LOGIN SUPERUSER"
+            ),
+        )
+        .unwrap();
+        let port = inst.port;
+        TlsServer {
+            inst,
+            srv,
+            certs,
+            port,
+        }
+    }
+
+    /// `isospec run` of the blocking spec with `conninfo`, in `out`, with
+    /// an empty home directory (no ~/.pgpass, no ~/.postgresql) and no
+    /// libpq variables but `env`.
+    pub fn run(&self, out: &Path, conninfo: &str, env: &[(&str, &str)]) -> Output {
+        let specs = write_suite(out, &[("blocking", BLOCKING, BLOCKING_OUT)]);
+        let home = out.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut c = self.command(&home, env);
+        c.arg("run")
+            .arg("--outputdir")
+            .arg(out)
+            .args(["--timeout", "60"]);
+        if !conninfo.is_empty() {
+            c.args(["-d", conninfo]);
+        }
+        c.arg(specs.join("blocking.spec")).output().unwrap()
+    }
+
+    fn command(&self, home: &Path, env: &[(&str, &str)]) -> Command {
+        let mut c = isospec();
+        for v in LIBPQ_VARS {
+            c.env_remove(v);
+        }
+        c.env("HOME", home);
+        c.envs(env.iter().copied());
+        c
+    }
+
+    pub fn scram(&self, extra: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=scramuser password={PASSWORD} {extra}",
+            self.port
+        )
+    }
+}
+
+/// libpq's variables a test must not inherit.
+const LIBPQ_VARS: &[&str] = &[
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSSLNEGOTIATION",
+    "PGCHANNELBINDING",
+    "PGPASSFILE",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+    "PGTARGETSESSIONATTRS",
+    "PGCONNECT_TIMEOUT",
+];
+
+fn all_output(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+fn assert_passes(out: &Output, case: &str) {
+    let all = all_output(out);
+    assert_eq!(out.status.code(), Some(0), "{case}:\n{all}");
+    assert!(
+        all.contains("1 passed, 0 failed") || all.contains("ok 1"),
+        "{case}:\n{all}"
+    );
+}
+
+fn assert_refused(out: &Output, case: &str, expected: &str) {
+    let all = all_output(out);
+    assert_eq!(out.status.code(), Some(2), "{case}:\n{all}");
+    assert!(
+        all.contains(expected),
+        "{case}: expected {expected:?} in:\n{all}"
+    );
+    assert!(
+        !all.contains(PASSWORD),
+        "{case}: the password was printed:\n{all}"
+    );
+    assert!(!all.contains("panicked"), "{case}:\n{all}");
+}
+
+fn tls_server() -> Option<(tempfile::TempDir, TlsServer)> {
+    if let Some(why) = crate::util::no_server_reason() {
+        crate::util::say_skipped_once(&why);
+        return None;
+    }
+    let dir = workdir();
+    let s = TlsServer::start(dir.path());
+    Some((dir, s))
+}
+
+/// A named way of connecting: the conninfo and the environment.
+type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
+
+#[test]
+fn a_blocking_spec_runs_over_every_way_of_connecting() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    let ca = s.certs.ca.display().to_string();
+    let cases: Vec<Case> = vec![
+        ("sslmode=require", s.scram("sslmode=require"), vec![]),
+        ("prefer by default", s.scram(""), vec![]),
+        ("PGSSLMODE=require", s.scram(""), vec![("PGSSLMODE", "require".into())]),
+        ("verify-ca", s.scram(&format!("sslmode=verify-ca sslrootcert={ca}")), vec![]),
+        (
+            "verify-full",
+            format!(
+                "host=localhost port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={ca}",
+                s.port
+            ),
+            vec![],
+        ),
+        (
+            "channel_binding=require",
+            s.scram("channel_binding=require sslmode=require"),
+            vec![],
+        ),
+        (
+            "client certificate",
+            format!(
+                "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
+                s.port,
+                s.certs.client_crt.display(),
+                s.certs.client_key.display()
+            ),
+            vec![],
+        ),
+        (
+            "URI with TLS parameters",
+            format!(
+                "postgresql://scramuser:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+                PASSWORD.replace('@', "%40"),
+                s.port
+            ),
+            vec![],
+        ),
+    ];
+    for (i, (case, conninfo, env)) in cases.iter().enumerate() {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = s.run(&d.join(format!("case{i}")), conninfo, &env);
+        assert_passes(&out, case);
+    }
+}
+
+#[test]
+fn passwords_and_services_come_from_libpqs_files() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    // The password file: host, port, any database, the user.
+    let pgpass = d.join("pgpass");
+    write_private(
+        &pgpass,
+        &format!(
+            "# comment\nlocalhost:*:*:other:x\n127.0.0.1:{}:*:scramuser:{}\n",
+            s.port,
+            PASSWORD.replace(':', "\\:")
+        ),
+    );
+    let conn = format!(
+        "host=127.0.0.1 port={} user=scramuser sslmode=require",
+        s.port
+    );
+    let out = s.run(
+        &d.join("pgpass-ok"),
+        &conn,
+        &[("PGPASSFILE", pgpass.to_str().unwrap())],
+    );
+    assert_passes(&out, "password file");
+
+    // ~/.pgpass by default.
+    let home_case = d.join("home-pgpass");
+    std::fs::create_dir_all(home_case.join("home")).unwrap();
+    std::fs::copy(&pgpass, home_case.join("home/.pgpass")).unwrap();
+    let out = s.run(&home_case, &conn, &[]);
+    assert_passes(&out, "~/.pgpass");
+
+    // The service file, named by service= and by PGSERVICE.
+    let services = d.join("services.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "[other]\nhost=nowhere\n[tls]\nhost=localhost\nport={}\nuser=scramuser\nsslmode=verify-full\nsslrootcert={}\npassword={PASSWORD}\n",
+            s.port,
+            s.certs.ca.display()
+        ),
+    )
+    .unwrap();
+    let env = [("PGSERVICEFILE", services.to_str().unwrap())];
+    let out = s.run(&d.join("service"), "service=tls", &env);
+    assert_passes(&out, "service=");
+    let env2 = [
+        ("PGSERVICEFILE", services.to_str().unwrap()),
+        ("PGSERVICE", "tls"),
+    ];
+    let out = s.run(&d.join("pgservice"), "", &env2);
+    assert_passes(&out, "PGSERVICE");
+}
+
+#[test]
+fn a_host_list_skips_a_host_that_is_down() {
+    let Some((dir, s)) = tls_server() else { return };
+    // A port nothing listens on.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conn = format!(
+        "host=127.0.0.1,localhost port={down},{} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={}",
+        s.port,
+        s.certs.ca.display()
+    );
+    let out = s.run(&dir.path().join("list"), &conn, &[]);
+    assert_passes(&out, "host list");
+    // Both down: every attempt is reported, as libpq does.
+    let conn = format!("host=127.0.0.1,127.0.0.1 port={down},{down} user=scramuser password=x");
+    let out = s.run(&dir.path().join("none"), &conn, &[]);
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    let line =
+        format!("connection to server at \"127.0.0.1\", port {down} failed: Connection refused");
+    assert_eq!(all.matches(&line).count(), 2, "{all}");
+}
+
+#[test]
+fn a_root_certificate_in_home_makes_require_verify_the_chain() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    // ~/.postgresql/root.crt holds a CA that did not sign the server's
+    // certificate: libpq's require then verifies, and fails.
+    let case = d.join("wrong-root");
+    std::fs::create_dir_all(case.join("home/.postgresql")).unwrap();
+    std::fs::copy(&s.certs.other_ca, case.join("home/.postgresql/root.crt")).unwrap();
+    let out = s.run(&case, &s.scram("sslmode=require"), &[]);
+    assert_refused(
+        &out,
+        "require with a foreign root.crt",
+        "certificate verify failed",
+    );
+    // The right CA there: require passes, verifying the chain.
+    let case = d.join("right-root");
+    std::fs::create_dir_all(case.join("home/.postgresql")).unwrap();
+    std::fs::copy(&s.certs.ca, case.join("home/.postgresql/root.crt")).unwrap();
+    let out = s.run(&case, &s.scram("sslmode=require"), &[]);
+    assert_passes(&out, "require with the right root.crt");
+    // Client certificate and key found in ~/.postgresql by default.
+    std::fs::copy(
+        &s.certs.client_crt,
+        case.join("home/.postgresql/postgresql.crt"),
+    )
+    .unwrap();
+    std::fs::copy(
+        &s.certs.client_key,
+        case.join("home/.postgresql/postgresql.key"),
+    )
+    .unwrap();
+    let conn = format!(
+        "host=localhost port={} user=certuser sslmode=verify-full",
+        s.port
+    );
+    let out = s.run(&case, &conn, &[]);
+    assert_passes(&out, "client certificate from ~/.postgresql");
+}
+
+#[test]
+fn refusals_are_one_clear_line_at_once() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    let ca = s.certs.ca.display().to_string();
+    // verify-full against a name the certificate does not carry.
+    let conn = format!(
+        "host=wrong.example hostaddr=127.0.0.1 port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={ca}",
+        s.port
+    );
+    let out = s.run(&d.join("name"), &conn, &[]);
+    assert_refused(
+        &out,
+        "verify-full, wrong name",
+        "server certificate for \"localhost\" (and 1 other name) does not match host name \"wrong.example\"",
+    );
+    // verify-ca with a CA that did not sign it.
+    let conn = s.scram(&format!(
+        "sslmode=verify-ca sslrootcert={}",
+        s.certs.other_ca.display()
+    ));
+    let out = s.run(&d.join("ca"), &conn, &[]);
+    assert_refused(&out, "verify-ca, foreign CA", "certificate verify failed");
+    // verify-ca without any root certificate.
+    let out = s.run(&d.join("noroot"), &s.scram("sslmode=verify-ca"), &[]);
+    assert_refused(&out, "verify-ca, no root.crt", "root certificate file");
+    // Without TLS against a hostssl-only server.
+    let out = s.run(&d.join("disable"), &s.scram("sslmode=disable"), &[]);
+    assert_refused(
+        &out,
+        "sslmode=disable",
+        "no pg_hba.conf entry for host \"127.0.0.1\", user \"scramuser\", database \"postgres\", no encryption",
+    );
+    // A wrong password.
+    let conn = format!(
+        "host=127.0.0.1 port={} user=scramuser password=wrong sslmode=require",
+        s.port
+    );
+    let out = s.run(&d.join("password"), &conn, &[]);
+    assert_refused(
+        &out,
+        "wrong password",
+        "password authentication failed for user \"scramuser\"",
+    );
+    // A password file others may read: libpq's warning, then no password.
+    let pgpass = d.join("pgpass-open");
+    std::fs::write(&pgpass, format!("*:*:*:scramuser:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=scramuser sslmode=require",
+        s.port
+    );
+    let out = s.run(
+        &d.join("perm"),
+        &conn,
+        &[("PGPASSFILE", pgpass.to_str().unwrap())],
+    );
+    assert_refused(
+        &out,
+        "password file 0644",
+        "has group or world access; permissions should be u=rw (0600) or less",
+    );
+    assert_refused(
+        &out,
+        "password file 0644",
+        "fe_sendauth: no password supplied",
+    );
+    // A client key others may read.
+    let key = d.join("open.key");
+    std::fs::copy(&s.certs.client_key, &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let conn = format!(
+        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
+        s.port,
+        s.certs.client_crt.display(),
+        key.display()
+    );
+    let out = s.run(&d.join("key"), &conn, &[]);
+    assert_refused(&out, "client key 0644", "has group or world access");
+    // channel_binding=require where the server offers no SCRAM (cert auth).
+    let conn = format!(
+        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={} channel_binding=require",
+        s.port,
+        s.certs.client_crt.display(),
+        s.certs.client_key.display()
+    );
+    let out = s.run(&d.join("cb"), &conn, &[]);
+    assert_refused(
+        &out,
+        "channel_binding=require with cert auth",
+        "channel binding required, but server authenticated client without channel binding",
+    );
+    // What isospec cannot do is said in one line naming the setting.
+    let out = s.run(&d.join("gss"), &s.scram("gssencmode=require"), &[]);
+    assert_refused(&out, "gssencmode=require", "gssencmode");
+}
+
+#[test]
+fn a_step_timeout_cancels_over_tls() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    let specs = write_suite(d, &[("endless", ENDLESS, "")]);
+    let home = d.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = s
+        .command(&home, &[])
+        .arg("run")
+        .arg("--outputdir")
+        .arg(d)
+        .args(["--timeout", "2", "-d", &s.scram("sslmode=require")])
+        .arg(specs.join("endless.spec"))
+        .output()
+        .unwrap();
+    let result = std::fs::read_to_string(d.join("results/endless.out")).unwrap_or_default();
+    assert!(
+        result.contains("isolationtester: canceling step s1s after 2 seconds")
+            && result.contains("ERROR:  canceling statement due to user request"),
+        "{result}\n{}",
+        all_output(&out)
+    );
+}
+
+#[test]
+fn through_pgbouncer_with_client_tls() {
+    require_pgbouncer!();
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    s.srv
+        .query("postgres", "CREATE DATABASE isolation_regression")
+        .unwrap();
+    // PgBouncer runs as the server's OS user, who owns the server's key.
+    let key = format!("client_tls_key_file = {}", s.certs.server_key.display());
+    let crt = format!("client_tls_cert_file = {}", s.certs.server_crt.display());
+    let pooler = crate::util::Pooler::start(
+        &s.inst,
+        &d.join("pgbouncer"),
+        &["client_tls_sslmode = require", &key, &crt],
+    );
+    let through = |sslmode: &str, out: &str| {
+        let specs = write_suite(&d.join(out), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+        let home = d.join(out).join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        s.command(&home, &[])
+            .arg("run")
+            .arg("--outputdir")
+            .arg(d.join(out))
+            .args(["--use-existing", "--timeout", "60", "-d"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user={} {sslmode} sslrootcert={}",
+                pooler.port,
+                Server::user(),
+                s.certs.ca.display()
+            ))
+            .arg(specs.join("blocking.spec"))
+            .output()
+            .unwrap()
+    };
+    assert_passes(
+        &through("sslmode=verify-full", "full"),
+        "PgBouncer, verify-full",
+    );
+    assert_passes(&through("sslmode=verify-ca", "ca"), "PgBouncer, verify-ca");
+    let out = through("sslmode=disable", "plain");
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("127.0.0.1") && all.contains("SSL"), "{all}");
+}
