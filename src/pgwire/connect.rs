@@ -221,16 +221,26 @@ async fn attempt(
         Addr::Tcp(_) => params.tls.mode,
     };
     let one = |want| establish(params, t, addr, want, pass2);
+    // A second attempt's failure is reported after the first's, as libpq
+    // accumulates them.
+    let again = |first: Failure, second: Result<Conn, Failure>| {
+        second.map_err(|f| Failure {
+            text: format!("{}\n{}{}", first.text.trim_end(), subject(t, addr), f.text),
+            ..f
+        })
+    };
     match mode {
         SslMode::Disable => one(Want::Plain).await,
         SslMode::Allow => match one(Want::Plain).await {
             Err(f) if f.sqlstate.is_some() && f.sqlstate.as_deref() != Some("57P03") => {
-                one(Want::TryTls).await
+                again(f, one(Want::TryTls).await)
             }
             r => r,
         },
         SslMode::Prefer => match one(Want::TryTls).await {
-            Err(f) if f.tls_failed || (f.was_tls && f.sqlstate.is_some()) => one(Want::Plain).await,
+            Err(f) if f.tls_failed || (f.was_tls && f.sqlstate.is_some()) => {
+                again(f, one(Want::Plain).await)
+            }
             r => r,
         },
         _ => one(Want::MustTls).await,

