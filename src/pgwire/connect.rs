@@ -40,11 +40,12 @@ pub(crate) struct Endpoint {
     pub tls: bool,
 }
 
-/// Why one attempt failed.
+/// Why one attempt failed.  `sqlstate` is set only for an error during
+/// authentication: what sslmode allow/prefer try again after.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub text: String,
-    /// The server answered the startup with an ErrorResponse.
+    /// The server refused the authentication with an ErrorResponse.
     pub sqlstate: Option<String>,
     /// TLS could not be set up (a reason for `prefer` to try without).
     pub tls_failed: bool,
@@ -88,7 +89,7 @@ fn subject(t: &Target, addr: &Addr) -> String {
         Addr::Tcp(sa) => {
             let shown = match t.hostaddr {
                 Some(a) => a.to_string(),
-                None => t.host_name(),
+                None => t.place(),
             };
             let ip = sa.ip().to_string();
             if t.hostaddr.is_none() && ip != shown {
@@ -116,12 +117,13 @@ fn os_error(e: &io::Error) -> String {
 }
 
 async fn addresses(t: &Target) -> Result<Vec<Addr>, String> {
+    // hostaddr wins, even over a socket directory (libpq).
+    if let Some(a) = t.hostaddr {
+        return Ok(vec![Addr::Tcp(SocketAddr::new(a, t.port))]);
+    }
     match &t.host {
         Host::Unix(d) => Ok(vec![Addr::Unix(d.join(format!(".s.PGSQL.{}", t.port)))]),
         Host::Tcp(h) => {
-            if let Some(a) = t.hostaddr {
-                return Ok(vec![Addr::Tcp(SocketAddr::new(a, t.port))]);
-            }
             let found = tokio::net::lookup_host((h.as_str(), t.port))
                 .await
                 .map_err(|e| {
@@ -371,8 +373,15 @@ pub(crate) async fn open(
             }
         }
     }
+    // The name TLS checks: the host as given (SNI and verify-full); without
+    // one, the address (no SNI; verify-full then refuses, as libpq does).
     let host = t.host_name();
-    let stream = transport::handshake(tcp, config, &host)
+    let sni = if host.is_empty() {
+        sa.ip().to_string()
+    } else {
+        host.clone()
+    };
+    let stream = transport::handshake(tcp, config, &sni)
         .await
         .map_err(Failure::tls)?;
     if settings.direct && stream.alpn().as_deref() != Some(b"postgresql".as_slice()) {
@@ -437,8 +446,13 @@ async fn startup(
         Some(p) => Some(p.0.clone()),
         None => params.passfile.as_ref().and_then(|f| {
             let t = &conn.endpoint.target;
-            let (p, _) =
-                files::password_from_file(f, &t.host_name(), t.port, &params.dbname, &params.user);
+            let (p, _) = files::password_from_file(
+                f,
+                &t.password_host(),
+                t.port,
+                &params.dbname,
+                &params.user,
+            );
             if p.is_some() {
                 from_file = Some(f.clone());
             }
@@ -497,7 +511,11 @@ async fn startup(
             backend::Message::NoticeResponse(_) | backend::Message::NotificationResponse(_) => {}
             backend::Message::ReadyForQuery(_) => break,
             backend::Message::ErrorResponse(body) => {
-                return Err(rejected(&body, from_file.as_ref()))
+                // After authentication: not a reason for sslmode's second
+                // attempt (libpq retries only what authentication refused).
+                let mut f = rejected(&body, from_file.as_ref());
+                f.sqlstate = None;
+                return Err(f);
             }
             _ => {
                 return Err(Failure::new(

@@ -167,6 +167,7 @@ pub fn parse_conninfo(s: &str) -> Result<Values, String> {
         return parse_uri(s);
     }
     let mut vals = Values::new();
+    let mut last_key = String::new();
     let b: Vec<char> = s.chars().collect();
     let mut i = 0;
     while i < b.len() {
@@ -183,8 +184,14 @@ pub fn parse_conninfo(s: &str) -> Result<Values, String> {
             i += 1;
         }
         if i >= b.len() || b[i] != '=' {
+            // A word after an unquoted password may be part of it.
+            let shown = if last_key == "password" {
+                "***"
+            } else {
+                name.as_str()
+            };
             return Err(format!(
-                "missing \"=\" after \"{name}\" in connection info string"
+                "missing \"=\" after \"{shown}\" in connection info string"
             ));
         }
         i += 1;
@@ -230,7 +237,11 @@ pub fn parse_conninfo(s: &str) -> Result<Values, String> {
                 }
             }
         }
+        if last_key == "password" && !is_option(&name) && name != "requiressl" {
+            return Err("invalid connection option \"***\" (after the password: quote a password with spaces)".into());
+        }
         store(&mut vals, &name, val)?;
+        last_key = name;
     }
     Ok(vals)
 }
@@ -248,6 +259,22 @@ fn store(vals: &mut Values, key: &str, val: String) -> Result<(), String> {
     }
     vals.insert(key.to_string(), val);
     Ok(())
+}
+
+/// The URI with its password replaced by `***`, for messages.
+fn redact_uri(uri: &str) -> String {
+    let Some(start) = uri.find("://").map(|i| i + 3) else {
+        return uri.to_string();
+    };
+    let rest = &uri[start..];
+    let slash = rest.find('/').unwrap_or(rest.len());
+    match rest[..slash].find('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(c) => format!("{}{}:***{}", &uri[..start], &rest[..c], &rest[at..]),
+            None => uri.to_string(),
+        },
+        None => uri.to_string(),
+    }
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -281,38 +308,49 @@ fn percent_decode(s: &str) -> Result<String, String> {
 
 /// conninfo_uri_parse_options:
 /// `postgresql://[user[:password]@][host][:port][,...][/dbname][?k=v&...]`.
-fn parse_uri(uri: &str) -> Result<Values, String> {
-    let rest = uri
+fn parse_uri(full: &str) -> Result<Values, String> {
+    let rest = full
         .strip_prefix("postgresql://")
-        .or_else(|| uri.strip_prefix("postgres://"))
-        .unwrap_or(uri);
+        .or_else(|| full.strip_prefix("postgres://"))
+        .unwrap_or(full);
+    // Messages show the URI without its password.
+    let uri = redact_uri(full);
+    let uri = uri.as_str();
     let mut vals = Values::new();
-    let (before_query, query) = match rest.find('?') {
-        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-        None => (rest, None),
-    };
-    let (authority, path) = match before_query.find('/') {
-        Some(p) => (&before_query[..p], Some(&before_query[p + 1..])),
-        None => (before_query, None),
-    };
-    let netloc = match authority.rfind('@') {
+    // Credentials: the first '@' before the first '/' (libpq), so that a
+    // password may hold '?' or ':'.
+    let slash = rest.find('/').unwrap_or(rest.len());
+    let after_userinfo = match rest[..slash].find('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
+            let userinfo = &rest[..at];
             let (user, pw) = match userinfo.find(':') {
                 Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                 None => (userinfo, None),
             };
+            let secret = |_| {
+                "invalid percent-encoded token in the user name or password of the URI".to_string()
+            };
             if !user.is_empty() {
-                vals.insert("user".into(), percent_decode(user)?);
+                vals.insert("user".into(), percent_decode(user).map_err(secret)?);
             }
-            if let Some(pw) = pw {
-                if !pw.is_empty() {
-                    vals.insert("password".into(), percent_decode(pw)?);
-                }
+            if let Some(pw) = pw.filter(|p| !p.is_empty()) {
+                vals.insert("password".into(), percent_decode(pw).map_err(secret)?);
             }
-            &authority[at + 1..]
+            &rest[at + 1..]
         }
-        None => authority,
+        None => rest,
+    };
+    let netloc_end = after_userinfo
+        .find(['/', '?'])
+        .unwrap_or(after_userinfo.len());
+    let netloc = &after_userinfo[..netloc_end];
+    let tail = &after_userinfo[netloc_end..];
+    let (path, query) = match tail.strip_prefix('/') {
+        Some(p) => match p.find('?') {
+            Some(q) => (Some(&p[..q]), Some(&p[q + 1..])),
+            None => (Some(p), None),
+        },
+        None => (None, tail.strip_prefix('?')),
     };
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
@@ -324,19 +362,23 @@ fn parse_uri(uri: &str) -> Result<Values, String> {
                     "end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"{uri}\""
                 ));
             };
+            if end == 0 {
+                return Err(format!(
+                    "IPv6 host address may not be empty in URI: \"{uri}\""
+                ));
+            }
             let after = &v6[end + 1..];
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
                 None => {
+                    let c = after.chars().next().unwrap_or(' ');
                     return Err(format!(
-                        "unexpected character \"{}\" at position {} in URI (expected \":\" or \"/\"): \"{uri}\"",
-                        &after[..1],
-                        uri.len() - after.len() + 1
-                    ))
+                        "unexpected character \"{c}\" in URI (expected \":\" or \"/\"): \"{uri}\""
+                    ));
                 }
             };
-            (v6[..end].to_string(), port)
+            (percent_decode(&v6[..end])?, port)
         } else {
             match part.rfind(':') {
                 Some(c) => (percent_decode(&part[..c])?, Some(&part[c + 1..])),
@@ -364,7 +406,13 @@ fn parse_uri(uri: &str) -> Result<Values, String> {
                 ));
             };
             let k = percent_decode(k)?;
-            let v = percent_decode(v)?;
+            let v = percent_decode(v).map_err(|e| {
+                if k == "password" {
+                    "invalid percent-encoded token in the password of the URI".to_string()
+                } else {
+                    e
+                }
+            })?;
             if k == "ssl" && v == "true" {
                 vals.insert("sslmode".into(), "require".into());
                 continue;
@@ -492,6 +540,7 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
             host,
             hostaddr,
             port,
+            host_given: !h.is_empty(),
         });
     }
 
@@ -587,6 +636,7 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
         rootcert,
         cert: get("sslcert").map(PathBuf::from),
         key: get("sslkey").map(PathBuf::from),
+        no_client_cert: get("sslcertmode") == Some("disable"),
         crl: get("sslcrl").map(PathBuf::from),
         crldir: get("sslcrldir").map(PathBuf::from),
         sni: bool_option(&vals, "sslsni", true)?,
@@ -611,7 +661,13 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
     };
     let mut extra = Vec::new();
     if let Some(e) = get("client_encoding") {
-        extra.push(("client_encoding".to_string(), e.to_string()));
+        // "auto": the encoding of the client's locale, as libpq works it out.
+        let e = if e == "auto" {
+            locale_encoding()
+        } else {
+            e.to_string()
+        };
+        extra.push(("client_encoding".to_string(), e));
     }
     Ok(Resolved {
         params: ConnParams {
@@ -631,6 +687,21 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
         },
         warnings,
     })
+}
+
+/// The encoding of the locale (LC_ALL, LC_CTYPE, LANG) for
+/// client_encoding=auto: UTF8 for a UTF-8 locale, else SQL_ASCII (C/POSIX).
+fn locale_encoding() -> String {
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if locale.contains("utf-8") || locale.contains("utf8") {
+        "UTF8".into()
+    } else {
+        "SQL_ASCII".into()
+    }
 }
 
 /// libpq's DEFAULT_PGSOCKET_DIR where it exists, else /tmp (PostgreSQL's
@@ -736,6 +807,64 @@ mod tests {
             .contains("forbidden value %00"));
         let v = parse_uri("postgres://u%40x:p%3Aw@h").unwrap();
         assert_eq!((v["user"].as_str(), v["password"].as_str()), ("u@x", "p:w"));
+    }
+
+    #[test]
+    fn uri_edge_cases_like_libpq() {
+        // A password may hold '?' and ':' (credentials end at the first '@'
+        // before the first '/').
+        let v = parse_uri("postgresql://u:pa?s:s@h/db?sslmode=require").unwrap();
+        assert_eq!(v["password"], "pa?s:s");
+        assert_eq!(v["host"], "h");
+        assert_eq!(v["dbname"], "db");
+        assert_eq!(v["sslmode"], "require");
+        // IPv6 with a port, a zone, and a list.
+        let v = parse_uri("postgresql://[::1]:5433,[fe80::1%25eth0]/db").unwrap();
+        assert_eq!(v["host"], "::1,fe80::1%eth0");
+        assert_eq!(v["port"], "5433,");
+        assert!(parse_uri("postgresql://[]/db")
+            .unwrap_err()
+            .contains("IPv6 host address may not be empty"));
+        // No panic on a multi-byte character after ']'.
+        let e = parse_uri("postgresql://[::1]é/db").unwrap_err();
+        assert!(e.contains("unexpected character \"é\""), "{e}");
+        // A query without a path.
+        let v = parse_uri("postgresql://h?port=7").unwrap();
+        assert_eq!((v["host"].as_str(), v["port"].as_str()), ("h", "7"));
+    }
+
+    #[test]
+    fn errors_never_show_a_password() {
+        let e = parse_conninfo("password=my secret host=h").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        let e = parse_conninfo("password=my secret=x").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        let e = parse_uri("postgresql://u:p%zzword@h/db").unwrap_err();
+        assert!(!e.contains("zzword"), "{e}");
+        let e = parse_uri("postgresql://u:hunter2@[::1/db").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("u:***@"), "{e}");
+        let e = parse_uri("postgresql://h/db?password=a%zz").unwrap_err();
+        assert!(!e.contains("a%zz"), "{e}");
+    }
+
+    #[test]
+    fn the_password_file_sees_the_host_as_given() {
+        let req = |ci: &str| ConnRequest {
+            conninfo: Some(ci.into()),
+            user: Some("u".into()),
+            ..Default::default()
+        };
+        // No host: empty, which matches localhost, whatever the socket dir.
+        let p = resolve_env(&req("port=1"), &[]).unwrap();
+        assert_eq!(p.targets[0].password_host(), "");
+        assert_eq!(p.targets[0].host_name(), "");
+        // Only hostaddr: the address; verify-full has no name to check.
+        let p = resolve_env(&req("hostaddr=127.0.0.1"), &[]).unwrap();
+        assert_eq!(p.targets[0].password_host(), "127.0.0.1");
+        assert_eq!(p.targets[0].host_name(), "");
+        let p = resolve_env(&req("host=db hostaddr=127.0.0.1"), &[]).unwrap();
+        assert_eq!(p.targets[0].password_host(), "db");
+        assert_eq!(p.targets[0].host_name(), "db");
     }
 
     #[test]

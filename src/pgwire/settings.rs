@@ -35,32 +35,40 @@ pub struct Target {
     /// The host name (or socket directory): what TLS checks and the
     /// password file matches.
     pub host: Host,
-    /// `hostaddr`: the address connected to instead of resolving `host`.
+    /// `hostaddr`: the address connected to instead of resolving `host`
+    /// (also when `host` is a socket directory).
     pub hostaddr: Option<IpAddr>,
     pub port: u16,
+    /// `host` was given (not defaulted): what TLS checks and the password
+    /// file matches is then that name.
+    pub host_given: bool,
 }
 
 impl Target {
-    /// libpq's "connection to server at … failed" subject.
-    pub fn describe(&self) -> String {
-        match (&self.host, &self.hostaddr) {
-            (Host::Unix(p), _) => format!(
-                "server on socket \"{}/.s.PGSQL.{}\"",
-                p.display(),
-                self.port
-            ),
-            (Host::Tcp(h), Some(a)) if *h != a.to_string() => {
-                format!("server at \"{h}\" ({a}), port {}", self.port)
-            }
-            (Host::Tcp(h), _) => format!("server at \"{h}\", port {}", self.port),
+    /// The host as given: what verify-full checks and SNI names (empty
+    /// when no host was given).
+    pub fn host_name(&self) -> String {
+        if !self.host_given {
+            return String::new();
         }
+        self.place()
     }
 
-    /// The name the password file and TLS see for this host.
-    pub fn host_name(&self) -> String {
+    /// The host, or the default socket directory, as shown in messages.
+    pub fn place(&self) -> String {
         match &self.host {
             Host::Tcp(h) => h.clone(),
             Host::Unix(p) => p.display().to_string(),
+        }
+    }
+
+    /// The host name the password file is searched with: the host, else
+    /// `hostaddr`, else empty (which matches `localhost`).
+    pub fn password_host(&self) -> String {
+        match (self.host_given, self.hostaddr) {
+            (true, _) => self.place(),
+            (false, Some(a)) => a.to_string(),
+            (false, None) => String::new(),
         }
     }
 }
@@ -133,6 +141,8 @@ pub struct TlsSettings {
     pub rootcert: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// `sslcertmode=disable`: never send a client certificate.
+    pub no_client_cert: bool,
     pub crl: Option<PathBuf>,
     pub crldir: Option<PathBuf>,
     pub sni: bool,
@@ -152,6 +162,7 @@ impl TlsSettings {
             rootcert: None,
             cert: None,
             key: None,
+            no_client_cert: false,
             crl: None,
             crldir: None,
             sni: true,
@@ -196,6 +207,7 @@ impl ConnParams {
                 host: Host::Unix(socket_dir),
                 hostaddr: None,
                 port,
+                host_given: true,
             }],
             user: user.to_string(),
             password: None,

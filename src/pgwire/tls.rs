@@ -48,7 +48,9 @@ fn home_file(s: &TlsSettings, name: &str) -> Option<PathBuf> {
 /// The root certificate file libpq would use, and whether the chain is
 /// verified: always for verify-ca/verify-full, and for the weaker modes
 /// when the file exists.
-fn roots(s: &TlsSettings) -> Result<Option<rustls::RootCertStore>, String> {
+fn roots(
+    s: &TlsSettings,
+) -> Result<Option<(rustls::RootCertStore, Vec<CertificateDer<'static>>)>, String> {
     let mut store = rustls::RootCertStore::empty();
     if s.rootcert.as_deref() == Some("system") {
         let found = rustls_native_certs::load_native_certs();
@@ -62,8 +64,9 @@ fn roots(s: &TlsSettings) -> Result<Option<rustls::RootCertStore>, String> {
                     .unwrap_or_else(|| "no certificates found".into())
             ));
         }
+        let ders = found.certs.clone();
         store.add_parsable_certificates(found.certs);
-        return Ok(Some(store));
+        return Ok(Some((store, ders)));
     }
     let file = match &s.rootcert {
         Some(f) => Some(PathBuf::from(f)),
@@ -94,15 +97,11 @@ fn roots(s: &TlsSettings) -> Result<Option<rustls::RootCertStore>, String> {
             file.display()
         )
     })?;
-    for c in certs {
-        store.add(c).map_err(|e| {
-            format!(
-                "could not read root certificate file \"{}\": {e}",
-                file.display()
-            )
-        })?;
+    for c in &certs {
+        // OpenSSL takes any certificate in the file as a trust anchor.
+        let _ = store.add(c.clone());
     }
-    Ok(Some(store))
+    Ok(Some((store, certs)))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -117,25 +116,21 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 fn crls(s: &TlsSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
     let mut files = Vec::new();
-    match &s.crl {
-        Some(f) => files.push(f.clone()),
-        None => {
-            if let Some(f) = home_file(s, "root.crl").filter(|f| f.is_file()) {
-                files.push(f);
-            }
-        }
+    // As libpq: sslcrl and sslcrldir, else ~/.postgresql/root.crl; a file
+    // that does not exist is ignored.
+    if s.crl.is_none() && s.crldir.is_none() {
+        files.extend(home_file(s, "root.crl"));
     }
+    files.extend(s.crl.clone());
     if let Some(dir) = &s.crldir {
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
-                if e.path().is_file() {
-                    files.push(e.path());
-                }
+                files.push(e.path());
             }
         }
     }
     let mut out = Vec::new();
-    for f in files {
+    for f in files.into_iter().filter(|f| f.is_file()) {
         let data = std::fs::read(&f).map_err(|e| {
             format!(
                 "could not load SSL certificate revocation list \"{}\": {e}",
@@ -161,9 +156,16 @@ fn crls(s: &TlsSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, S
 
 /// The client certificate and key, if a certificate file exists: the key
 /// file must exist and pass libpq's permission check.
-fn client_identity(
-    s: &TlsSettings,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, String> {
+type ClientIdentity = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    PathBuf,
+);
+
+fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, String> {
+    if s.no_client_cert {
+        return Ok(None);
+    }
     let cert = s.cert.clone().or_else(|| home_file(s, "postgresql.crt"));
     let Some(cert) = cert.filter(|c| c.exists()) else {
         return Ok(None);
@@ -212,7 +214,7 @@ fn client_identity(
                 key.display()
             )
         })?;
-    Ok(Some((certs, k)))
+    Ok(Some((certs, k, key)))
 }
 
 fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
@@ -229,14 +231,22 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
         versions.push(&rustls::version::TLS12);
     }
     let verifier: Arc<dyn ServerCertVerifier> = match roots(s)? {
-        Some(store) => {
+        Some((store, root_ders)) => {
+            let crls = crls(s)?;
+            let checks_revocation = !crls.is_empty();
+            // As libpq's X509_V_FLAG_CRL_CHECK_ALL: with CRLs, every
+            // certificate of the chain needs one, and an expired one fails.
             let inner =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-                    .with_crls(crls(s)?)
-                    .allow_unknown_revocation_status()
+                    .with_crls(crls)
+                    .enforce_revocation_expiration()
                     .build()
                     .map_err(|e| format!("could not set up certificate verification: {e}"))?;
-            Arc::new(ChainOnly(inner))
+            Arc::new(ChainOnly {
+                inner,
+                roots: root_ders,
+                checks_revocation,
+            })
         }
         None => Arc::new(AnyCertificate(provider.clone())),
     };
@@ -246,7 +256,7 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match client_identity(s)? {
-        Some((certs, key)) => {
+        Some((certs, key, key_path)) => {
             // Not with_client_auth_cert: it parses the certificate with
             // webpki, which refuses X.509 v1 certificates (what
             // `openssl x509 -req` makes without extensions) that libpq
@@ -255,6 +265,18 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
                 .key_provider
                 .load_private_key(key)
                 .map_err(|e| format!("could not load private key file: {e}"))?;
+            // libpq's check that the key is the certificate's.
+            let cert_key = x509_parser::parse_x509_certificate(certs[0].as_ref())
+                .ok()
+                .map(|(_, c)| c.public_key().raw.to_vec());
+            if let (Some(a), Some(b)) = (cert_key, signer.public_key()) {
+                if a != b.as_ref() {
+                    return Err(format!(
+                        "certificate does not match private key file \"{}\"",
+                        key_path.display()
+                    ));
+                }
+            }
             let key = Arc::new(rustls::sign::CertifiedKey::new(certs, signer));
             builder.with_client_cert_resolver(Arc::new(ClientCert(key)))
         }
@@ -286,9 +308,42 @@ impl rustls::client::ResolvesClientCert for ClientCert {
 
 /// The chain is verified against the roots; the name is libpq's to check
 /// (only under verify-full, with its own rules), so a name mismatch alone
-/// is not a failure here.
+/// is not a failure here.  What webpki refuses but OpenSSL (and so libpq)
+/// accepts is verified as OpenSSL would: a server certificate that is
+/// itself in the root file (a self-signed certificate copied to
+/// root.crt), and an X.509 v1 certificate signed by a root (what
+/// `openssl x509 -req` makes without extensions).
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ChainOnly {
+    inner: Arc<WebPkiServerVerifier>,
+    roots: Vec<CertificateDer<'static>>,
+    checks_revocation: bool,
+}
+
+impl ChainOnly {
+    fn openssl_accepts(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> bool {
+        use x509_parser::prelude::*;
+        let Ok((_, cert)) = X509Certificate::from_der(end_entity.as_ref()) else {
+            return false;
+        };
+        let Ok(now) = ASN1Time::from_timestamp(now.as_secs() as i64) else {
+            return false;
+        };
+        if !cert.validity().is_valid_at(now) {
+            return false;
+        }
+        if self.roots.iter().any(|r| r.as_ref() == end_entity.as_ref()) {
+            return true;
+        }
+        self.roots.iter().any(|r| {
+            X509Certificate::from_der(r.as_ref()).is_ok_and(|(_, root)| {
+                root.subject() == cert.issuer()
+                    && root.validity().is_valid_at(now)
+                    && cert.verify_signature(Some(root.public_key())).is_ok()
+            })
+        })
+    }
+}
 
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(
@@ -301,11 +356,16 @@ impl ServerCertVerifier for ChainOnly {
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::CertificateError as C;
         match self
-            .0
+            .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(C::NotValidForName))
             | Err(rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(rustls::Error::InvalidCertificate(C::UnknownIssuer | C::Other(_)))
+                if !self.checks_revocation && self.openssl_accepts(end_entity, now) =>
+            {
                 Ok(ServerCertVerified::assertion())
             }
             r => r,
@@ -317,7 +377,7 @@ impl ServerCertVerifier for ChainOnly {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
+        self.inner.verify_tls12_signature(m, c, d)
     }
     fn verify_tls13_signature(
         &self,
@@ -325,10 +385,26 @@ impl ServerCertVerifier for ChainOnly {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
+        match self.inner.verify_tls13_signature(m, c, d) {
+            // A certificate webpki cannot parse (X.509 v1) that
+            // verify_server_cert accepted: its key signs all the same.
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(_))) => {
+                let (_, cert) = x509_parser::parse_x509_certificate(c.as_ref()).map_err(|_| {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+                })?;
+                let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from(cert.public_key().raw);
+                rustls::crypto::verify_tls13_signature_with_raw_key(
+                    m,
+                    &spki,
+                    d,
+                    &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+                )
+            }
+            r => r,
+        }
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -156,8 +156,13 @@ impl TlsStream {
 
 /// Hands raw bytes to rustls and collects what they decrypt to.
 fn feed(st: &mut TlsState, mut raw: &[u8]) -> io::Result<()> {
-    while !raw.is_empty() {
-        st.conn.read_tls(&mut raw)?;
+    while !raw.is_empty() && !st.eof {
+        // After close_notify rustls takes nothing more: what follows is
+        // dropped, not fed again (that would spin).
+        if st.conn.read_tls(&mut raw)? == 0 {
+            st.eof = true;
+            break;
+        }
         let io_state = st
             .conn
             .process_new_packets()
@@ -185,6 +190,9 @@ pub(crate) async fn handshake(
 ) -> Result<TlsStream, String> {
     let mut conn = ClientConnection::new(config, tls::server_name(host))
         .map_err(|e| format!("SSL error: {e}"))?;
+    // Queries of any size are written whole and flushed at once (rustls
+    // would refuse more than 64 KiB of unsent data otherwise).
+    conn.set_buffer_limit(None);
     loop {
         let mut out = Vec::new();
         while conn.wants_write() {
@@ -211,8 +219,13 @@ pub(crate) async fn handshake(
         };
         let mut slice = &raw[..n];
         while !slice.is_empty() {
-            conn.read_tls(&mut slice)
+            let took = conn
+                .read_tls(&mut slice)
                 .map_err(|e| format!("SSL SYSCALL error: {e}"))?;
+            if took == 0 {
+                // close_notify during the handshake.
+                return Err("SSL SYSCALL error: EOF detected".into());
+            }
             if let Err(e) = conn.process_new_packets() {
                 // Tell the server why (the alert), then give libpq's text.
                 let mut out = Vec::new();

@@ -259,3 +259,89 @@ fn a_short_message_with_a_long_length_after_authentication_is_a_sync_loss() {
         took,
     );
 }
+
+/// A TLS server that completes the handshake, then sends close_notify and
+/// 5 KB more in one burst: the client must end the connection, not spin.
+#[test]
+fn tls_close_notify_followed_by_more_bytes_ends_the_connection() {
+    use std::sync::Arc;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut tcp) = conn else { return };
+            if read_packet(&mut tcp).is_none() {
+                continue;
+            }
+            tcp.write_all(b"S").unwrap();
+            let mut tls = rustls::ServerConnection::new(config.clone()).unwrap();
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+            tls.send_close_notify();
+            let mut burst = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut burst).unwrap();
+            }
+            burst.extend(std::iter::repeat_n(0x17u8, 5000));
+            let _ = tcp.write_all(&burst);
+            let mut sink = [0u8; 1024];
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(120)));
+            while matches!(tcp.read(&mut sink), Ok(n) if n > 0) {}
+        }
+    });
+    let dir = workdir();
+    let specs = write_suite(dir.path(), &[("one", SPEC, "")]);
+    let start = Instant::now();
+    let mut child = isospec()
+        .env("PGPASSWORD", "x")
+        .env("PGCONNECT_TIMEOUT", "60")
+        .args(["run", "--outputdir"])
+        .arg(dir.path())
+        .args([
+            "-d",
+            &format!("host=127.0.0.1 port={port} user=u sslmode=require"),
+        ])
+        .arg(specs.join("one.spec"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard far above what ending the connection takes.
+    let ended = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(50) {
+            let _ = child.kill();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let all = all(&out);
+    assert!(ended, "isospec did not end after close_notify: {all}");
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("server closed the connection unexpectedly"),
+        "{all}"
+    );
+}

@@ -109,6 +109,18 @@ pub fn make_certs(dir: &Path, client_cn: &str) -> Certs {
     c
 }
 
+/// The files `make_certs` wrote in `dir`.
+fn certs_in(dir: &Path) -> Certs {
+    Certs {
+        ca: dir.join("ca.crt"),
+        server_crt: dir.join("server.crt"),
+        server_key: dir.join("server.key"),
+        client_crt: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+        other_ca: dir.join("other-ca.crt"),
+    }
+}
+
 /// A server on 127.0.0.1 that accepts TCP connections only over TLS:
 /// role `scramuser` by SCRAM, role `certuser` by client certificate.
 pub struct TlsServer {
@@ -125,7 +137,17 @@ impl TlsServer {
 
     /// `start` with the server binaries of `bindir`.
     pub fn start_with(dir: &Path, bindir: Option<PathBuf>) -> TlsServer {
-        let certs = make_certs(&dir.join("certs"), "certuser");
+        Self::launch(dir, bindir, true)
+    }
+
+    /// Starts the server with `dir`/certs, made here when `make` (else
+    /// already there, from `make_certs` and then replaced in part).
+    fn launch(dir: &Path, bindir: Option<PathBuf>, make: bool) -> TlsServer {
+        let certs = if make {
+            make_certs(&dir.join("certs"), "certuser")
+        } else {
+            certs_in(&dir.join("certs"))
+        };
         let hba = dir.join("certs/pg_hba.conf");
         std::fs::write(
             &hba,
@@ -686,5 +708,272 @@ fn direct_tls_negotiation_with_a_postgresql_17_server() {
         &out,
         "direct with prefer",
         "weak sslmode \"prefer\" may not be used with sslnegotiation=direct",
+    );
+}
+
+#[test]
+fn no_output_carries_the_password() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    // A failing spec (its expected file differs), a NEW one, and every
+    // report the run can write.
+    let specs = write_suite(
+        d,
+        &[
+            ("blocking", BLOCKING, "wrong\n"),
+            ("other", BLOCKING, BLOCKING_OUT),
+        ],
+    );
+    std::fs::remove_file(d.join("suite/expected/other.out")).unwrap();
+    let home = d.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let summary = d.join("summary.md");
+    let conninfo = format!(
+        "postgresql://scramuser:{}@localhost:{}/postgres?sslmode=require",
+        PASSWORD.replace('@', "%40"),
+        s.port
+    );
+    let out = s
+        .command(&home, &[("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())])
+        .arg("run")
+        .arg("--outputdir")
+        .arg(d.join("out"))
+        .args(["-d", &conninfo, "--junit"])
+        .arg(d.join("junit.xml"))
+        .arg("--json")
+        .arg(d.join("report.json"))
+        .arg(&specs)
+        .output()
+        .unwrap();
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let mut texts = vec![("output".to_string(), all)];
+    for f in walk(&d.join("out")).into_iter().chain([
+        d.join("junit.xml"),
+        d.join("report.json"),
+        summary.clone(),
+    ]) {
+        texts.push((
+            f.display().to_string(),
+            std::fs::read_to_string(&f).unwrap_or_default(),
+        ));
+    }
+    assert!(
+        texts.iter().any(|(_, t)| t.contains("wrong")),
+        "the diff is reported"
+    );
+    for (name, t) in texts {
+        assert!(
+            !t.contains(PASSWORD) && !t.contains("scram-secret"),
+            "{name} carries the password:\n{t}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian: openssl) is needed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        all_output(&out)
+    );
+}
+
+/// The server's certificate replaced by one made as PostgreSQL's
+/// documentation shows ("Creating Certificates"), before it starts.
+fn documented_server(dir: &Path, self_signed: bool) -> TlsServer {
+    let certs = dir.join("certs");
+    make_certs(&certs, "certuser");
+    let o = |args: &[&str]| openssl(args, &certs);
+    if self_signed {
+        // A self-signed certificate, copied to the clients' root.crt.
+        o(&[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-text",
+            "-out",
+            "server.crt",
+            "-keyout",
+            "server.key",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::copy(certs.join("server.crt"), certs.join("doc-root.crt")).unwrap();
+    } else {
+        // A root CA and a server certificate it signs (X.509 v1).
+        o(&[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-text",
+            "-out",
+            "doc-root.crt",
+            "-keyout",
+            "doc-root.key",
+            "-subj",
+            "/CN=root.example.com",
+        ]);
+        o(&[
+            "req",
+            "-new",
+            "-nodes",
+            "-text",
+            "-out",
+            "server.csr",
+            "-keyout",
+            "server.key",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        o(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-text",
+            "-days",
+            "2",
+            "-CA",
+            "doc-root.crt",
+            "-CAkey",
+            "doc-root.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+        ]);
+    }
+    write_private(
+        &certs.join("server.key"),
+        &std::fs::read_to_string(certs.join("server.key")).unwrap(),
+    );
+    std::fs::set_permissions(
+        certs.join("doc-root.crt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        certs.join("server.crt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    if crate::util::is_root() {
+        let pg = nix::unistd::User::from_name(&Server::user())
+            .unwrap()
+            .unwrap();
+        nix::unistd::chown(&certs.join("server.key"), Some(pg.uid), Some(pg.gid)).unwrap();
+    }
+    TlsServer::launch(dir, None, false)
+}
+
+#[test]
+fn server_certificates_made_as_postgresqls_documentation_shows() {
+    if let Some(why) = crate::util::no_server_reason() {
+        crate::util::say_skipped_once(&why);
+        return;
+    }
+    for self_signed in [true, false] {
+        let dir = workdir();
+        let s = documented_server(dir.path(), self_signed);
+        let root = dir.path().join("certs/doc-root.crt");
+        for mode in ["verify-ca", "verify-full"] {
+            let conn = format!(
+                "host=localhost port={} user=scramuser password={PASSWORD} sslmode={mode} sslrootcert={}",
+                s.port,
+                root.display()
+            );
+            let case = format!("{mode}, self-signed {self_signed}");
+            assert_passes(&s.run(&dir.path().join(mode), &conn, &[]), &case);
+        }
+        // Not trusted without that root: the test CA did not sign it.
+        let conn = s.scram(&format!(
+            "sslmode=verify-ca sslrootcert={}",
+            s.certs.ca.display()
+        ));
+        assert_refused(
+            &s.run(&dir.path().join("other"), &conn, &[]),
+            "foreign root",
+            "certificate verify failed",
+        );
+    }
+}
+
+#[test]
+fn large_queries_keys_and_certificate_modes_over_tls() {
+    let Some((dir, s)) = tls_server() else { return };
+    let d = dir.path();
+    // A step of over 64 KiB travels whole over TLS.
+    let big = "x".repeat(100_000);
+    let spec =
+        format!("session s1\nstep big {{ SELECT length('{big}') AS n; }}\npermutation big\n");
+    let specs = crate::util::write_new_specs(d, &[("big", &spec)]);
+    let home = d.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = s
+        .command(&home, &[])
+        .arg("run")
+        .arg("--outputdir")
+        .arg(d.join("big"))
+        .args(["-d", &s.scram("sslmode=require")])
+        .arg(specs.join("big.spec"))
+        .output()
+        .unwrap();
+    let result = std::fs::read_to_string(d.join("big/results/big.out")).unwrap_or_default();
+    assert!(
+        result.contains("100000") && !result.contains("ERROR"),
+        "{result}\n{}",
+        all_output(&out)
+    );
+    let ca = s.certs.ca.display().to_string();
+    // A key that is not the certificate's: libpq's message.
+    let conn = format!(
+        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
+        s.port,
+        s.certs.client_crt.display(),
+        s.certs.server_key.display()
+    );
+    let out = s.run(&d.join("mismatch"), &conn, &[]);
+    assert_refused(
+        &out,
+        "key mismatch",
+        "certificate does not match private key file",
+    );
+    // sslcertmode=disable sends no certificate, even one in ~/.postgresql.
+    let conn = format!(
+        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={} sslcertmode=disable",
+        s.port,
+        s.certs.client_crt.display(),
+        s.certs.client_key.display()
+    );
+    let out = s.run(&d.join("certmode"), &conn, &[]);
+    assert_refused(
+        &out,
+        "sslcertmode=disable",
+        "connection requires a valid client certificate",
     );
 }
