@@ -24,6 +24,7 @@ pub mod run;
 pub mod schedule;
 pub mod server;
 pub mod spec;
+pub mod stop;
 pub mod timeouts;
 pub mod transcript;
 pub mod wait;

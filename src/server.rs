@@ -497,7 +497,13 @@ impl TempInstance {
 
     /// Stops the server (fast shutdown, then immediate, then kill).
     pub fn stop(&mut self) {
-        self.stop_server();
+        self.stop_by(None);
+    }
+
+    /// `stop`, done by `deadline` if one is given: the fast shutdown gets
+    /// what is left before it (less half a second for the immediate one).
+    pub fn stop_by(&mut self, deadline: Option<Instant>) {
+        self.stop_server(deadline);
         if let Some((_, requested, actual)) = self.relocated.take() {
             let logs = requested.join("log");
             let _ = fs::create_dir_all(&logs);
@@ -510,16 +516,22 @@ impl TempInstance {
         }
     }
 
-    fn stop_server(&mut self) {
+    fn stop_server(&mut self, by: Option<Instant>) {
         if let Some(mut child) = self.child.take() {
             let pid = Pid::from_raw(child.id() as i32);
+            let fast = match by {
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(Duration::from_millis(500)),
+                None => Duration::from_secs(30),
+            };
             for (sig, wait) in [
-                (Signal::SIGINT, 30),
-                (Signal::SIGQUIT, 10),
-                (Signal::SIGKILL, 10),
+                (Signal::SIGINT, fast),
+                (Signal::SIGQUIT, Duration::from_secs(10)),
+                (Signal::SIGKILL, Duration::from_secs(10)),
             ] {
                 let _ = kill(pid, sig);
-                let deadline = Instant::now() + Duration::from_secs(wait);
+                let deadline = Instant::now() + wait;
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {
                         let _ = fs::remove_dir_all(&self.socket_dir);

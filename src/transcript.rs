@@ -98,6 +98,25 @@ pub fn render(event: &Event, out: &mut String) {
                 "teardown of {what} did not finish within {secs} seconds; canceling it\n"
             ))
         }
+        Event::TeardownGraceEnded { session } => {
+            let what = session
+                .as_ref()
+                .map_or("the spec".to_string(), |s| format!("session {s}"));
+            out.push_str(&format!(
+                "isospec: teardown of {what} did not finish within the grace period; canceling it\n"
+            ))
+        }
+        Event::SessionsTerminated { sessions } => out.push_str(&if sessions.len() == 1 {
+            format!(
+                "isospec: interrupted: session {} did not end its transaction in time; its backend was terminated\n",
+                sessions[0]
+            )
+        } else {
+            format!(
+                "isospec: interrupted: sessions {} did not end their transactions in time; their backends were terminated\n",
+                sessions.join(", ")
+            )
+        }),
         Event::TeardownFailed { session, message } => match session {
             None => out.push_str(&format!("teardown failed: {message}")),
             Some(s) => out.push_str(&format!("teardown of session {s} failed: {message}")),
@@ -376,6 +395,8 @@ mod tests {
             Event::MutuallyBlocking,
             Event::TeardownCanceling { session: Some(s("s1")), secs: 2 },
             Event::TeardownCanceling { session: None, secs: 2 },
+            Event::TeardownGraceEnded { session: Some(s("s1")) },
+            Event::SessionsTerminated { sessions: vec![s("s1"), s("s2")] },
             Event::TeardownFailed { session: Some(s("s1")), message: err.clone() },
             Event::TeardownFailed { session: None, message: err },
             Event::Interrupted { running: vec![s("s1"), s("s2")], teardown: true },

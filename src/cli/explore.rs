@@ -1,9 +1,14 @@
 //! `isospec explore`: command-line arguments and the glue around
-//! `explore::walk` (server, database, progress bar, Ctrl-C, output files).
+//! `explore::walk`.  It stands on `run`'s footing: the same server options
+//! and resolution (a temporary instance when no server is named), the step
+//! timeout of the server version's isolationtester, the same database
+//! preparation and session settings, and the same stop on SIGINT/SIGTERM
+//! (`stop`); then its progress bar and output files.
 
 use crate::executor::ExecOptions;
 use crate::explore::{report, walk};
-use crate::pgwire::{Conn, PgResult};
+use crate::outcome::RunEvent;
+use crate::run::{self, DatabasePlan, Events, Footing};
 use crate::spec;
 use crate::wait::DetectorKind;
 use clap::Args;
@@ -42,18 +47,32 @@ pub struct ExploreArgs {
     /// Write the classes as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Database to explore in (created when missing); with -j, lane K > 1
-    /// uses NAME_K.
+    /// Database to explore in, created from template0 with pg_regress's
+    /// settings as `isospec run` creates it (dropped first only if isospec
+    /// made it); with -j, lane K > 1 uses NAME_K.
     #[arg(long, value_name = "NAME", default_value = "isolation_regression")]
     pub dbname: String,
+    /// Explore in the existing database(s) as they are.
+    #[arg(long)]
+    pub use_existing: bool,
+    /// Drop the database(s) even if isospec did not create them.
+    #[arg(long)]
+    pub drop_existing: bool,
     /// Explore in N databases at once (the classes do not depend on N).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
     #[command(flatten)]
     pub server: super::ServerArgs,
-    /// Step timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub instance: super::InstanceArgs,
+    /// Step timeout in seconds (default: that of the server version's
+    /// isolationtester, as for `isospec run`).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// After SIGINT/SIGTERM, stop within SECS (default 10): the classes
+    /// found so far are reported.
+    #[arg(long, value_name = "SECS", env = "ISOSPEC_GRACE", value_parser = super::parse_grace)]
+    pub grace: Option<std::time::Duration>,
     /// How to detect a blocked step.
     #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
     pub wait_detector: DetectorKind,
@@ -83,41 +102,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Creates the database unless it exists.
-async fn ensure_database(params: &crate::pgwire::ConnParams, db: &str) -> Result<(), String> {
-    let mut admin = params.clone();
-    admin.dbname = "postgres".into();
-    let mut c = Conn::connect(&admin)
-        .await
-        .map_err(|e| format!("could not connect to {}: {e}", admin.describe()))?;
-    let quoted = crate::executor::quote_literal(db);
-    let exists = matches!(
-        c.exec(&format!("SELECT 1 FROM pg_catalog.pg_database WHERE datname = {quoted}")).await,
-        Ok(Some(PgResult::Tuples(t))) if !t.rows.is_empty()
-    );
-    if !exists {
-        let ident = format!("\"{}\"", db.replace('"', "\"\""));
-        // As `isospec run` creates it: pg_regress's settings, and the
-        // marker that lets a later run drop it.
-        for sql in [
-            format!("CREATE DATABASE {ident} TEMPLATE template0"),
-            crate::run::database::database_settings(&ident),
-        ] {
-            match c.exec(&sql).await {
-                Ok(Some(PgResult::Command(_))) => {}
-                _ => {
-                    return Err(format!(
-                        "could not create database {db}: {}",
-                        c.error_message().trim_end()
-                    ))
-                }
-            }
-        }
-    }
-    c.close().await;
-    Ok(())
-}
-
 /// `isospec explore`: 0 when every invariant held, 1 when one was
 /// violated, 2 on errors.
 pub fn main(a: ExploreArgs) -> i32 {
@@ -131,7 +115,12 @@ pub fn main(a: ExploreArgs) -> i32 {
 }
 
 fn run(a: ExploreArgs) -> Result<i32, String> {
-    let params = a.server.params()?;
+    if a.jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    let server = a
+        .instance
+        .choice(&a.server, std::path::PathBuf::from("tmp_check"))?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -142,36 +131,73 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
         .build()
         .map_err(|e| format!("could not start the async runtime: {e}"))?;
     // Installed before any work: a signal that comes early is not lost.
-    let mut signals = {
-        use tokio::signal::unix::{signal, SignalKind};
+    let mut stopper = {
         let _in_runtime = rt.enter();
-        let int = signal(SignalKind::interrupt());
-        let term = signal(SignalKind::terminate());
-        match (int, term) {
-            (Ok(i), Ok(t)) => (i, t),
-            _ => return Err("could not install the SIGINT/SIGTERM handlers".into()),
-        }
+        crate::stop::Stopper::install(a.grace.unwrap_or(crate::stop::DEFAULT_GRACE))
+            .map_err(|e| format!("could not install the SIGINT/SIGTERM handlers: {e}"))?
     };
-    if a.jobs == 0 {
-        return Err("--jobs must be at least 1".into());
+    // What the run's set-up says: notes on stderr, as `isospec run` shows them.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = Events::new(tx);
+    let printer = rt.spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if let RunEvent::Note(n) = e {
+                eprintln!("isospec: {n}");
+            }
+        }
+    });
+    let footing = rt.block_on(run::footing(
+        &server,
+        if a.use_existing {
+            &a.dbname
+        } else {
+            "postgres"
+        },
+        a.timeout.map(Duration::from_secs),
+        &crate::timeouts::TimeoutEnv::from_env(),
+        &events,
+    ));
+    let footing = footing.map_err(|e| e.to_string())?;
+    let result = explore_all(&a, &rt, &mut stopper, &footing, &events, seed);
+    let Footing { instance, .. } = footing;
+    if let Some(mut inst) = instance {
+        let _ = rt.block_on(tokio::task::spawn_blocking(move || inst.stop()));
     }
-    let mut lanes = Vec::new();
+    drop(events);
+    let _ = rt.block_on(printer);
+    result
+}
+
+fn explore_all(
+    a: &ExploreArgs,
+    rt: &tokio::runtime::Runtime,
+    stopper: &mut crate::stop::Stopper,
+    footing: &Footing,
+    events: &Events,
+    seed: u64,
+) -> Result<i32, String> {
+    let params = &footing.params;
+    let plan = DatabasePlan {
+        use_existing: a.use_existing,
+        drop_existing: a.drop_existing,
+        fresh_server: footing.instance.is_some(),
+        ..DatabasePlan::default()
+    };
+    let mut dbs = Vec::new();
     for k in 1..=a.jobs {
         let db = if k == 1 {
             a.dbname.clone()
         } else {
             format!("{}_{k}", a.dbname)
         };
-        rt.block_on(ensure_database(&params, &db))?;
-        let mut p = params.clone();
-        p.dbname = db;
-        lanes.push(p);
+        rt.block_on(run::prepare_database(&plan, params, &db, None))
+            .map_err(|e| e.to_string())?;
+        dbs.push(db);
     }
-    let (int_tx, int_rx) = tokio::sync::watch::channel(false);
     let exec = ExecOptions {
-        step_timeout: Duration::from_secs(a.timeout.max(1)),
+        step_timeout: footing.step_timeout,
         detector: a.wait_detector,
-        interrupt: Some(int_rx),
+        stop: Some(stopper.signal()),
         ..ExecOptions::default()
     };
     let mut code = 0;
@@ -179,6 +205,14 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
     for path in &a.specs {
         let name = path.display().to_string();
         let checked = spec::load(path).map_err(|e| e.to_string())?;
+        // The session settings `isospec run` gives (pg_regress's).
+        let test = path
+            .file_stem()
+            .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+        let lanes: Vec<_> = dbs
+            .iter()
+            .map(|db| run::session_params(params, db, &test))
+            .collect();
         // The command line's queries first, then the spec's own.
         let both = |cli: &[String], spec: &[String]| -> Vec<String> { [cli, spec].concat() };
         let outcomes = both(&a.outcome, &checked.spec.options.outcomes);
@@ -202,7 +236,7 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
             b.set_prefix(name.clone());
             b
         });
-        let exploration = rt.block_on(async {
+        let supervised = rt.block_on(async {
             let work = walk::explore(&checked, &lanes, &exec, &plan, |done, planned| {
                 if let Some(b) = &bar {
                     if let Some(p) = planned {
@@ -211,15 +245,13 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
                     b.set_position(done);
                 }
             });
-            tokio::pin!(work);
-            loop {
-                tokio::select! {
-                    r = &mut work => break r,
-                    _ = signals.0.recv() => { let _ = int_tx.send(true); }
-                    _ = signals.1.recv() => { let _ = int_tx.send(true); }
-                }
-            }
+            stopper.supervise(work, |m| events.note(m)).await
         });
+        let signal = supervised.signal;
+        let Some(exploration) = supervised.output else {
+            // Stopped at once (a second signal, or the grace ran out).
+            return Ok(128 + signal.unwrap_or(2));
+        };
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
@@ -263,9 +295,9 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
             seed,
             &invariants,
         ));
-        if exploration.cut_short && *int_tx.borrow() {
+        if exploration.cut_short && exec.stop.as_ref().is_some_and(|s| s.requested()) {
             println!("interrupted: the classes above are those found so far");
-            code = code.max(130);
+            code = code.max(128 + signal.unwrap_or(2));
             break;
         }
     }

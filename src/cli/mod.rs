@@ -132,6 +132,60 @@ impl ServerArgs {
     }
 }
 
+/// A temporary instance: shared by `run` and `explore`.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// Start a throwaway server in DIR (the default when no server is named).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
+    pub temp_instance: Option<PathBuf>,
+    /// Extra postgresql.conf lines for the temp instance, from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub temp_config: Vec<PathBuf>,
+    /// OS user that runs the temp instance when isospec runs as root.
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "postgres",
+        env = "ISOSPEC_TEMP_INSTANCE_USER"
+    )]
+    pub temp_instance_user: String,
+    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
+    pub bindir: Option<PathBuf>,
+}
+
+impl InstanceArgs {
+    fn options(&self, dir: PathBuf) -> TempInstanceOptions {
+        TempInstanceOptions {
+            bindir: self.bindir.clone(),
+            os_user: self.temp_instance_user.clone(),
+            temp_config: self.temp_config.clone(),
+            ..TempInstanceOptions::new(dir)
+        }
+    }
+
+    /// The server to use: `--temp-instance`, else the one the options or
+    /// libpq's variables name, else a temporary instance in `default_dir`
+    /// (said on stderr).
+    pub fn choice(
+        &self,
+        server: &ServerArgs,
+        default_dir: PathBuf,
+    ) -> Result<ServerChoice, String> {
+        Ok(if let Some(dir) = &self.temp_instance {
+            ServerChoice::Temp(self.options(dir.clone()))
+        } else if server.named() {
+            ServerChoice::Existing(Box::new(server.params()?))
+        } else {
+            eprintln!(
+                "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
+                default_dir.display()
+            );
+            ServerChoice::Temp(self.options(default_dir))
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Spec files, directories (every *.spec below) or test names (<inputdir>/specs/NAME.spec).
@@ -159,23 +213,8 @@ pub struct RunArgs {
     pub load_extension: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Start a throwaway server in DIR (the default when no server is named).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
-    pub temp_instance: Option<PathBuf>,
-    /// Extra postgresql.conf lines for the temp instance, from FILE.
-    #[arg(long, value_name = "FILE")]
-    pub temp_config: Vec<PathBuf>,
-    /// OS user that runs the temp instance when isospec runs as root.
-    #[arg(
-        long,
-        value_name = "USER",
-        default_value = "postgres",
-        env = "ISOSPEC_TEMP_INSTANCE_USER"
-    )]
-    pub temp_instance_user: String,
-    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
-    pub bindir: Option<PathBuf>,
+    #[command(flatten)]
+    pub instance: InstanceArgs,
     /// How to detect a blocked step.
     #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
     pub wait_detector: DetectorKind,
@@ -200,6 +239,11 @@ pub struct RunArgs {
     /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// After SIGINT/SIGTERM, stop within SECS: running steps are cancelled,
+    /// sessions' transactions ended and teardowns run within it
+    /// (default 10; a second signal stops at once).
+    #[arg(long, value_name = "SECS", env = "ISOSPEC_GRACE", value_parser = parse_grace)]
+    pub grace: Option<Duration>,
     /// Count a step waiting on a prepared transaction as blocked, for every
     /// spec (a spec can ask itself with `# isospec: prepared-waits`).
     #[arg(long)]
@@ -285,6 +329,20 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// `--grace SECS` (fractions allowed): at least 1 s.
+pub(crate) fn parse_grace(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
+    if !(1.0..=86_400.0).contains(&secs) {
+        return Err(format!(
+            "the grace period must be 1 to 86400 seconds, not {s}"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Builds connection parameters from conninfo, options and libpq variables.
 pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
     a.server.params()
@@ -320,18 +378,9 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
     if a.jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
-    let server = if let Some(dir) = &a.temp_instance {
-        ServerChoice::Temp(temp_opts(&a, dir.clone()))
-    } else if a.server.named() {
-        ServerChoice::Existing(Box::new(existing_params(&a)?))
-    } else {
-        let dir = a.outputdir.join("tmp_check");
-        eprintln!(
-            "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
-            dir.display()
-        );
-        ServerChoice::Temp(temp_opts(&a, dir))
-    };
+    let server = a
+        .instance
+        .choice(&a.server, a.outputdir.join("tmp_check"))?;
     let report = ReporterOptions {
         regression_out: Some(a.outputdir.join("regression.out")),
         quiet: a.quiet,
@@ -359,6 +408,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         load_extensions: a.load_extension,
         server,
         timeout: a.timeout.map(Duration::from_secs),
+        grace: a.grace.unwrap_or(crate::stop::DEFAULT_GRACE),
         timeout_env: crate::timeouts::TimeoutEnv::from_env(),
         exec: ExecOptions {
             detector: a.wait_detector,
@@ -445,15 +495,6 @@ fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
         }
     }
     code
-}
-
-fn temp_opts(a: &RunArgs, dir: PathBuf) -> TempInstanceOptions {
-    TempInstanceOptions {
-        bindir: a.bindir.clone(),
-        os_user: a.temp_instance_user.clone(),
-        temp_config: a.temp_config.clone(),
-        ..TempInstanceOptions::new(dir)
-    }
 }
 
 fn check_files(files: &[PathBuf]) -> i32 {

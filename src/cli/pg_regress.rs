@@ -511,7 +511,12 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             .map_err(|_| format!("ISOSPEC_WAIT_DETECTOR: unknown detector \"{v}\""))?,
         None => DetectorKind::Function,
     };
+    let grace = match super::env("ISOSPEC_GRACE") {
+        Some(v) => super::parse_grace(&v).map_err(|e| format!("ISOSPEC_GRACE: {e}"))?,
+        None => crate::stop::DEFAULT_GRACE,
+    };
     let config = RunConfig {
+        grace,
         tests,
         outputdir: outputdir.clone(),
         dbname: r.dbnames[0].clone(),

@@ -107,6 +107,17 @@ pub enum Event {
         session: Option<String>,
         secs: u64,
     },
+    /// An interrupted run's teardown did not finish before the grace
+    /// period's deadline; it is cancelled.
+    TeardownGraceEnded {
+        session: Option<String>,
+    },
+    /// An interrupted run: these sessions did not end their transaction
+    /// (ROLLBACK) in time; their backends were terminated so that the
+    /// teardown waits for none of their locks.
+    SessionsTerminated {
+        sessions: Vec<String>,
+    },
     TeardownFailed {
         session: Option<String>,
         message: String,

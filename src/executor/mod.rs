@@ -17,6 +17,7 @@ pub use event::{Event, LockRow, WaitGraph, WaitRow, Who};
 
 use crate::pgwire::{Conn, ConnParams, Connection, PgResult, WireError};
 use crate::spec::{CheckedSpec, PBlocker, PStep};
+use crate::stop::StopSignal;
 use crate::wait::{Detector, DetectorKind, Probe};
 use std::time::Duration;
 // tokio's clock: the same as std's in a run, and pausable in unit tests.
@@ -68,6 +69,9 @@ pub enum SpecError {
     TeardownTimeout { what: String, secs: u64 },
     #[error("interrupted")]
     Interrupted,
+    /// Interrupted, and the cleanup did not finish within the grace period.
+    #[error("interrupted: the teardown of {what} did not finish within the grace period")]
+    GraceEnded { what: String },
     /// Interrupted before the first permutation's setup: nothing ran.
     #[error("interrupted before it started")]
     NotStarted,
@@ -94,9 +98,10 @@ pub struct ExecOptions {
     pub prepared_waits: bool,
     /// Put the wait graph into the transcript when a step is cancelled.
     pub wait_graph_in_transcript: bool,
-    /// Becomes true when the run is interrupted (SIGINT/SIGTERM): running
-    /// steps are cancelled and the teardown runs before the spec ends.
-    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Raised when the run is interrupted (SIGINT/SIGTERM), with the
+    /// deadline of the cleanup: running steps are cancelled, the sessions'
+    /// transactions ended and the teardown run before the spec ends.
+    pub stop: Option<StopSignal>,
     /// Bind the spec's backends to this CPU, after checking they are
     /// children of this postmaster (see `affinity`): (postmaster pid, CPU).
     pub pin_backends: Option<(i32, usize)>,
@@ -141,7 +146,7 @@ impl Default for ExecOptions {
             only_permutation: None,
             prepared_waits: false,
             wait_graph_in_transcript: false,
-            interrupt: None,
+            stop: None,
             pin_backends: None,
             wait_function: None,
             wait_query: None,
@@ -200,6 +205,9 @@ struct SessionConn<C> {
     active: Option<usize>,
     total_notices: i64,
     launched_at: Option<Instant>,
+    /// Its backend was terminated (an interrupted run's cleanup): no
+    /// teardown runs on it.
+    dead: bool,
 }
 
 /// Per-permutation step state.
@@ -226,6 +234,9 @@ pub struct Executor<'a, C: Connection> {
     /// backends, asked in one round trip and valid until a step completes
     /// (a completion may release locks).
     blocked: Option<std::collections::HashMap<i32, bool>>,
+    /// While an interrupted permutation is cleaned up: the grace period's
+    /// deadline, which bounds the teardowns.
+    deadline: Option<std::time::Instant>,
 }
 
 /// Runs a whole spec: connects, runs every permutation, disconnects.
@@ -235,7 +246,7 @@ pub async fn run_spec(
     opts: ExecOptions,
     tx: UnboundedSender<Event>,
 ) -> Result<(), SpecError> {
-    if opts.interrupt.as_ref().is_some_and(|r| *r.borrow()) {
+    if opts.stop.as_ref().is_some_and(StopSignal::requested) {
         return Err(SpecError::NotStarted);
     }
     for w in &spec.warnings {
@@ -399,6 +410,7 @@ pub async fn execute<C: Connection>(
             active: None,
             total_notices: 0,
             launched_at: None,
+            dead: false,
         })
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
@@ -461,6 +473,7 @@ pub async fn execute<C: Connection>(
         in_permutation: false,
         started: false,
         blocked: None,
+        deadline: None,
     };
     let mut result = ex.run_all().await;
     if matches!(result, Err(SpecError::Interrupted)) && !ex.started {
@@ -479,32 +492,7 @@ pub async fn execute<C: Connection>(
         });
     }
     if matches!(result, Err(SpecError::Interrupted)) && ex.in_permutation {
-        for si in 0..ex.sessions.len() {
-            if ex.sessions[si].active.take().is_some() {
-                let _ = ex.sessions[si].conn.cancel().await;
-                let conn = &mut ex.sessions[si].conn;
-                let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                    while let Ok(Some(_)) = conn.get_result().await {}
-                })
-                .await;
-                while ex.sessions[si].conn.take_notice().is_some() {}
-            }
-        }
-        // Exploring, the interleaving is cut anyway: its sessions' open
-        // transactions would hold the teardown's locks.
-        if ex.opts.end_stalled {
-            for si in 0..ex.sessions.len() {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    ex.sessions[si].conn.exec("ROLLBACK"),
-                )
-                .await;
-                while ex.sessions[si].conn.take_notice().is_some() {}
-            }
-        }
-        // The teardown is bounded by the step timeout like any teardown; a
-        // second interrupt stops the run at once.
-        if let Err(e) = ex.teardown().await {
+        if let Err(e) = ex.stop_permutation().await {
             result = Err(e);
         }
     }
@@ -527,7 +515,10 @@ pub async fn execute<C: Connection>(
                  WHERE (pid, application_name) IN ({})",
                 known.join(", ")
             );
-            let _ = tokio::time::timeout(Duration::from_secs(10), ex.control.exec(&sql)).await;
+            let limit = ex
+                .stop_deadline()
+                .map_or(Duration::from_secs(10), crate::stop::remaining);
+            let _ = tokio::time::timeout(limit, ex.control.exec(&sql)).await;
         }
     }
     // Bounded like any control query: a stalled server or pooler must not
@@ -580,8 +571,81 @@ impl<'a, C: Connection> Executor<'a, C> {
         }
     }
 
+    /// The deadline of an interrupted run's cleanup (without one, the
+    /// step timeout bounds each part as for any teardown).
+    fn stop_deadline(&self) -> Option<std::time::Instant> {
+        self.opts.stop.as_ref().and_then(StopSignal::deadline)
+    }
+
+    /// Ends an interrupted permutation within the grace period: cancels
+    /// the running steps, ends every session's transaction (so that the
+    /// teardown waits for no lock a session holds; a session that does not
+    /// answer has its backend terminated), then runs the teardowns, each
+    /// bounded by the deadline.
+    async fn stop_permutation(&mut self) -> Result<(), SpecError> {
+        let deadline = self
+            .stop_deadline()
+            .unwrap_or_else(|| std::time::Instant::now() + self.opts.step_timeout);
+        let left = || crate::stop::remaining(deadline);
+        for si in 0..self.sessions.len() {
+            if self.sessions[si].active.take().is_some() {
+                let _ = tokio::time::timeout(left(), self.sessions[si].conn.cancel()).await;
+                let conn = &mut self.sessions[si].conn;
+                let _ = tokio::time::timeout(left().min(Duration::from_secs(5)), async {
+                    while let Ok(Some(_)) = conn.get_result().await {}
+                })
+                .await;
+                while self.sessions[si].conn.take_notice().is_some() {}
+            }
+        }
+        // Ending the transactions: a share of what is left for each.
+        let mut unanswered = Vec::new();
+        for si in 0..self.sessions.len() {
+            let share = left() / 4;
+            let ended = tokio::time::timeout(share, self.sessions[si].conn.exec("ROLLBACK")).await;
+            if !matches!(ended, Ok(Ok(_))) {
+                unanswered.push(si);
+            }
+            while self.sessions[si].conn.take_notice().is_some() {}
+        }
+        if !unanswered.is_empty() {
+            let pids: Vec<i32> = unanswered
+                .iter()
+                .map(|&si| self.sessions[si].conn.backend_pid())
+                .collect();
+            let names: Vec<String> = unanswered
+                .iter()
+                .map(|&si| self.sessions[si].name.clone())
+                .collect();
+            self.emit(Event::SessionsTerminated { sessions: names });
+            self.terminate_backends(&pids, left()).await;
+            for &si in &unanswered {
+                self.sessions[si].dead = true;
+            }
+        }
+        self.deadline = Some(deadline);
+        let r = self.teardown().await;
+        self.deadline = None;
+        r
+    }
+
+    /// Terminates backends `pids` through the control connection (idle
+    /// between steps), within `limit`.
+    async fn terminate_backends(&mut self, pids: &[i32], limit: Duration) {
+        if pids.is_empty() {
+            return;
+        }
+        let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let sql = format!(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE pid IN ({})",
+            list.join(", ")
+        );
+        let _ = tokio::time::timeout(limit, self.control.exec(&sql)).await;
+        while self.control.take_notice().is_some() {}
+    }
+
     fn interrupted(&self) -> bool {
-        self.opts.interrupt.as_ref().is_some_and(|r| *r.borrow())
+        self.opts.stop.as_ref().is_some_and(StopSignal::requested)
     }
 
     async fn run_all(&mut self) -> Result<(), SpecError> {
@@ -956,6 +1020,9 @@ impl<'a, C: Connection> Executor<'a, C> {
             let Some(sql) = &spec.spec.sessions[si].teardown else {
                 continue;
             };
+            if self.sessions[si].dead {
+                continue;
+            }
             let session = self.sessions[si].name.clone();
             let r = self.bounded(Target::Session(si), sql).await?;
             if let Err(message) = self.block_result(Target::Session(si), r) {
@@ -1020,6 +1087,9 @@ impl<'a, C: Connection> Executor<'a, C> {
         target: Target,
         sql: &str,
     ) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
+        if let Some(deadline) = self.deadline {
+            return self.bounded_by_grace(target, sql, deadline).await;
+        }
         let limit = self.opts.step_timeout;
         let fut = async {
             match target {
@@ -1050,6 +1120,36 @@ impl<'a, C: Connection> Executor<'a, C> {
         drained.map_err(|_| SpecError::TeardownTimeout {
             what: session.map_or("the spec".to_string(), |s| format!("session {s}")),
             secs: 2 * limit.as_secs(),
+        })
+    }
+
+    /// A teardown block of an interrupted run: bounded by the grace
+    /// period's deadline; past it, cancelled, and given up a second later.
+    async fn bounded_by_grace(
+        &mut self,
+        target: Target,
+        sql: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
+        let limit = crate::stop::remaining(deadline).min(self.opts.step_timeout);
+        let fut = async {
+            match target {
+                Target::Control => self.control_exec(sql).await,
+                Target::Session(si) => self.session_exec(si, sql).await,
+            }
+        };
+        if let Ok(r) = tokio::time::timeout(limit, fut).await {
+            return Ok(r);
+        }
+        // Past the deadline: cancel the block (so that it does not go on
+        // in the server) and give up on it at once.
+        let session = self.session_name(target);
+        self.emit(Event::TeardownGraceEnded {
+            session: session.clone(),
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.conn(target).cancel()).await;
+        Err(SpecError::GraceEnded {
+            what: session.map_or("the spec".to_string(), |s| format!("session {s}")),
         })
     }
 

@@ -323,7 +323,10 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
         // the drawn order: `--seed S --max N` then reproduces a run that a
         // budget ended.
         if pending.is_empty()
-            && (opts.interrupt.as_ref().is_some_and(|r| *r.borrow())
+            && (opts
+                .stop
+                .as_ref()
+                .is_some_and(crate::stop::StopSignal::requested)
                 || plan.budget.is_some_and(|b| start.elapsed() >= b))
         {
             shared.result.borrow_mut().cut_short = true;
@@ -395,6 +398,7 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
                 return;
             }
             Err(crate::executor::SpecError::Interrupted)
+            | Err(crate::executor::SpecError::GraceEnded { .. })
             | Err(crate::executor::SpecError::NotStarted) => {
                 let mut result = shared.result.borrow_mut();
                 result.cut_short = true;

@@ -3,7 +3,7 @@
 //! made them, one per -j worker slot; and the few facts a run asks the
 //! server (its version, max_prepared_transactions).
 
-use super::{Events, RunConfig, RunError, ServerChoice};
+use super::{DatabasePlan, Events, RunConfig, RunError};
 use crate::executor::quote_literal;
 use crate::outcome::{Phase, RunEvent};
 use crate::pgwire::{Conn, ConnParams, PgResult};
@@ -73,8 +73,8 @@ impl Admin {
 /// the test database like pg_regress, with the setup's other databases and
 /// roles; installs the extensions.  Against a temp instance nothing needs
 /// dropping.  `events` is None for -j worker databases (not shown).
-pub(super) async fn prepare_database(
-    cfg: &RunConfig,
+pub async fn prepare_database(
+    cfg: &DatabasePlan,
     params: &ConnParams,
     db: &str,
     events: Option<&Events>,
@@ -92,7 +92,7 @@ pub(super) async fn prepare_database(
     }
     if !cfg.use_existing {
         let mut admin = admin_client(params, "postgres").await.map_err(&dberr)?;
-        let fresh_server = matches!(cfg.server, ServerChoice::Temp(_));
+        let fresh_server = cfg.fresh_server;
         // A fresh temp instance has nothing to drop but what an earlier
         // pass of this run made.
         for d in &dbs {
@@ -187,7 +187,7 @@ impl Shown<'_> {
 
 /// `CREATE EXTENSION IF NOT EXISTS` for each `--load-extension`.
 async fn install_extensions(
-    cfg: &RunConfig,
+    cfg: &DatabasePlan,
     client: &mut Admin,
     sh: &Shown<'_>,
 ) -> Result<(), RunError> {

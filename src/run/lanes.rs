@@ -36,9 +36,9 @@ impl WorkerDbs {
             .skip(1)
             .filter(|_| needed)
             .map(|(slot, db)| {
-                let (cfg, params, db) = (cfg.clone(), params.clone(), db.clone());
+                let (plan, params, db) = (cfg.database_plan(), params.clone(), db.clone());
                 tokio::spawn(
-                    async move { (slot, prepare_database(&cfg, &params, &db, None).await) },
+                    async move { (slot, prepare_database(&plan, &params, &db, None).await) },
                 )
             })
             .collect();

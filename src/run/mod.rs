@@ -74,6 +74,8 @@ pub struct RunConfig {
     /// Remove the temp instance's directory when every spec passed, as
     /// pg_regress does.
     pub remove_instance_on_success: bool,
+    /// How long a run may take to stop after SIGINT/SIGTERM (`--grace`).
+    pub grace: Duration,
 }
 
 /// What pg_regress's options add to the database setup (none of it is
@@ -91,6 +93,70 @@ pub struct DatabaseSetup {
     /// `CREATE DATABASE … LC_COLLATE='C' LC_CTYPE='C'` (`--no-locale`).
     pub c_locale: bool,
 }
+
+/// How the test databases are prepared: what `run` and `explore` share of
+/// a run's configuration for it.
+#[derive(Debug, Clone, Default)]
+pub struct DatabasePlan {
+    /// Run in the existing database as it is.
+    pub use_existing: bool,
+    /// Drop the database even if isospec did not create it.
+    pub drop_existing: bool,
+    /// The server is a temporary instance started for this run.
+    pub fresh_server: bool,
+    pub load_extensions: Vec<String>,
+    pub setup: DatabaseSetup,
+}
+
+impl RunConfig {
+    pub fn database_plan(&self) -> DatabasePlan {
+        DatabasePlan {
+            use_existing: self.use_existing,
+            drop_existing: self.drop_existing,
+            fresh_server: matches!(self.server, ServerChoice::Temp(_)),
+            load_extensions: self.load_extensions.clone(),
+            setup: self.setup.clone(),
+        }
+    }
+}
+
+/// The server a run or an exploration works on, and what was learned of it
+/// before any spec: the step timeout of its version's isolationtester.
+pub struct Footing {
+    pub params: ConnParams,
+    pub instance: Option<TempInstance>,
+    pub step_timeout: Duration,
+}
+
+/// Starts a temporary instance or takes the user's server, asks its
+/// version (in `admin_db`) and chooses the step timeout.  Shared by `run`
+/// and `explore`.
+pub async fn footing(
+    server: &ServerChoice,
+    admin_db: &str,
+    timeout: Option<Duration>,
+    timeout_env: &crate::timeouts::TimeoutEnv,
+    events: &Events,
+) -> Result<Footing, RunError> {
+    let (params, instance) = start_server(server, events).await?;
+    let step_timeout = server_step_timeout(
+        &params,
+        admin_db,
+        instance.as_ref(),
+        timeout,
+        timeout_env,
+        events,
+    )
+    .await?;
+    Ok(Footing {
+        params,
+        instance,
+        step_timeout,
+    })
+}
+
+pub use database::prepare_database;
+pub use one::session_params;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -174,7 +240,7 @@ impl Events {
         let _ = self.0.send(e);
     }
 
-    fn note(&self, text: impl Into<String>) {
+    pub fn note(&self, text: impl Into<String>) {
         self.emit(RunEvent::Note(text.into()));
     }
 
@@ -194,10 +260,26 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     let timings = Timings::load(&results_dir);
     // Installed before a temp instance starts: a signal that arrives while
     // it starts is seen as soon as the run begins, and no spec starts.
-    let mut signals = Signals::install()?;
-    let (params, instance) = start_server(&cfg, &events).await?;
+    let mut stopper = crate::stop::Stopper::install(cfg.grace).map_err(RunError::Signals)?;
+    let admin_db = if cfg.use_existing {
+        cfg.dbname.clone()
+    } else {
+        "postgres".to_string()
+    };
+    let Footing {
+        params,
+        instance,
+        step_timeout,
+    } = footing(
+        &cfg.server,
+        &admin_db,
+        cfg.timeout,
+        &cfg.timeout_env,
+        &events,
+    )
+    .await?;
     let mut cfg = cfg;
-    choose_step_timeout(&mut cfg, &params, instance.as_ref(), &events).await?;
+    cfg.exec.step_timeout = step_timeout;
 
     let mut tally = Tally {
         outcomes: Vec::new(),
@@ -205,15 +287,23 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
         finished: vec![false; cfg.tests.len()],
     };
     // On SIGINT/SIGTERM no spec starts any more; the running specs cancel
-    // their steps and run their teardown, then the run stops.
-    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
-    cfg.exec.interrupt = Some(interrupt_rx);
+    // their steps, end their sessions' transactions and run their
+    // teardown within the grace period, then the run stops.
+    cfg.exec.stop = Some(stopper.signal());
     let cfg = cfg;
     let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
-    let (result, signal) = signals.supervise(work, &interrupt_tx, &events).await;
+    let supervised = stopper.supervise(work, |m| events.note(m)).await;
+    let signal = supervised.signal;
+    let result = match (supervised.output, signal) {
+        (Some(r), None) => r,
+        (_, Some(sig)) => Err(RunError::Interrupted(sig)),
+        (None, None) => unreachable!("work ends by itself or by a signal"),
+    };
     if let Some(mut inst) = instance {
         events.emit(RunEvent::Phase(Phase::StoppingServer));
-        let _ = tokio::task::spawn_blocking(move || inst.stop()).await;
+        // After a signal, the shutdown gets what is left of the grace.
+        let until = supervised.hard_deadline;
+        let _ = tokio::task::spawn_blocking(move || inst.stop_by(until)).await;
         if let ServerChoice::Temp(o) = &cfg.server {
             if signal.is_some() {
                 events.note(format!("temporary instance in {} stopped", o.dir.display()));
@@ -279,10 +369,10 @@ fn prepare_outputs(cfg: &RunConfig) -> Result<(PathBuf, PathBuf), RunError> {
 /// The server to run against: the user's, or a temp instance started now
 /// (stopped when the returned instance is stopped or dropped).
 async fn start_server(
-    cfg: &RunConfig,
+    server: &ServerChoice,
     events: &Events,
 ) -> Result<(ConnParams, Option<TempInstance>), RunError> {
-    match &cfg.server {
+    match server {
         ServerChoice::Existing(p) => Ok(((**p).clone(), None)),
         ServerChoice::Temp(opts) => {
             if opts.dir.join("data").exists() {
@@ -309,19 +399,16 @@ async fn start_server(
     }
 }
 
-/// Says which server answered, and sets the step timeout of its
+/// Says which server answered, and returns the step timeout of its
 /// version's isolationtester.
-async fn choose_step_timeout(
-    cfg: &mut RunConfig,
+async fn server_step_timeout(
     params: &ConnParams,
+    admin_db: &str,
     instance: Option<&TempInstance>,
+    timeout: Option<Duration>,
+    timeout_env: &crate::timeouts::TimeoutEnv,
     events: &Events,
-) -> Result<(), RunError> {
-    let admin_db = if cfg.use_existing {
-        cfg.dbname.as_str()
-    } else {
-        "postgres"
-    };
+) -> Result<Duration, RunError> {
     let version_num = server_version_num(params, admin_db).await?;
     events.emit(RunEvent::Phase(Phase::ServerReady {
         version_num,
@@ -331,62 +418,11 @@ async fn choose_step_timeout(
         }),
     }));
     let major = version_num / 10000;
-    let chosen = crate::timeouts::step_timeout(major, cfg.timeout, &cfg.timeout_env);
+    let chosen = crate::timeouts::step_timeout(major, timeout, timeout_env);
     if let Some(note) = chosen.note {
         events.note(note);
     }
-    cfg.exec.step_timeout = chosen.timeout;
-    Ok(())
-}
-
-/// SIGINT and SIGTERM, caught for the whole run.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals, RunError> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).map_err(RunError::Signals)?,
-            term: signal(SignalKind::terminate()).map_err(RunError::Signals)?,
-        })
-    }
-
-    /// Runs `work` to its end.  On a first signal, tells the specs (through
-    /// `interrupt`) to start nothing more and tear down, and waits for
-    /// them; on a second, stops at once.  Returns the work's result (or
-    /// `Interrupted`) and the signal caught.
-    async fn supervise(
-        &mut self,
-        work: impl std::future::Future<Output = Result<(), RunError>>,
-        interrupt: &tokio::sync::watch::Sender<bool>,
-        events: &Events,
-    ) -> (Result<(), RunError>, Option<i32>) {
-        tokio::pin!(work);
-        let sig = tokio::select! {
-            r = &mut work => return (r, None),
-            _ = self.int.recv() => 2,
-            _ = self.term.recv() => 15,
-        };
-        let _ = interrupt.send(true);
-        events.note(format!(
-            "interrupted by signal {sig}: no more specs start; canceling the running steps and running their teardown (interrupt again to stop at once)"
-        ));
-        // The specs cancel and tear down (their teardowns are bounded by the
-        // step timeout); a second signal drops their connections.
-        let again = tokio::select! {
-            _ = &mut work => false,
-            _ = self.int.recv() => true,
-            _ = self.term.recv() => true,
-        };
-        if again {
-            events
-                .note("interrupted again: stopping at once, without waiting for the running specs");
-        }
-        (Err(RunError::Interrupted(sig)), Some(sig))
-    }
+    Ok(chosen.timeout)
 }
 
 /// The end of a run: the tests of the last pass that did not run (`why`

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Session parameters that pg_regress sets through the environment.
-fn session_params(base: &ConnParams, dbname: &str, test: &str) -> ConnParams {
+pub fn session_params(base: &ConnParams, dbname: &str, test: &str) -> ConnParams {
     let mut p = base.clone();
     p.dbname = dbname.to_string();
     p.application_name = Some(format!("isolation/{test}"));
@@ -57,7 +57,10 @@ impl SpecRun {
 /// Whether the run has been interrupted (SIGINT/SIGTERM): no spec starts
 /// after that.
 pub(super) fn interrupted(cfg: &RunConfig) -> bool {
-    cfg.exec.interrupt.as_ref().is_some_and(|r| *r.borrow())
+    cfg.exec
+        .stop
+        .as_ref()
+        .is_some_and(crate::stop::StopSignal::requested)
 }
 
 /// A spec as read, parsed and checked once (an error names file:line:col).

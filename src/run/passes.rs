@@ -43,7 +43,7 @@ pub(super) async fn run_passes(
         )));
     }
     let slots: Vec<String> = (0..jobs).map(|i| spec_database(cfg, i)).collect();
-    prepare_database(cfg, params, &cfg.dbname, Some(events)).await?;
+    prepare_database(&cfg.database_plan(), params, &cfg.dbname, Some(events)).await?;
     let mut sink = Sink {
         cfg,
         events,
@@ -132,7 +132,7 @@ async fn run_passes_in(
             // Every pass starts like the first, in fresh databases: objects a
             // spec leaves behind (PostgreSQL's partition-concurrent-attach
             // leaves a table) must not fail the next pass.
-            prepare_database(cfg, params, &cfg.dbname, None).await?;
+            prepare_database(&cfg.database_plan(), params, &cfg.dbname, None).await?;
         }
         let needed = slots.len() > 1 && cfg.tests.windows(2).any(|w| w[0].group == w[1].group);
         let mut env = PassEnv {

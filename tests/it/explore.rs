@@ -290,3 +290,39 @@ fn ctrl_c_reports_the_classes_so_far_and_cleans_up() {
         vec!["0".to_string()]
     );
 }
+
+/// With no server named, explore starts a temporary instance as `run`
+/// does, and cancels a never-ending step at the timeout of the server
+/// version's isolationtester (PGISOLATIONTIMEOUT for 15).
+#[test]
+fn without_a_server_explore_uses_a_temporary_instance_and_the_versions_timeout() {
+    crate::require_server!();
+    let dir = crate::util::workdir();
+    let spec = dir.path().join("forever.spec");
+    std::fs::write(&spec, "session s\nstep forever { SELECT pg_sleep(600); }\n").unwrap();
+    let out = crate::util::isospec()
+        .current_dir(dir.path())
+        .env("PGISOLATIONTIMEOUT", "2")
+        .arg("explore")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let stdout = crate::util::text(&out.stdout);
+    let stderr = crate::util::text(&out.stderr);
+    assert!(
+        stderr.contains("using a temporary instance in tmp_check"),
+        "{stdout}\n{stderr}"
+    );
+    // One class: the step failed with the cancel's SQLSTATE.
+    assert!(
+        stdout.contains("1 interleavings") || stdout.contains("1 interleaving"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("57014"), "{stdout}\n{stderr}");
+    let tmp = dir.path().join("tmp_check");
+    assert!(
+        crate::util::postgres_processes_for(&tmp).is_empty(),
+        "{:?}",
+        crate::util::postgres_processes_for(&tmp)
+    );
+}

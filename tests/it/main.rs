@@ -19,4 +19,5 @@ mod pooler;
 mod reports;
 mod run;
 mod signals;
+mod stop;
 mod tls;
