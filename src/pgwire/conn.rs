@@ -10,11 +10,10 @@
 //! parsing rules (`protocol.rs`).  Nothing here reads the socket unless
 //! asked to, as with libpq.
 
-use super::connect::{self, Endpoint, Want};
 use super::messages::{ServerMessage, CLOSED_MSG};
 use super::protocol::{self, AsyncState, Inbox, Notification, PgResult};
 use super::settings::{describe_target, ConnParams};
-use super::transport::Stream;
+use super::transport::{self, Endpoint, Stream, Want};
 use super::WireError;
 use bytes::BytesMut;
 use postgres_protocol::message::{backend, frontend};
@@ -96,34 +95,15 @@ impl Conn {
         }
     }
 
-    /// Connects and authenticates, as libpq would with these parameters
-    /// (host list, TLS, channel binding, password file); `connect_timeout`
-    /// bounds each host's attempt (a stalled server or pooler may accept
-    /// the socket and then say nothing).
-    /// A pooler that refuses the `options` startup parameter (PgBouncer:
-    /// "unsupported startup parameter: options") gets a second attempt
-    /// without it; its `-c name=value` settings are then in
-    /// `deferred_settings`, for the caller to apply with set_config.
-    pub async fn connect(params: &ConnParams) -> Result<Conn, WireError> {
-        match connect::connect_any(params).await {
-            Err(WireError::Connect {
-                options_refused: true,
-                ..
-            }) if params.options.is_some() => {
-                let mut p = params.clone();
-                let settings = parse_options(p.options.take().as_deref().unwrap_or(""));
-                let mut conn = connect::connect_any(&p).await?;
-                conn.params.options = params.options.clone();
-                conn.deferred = settings;
-                Ok(conn)
-            }
-            r => r,
-        }
-    }
-
     /// Settings of `options` the server never saw (see `connect`).
     pub fn deferred_settings(&self) -> &[(String, String)] {
         &self.deferred
+    }
+
+    /// Records the settings of a refused `options` (see `connect`).
+    pub(crate) fn defer(&mut self, options: Option<String>, settings: Vec<(String, String)>) {
+        self.params.options = options;
+        self.deferred = settings;
     }
 
     /// Where this connection went ("server at … (database …, user …)").
@@ -430,7 +410,7 @@ impl Conn {
             .params
             .connect_timeout
             .unwrap_or(super::settings::DEFAULT_CONNECT_TIMEOUT);
-        let open = connect::open(
+        let open = transport::open(
             &self.params.tls,
             &self.endpoint.target,
             &self.endpoint.addr,

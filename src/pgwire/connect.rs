@@ -7,76 +7,18 @@
 //! checked (type and length) before it is read in full.
 
 use super::auth::Authenticator;
-use super::conn::Conn;
+use super::conn::{parse_options, Conn};
 use super::files;
-use super::messages::CLOSED_MSG;
-use super::protocol::{self, parse_fields};
-use super::settings::{ConnParams, Host, SslMode, Target, TargetSessionAttrs, TlsSettings};
-use super::tls;
-use super::transport::{self, Stream};
+use super::protocol::parse_fields;
+use super::settings::{ConnParams, Host, SslMode, Target, TargetSessionAttrs};
+use super::transport::{open, os_error, Addr, Endpoint, Failure, Stream, Want};
 use super::{PgResult, WireError};
 use bytes::BytesMut;
 use postgres_protocol::message::{backend, frontend};
-use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UnixStream};
-
-/// One address a host name stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Addr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-/// Where a connection went: what its cancel request must reach, the same
-/// way (encrypted when the connection was, as libpq 17's cancel API does).
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    pub target: Target,
-    pub addr: Addr,
-    pub tls: bool,
-}
-
-/// Why one attempt failed.  `sqlstate` is set only for an error during
-/// authentication: what sslmode allow/prefer try again after.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub text: String,
-    /// The server refused the authentication with an ErrorResponse.
-    pub sqlstate: Option<String>,
-    /// TLS could not be set up (a reason for `prefer` to try without).
-    pub tls_failed: bool,
-    /// The attempt ran over TLS.
-    pub was_tls: bool,
-}
-
-impl Failure {
-    pub(crate) fn new(text: impl Into<String>) -> Failure {
-        Failure {
-            text: text.into(),
-            sqlstate: None,
-            tls_failed: false,
-            was_tls: false,
-        }
-    }
-
-    fn tls(text: impl Into<String>) -> Failure {
-        Failure {
-            tls_failed: true,
-            ..Failure::new(text)
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    Plain,
-    TryTls,
-    MustTls,
-}
+use tokio::net::UnixStream;
 
 /// libpq's subject for one address: `connection to server at "h" (ip),
 /// port p failed: ` or `connection to server on socket "…" failed: `.
@@ -107,15 +49,6 @@ fn subject(t: &Target, addr: &Addr) -> String {
     }
 }
 
-fn os_error(e: &io::Error) -> String {
-    let s = e.to_string();
-    // "Connection refused (os error 111)" → libpq's strerror text.
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
 async fn addresses(t: &Target) -> Result<Vec<Addr>, String> {
     // hostaddr wins, even over a socket directory (libpq).
     if let Some(a) = t.hostaddr {
@@ -133,6 +66,32 @@ async fn addresses(t: &Target) -> Result<Vec<Addr>, String> {
                     )
                 })?;
             Ok(found.map(Addr::Tcp).collect())
+        }
+    }
+}
+
+impl Conn {
+    /// Connects and authenticates, as libpq would with these parameters
+    /// (host list, TLS, channel binding, password file); `connect_timeout`
+    /// bounds each host's attempt (a stalled server or pooler may accept
+    /// the socket and then say nothing).
+    /// A pooler that refuses the `options` startup parameter (PgBouncer:
+    /// "unsupported startup parameter: options") gets a second attempt
+    /// without it; its `-c name=value` settings are then in
+    /// `deferred_settings`, for the caller to apply with set_config.
+    pub async fn connect(params: &ConnParams) -> Result<Conn, WireError> {
+        match connect_any(params).await {
+            Err(WireError::Connect {
+                options_refused: true,
+                ..
+            }) if params.options.is_some() => {
+                let mut p = params.clone();
+                let settings = parse_options(p.options.take().as_deref().unwrap_or(""));
+                let mut conn = connect_any(&p).await?;
+                conn.defer(params.options.clone(), settings);
+                Ok(conn)
+            }
+            r => r,
         }
     }
 }
@@ -297,120 +256,6 @@ fn check_peer(s: &UnixStream, want: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Opens the socket and negotiates TLS as `want` says.  Also what a
-/// cancel request goes through.
-pub(crate) async fn open(
-    settings: &TlsSettings,
-    t: &Target,
-    addr: &Addr,
-    want: Want,
-) -> Result<Stream, Failure> {
-    let sa = match addr {
-        Addr::Unix(p) => {
-            return UnixStream::connect(p).await.map(Stream::Unix).map_err(|e| {
-                Failure::new(format!(
-                    "{}\n\tIs the server running locally and accepting connections on that socket?",
-                    os_error(&e)
-                ))
-            })
-        }
-        Addr::Tcp(sa) => sa,
-    };
-    let mut tcp = TcpStream::connect(sa).await.map_err(|e| {
-        Failure::new(format!(
-            "{}\n\tIs the server running on that host and accepting TCP/IP connections?",
-            os_error(&e)
-        ))
-    })?;
-    let _ = tcp.set_nodelay(true);
-    if want == Want::Plain {
-        return Ok(Stream::Tcp(tcp));
-    }
-    let config = tls::client_config(settings).map_err(Failure::tls)?;
-    if !settings.direct {
-        let mut req = BytesMut::new();
-        frontend::ssl_request(&mut req);
-        tcp.write_all(&req).await.map_err(|e| {
-            Failure::new(format!(
-                "could not send SSL negotiation packet: {}",
-                os_error(&e)
-            ))
-        })?;
-        let answer = read_byte(&tcp).await?;
-        match answer {
-            b'S' => {
-                // Nothing may follow 'S' before the handshake (CVE-2021-23222).
-                let mut peek = [0u8; 1];
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
-                if let Ok(n) = nix::sys::socket::recv(
-                    fd,
-                    &mut peek,
-                    nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_PEEK,
-                ) {
-                    if n > 0 {
-                        return Err(Failure::new("received unencrypted data after SSL response"));
-                    }
-                }
-            }
-            b'N' if want == Want::MustTls => {
-                return Err(Failure::new(
-                    "server does not support SSL, but SSL was required",
-                ))
-            }
-            b'N' => return Ok(Stream::Tcp(tcp)),
-            b'E' => {
-                return Err(Failure::new(
-                    "server sent an error response during SSL exchange",
-                ))
-            }
-            c => {
-                return Err(Failure::new(format!(
-                    "received invalid response to SSL negotiation: {}",
-                    protocol::shown_type(c)
-                )))
-            }
-        }
-    }
-    // The name TLS checks: the host as given (SNI and verify-full); without
-    // one, the address (no SNI; verify-full then refuses, as libpq does).
-    let host = t.host_name();
-    let sni = if host.is_empty() {
-        sa.ip().to_string()
-    } else {
-        host.clone()
-    };
-    let stream = transport::handshake(tcp, config, &sni)
-        .await
-        .map_err(Failure::tls)?;
-    if settings.direct && stream.alpn().as_deref() != Some(b"postgresql".as_slice()) {
-        return Err(Failure::new(
-            "direct SSL connection was established without ALPN protocol negotiation extension",
-        ));
-    }
-    if settings.mode == SslMode::VerifyFull {
-        let cert = stream
-            .peer_certificate()
-            .ok_or_else(|| Failure::new("server certificate could not be obtained"))?;
-        tls::check_host_name(&cert, &host).map_err(Failure::new)?;
-    }
-    Ok(Stream::Tls(Box::new(stream)))
-}
-
-async fn read_byte(tcp: &TcpStream) -> Result<u8, Failure> {
-    loop {
-        tcp.readable()
-            .await
-            .map_err(|e| Failure::new(os_error(&e)))?;
-        let mut b = [0u8; 1];
-        match tcp.try_read(&mut b) {
-            Ok(0) => return Err(Failure::new(CLOSED_MSG.trim_end())),
-            Ok(_) => return Ok(b[0]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Failure::new(os_error(&e))),
-        }
-    }
 }
 
 /// The startup packet, authentication, the server's parameters and key,

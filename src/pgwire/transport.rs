@@ -3,10 +3,17 @@
 //! (PQconsumeInput must see data the async runtime has not noticed yet),
 //! and the TLS engine (rustls, sans-I/O) is fed from those same reads.
 
+use super::messages::CLOSED_MSG;
+use super::protocol;
+use super::settings::{SslMode, Target, TlsSettings};
 use super::tls;
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
 use rustls::ClientConnection;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
@@ -280,6 +287,181 @@ impl TlsStream {
     pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
         let st = self.state.lock().unwrap();
         st.conn.alpn_protocol().map(<[u8]>::to_vec)
+    }
+}
+
+/// One address a host name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Addr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Where a connection went: what its cancel request must reach, the same
+/// way (encrypted when the connection was, as libpq 17's cancel API does).
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub target: Target,
+    pub addr: Addr,
+    pub tls: bool,
+}
+
+/// Why one attempt failed.  `sqlstate` is set only for an error during
+/// authentication: what sslmode allow/prefer try again after.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub text: String,
+    /// The server refused the authentication with an ErrorResponse.
+    pub sqlstate: Option<String>,
+    /// TLS could not be set up (a reason for `prefer` to try without).
+    pub tls_failed: bool,
+    /// The attempt ran over TLS.
+    pub was_tls: bool,
+}
+
+impl Failure {
+    pub(crate) fn new(text: impl Into<String>) -> Failure {
+        Failure {
+            text: text.into(),
+            sqlstate: None,
+            tls_failed: false,
+            was_tls: false,
+        }
+    }
+
+    pub(crate) fn tls(text: impl Into<String>) -> Failure {
+        Failure {
+            tls_failed: true,
+            ..Failure::new(text)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    Plain,
+    TryTls,
+    MustTls,
+}
+
+pub(crate) fn os_error(e: &io::Error) -> String {
+    let s = e.to_string();
+    // "Connection refused (os error 111)" → libpq's strerror text.
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Opens the socket and negotiates TLS as `want` says.  Also what a
+/// cancel request goes through.
+pub(crate) async fn open(
+    settings: &TlsSettings,
+    t: &Target,
+    addr: &Addr,
+    want: Want,
+) -> Result<Stream, Failure> {
+    let sa = match addr {
+        Addr::Unix(p) => {
+            return UnixStream::connect(p).await.map(Stream::Unix).map_err(|e| {
+                Failure::new(format!(
+                    "{}\n\tIs the server running locally and accepting connections on that socket?",
+                    os_error(&e)
+                ))
+            })
+        }
+        Addr::Tcp(sa) => sa,
+    };
+    let mut tcp = TcpStream::connect(sa).await.map_err(|e| {
+        Failure::new(format!(
+            "{}\n\tIs the server running on that host and accepting TCP/IP connections?",
+            os_error(&e)
+        ))
+    })?;
+    let _ = tcp.set_nodelay(true);
+    if want == Want::Plain {
+        return Ok(Stream::Tcp(tcp));
+    }
+    let config = tls::client_config(settings).map_err(Failure::tls)?;
+    if !settings.direct {
+        let mut req = BytesMut::new();
+        frontend::ssl_request(&mut req);
+        tcp.write_all(&req).await.map_err(|e| {
+            Failure::new(format!(
+                "could not send SSL negotiation packet: {}",
+                os_error(&e)
+            ))
+        })?;
+        let answer = read_byte(&tcp).await?;
+        match answer {
+            b'S' => {
+                // Nothing may follow 'S' before the handshake (CVE-2021-23222).
+                let mut peek = [0u8; 1];
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+                if let Ok(n) = nix::sys::socket::recv(
+                    fd,
+                    &mut peek,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_PEEK,
+                ) {
+                    if n > 0 {
+                        return Err(Failure::new("received unencrypted data after SSL response"));
+                    }
+                }
+            }
+            b'N' if want == Want::MustTls => {
+                return Err(Failure::new(
+                    "server does not support SSL, but SSL was required",
+                ))
+            }
+            b'N' => return Ok(Stream::Tcp(tcp)),
+            b'E' => {
+                return Err(Failure::new(
+                    "server sent an error response during SSL exchange",
+                ))
+            }
+            c => {
+                return Err(Failure::new(format!(
+                    "received invalid response to SSL negotiation: {}",
+                    protocol::shown_type(c)
+                )))
+            }
+        }
+    }
+    // The name TLS checks: the host as given (SNI and verify-full); without
+    // one, the address (no SNI; verify-full then refuses, as libpq does).
+    let host = t.host_name();
+    let sni = if host.is_empty() {
+        sa.ip().to_string()
+    } else {
+        host.clone()
+    };
+    let stream = handshake(tcp, config, &sni).await.map_err(Failure::tls)?;
+    if settings.direct && stream.alpn().as_deref() != Some(b"postgresql".as_slice()) {
+        return Err(Failure::new(
+            "direct SSL connection was established without ALPN protocol negotiation extension",
+        ));
+    }
+    if settings.mode == SslMode::VerifyFull {
+        let cert = stream
+            .peer_certificate()
+            .ok_or_else(|| Failure::new("server certificate could not be obtained"))?;
+        tls::check_host_name(&cert, &host).map_err(Failure::new)?;
+    }
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
+async fn read_byte(tcp: &TcpStream) -> Result<u8, Failure> {
+    loop {
+        tcp.readable()
+            .await
+            .map_err(|e| Failure::new(os_error(&e)))?;
+        let mut b = [0u8; 1];
+        match tcp.try_read(&mut b) {
+            Ok(0) => return Err(Failure::new(CLOSED_MSG.trim_end())),
+            Ok(_) => return Ok(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Failure::new(os_error(&e))),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::database::prepare_database;
 use super::one::{interrupted, load_spec, run_one, Loaded, SpecRun};
-use super::passes::Sink;
+use super::sink::Sink;
 use super::{Events, RunConfig, RunError, TestCase};
 use crate::jobs::{self, Timings};
 use crate::pgwire::ConnParams;

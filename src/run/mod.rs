@@ -19,6 +19,7 @@ mod lanes;
 mod one;
 mod passes;
 mod select;
+mod sink;
 
 pub use accept::{accept, accept_transcript};
 pub use select::{partition, resolve_tests, TestCase};
@@ -31,7 +32,8 @@ use crate::schedule;
 use crate::server::{TempInstance, TempInstanceOptions};
 use database::server_version_num;
 use flaky::Variants;
-use passes::{run_passes, Tally};
+use passes::run_passes;
+use sink::Tally;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

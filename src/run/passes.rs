@@ -2,25 +2,15 @@
 //! databases, group after group; every finished spec goes through one sink
 //! that writes regression.diffs, accepts, tracks flakes and emits it.
 
-use super::accept::accept_transcript;
 use super::database::{drop_database, max_prepared_transactions, prepare_database, spec_database};
-use super::flaky::Variants;
 use super::lanes::{run_group, PassEnv, WorkerDbs};
-use super::one::{interrupted, SpecRun};
+use super::one::interrupted;
+use super::sink::{Sink, Tally};
 use super::{Events, RunConfig, RunError};
 use crate::jobs::Timings;
-use crate::outcome::{Phase, RunEvent, Status, TestOutcome};
+use crate::outcome::{Phase, RunEvent};
 use crate::pgwire::ConnParams;
 use std::path::Path;
-
-/// What the specs of a run have given so far.
-pub(super) struct Tally {
-    pub outcomes: Vec<TestOutcome>,
-    /// Distinct transcripts per test (flake hunting).
-    pub variants: Vec<Variants>,
-    /// Which tests of the current pass have finished.
-    pub finished: Vec<bool>,
-}
 
 /// One pass over all groups, repeated as configured.
 pub(super) async fn run_passes(
@@ -56,55 +46,6 @@ pub(super) async fn run_passes(
     let result = run_passes_in(cfg, params, &slots, timings, &mut sink).await;
     futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
     result
-}
-
-/// Takes each finished spec run as it completes: diff, accept, flake
-/// bookkeeping, status line.
-pub(super) struct Sink<'x> {
-    cfg: &'x RunConfig,
-    pub events: &'x Events,
-    diffs_path: &'x Path,
-    tally: &'x mut Tally,
-    counter: usize,
-    failed: bool,
-    pass: usize,
-}
-
-impl Sink<'_> {
-    pub(super) fn done(&mut self, k: usize, mut r: SpecRun) -> Result<(), RunError> {
-        if matches!(r.outcome.status, Status::NotRun(_)) {
-            // Reported with the others that did not run, at the end.
-            return Ok(());
-        }
-        self.tally.finished[k] = true;
-        self.counter += 1;
-        if let Some(d) = &r.diff {
-            append(self.diffs_path, d)?;
-        }
-        let t = &self.cfg.tests[k];
-        if self.cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
-            match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
-                Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
-                Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
-            }
-        }
-        self.failed |= !r.outcome.status.passed();
-        // Transcripts are kept only to compare repeats (flake hunting).
-        if self.cfg.repeat > 1 || self.cfg.until_fail {
-            self.tally.variants[k].add(&r.transcript);
-        }
-        // A new spec: show what it produced, and how to keep it.
-        let new_transcript =
-            (r.outcome.status == Status::New && self.pass == 0).then(|| r.transcript.clone());
-        self.events.emit(RunEvent::SpecFinished {
-            number: self.counter,
-            outcome: r.outcome.clone(),
-            diff: r.diff,
-            new_transcript,
-        });
-        self.tally.outcomes.push(r.outcome);
-        Ok(())
-    }
 }
 
 async fn run_passes_in(
@@ -165,21 +106,4 @@ async fn run_passes_in(
         }
     }
     Ok(())
-}
-
-fn append(path: &Path, text: &str) -> Result<(), RunError> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| RunError::Output {
-            path: path.display().to_string(),
-            source,
-        })?;
-    f.write_all(text.as_bytes())
-        .map_err(|source| RunError::Output {
-            path: path.display().to_string(),
-            source,
-        })
 }

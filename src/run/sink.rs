@@ -1,0 +1,88 @@
+//! The sink every finished spec goes through, serially or from -j lanes:
+//! its diff appended to regression.diffs, `--accept`, the transcripts kept
+//! for flake hunting, and the `SpecFinished` event.  Its own module so that
+//! the passes (which own it) and the lanes (which feed it) need not import
+//! each other.
+
+use super::accept::accept_transcript;
+use super::flaky::Variants;
+use super::one::SpecRun;
+use super::{Events, RunConfig, RunError};
+use crate::outcome::{RunEvent, Status, TestOutcome};
+use std::path::Path;
+
+/// What the specs of a run have given so far.
+pub(super) struct Tally {
+    pub outcomes: Vec<TestOutcome>,
+    /// Distinct transcripts per test (flake hunting).
+    pub variants: Vec<Variants>,
+    /// Which tests of the current pass have finished.
+    pub finished: Vec<bool>,
+}
+
+/// Takes each finished spec run as it completes: diff, accept, flake
+/// bookkeeping, status line.
+pub(super) struct Sink<'x> {
+    pub cfg: &'x RunConfig,
+    pub events: &'x Events,
+    pub diffs_path: &'x Path,
+    pub tally: &'x mut Tally,
+    pub counter: usize,
+    /// A spec of the current pass did not pass.
+    pub failed: bool,
+    pub pass: usize,
+}
+
+impl Sink<'_> {
+    pub(super) fn done(&mut self, k: usize, mut r: SpecRun) -> Result<(), RunError> {
+        if matches!(r.outcome.status, Status::NotRun(_)) {
+            // Reported with the others that did not run, at the end.
+            return Ok(());
+        }
+        self.tally.finished[k] = true;
+        self.counter += 1;
+        if let Some(d) = &r.diff {
+            append(self.diffs_path, d)?;
+        }
+        let t = &self.cfg.tests[k];
+        if self.cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
+            match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
+                Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
+                Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
+            }
+        }
+        self.failed |= !r.outcome.status.passed();
+        // Transcripts are kept only to compare repeats (flake hunting).
+        if self.cfg.repeat > 1 || self.cfg.until_fail {
+            self.tally.variants[k].add(&r.transcript);
+        }
+        // A new spec: show what it produced, and how to keep it.
+        let new_transcript =
+            (r.outcome.status == Status::New && self.pass == 0).then(|| r.transcript.clone());
+        self.events.emit(RunEvent::SpecFinished {
+            number: self.counter,
+            outcome: r.outcome.clone(),
+            diff: r.diff,
+            new_transcript,
+        });
+        self.tally.outcomes.push(r.outcome);
+        Ok(())
+    }
+}
+
+fn append(path: &Path, text: &str) -> Result<(), RunError> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })?;
+    f.write_all(text.as_bytes())
+        .map_err(|source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        })
+}
