@@ -107,7 +107,7 @@ fn paths_in(code: &str) -> Vec<String> {
             if let Some(group) = after.strip_prefix("::{") {
                 let inner: String = group.chars().take_while(|c| *c != '}').collect();
                 for item in inner.split(',') {
-                    let item = item.trim().split_whitespace().next().unwrap_or("");
+                    let item = item.split_whitespace().next().unwrap_or("");
                     let item = item.trim_end_matches(':');
                     if !item.is_empty() && item.chars().next().unwrap().is_ascii_lowercase() {
                         out.push(format!("{head}::{item}"));
