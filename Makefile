@@ -121,14 +121,15 @@ bench: build
 # Fuzz the spec and schedule parsers and the backend protocol reader
 # (cargo-fuzz, nightly toolchain).  The protocol corpus is seeded from real
 # sessions recorded through a proxy (scripts/record-backend-corpus.sh);
-# -rss_limit_mb and -timeout make a memory blow-up or a hang a failure.
+# -malloc_limit_mb (no single allocation over 64 MB, whatever a length
+# claims) and -timeout make a memory blow-up or a hang a failure.
 FUZZ_SECONDS ?= 600
 fuzz: build
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/spec_parser fuzz/corpus/schedule_parser fuzz/corpus/backend_protocol
 	cp tests/malformed/*.spec tests/fixtures/specs/*.spec specs/*.spec fuzz/corpus/spec_parser/
 	scripts/record-backend-corpus.sh fuzz/corpus/backend_protocol
-	cd fuzz && cargo +nightly fuzz run -O backend_protocol corpus/backend_protocol -- -max_len=65536 -rss_limit_mb=256 -timeout=5 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	cd fuzz && cargo +nightly fuzz run -O backend_protocol corpus/backend_protocol -- -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=64 -timeout=5 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 	cd fuzz && cargo +nightly fuzz run -O spec_parser corpus/spec_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 	cd fuzz && cargo +nightly fuzz run -O schedule_parser corpus/schedule_parser -- -max_len=512 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 

@@ -157,11 +157,11 @@ mod tests {
     #[test]
     fn no_postmaster_behind_tcp_or_a_missing_lock_file() {
         let mut p = ConnParams::local("/tmp".into(), 5432, "u", "d");
-        p.targets[0].host = crate::pgwire::Host::Tcp("localhost".into());
+        p.targets[0].host = crate::pgwire::settings::Host::Tcp("localhost".into());
         assert_eq!(local_postmaster(&p), None);
         let dir = std::env::temp_dir().join(format!("isospec-aff-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        p.targets[0].host = crate::pgwire::Host::Unix(dir.clone());
+        p.targets[0].host = crate::pgwire::settings::Host::Unix(dir.clone());
         assert_eq!(local_postmaster(&p), None);
         std::fs::write(
             dir.join(".s.PGSQL.5432.lock"),

@@ -1,5 +1,5 @@
 //! The `isospec` binary: a thin shell around the library's CLI.
 
 fn main() {
-    std::process::exit(isospec::cli::main());
+    std::process::exit(isospec::main());
 }

@@ -29,11 +29,6 @@ impl Status {
         matches!(self, Status::Ok | Status::Accepted(_))
     }
 
-    /// Ran and did not pass (a spec that was not run did not fail).
-    pub fn failed(&self) -> bool {
-        !self.passed() && !matches!(self, Status::NotRun(_))
-    }
-
     /// One word for machine-readable reports.
     pub fn word(&self) -> &'static str {
         match self {
@@ -122,7 +117,6 @@ pub enum Phase {
     DroppingDatabase(String),
     CreatingDatabase(String),
     Installing(String),
-    LoadingLanguage(String),
     DroppingRole(String),
     CreatingRole(String),
     /// A setup command finished with this tag (as psql prints it).

@@ -81,10 +81,6 @@ impl Stopper {
         self.rx.clone()
     }
 
-    pub fn grace(&self) -> Duration {
-        self.grace
-    }
-
     /// Runs `work` to its end.  On a first signal, tells the work to stop
     /// (with the cleanup deadline) and waits for it until the grace ends;
     /// on a second signal, or at the end of the grace, returns at once

@@ -38,27 +38,9 @@ pub struct StepTimeout {
     pub note: Option<String>,
 }
 
-/// C's atoi: leading blanks, an optional sign, digits; anything else ends
-/// the number (0 when there is none).  Negative values give 0.
-fn atoi(s: &str) -> u64 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let n: u64 = digits
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .fold(0u64, |n, c| {
-            n.saturating_mul(10)
-                .saturating_add(u64::from(c as u8 - b'0'))
-        });
-    if neg {
-        0
-    } else {
-        n
-    }
+/// A number of seconds as isolationtester reads it (atoi; negative: 0).
+fn secs(v: &str) -> u64 {
+    crate::libc_like::atoi(v).max(0) as u64
 }
 
 /// The step timeout for a server of major version `major` (e.g. 15, 17):
@@ -75,7 +57,7 @@ pub fn step_timeout(major: u32, explicit: Option<Duration>, env: &TimeoutEnv) ->
         let t = env
             .pg_test_timeout_default
             .as_deref()
-            .map_or(360, |v| atoi(v).saturating_mul(2));
+            .map_or(360, |v| secs(v).saturating_mul(2));
         (
             "PG_TEST_TIMEOUT_DEFAULT",
             env.pgisolationtimeout
@@ -84,7 +66,7 @@ pub fn step_timeout(major: u32, explicit: Option<Duration>, env: &TimeoutEnv) ->
             t,
         )
     } else {
-        let t = env.pgisolationtimeout.as_deref().map_or(300, atoi);
+        let t = env.pgisolationtimeout.as_deref().map_or(300, secs);
         (
             "PGISOLATIONTIMEOUT",
             env.pg_test_timeout_default

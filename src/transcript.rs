@@ -228,7 +228,8 @@ pub fn wait_graph(g: &WaitGraph) -> String {
     text
 }
 
-/// Renders a whole event list.
+/// Renders a whole event list (the golden test's).
+#[cfg(test)]
 pub fn render_all(events: &[Event]) -> String {
     let mut out = String::new();
     for e in events {

@@ -5,7 +5,7 @@
 //! buffered beyond the bytes actually fed (no allocation sized by a length
 //! the peer sent).
 #![no_main]
-use isospec::pgwire::protocol::{self, AsyncState, Inbox};
+use isospec::protocol::{self, AsyncState, Inbox};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -343,11 +343,6 @@ pub(crate) fn parse_grace(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Builds connection parameters from conninfo, options and libpq variables.
-pub fn existing_params(a: &RunArgs) -> Result<ConnParams, String> {
-    a.server.params()
-}
-
 /// Resolves a connection as libpq would (see `pgwire::resolve`); libpq's
 /// warnings (an insecure password file) go to stderr.
 pub(crate) fn resolve_connection(req: &ConnRequest) -> Result<ConnParams, String> {
@@ -458,39 +453,7 @@ fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
         }
         if permutations {
             for p in c.iter_permutations() {
-                let mut line = String::from("permutation");
-                for ps in &p {
-                    line.push(' ');
-                    line.push_str(&spec::quote_name(
-                        &c.spec.sessions[ps.session].steps[ps.step].name,
-                    ));
-                    if !ps.blockers.is_empty() {
-                        let marks: Vec<String> = ps
-                            .blockers
-                            .iter()
-                            .map(|b| match b {
-                                spec::PBlocker::Once => "*".to_string(),
-                                spec::PBlocker::OtherStep { session, step } => {
-                                    spec::quote_name(&c.spec.sessions[*session].steps[*step].name)
-                                }
-                                spec::PBlocker::Notices {
-                                    session,
-                                    step,
-                                    count,
-                                } => {
-                                    format!(
-                                        "{} notices {count}",
-                                        spec::quote_name(
-                                            &c.spec.sessions[*session].steps[*step].name
-                                        )
-                                    )
-                                }
-                            })
-                            .collect();
-                        line.push_str(&format!("({})", marks.join(", ")));
-                    }
-                }
-                println!("{line}");
+                println!("{}", c.permutation_text(&p));
             }
         }
     }

@@ -218,27 +218,6 @@ pub enum Request {
     Run(Box<RegressArgs>),
 }
 
-/// C's atoi: leading blanks, a sign, digits; anything else ends it.
-fn atoi(s: &str) -> i64 {
-    let t = s.trim_start();
-    let (neg, digits) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let n: i64 = digits
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .fold(0i64, |acc, c| {
-            acc.saturating_mul(10)
-                .saturating_add(c.to_digit(10).unwrap_or(0) as i64)
-        });
-    if neg {
-        -n
-    } else {
-        n
-    }
-}
-
 /// Parses pg_regress's command line (without the program name) in order,
 /// as pg_regress's option loop does: `-h`/`-V` answer at once.
 pub fn parse(args: &[String]) -> Result<Request, String> {
@@ -261,7 +240,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             "debug" => r.debug = true,
             "inputdir" => r.inputdir = v,
             "load-language" => r.load_languages.push(v),
-            "max-connections" => r.max_connections = atoi(&v),
+            "max-connections" => r.max_connections = crate::libc_like::atoi(&v),
             "encoding" => r.encoding = Some(v),
             "outputdir" => r.outputdir = v,
             "schedule" => r.schedules.push(v),
@@ -278,7 +257,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             "launcher" => r.launcher = Some(v),
             "load-extension" => r.load_extensions.push(v),
             "config-auth" => r.config_auth = Some(v),
-            "max-concurrent-tests" => r.max_concurrent_tests = atoi(&v),
+            "max-concurrent-tests" => r.max_concurrent_tests = crate::libc_like::atoi(&v),
             "make-testtablespace-dir" => r.make_testtablespace_dir = true,
             "expecteddir" => r.expecteddir = Some(v),
             other => unreachable!("option table and match disagree on --{other}"),
@@ -464,7 +443,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
     let tests = test_cases(r)?;
     let port = match &r.port {
         Some(p) => {
-            let n = atoi(p);
+            let n = crate::libc_like::atoi(p);
             Some(u16::try_from(n).map_err(|_| format!("invalid port number \"{p}\""))?)
         }
         None => None,
@@ -777,10 +756,10 @@ mod tests {
 
     #[test]
     fn atoi_like_c() {
-        assert_eq!(atoi("20"), 20);
-        assert_eq!(atoi(" 7x"), 7);
-        assert_eq!(atoi("x"), 0);
-        assert_eq!(atoi("-3"), -3);
+        assert_eq!(crate::libc_like::atoi("20"), 20);
+        assert_eq!(crate::libc_like::atoi(" 7x"), 7);
+        assert_eq!(crate::libc_like::atoi("x"), 0);
+        assert_eq!(crate::libc_like::atoi("-3"), -3);
     }
 
     #[test]

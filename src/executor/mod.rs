@@ -75,8 +75,6 @@ pub enum SpecError {
     /// Interrupted before the first permutation's setup: nothing ran.
     #[error("interrupted before it started")]
     NotStarted,
-    #[error("connection failed during {what}: {source}")]
-    Admin { what: String, source: WireError },
     /// Behind a pooler, a session is not on the backend it started on (or
     /// shares one with another session).
     #[error("{0}; isolation specs need one server connection per session for the whole spec: use session pooling (PgBouncer: pool_mode = session)")]

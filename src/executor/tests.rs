@@ -8,7 +8,9 @@
 //! (runs until cancelled).
 
 use super::*;
-use crate::pgwire::{Notification, ServerMessage, Tuples};
+use crate::pgwire::messages::ServerMessage;
+use crate::pgwire::protocol::Notification;
+use crate::pgwire::Tuples;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -104,9 +106,6 @@ impl Scripted {
 impl Connection for Scripted {
     fn backend_pid(&self) -> i32 {
         self.pid
-    }
-    fn set_backend_pid(&mut self, pid: i32) {
-        self.pid = pid;
     }
     fn server_description(&self) -> String {
         "the scripted server".into()

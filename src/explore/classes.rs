@@ -75,19 +75,6 @@ impl Classes {
     }
 }
 
-/// A permutation line for an interleaving: `names[s]` are session s's step
-/// names in order.
-pub fn permutation_line(interleaving: &[usize], names: &[Vec<String>]) -> String {
-    let mut next = vec![0usize; names.len()];
-    let mut line = String::from("permutation");
-    for &s in interleaving {
-        line.push(' ');
-        line.push_str(&names[s][next[s]]);
-        next[s] += 1;
-    }
-    line
-}
-
 /// A one-line description of an outcome, for comments and the terminal:
 /// `s2w failed 40001 (could not serialize ...); waited: s2w; invariant 1 violated`.
 pub fn describe(outcome: &Outcome) -> String {
@@ -123,21 +110,6 @@ pub fn describe(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names() -> Vec<Vec<String>> {
-        vec![
-            vec!["r1".into(), "w1".into()],
-            vec!["r2".into(), "w2".into()],
-        ]
-    }
-
-    #[test]
-    fn lines_follow_each_sessions_order() {
-        assert_eq!(
-            permutation_line(&[0, 1, 1, 0], &names()),
-            "permutation r1 r2 w2 w1"
-        );
-    }
 
     #[test]
     fn classes_keep_counts_and_the_first_member() {

@@ -1,13 +1,17 @@
-//! `isospec explore` (issue #15, in progress): runs the interleavings of a
-//! spec's steps that nobody wrote down as permutations, to group them by
-//! outcome.  So far this holds the interleaving space (`space`): its size,
-//! a stable numbering shared with isolationtester's enumeration order, and
-//! unranking, which turns both exhaustive walks and seeded uniform sampling
-//! into walks over indices; and the outcome classes (`classes`): grouping
-//! interleavings by what happened, with a stable representative and its
-//! permutation line; running them through the executor in batches
-//! (`walk`), and the text, JSON and `--write` output (`report`).  The
-//! command line is `cli::explore`.
+//! `isospec explore`: runs the interleavings of a spec's steps that nobody
+//! wrote down as permutations, and groups them by outcome.
+//!
+//! - `space`: the interleaving space, its size, a stable numbering shared
+//!   with isolationtester's enumeration order, and unranking, which turns
+//!   both exhaustive walks and seeded uniform samples into walks over
+//!   indices;
+//! - `walk`: runs them through the executor in batches, in one or -j
+//!   databases, folding events into outcomes;
+//! - `classes`: groups interleavings by what happened, with a stable
+//!   representative;
+//! - `report`: the text, JSON and `--write` output.
+//!
+//! The command line is `cli::explore`, on `run`'s footing.
 
 pub mod classes;
 pub mod report;

@@ -2,24 +2,10 @@
 //! terminal, as JSON for tooling, and as permutation lines appended to the
 //! spec (`--write`).  Pure functions of an `Exploration`.
 
-use super::classes::{describe, permutation_line, Class};
+use super::classes::{describe, Class};
 use super::space::Space;
 use super::walk::Exploration;
 use crate::spec::CheckedSpec;
-
-/// Each session's step names, in order.
-pub fn step_names(spec: &CheckedSpec) -> Vec<Vec<String>> {
-    spec.spec
-        .sessions
-        .iter()
-        .map(|s| {
-            s.steps
-                .iter()
-                .map(|t| crate::spec::quote_name(&t.name))
-                .collect()
-        })
-        .collect()
-}
 
 fn space_of(spec: &CheckedSpec) -> Space {
     Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
@@ -30,7 +16,25 @@ pub fn line(spec: &CheckedSpec, class: &Class) -> String {
     let interleaving = space_of(spec)
         .nth(class.first)
         .expect("a class's index is in the space");
-    permutation_line(&interleaving, &step_names(spec))
+    interleaving_line(spec, &interleaving)
+}
+
+/// The permutation line of an interleaving (session numbers in the order
+/// their steps run), as the spec's own syntax prints it.
+pub fn interleaving_line(spec: &CheckedSpec, interleaving: &[usize]) -> String {
+    let mut next = vec![0usize; spec.spec.sessions.len()];
+    let steps: Vec<crate::spec::PStep> = interleaving
+        .iter()
+        .map(|&s| {
+            next[s] += 1;
+            crate::spec::PStep {
+                session: s,
+                step: next[s] - 1,
+                blockers: Vec::new(),
+            }
+        })
+        .collect();
+    spec.permutation_text(&steps)
 }
 
 fn size_text(size: Option<u128>) -> String {
@@ -112,7 +116,7 @@ pub fn text(
         let interleaving = space_of(spec).nth(*index).unwrap_or_default();
         out.push_str(&format!(
             "\nerror in {}: {message}\n",
-            permutation_line(&interleaving, &step_names(spec))
+            interleaving_line(spec, &interleaving)
         ));
     }
     out
@@ -188,4 +192,21 @@ pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_each_sessions_order_and_quote_names() {
+        let text = "session a\nstep r1 { SELECT 1; }\nstep w1 { SELECT 1; }\n\
+                    session b\nstep \"r 2\" { SELECT 1; }\nstep w2 { SELECT 1; }\n";
+        let spec = crate::spec::parse("t.spec", text.as_bytes()).unwrap();
+        let checked = crate::spec::check("t.spec", spec).unwrap();
+        assert_eq!(
+            interleaving_line(&checked, &[0, 1, 1, 0]),
+            "permutation r1 \"r 2\" w2 w1"
+        );
+    }
 }

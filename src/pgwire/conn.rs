@@ -116,11 +116,6 @@ impl Conn {
         )
     }
 
-    /// Whether the connection is encrypted.
-    pub fn is_tls(&self) -> bool {
-        self.endpoint.tls
-    }
-
     pub(crate) fn set_key(&mut self, pid: i32, secret: i32) {
         self.pid = pid;
         self.key_pid = pid;
@@ -492,7 +487,6 @@ pub trait Connection {
     /// The backend's pid: what it reported (pg_backend_pid()) once
     /// `set_backend_pid` recorded it, else the connection key's.
     fn backend_pid(&self) -> i32;
-    fn set_backend_pid(&mut self, pid: i32);
     /// Where the connection goes, for messages ("server on socket …").
     fn server_description(&self) -> String;
     fn server_version(&self) -> &str;
@@ -538,9 +532,6 @@ pub trait Connection {
 impl Connection for Conn {
     fn backend_pid(&self) -> i32 {
         Conn::backend_pid(self)
-    }
-    fn set_backend_pid(&mut self, pid: i32) {
-        Conn::set_backend_pid(self, pid)
     }
     fn server_description(&self) -> String {
         Conn::server_description(self)

@@ -49,12 +49,12 @@ impl ServerMessage {
         let mut cursor: Option<(&str, i64)> = None;
         if let Some(pos) = self.field(b'P') {
             match query {
-                Some(q) => cursor = Some((q, atoi(pos))),
+                Some(q) => cursor = Some((q, crate::libc_like::atoi(pos))),
                 None => msg.push_str(&format!(" at character {pos}")),
             }
         } else if let Some(pos) = self.field(b'p') {
             match self.field(b'q') {
-                Some(q) => cursor = Some((q, atoi(pos))),
+                Some(q) => cursor = Some((q, crate::libc_like::atoi(pos))),
                 None => msg.push_str(&format!(" at character {pos}")),
             }
         }
@@ -80,15 +80,6 @@ impl ServerMessage {
         }
         msg
     }
-}
-
-fn atoi(s: &str) -> i64 {
-    let digits: String = s
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().unwrap_or(0)
 }
 
 fn display_width(c: char) -> usize {

@@ -16,19 +16,18 @@
 mod auth;
 mod conn;
 mod connect;
-pub mod files;
-pub mod messages;
+pub(crate) mod files;
+pub(crate) mod messages;
 pub mod protocol;
-pub mod resolve;
-pub mod settings;
+pub(crate) mod resolve;
+pub(crate) mod settings;
 mod tls;
 mod transport;
 
 pub use conn::{parse_options, Conn, Connection};
-pub use messages::ServerMessage;
-pub use protocol::{Notification, PgResult, Tuples};
-pub use resolve::{resolve, ConnRequest, Resolved};
-pub use settings::{ConnParams, Host, Secret, SslMode, Target};
+pub use protocol::{PgResult, Tuples};
+pub use resolve::{resolve, ConnRequest};
+pub use settings::ConnParams;
 
 use std::io;
 

@@ -279,7 +279,7 @@ impl Reporter {
             }
             Phase::DroppingDatabase(d) => format!("dropping database \"{d}\""),
             Phase::CreatingDatabase(d) => format!("creating database \"{d}\""),
-            Phase::Installing(x) | Phase::LoadingLanguage(x) => format!("installing {x}"),
+            Phase::Installing(x) => format!("installing {x}"),
             Phase::DroppingRole(r) => format!("dropping role \"{r}\""),
             Phase::CreatingRole(r) => format!("creating role \"{r}\""),
             Phase::RunningTests => "running regression test queries".into(),

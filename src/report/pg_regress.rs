@@ -136,7 +136,7 @@ impl PgRegressOutput {
             },
             Phase::DroppingDatabase(d) => h(format!("dropping database \"{d}\"")),
             Phase::CreatingDatabase(d) => h(format!("creating database \"{d}\"")),
-            Phase::Installing(x) | Phase::LoadingLanguage(x) => h(format!("installing {x}")),
+            Phase::Installing(x) => h(format!("installing {x}")),
             Phase::DroppingRole(r) => h(format!("dropping role \"{r}\"")),
             Phase::CreatingRole(r) => h(format!("creating role \"{r}\"")),
             Phase::Command(tag) => vec![line(tag.clone(), To::Stdout)],

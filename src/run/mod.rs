@@ -21,7 +21,7 @@ mod passes;
 mod select;
 mod sink;
 
-pub use accept::{accept, accept_transcript};
+pub use accept::accept;
 pub use select::{partition, resolve_tests, TestCase};
 
 use crate::executor::ExecOptions;

@@ -29,6 +29,49 @@ pub struct PStep {
     pub blockers: Vec<PBlocker>,
 }
 
+impl CheckedSpec {
+    /// The `permutation` line of a resolved permutation, in the spec's own
+    /// syntax (names quoted where needed, markers included): the one way
+    /// isospec prints a permutation (`list`, explore's lines).
+    pub fn permutation_text(&self, steps: &[PStep]) -> String {
+        let name =
+            |session: usize, step: usize| self.spec.sessions[session].steps[step].name.clone();
+        let p = super::Permutation {
+            pos: Default::default(),
+            steps: steps
+                .iter()
+                .map(|ps| super::PermutationStep {
+                    name: name(ps.session, ps.step),
+                    pos: Default::default(),
+                    blockers: ps
+                        .blockers
+                        .iter()
+                        .map(|b| match b {
+                            PBlocker::Once => super::Blocker::Once {
+                                pos: Default::default(),
+                            },
+                            PBlocker::OtherStep { session, step } => super::Blocker::OtherStep {
+                                step: name(*session, *step),
+                                pos: Default::default(),
+                            },
+                            PBlocker::Notices {
+                                session,
+                                step,
+                                count,
+                            } => super::Blocker::Notices {
+                                step: name(*session, *step),
+                                count: *count,
+                                pos: Default::default(),
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        p.to_string()
+    }
+}
+
 /// A spec that passed every check.
 #[derive(Debug, Clone)]
 pub struct CheckedSpec {

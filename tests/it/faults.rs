@@ -75,7 +75,7 @@ fn step_timeout_on_17_follows_pg_test_timeout_default() {
         .output()
         .unwrap();
     if !fetched.status.success() {
-        say_skipped_once(&format!(
+        skip(&format!(
             "PostgreSQL 17.9 binaries could not be fetched: {}",
             text(&fetched.stderr)
         ));

@@ -268,7 +268,7 @@ fn assert_refused(out: &Output, case: &str, expected: &str) {
 
 fn tls_server() -> Option<(tempfile::TempDir, TlsServer)> {
     if let Some(why) = crate::util::no_server_reason() {
-        crate::util::say_skipped_once(&why);
+        crate::util::skip(&why);
         return None;
     }
     let dir = workdir();
@@ -682,7 +682,7 @@ fn pg17_bindir() -> PathBuf {
 #[test]
 fn direct_tls_negotiation_with_a_postgresql_17_server() {
     if let Some(why) = crate::util::no_server_reason() {
-        crate::util::say_skipped_once(&why);
+        crate::util::skip(&why);
         return;
     }
     let dir = workdir();
@@ -894,7 +894,7 @@ fn documented_server(dir: &Path, self_signed: bool) -> TlsServer {
 #[test]
 fn server_certificates_made_as_postgresqls_documentation_shows() {
     if let Some(why) = crate::util::no_server_reason() {
-        crate::util::say_skipped_once(&why);
+        crate::util::skip(&why);
         return;
     }
     for self_signed in [true, false] {

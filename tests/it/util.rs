@@ -55,26 +55,37 @@ pub fn no_server_reason() -> Option<String> {
 }
 
 /// Returns early from a test that needs a server when there is none,
-/// saying why once per test binary (on the real stderr, not the captured
-/// one, so that it shows in `cargo test`'s output).
+/// saying why (see `skip`); under `ISOSPEC_TESTS_REQUIRE_ALL=1` (CI) it
+/// fails instead.
 #[macro_export]
 macro_rules! require_server {
     () => {
         if let Some(why) = $crate::util::no_server_reason() {
-            $crate::util::say_skipped_once(&why);
+            $crate::util::skip(&why);
             return;
         }
     };
 }
 
+/// A test that cannot run here: fails under `ISOSPEC_TESTS_REQUIRE_ALL=1`
+/// (set by .ci/run, so that a CI machine that lost PostgreSQL, PgBouncer
+/// or a binary is red, not green), else says why once per distinct reason
+/// (on the real stderr, so that it shows in `cargo test`'s output).
+pub fn skip(why: &str) {
+    if std::env::var("ISOSPEC_TESTS_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("this test would be skipped, and ISOSPEC_TESTS_REQUIRE_ALL=1 forbids it: {why}");
+    }
+    say_skipped_once(why);
+}
+
+/// Says `why` on stderr, once per distinct reason in this test binary.
 pub fn say_skipped_once(why: &str) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "isospec tests: skipping the tests that need a PostgreSQL server: {why}"
-        );
-    });
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.iter().any(|w| w == why) {
+        said.push(why.to_string());
+        let _ = writeln!(std::io::stderr(), "isospec tests: skipping: {why}");
+    }
 }
 
 /// A temporary directory the server's OS user can reach (when running as root).
@@ -345,7 +356,7 @@ macro_rules! require_pgbouncer {
     () => {
         require_server!();
         if $crate::util::pgbouncer_binary().is_none() {
-            $crate::util::say_skipped_once(
+            $crate::util::skip(
                 "pgbouncer not found; install it (Debian: pgbouncer) to run the pooler tests",
             );
             return;
