@@ -180,13 +180,7 @@ impl<'a, C: Connection> Executor<'a, C> {
         deadline: std::time::Instant,
     ) -> Result<Result<Option<PgResult>, WireError>, SpecError> {
         let limit = crate::stop::remaining(deadline).min(self.opts.step_timeout);
-        let fut = async {
-            match target {
-                Target::Control => self.control_exec(sql).await,
-                Target::Session(si) => self.session_exec(si, sql).await,
-            }
-        };
-        if let Ok(r) = tokio::time::timeout(limit, fut).await {
+        if let Some(r) = self.exec_within(target, sql, limit).await {
             return Ok(r);
         }
         // Past the deadline: cancel the block (so that it does not go on

@@ -269,14 +269,8 @@ impl<'a, C: Connection> Executor<'a, C> {
             return self.bounded_by_grace(target, sql, deadline).await;
         }
         let limit = self.opts.step_timeout;
-        let fut = async {
-            match target {
-                Target::Control => self.control_exec(sql).await,
-                Target::Session(si) => self.session_exec(si, sql).await,
-            }
-        };
         // First bound: the step timeout.
-        if let Ok(r) = tokio::time::timeout(limit, fut).await {
+        if let Some(r) = self.exec_within(target, sql, limit).await {
             return Ok(r);
         }
         // Timed out: cancel, then wait for the outcome up to the limit again.
@@ -292,6 +286,23 @@ impl<'a, C: Connection> Executor<'a, C> {
                 what: session.map_or("the spec".to_string(), |s| format!("session {s}")),
                 secs: 2 * limit.as_secs(),
             })
+    }
+
+    /// Runs a setup or teardown block on `target` within `limit`; None when
+    /// the limit passed first (the block is still running then).
+    pub(super) async fn exec_within(
+        &mut self,
+        target: Target,
+        sql: &str,
+        limit: Duration,
+    ) -> Option<Result<Option<PgResult>, WireError>> {
+        let fut = async {
+            match target {
+                Target::Control => self.control_exec(sql).await,
+                Target::Session(si) => self.session_exec(si, sql).await,
+            }
+        };
+        tokio::time::timeout(limit, fut).await.ok()
     }
 
     /// isolationtester's try_complete_steps.

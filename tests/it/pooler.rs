@@ -5,21 +5,12 @@
 //! pooler's address within the timeouts, with finished specs' results kept.
 
 use crate::util::{
-    expect_exit, manifest, start_instance, text, workdir, write_suite, Pooler, Server,
+    expect_exit, manifest, start_instance, text, workdir, write_suite, Pooler, Server, BLOCKING,
+    BLOCKING_OUT,
 };
 use nix::sys::signal::Signal;
 use std::path::Path;
 use std::process::{Output, Stdio};
-
-const BLOCKING: &str = "setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n\
-session s1\nstep s1l { BEGIN; LOCK t; }\nstep s1c { COMMIT; }\n\
-session s2\nstep s2r { SELECT count(*) AS n FROM t; }\n\
-permutation s1l s2r s1c\n";
-
-const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
-starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
-step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
-step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
 
 /// Blocks for good: s1 never commits, s2 waits for its lock.
 const HOLD: &str = "setup { CREATE TABLE h (i int); }\nteardown { DROP TABLE h; }\n\

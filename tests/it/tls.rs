@@ -8,22 +8,12 @@
 //! file, a host list whose first host is down, a URI.  Refusals end with
 //! one clear line, at once.
 
-use crate::util::{isospec, text, workdir, write_suite, Server};
+use crate::util::{isospec, text, workdir, write_suite, Server, BLOCKING, BLOCKING_OUT};
 #[allow(unused_imports)]
 use crate::{require_pgbouncer, require_server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const BLOCKING: &str = "setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n\
-session s1\nstep s1l { BEGIN; LOCK t; }\nstep s1c { COMMIT; }\n\
-session s2\nstep s2r { SELECT count(*) AS n FROM t; }\n\
-permutation s1l s2r s1c\n";
-
-const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
-starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
-step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
-step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
 
 /// A step that never ends: the step timeout cancels it (over TLS).
 const ENDLESS: &str = "session s1\nstep s1s { SELECT pg_sleep(600); }\npermutation s1s\n";
@@ -215,6 +205,17 @@ impl TlsServer {
         c
     }
 
+    /// `certuser` with a client certificate, verifying the server fully.
+    pub fn certuser(&self, cert: &Path, key: &Path, extra: &str) -> String {
+        format!(
+            "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={} sslcert={} sslkey={} {extra}",
+            self.port,
+            self.certs.ca.display(),
+            cert.display(),
+            key.display()
+        )
+    }
+
     pub fn scram(&self, extra: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user=scramuser password={PASSWORD} {extra}",
@@ -324,12 +325,7 @@ fn a_blocking_spec_runs_over_every_way_of_connecting() {
     let cases: Vec<Case> = vec![
         (
             "client certificate made by openssl (X.509 v1)",
-            format!(
-                "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
-                s.port,
-                v1_crt.display(),
-                v1_key.display()
-            ),
+            s.certuser(&v1_crt, &v1_key, ""),
             vec![],
         ),
         ("sslmode=require", s.scram("sslmode=require"), vec![]),
@@ -351,12 +347,7 @@ fn a_blocking_spec_runs_over_every_way_of_connecting() {
         ),
         (
             "client certificate",
-            format!(
-                "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
-                s.port,
-                s.certs.client_crt.display(),
-                s.certs.client_key.display()
-            ),
+            s.certuser(&s.certs.client_crt, &s.certs.client_key, ""),
             vec![],
         ),
         (
@@ -567,20 +558,14 @@ fn refusals_are_one_clear_line_at_once() {
     let key = d.join("open.key");
     std::fs::copy(&s.certs.client_key, &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let conn = format!(
-        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
-        s.port,
-        s.certs.client_crt.display(),
-        key.display()
-    );
+    let conn = s.certuser(&s.certs.client_crt, &key, "");
     let out = s.run(&d.join("key"), &conn, &[]);
     assert_refused(&out, "client key 0644", "has group or world access");
     // channel_binding=require where the server offers no SCRAM (cert auth).
-    let conn = format!(
-        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={} channel_binding=require",
-        s.port,
-        s.certs.client_crt.display(),
-        s.certs.client_key.display()
+    let conn = s.certuser(
+        &s.certs.client_crt,
+        &s.certs.client_key,
+        "channel_binding=require",
     );
     let out = s.run(&d.join("cb"), &conn, &[]);
     assert_refused(
@@ -949,14 +934,8 @@ fn large_queries_keys_and_certificate_modes_over_tls() {
         "{result}\n{}",
         all_output(&out)
     );
-    let ca = s.certs.ca.display().to_string();
     // A key that is not the certificate's: libpq's message.
-    let conn = format!(
-        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={}",
-        s.port,
-        s.certs.client_crt.display(),
-        s.certs.server_key.display()
-    );
+    let conn = s.certuser(&s.certs.client_crt, &s.certs.server_key, "");
     let out = s.run(&d.join("mismatch"), &conn, &[]);
     assert_refused(
         &out,
@@ -964,11 +943,10 @@ fn large_queries_keys_and_certificate_modes_over_tls() {
         "certificate does not match private key file",
     );
     // sslcertmode=disable sends no certificate, even one in ~/.postgresql.
-    let conn = format!(
-        "host=localhost port={} user=certuser sslmode=verify-full sslrootcert={ca} sslcert={} sslkey={} sslcertmode=disable",
-        s.port,
-        s.certs.client_crt.display(),
-        s.certs.client_key.display()
+    let conn = s.certuser(
+        &s.certs.client_crt,
+        &s.certs.client_key,
+        "sslcertmode=disable",
     );
     let out = s.run(&d.join("certmode"), &conn, &[]);
     assert_refused(

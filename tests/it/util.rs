@@ -455,3 +455,15 @@ impl Drop for Pooler {
         let _ = self.child.wait();
     }
 }
+
+/// A spec whose second session waits for the first's lock, and its
+/// transcript (isolationtester 15's): the tests' common blocking case.
+pub const BLOCKING: &str = "setup { CREATE TABLE t (i int); }\nteardown { DROP TABLE t; }\n\
+session s1\nstep s1l { BEGIN; LOCK t; }\nstep s1c { COMMIT; }\n\
+session s2\nstep s2r { SELECT count(*) AS n FROM t; }\n\
+permutation s1l s2r s1c\n";
+
+pub const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
+starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
+step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
+step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
