@@ -441,7 +441,92 @@ fn bool_option(vals: &Values, key: &str, default: bool) -> Result<bool, String> 
 fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
     let get = |k: &str| vals.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let mut warnings = Vec::new();
-    // What isospec cannot do, each said in one line naming the setting.
+    refuse_unsupported(&vals)?;
+    let targets = targets(&vals)?;
+    let user = match get("user") {
+        Some(u) => u.to_string(),
+        None => nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .ok_or("could not determine the user name; give --user, PGUSER or user=")?,
+    };
+    let password = get("password").map(|p| Secret(p.as_bytes().to_vec()));
+    let mut passfile = get("passfile")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".pgpass")));
+    // The file's own checks, once per run instead of once per connection.
+    if password.is_none() {
+        if let Some(f) = &passfile {
+            if let (_, Some(w)) = files::password_from_file(f, "", 5432, "-", "-") {
+                warnings.push(w);
+                passfile = None;
+            }
+        }
+    }
+
+    let connect_timeout = match get("connect_timeout") {
+        None => Some(DEFAULT_CONNECT_TIMEOUT),
+        Some(t) => {
+            let secs: i64 = t.trim().parse().map_err(|_| {
+                format!("invalid integer value \"{t}\" for connection option \"connect_timeout\"")
+            })?;
+            match secs {
+                s if s <= 0 => None,
+                1 => Some(Duration::from_secs(2)),
+                s => Some(Duration::from_secs(s as u64)),
+            }
+        }
+    };
+
+    let tls = tls_settings(&vals, home)?;
+    let target_session_attrs = match get("target_session_attrs") {
+        None | Some("any") => TargetSessionAttrs::Any,
+        Some("read-write") => TargetSessionAttrs::ReadWrite,
+        Some("read-only") => TargetSessionAttrs::ReadOnly,
+        Some("primary") => TargetSessionAttrs::Primary,
+        Some("standby") => TargetSessionAttrs::Standby,
+        Some("prefer-standby") => TargetSessionAttrs::PreferStandby,
+        Some(v) => return Err(format!("invalid target_session_attrs value: \"{v}\"")),
+    };
+    let load_balance_random = match get("load_balance_hosts") {
+        None | Some("disable") => false,
+        Some("random") => true,
+        Some(v) => return Err(format!("invalid load_balance_hosts value: \"{v}\"")),
+    };
+    let mut extra = Vec::new();
+    if let Some(e) = get("client_encoding") {
+        // "auto": the encoding of the client's locale, as libpq works it out.
+        let e = if e == "auto" {
+            locale_encoding()
+        } else {
+            e.to_string()
+        };
+        extra.push(("client_encoding".to_string(), e));
+    }
+    Ok(Resolved {
+        params: ConnParams {
+            targets,
+            user,
+            password,
+            passfile,
+            dbname: "postgres".into(),
+            application_name: None,
+            options: get("options").map(str::to_string),
+            extra,
+            connect_timeout,
+            tls,
+            target_session_attrs,
+            load_balance_random,
+            requirepeer: get("requirepeer").map(str::to_string),
+        },
+        warnings,
+    })
+}
+
+/// What isospec cannot do, each said in one line naming the setting.
+fn refuse_unsupported(vals: &Values) -> Result<(), String> {
+    let get = |k: &str| vals.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if let Some(m) = get("gssencmode") {
         match m {
             "disable" | "prefer" => {}
@@ -476,7 +561,11 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
         }
     }
 
-    // Hosts, addresses and ports, paired as libpq pairs them.
+    Ok(())
+}
+
+/// Hosts, addresses and ports, paired as libpq pairs them.
+fn targets(vals: &Values) -> Result<Vec<Target>, String> {
     let split = |k: &str| -> Vec<String> {
         match vals.get(k) {
             Some(v) if !v.is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
@@ -544,42 +633,13 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
         });
     }
 
-    let user = match get("user") {
-        Some(u) => u.to_string(),
-        None => nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .ok_or("could not determine the user name; give --user, PGUSER or user=")?,
-    };
-    let password = get("password").map(|p| Secret(p.as_bytes().to_vec()));
-    let mut passfile = get("passfile")
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".pgpass")));
-    // The file's own checks, once per run instead of once per connection.
-    if password.is_none() {
-        if let Some(f) = &passfile {
-            if let (_, Some(w)) = files::password_from_file(f, "", 5432, "-", "-") {
-                warnings.push(w);
-                passfile = None;
-            }
-        }
-    }
+    Ok(targets)
+}
 
-    let connect_timeout = match get("connect_timeout") {
-        None => Some(DEFAULT_CONNECT_TIMEOUT),
-        Some(t) => {
-            let secs: i64 = t.trim().parse().map_err(|_| {
-                format!("invalid integer value \"{t}\" for connection option \"connect_timeout\"")
-            })?;
-            match secs {
-                s if s <= 0 => None,
-                1 => Some(Duration::from_secs(2)),
-                s => Some(Duration::from_secs(s as u64)),
-            }
-        }
-    };
-
+/// sslmode and the rest of TLS, channel binding included, with libpq's
+/// defaults and its checks of combinations.
+fn tls_settings(vals: &Values, home: Option<&Path>) -> Result<TlsSettings, String> {
+    let get = |k: &str| vals.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let rootcert = get("sslrootcert").map(str::to_string);
     let mode = match get("sslmode") {
         Some(m) => SslMode::parse(m).ok_or_else(|| format!("invalid sslmode value: \"{m}\""))?,
@@ -645,48 +705,7 @@ fn build(vals: Values, home: Option<&Path>) -> Result<Resolved, String> {
         channel_binding,
         home: home.map(Path::to_path_buf),
     };
-    let target_session_attrs = match get("target_session_attrs") {
-        None | Some("any") => TargetSessionAttrs::Any,
-        Some("read-write") => TargetSessionAttrs::ReadWrite,
-        Some("read-only") => TargetSessionAttrs::ReadOnly,
-        Some("primary") => TargetSessionAttrs::Primary,
-        Some("standby") => TargetSessionAttrs::Standby,
-        Some("prefer-standby") => TargetSessionAttrs::PreferStandby,
-        Some(v) => return Err(format!("invalid target_session_attrs value: \"{v}\"")),
-    };
-    let load_balance_random = match get("load_balance_hosts") {
-        None | Some("disable") => false,
-        Some("random") => true,
-        Some(v) => return Err(format!("invalid load_balance_hosts value: \"{v}\"")),
-    };
-    let mut extra = Vec::new();
-    if let Some(e) = get("client_encoding") {
-        // "auto": the encoding of the client's locale, as libpq works it out.
-        let e = if e == "auto" {
-            locale_encoding()
-        } else {
-            e.to_string()
-        };
-        extra.push(("client_encoding".to_string(), e));
-    }
-    Ok(Resolved {
-        params: ConnParams {
-            targets,
-            user,
-            password,
-            passfile,
-            dbname: "postgres".into(),
-            application_name: None,
-            options: get("options").map(str::to_string),
-            extra,
-            connect_timeout,
-            tls,
-            target_session_attrs,
-            load_balance_random,
-            requirepeer: get("requirepeer").map(str::to_string),
-        },
-        warnings,
-    })
+    Ok(tls)
 }
 
 /// The encoding of the locale (LC_ALL, LC_CTYPE, LANG) for
