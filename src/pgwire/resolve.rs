@@ -699,7 +699,7 @@ fn tls_settings(vals: &Values, home: Option<&Path>) -> Result<TlsSettings, Strin
         no_client_cert: get("sslcertmode") == Some("disable"),
         crl: get("sslcrl").map(PathBuf::from),
         crldir: get("sslcrldir").map(PathBuf::from),
-        sni: bool_option(&vals, "sslsni", true)?,
+        sni: bool_option(vals, "sslsni", true)?,
         min_version,
         max_version,
         channel_binding,
