@@ -7,33 +7,8 @@
 //!
 //! This module only decides the text; `report` prints it.
 
-use crate::outcome::{Phase, Status, TestOutcome};
-
-/// Where a line goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum To {
-    /// stdout only (pg_regress ≤ 15 keeps headers and the summary out of
-    /// regression.out).
-    Stdout,
-    /// stdout and regression.out.
-    StdoutAndLog,
-    /// stderr and regression.out (TAP diagnostics).
-    StderrAndLog,
-}
-
-/// One line of pg_regress's output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub text: String,
-    pub to: To,
-}
-
-fn line(text: impl Into<String>, to: To) -> Line {
-    Line {
-        text: text.into(),
-        to,
-    }
-}
+use super::render::{line, note, Context, Line, Render, To};
+use crate::outcome::{Phase, RunEvent, Status, TestOutcome};
 
 /// pg_regress's `header()`: at most 63 bytes of text, padded to 38.
 fn header(text: &str) -> Line {
@@ -71,9 +46,9 @@ impl PgRegressOutput {
                 self.tap = Some(*version_num >= 160000);
                 let mut out = Vec::new();
                 for h in std::mem::take(&mut self.held) {
-                    out.extend(self.render(&h));
+                    out.extend(self.render_phase(&h));
                 }
-                out.extend(self.render(&p));
+                out.extend(self.render_phase(&p));
                 return out;
             }
         }
@@ -81,7 +56,7 @@ impl PgRegressOutput {
             self.held.push(p);
             return Vec::new();
         }
-        self.render(&p)
+        self.render_phase(&p)
     }
 
     /// Held lines, in the classic style, when the run ends before the
@@ -92,14 +67,14 @@ impl PgRegressOutput {
         }
         self.tap = Some(false);
         let held = std::mem::take(&mut self.held);
-        held.iter().flat_map(|h| self.render(h)).collect()
+        held.iter().flat_map(|h| self.render_phase(h)).collect()
     }
 
     fn tap(&self) -> bool {
         self.tap == Some(true)
     }
 
-    fn render(&self, p: &Phase) -> Vec<Line> {
+    fn render_phase(&self, p: &Phase) -> Vec<Line> {
         if self.tap() {
             return match p {
                 Phase::InitializingCluster => vec![line(
@@ -229,6 +204,56 @@ impl PgRegressOutput {
             ));
         }
         out
+    }
+}
+
+impl Render for PgRegressOutput {
+    fn render(&mut self, event: &RunEvent, cx: &Context<'_>) -> Vec<Line> {
+        match event {
+            RunEvent::Phase(p) => self.phase(p.clone()),
+            RunEvent::SpecFinished { outcome, .. } => {
+                let mut lines = self.outcome(outcome);
+                // Why a test failed at run time, or where a new one's
+                // transcript is: on stderr, outside pg_regress's lines.
+                match &outcome.status {
+                    Status::BadSpec(e) | Status::RunError(e) => {
+                        for l in e.lines() {
+                            lines.push(note(&format!("{}: {l}", outcome.name)));
+                        }
+                    }
+                    Status::New => lines.push(note(&format!(
+                        "{}: no expected output; its transcript is in results/{}.out",
+                        outcome.name, outcome.name
+                    ))),
+                    _ => {}
+                }
+                lines
+            }
+            RunEvent::Finished {
+                outcomes,
+                diffs_file,
+                ..
+            } => {
+                let abs = |p: &std::path::Path| {
+                    std::path::absolute(p)
+                        .unwrap_or_else(|_| p.to_path_buf())
+                        .display()
+                        .to_string()
+                };
+                let diffs = diffs_file.as_deref().map(abs);
+                let log = cx.regression_out.map(abs);
+                self.summary(outcomes, diffs.as_deref(), log.as_deref())
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn prints_diffs(&self) -> bool {
+        false
+    }
+
+    fn removes_logs_when_all_passed(&self) -> bool {
+        true
     }
 }
 
