@@ -15,7 +15,7 @@ use crate::report::{PgRegressStyle, ReportFiles, ReporterOptions};
 use crate::run::{DatabaseSetup, RunConfig, ServerChoice, TestCase};
 use crate::server::{InitdbLocale, TempInstanceOptions};
 use crate::wait::DetectorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Whether an option takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,27 +384,16 @@ fn test_cases(r: &RegressArgs) -> Result<Vec<TestCase>, String> {
             group,
         }
     };
-    let mut tests = Vec::new();
-    let mut group = 0;
-    for s in &r.schedules {
-        for g in crate::schedule::read(Path::new(s)).map_err(|e| e.to_string())? {
-            if r.max_concurrent_tests > 0 && g.tests.len() as i64 > r.max_concurrent_tests {
-                return Err(format!(
-                    "too many parallel tests (more than {}) in schedule file \"{s}\" line {}: test: {}",
-                    r.max_concurrent_tests,
-                    g.line,
-                    g.tests.join(" ")
-                ));
-            }
-            for t in &g.tests {
-                tests.push(case(t, group));
-            }
-            group += 1;
-        }
-    }
-    for t in &r.tests {
+    let schedules: Vec<PathBuf> = r.schedules.iter().map(PathBuf::from).collect();
+    let max = usize::try_from(r.max_concurrent_tests)
+        .ok()
+        .filter(|m| *m > 0);
+    let mut tests =
+        crate::run::scheduled(&schedules, max, |t, g| Ok(case(t, g))).map_err(|e| e.to_string())?;
+    // The extra tests one by one, each a group of its own.
+    let first = tests.last().map_or(0, |t| t.group + 1);
+    for (group, t) in (first..).zip(&r.tests) {
         tests.push(case(t, group));
-        group += 1;
     }
     Ok(tests)
 }

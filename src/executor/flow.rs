@@ -359,7 +359,7 @@ impl<'a, C: Connection> Executor<'a, C> {
         let answers =
             tokio::time::timeout(limit, self.detector.are_blocked(&mut self.control, &pids))
                 .await
-                .unwrap_or_else(|_| Err(no_answer(limit)));
+                .unwrap_or_else(|_| Err(no_answer(&self.control.server_description(), limit)));
         match answers {
             Ok(a) => {
                 self.blocked = Some(pids.into_iter().zip(a).collect());
@@ -511,7 +511,9 @@ impl<'a, C: Connection> Executor<'a, C> {
                 let waiting =
                     tokio::time::timeout(limit, self.detector.is_blocked(&mut self.control, pid))
                         .await
-                        .unwrap_or_else(|_| Err(no_answer(limit)))
+                        .unwrap_or_else(|_| {
+                            Err(no_answer(&self.control.server_description(), limit))
+                        })
                         .map_err(|message| self.wait_query_failed(name.to_string(), message))?;
                 if waiting {
                     if !self.still_busy(si, true, session, name)? {

@@ -410,10 +410,11 @@ async fn drain<C: Connection>(
     .ok()
 }
 
-/// The wait question not answered in time (a stalled server or pooler).
-fn no_answer(limit: Duration) -> String {
+/// The wait question not answered in time (a stalled server or pooler),
+/// naming where the control connection goes.
+fn no_answer(server: &str, limit: Duration) -> String {
     format!(
-        "the control connection did not answer the wait query within {} s\n",
+        "the control connection to {server} timed out: no answer to the wait query within {} s\n",
         limit.as_secs()
     )
 }

@@ -4,9 +4,9 @@
 //! own, started longest first as `jobs` orders them.
 
 use super::database::prepare_database;
-use super::one::{interrupted, load_spec, run_one, Loaded, SpecRun};
+use super::one::{load_spec, run_one, Loaded, SpecRun};
 use super::sink::Sink;
-use super::{Events, RunConfig, RunError, TestCase};
+use super::{Events, RunConfig, RunError, Runtime, TestCase};
 use crate::jobs::{self, Timings};
 use crate::pgwire::ConnParams;
 
@@ -105,10 +105,20 @@ pub(super) async fn run_group(
     let (slots, timings, max_prepared) = (*slots, *timings, *max_prepared);
     if slots.len() <= 1 || tests.len() == 1 {
         for (k, t) in tests.iter().enumerate() {
-            if interrupted(cfg) {
+            if sink.rt.interrupted() {
                 break;
             }
-            let r = run_one(cfg, params, t, load_spec(t), &cfg.dbname, sink.events).await?;
+            let r = run_one(
+                cfg,
+                sink.rt,
+                None,
+                params,
+                t,
+                load_spec(t),
+                &cfg.dbname,
+                sink.events,
+            )
+            .await?;
             sink.done(offset + k, r)?;
         }
         return Ok(());
@@ -137,7 +147,7 @@ pub(super) async fn run_group(
         .filter(|c| cfg.pin && crate::affinity::worth_binding(&cost, c.len()))
         .unwrap_or_default();
     let mut queue = jobs::StartQueue::new(placement, &cost, max_prepared);
-    let lanes = Lanes::start(cfg, params, slots, &cpus, sink.events)?;
+    let lanes = Lanes::start(cfg, sink.rt, params, slots, &cpus, sink.events)?;
     let mut free: Vec<usize> = dbs.ready_slots();
     let mut running: Vec<usize> = Vec::new();
     let mut done = lanes.done;
@@ -145,7 +155,7 @@ pub(super) async fn run_group(
     let mut failed: Option<RunError> = None;
     while !queue.is_empty() || !running.is_empty() {
         // After a worker database failed, or an interrupt, nothing starts.
-        let stop = failed.is_some() || interrupted(cfg);
+        let stop = failed.is_some() || sink.rt.interrupted();
         while !stop && !free.is_empty() {
             let Some(k) = queue.take_next(&running) else {
                 break;
@@ -239,6 +249,7 @@ impl Lanes {
     /// Starts a lane per slot; with `cpus`, binds them as `affinity` says.
     fn start(
         cfg: &RunConfig,
+        rt: &Runtime,
         params: &ConnParams,
         slots: &[String],
         cpus: &[usize],
@@ -247,16 +258,17 @@ impl Lanes {
         let postmaster = crate::affinity::local_postmaster(params).filter(|_| !cpus.is_empty());
         let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
         let mut jobs = Vec::new();
+        // One copy of the configuration for the lanes' threads, read-only.
+        let cfg = std::sync::Arc::new(cfg.clone());
         for (slot, db) in slots.iter().enumerate() {
             let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel();
             let cpu = crate::affinity::lane_cpu(slot, cpus).filter(|_| postmaster.is_some());
-            let mut cfg = cfg.clone();
-            cfg.exec.pin_backends = None;
             let lane = Lane {
                 slot,
                 cpu,
                 postmaster,
-                cfg,
+                cfg: cfg.clone(),
+                rt: rt.clone(),
                 params: params.clone(),
                 db: db.clone(),
                 events: events.clone(),
@@ -277,7 +289,8 @@ struct Lane {
     slot: usize,
     cpu: Option<usize>,
     postmaster: Option<i32>,
-    cfg: RunConfig,
+    cfg: std::sync::Arc<RunConfig>,
+    rt: Runtime,
     params: ConnParams,
     db: String,
     events: Events,
@@ -286,7 +299,7 @@ struct Lane {
 impl Lane {
     /// The lane's thread: runs the specs it is sent in its database.
     fn run(
-        mut self,
+        self,
         mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
         done: tokio::sync::mpsc::UnboundedSender<LaneDone>,
     ) {
@@ -295,7 +308,7 @@ impl Lane {
         let cpu = self
             .cpu
             .filter(|&c| crate::affinity::pin_current_thread(c).is_ok());
-        self.cfg.exec.pin_backends = self.postmaster.zip(cpu);
+        let pin = self.postmaster.zip(cpu);
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -316,7 +329,16 @@ impl Lane {
                 loaded,
             }) = jobs.recv().await
             {
-                let one = run_one(&self.cfg, &self.params, &t, loaded, &self.db, &self.events);
+                let one = run_one(
+                    &self.cfg,
+                    &self.rt,
+                    pin,
+                    &self.params,
+                    &t,
+                    loaded,
+                    &self.db,
+                    &self.events,
+                );
                 let run = std::panic::AssertUnwindSafe(one)
                     .catch_unwind()
                     .await

@@ -22,7 +22,7 @@ mod select;
 mod sink;
 
 pub use accept::accept;
-pub use select::{partition, resolve_tests, TestCase};
+pub use select::{partition, resolve_tests, scheduled, TestCase};
 
 use crate::executor::ExecOptions;
 use crate::jobs::Timings;
@@ -122,6 +122,37 @@ impl RunConfig {
     }
 }
 
+/// What a run holds while it runs, apart from its configuration (which
+/// stays as the user's options made it): the stop signal, and the step
+/// timeout learned from the server's version.
+#[derive(Debug, Clone)]
+pub(crate) struct Runtime {
+    pub stop: crate::stop::StopSignal,
+    pub step_timeout: Duration,
+}
+
+impl Runtime {
+    /// SIGINT/SIGTERM came: nothing more starts.
+    pub fn interrupted(&self) -> bool {
+        self.stop.requested()
+    }
+
+    /// The executor's options for one spec: the run's, with the step
+    /// timeout, the stop signal and the CPU binding of the lane.
+    pub fn exec_options(
+        &self,
+        cfg: &RunConfig,
+        pin: Option<(i32, usize)>,
+    ) -> crate::executor::ExecOptions {
+        crate::executor::ExecOptions {
+            step_timeout: self.step_timeout,
+            stop: Some(self.stop.clone()),
+            pin_backends: pin,
+            ..cfg.exec.clone()
+        }
+    }
+}
+
 /// The server a run or an exploration works on, and what was learned of it
 /// before any spec: the step timeout of its version's isolationtester.
 pub struct Footing {
@@ -168,6 +199,13 @@ pub enum RunError {
     NoSpecFile(String),
     #[error(transparent)]
     Schedule(#[from] schedule::ScheduleError),
+    #[error("too many parallel tests (more than {max}) in schedule file \"{schedule}\" line {line}: test: {tests}")]
+    TooManyParallel {
+        max: usize,
+        schedule: String,
+        line: usize,
+        tests: String,
+    },
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
     #[error("database setup on {server} failed: {message}")]
@@ -280,8 +318,6 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
         &events,
     )
     .await?;
-    let mut cfg = cfg;
-    cfg.exec.step_timeout = step_timeout;
 
     let mut tally = Tally {
         outcomes: Vec::new(),
@@ -291,9 +327,19 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     // On SIGINT/SIGTERM no spec starts any more; the running specs cancel
     // their steps, end their sessions' transactions and run their
     // teardown within the grace period, then the run stops.
-    cfg.exec.stop = Some(stopper.signal());
-    let cfg = cfg;
-    let work = run_passes(&cfg, &params, &timings, &events, &diffs_path, &mut tally);
+    let rt = Runtime {
+        stop: stopper.signal(),
+        step_timeout,
+    };
+    let work = run_passes(
+        &cfg,
+        &rt,
+        &params,
+        &timings,
+        &events,
+        &diffs_path,
+        &mut tally,
+    );
     let supervised = stopper.supervise(work, |m| events.note(m)).await;
     let signal = supervised.signal;
     let result = match (supervised.output, signal) {

@@ -2,7 +2,7 @@
 //! database, write `results/NAME.out` (and `NAME.waits`), and compare it
 //! with the expected files.
 
-use super::{Events, RunConfig, RunError};
+use super::{Events, RunConfig, RunError, Runtime};
 use crate::differ::{compare, Comparison};
 use crate::executor::{run_spec, Event, SpecError};
 use crate::outcome::{Status, StepTiming, TestOutcome};
@@ -54,15 +54,6 @@ impl SpecRun {
     }
 }
 
-/// Whether the run has been interrupted (SIGINT/SIGTERM): no spec starts
-/// after that.
-pub(super) fn interrupted(cfg: &RunConfig) -> bool {
-    cfg.exec
-        .stop
-        .as_ref()
-        .is_some_and(crate::stop::StopSignal::requested)
-}
-
 /// A spec as read, parsed and checked once (an error names file:line:col).
 pub(super) type Loaded = Result<std::sync::Arc<CheckedSpec>, String>;
 
@@ -75,15 +66,18 @@ pub(super) fn load_spec(t: &TestCase) -> Loaded {
 
 /// Runs one test case, loaded as `loaded`, in database `db`; writes
 /// results/NAME.out.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_one(
     cfg: &RunConfig,
+    rt: &Runtime,
+    pin: Option<(i32, usize)>,
     params: &ConnParams,
     t: &TestCase,
     loaded: Loaded,
     db: &str,
     events: &Events,
 ) -> Result<SpecRun, RunError> {
-    if interrupted(cfg) {
+    if rt.interrupted() {
         return Ok(SpecRun::not_run(t));
     }
     let start = Instant::now();
@@ -108,7 +102,7 @@ pub(super) async fn run_one(
     let permutations = checked.permutation_count();
     let sp = session_params(params, db, &t.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let exec_opts = cfg.exec.clone();
+    let exec_opts = rt.exec_options(cfg, pin);
     let name = t.name.clone();
     let collect = async {
         let mut text = String::new();

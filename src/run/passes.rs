@@ -4,9 +4,8 @@
 
 use super::database::{drop_database, max_prepared_transactions, prepare_database, spec_database};
 use super::lanes::{run_group, PassEnv, WorkerDbs};
-use super::one::interrupted;
 use super::sink::{Sink, Tally};
-use super::{Events, RunConfig, RunError};
+use super::{Events, RunConfig, RunError, Runtime};
 use crate::jobs::Timings;
 use crate::outcome::{Phase, RunEvent};
 use crate::pgwire::ConnParams;
@@ -15,6 +14,7 @@ use std::path::Path;
 /// One pass over all groups, repeated as configured.
 pub(super) async fn run_passes(
     cfg: &RunConfig,
+    rt: &Runtime,
     params: &ConnParams,
     timings: &Timings,
     events: &Events,
@@ -36,6 +36,7 @@ pub(super) async fn run_passes(
     prepare_database(&cfg.database_plan(), params, &cfg.dbname, Some(events)).await?;
     let mut sink = Sink {
         cfg,
+        rt,
         events,
         diffs_path,
         tally,
@@ -65,7 +66,7 @@ async fn run_passes_in(
         (_, r) => r.max(1),
     };
     for pass in 0..passes {
-        if interrupted(cfg) {
+        if sink.rt.interrupted() {
             break;
         }
         sink.tally.finished.fill(false);
@@ -89,7 +90,7 @@ async fn run_passes_in(
         sink.pass = pass;
         sink.failed = false;
         let mut i = 0;
-        while i < cfg.tests.len() && !interrupted(cfg) {
+        while i < cfg.tests.len() && !sink.rt.interrupted() {
             let g = cfg.tests[i].group;
             let mut j = i;
             while j < cfg.tests.len() && cfg.tests[j].group == g {

@@ -46,6 +46,36 @@ fn expected_dir_for(spec_path: &Path, inputdir: Option<&Path>) -> PathBuf {
 /// Resolves targets (spec files, directories, test names) and schedules to
 /// test cases, in order: each schedule line is a group, and all named
 /// targets form one more group.
+/// The tests of pg_regress schedules, in their order, a group per `test:`
+/// line (numbered from 0), each located by `locate`; a line of more than
+/// `max_parallel` tests is refused as pg_regress refuses it.  The one
+/// place schedules become tests, for `isospec run` and the drop-in alike.
+pub fn scheduled(
+    schedules: &[PathBuf],
+    max_parallel: Option<usize>,
+    mut locate: impl FnMut(&str, usize) -> Result<TestCase, RunError>,
+) -> Result<Vec<TestCase>, RunError> {
+    let mut tests = Vec::new();
+    let mut group = 0;
+    for s in schedules {
+        for g in schedule::read(s)? {
+            if let Some(max) = max_parallel.filter(|m| g.tests.len() > *m) {
+                return Err(RunError::TooManyParallel {
+                    max,
+                    schedule: s.display().to_string(),
+                    line: g.line,
+                    tests: g.tests.join(" "),
+                });
+            }
+            for t in &g.tests {
+                tests.push(locate(t, group)?);
+            }
+            group += 1;
+        }
+    }
+    Ok(tests)
+}
+
 pub fn resolve_tests(
     targets: &[String],
     schedules: &[PathBuf],
@@ -67,16 +97,8 @@ pub fn resolve_tests(
             group,
         })
     };
-    let mut tests = Vec::new();
-    let mut group = 0;
-    for s in schedules {
-        for g in schedule::read(s)? {
-            for t in g.tests {
-                tests.push(by_name(&t, group)?);
-            }
-            group += 1;
-        }
-    }
+    let mut tests = scheduled(schedules, None, by_name)?;
+    let group = tests.last().map_or(0, |t| t.group + 1);
     for t in targets {
         let p = Path::new(t);
         if p.is_dir() {

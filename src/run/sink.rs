@@ -7,7 +7,7 @@
 use super::accept::accept_transcript;
 use super::flaky::Variants;
 use super::one::SpecRun;
-use super::{Events, RunConfig, RunError};
+use super::{Events, RunConfig, RunError, Runtime};
 use crate::outcome::{RunEvent, Status, TestOutcome};
 use std::path::Path;
 
@@ -24,6 +24,7 @@ pub(super) struct Tally {
 /// bookkeeping, status line.
 pub(super) struct Sink<'x> {
     pub cfg: &'x RunConfig,
+    pub rt: &'x Runtime,
     pub events: &'x Events,
     pub diffs_path: &'x Path,
     pub tally: &'x mut Tally,
