@@ -2,9 +2,8 @@
 //! turns them into a run configuration.  Kept apart from main.rs so that
 //! main stays a thin shell around `cli::main`.
 
-use crate::executor::ExecOptions;
 use crate::pgwire::{ConnParams, ConnRequest};
-use crate::report::{ReportFiles, Reporter, ReporterOptions};
+use crate::report::{Reporter, ReporterOptions};
 use crate::run::{self, RunConfig, ServerChoice};
 use crate::server::TempInstanceOptions;
 use crate::spec;
@@ -12,6 +11,7 @@ use crate::wait::DetectorKind;
 
 mod explore;
 mod pg_regress;
+mod request;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -353,67 +353,31 @@ pub(crate) fn resolve_connection(req: &ConnRequest) -> Result<ConnParams, String
     Ok(r.params)
 }
 
+/// `isospec run`'s flags as a request (see `request`).
 fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
-    let mut tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
+    let tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
         .map_err(|e| e.to_string())?;
-    if tests.is_empty() {
-        return Err(
-            "nothing to run: name spec files, directories, test names or --schedule".into(),
-        );
-    }
-    if let Some((k, n)) = a.partition {
-        let selected = tests.len();
-        tests = run::partition(tests, k, n);
-        if tests.is_empty() {
-            return Err(format!(
-                "partition {k}/{n} of {selected} selected specs is empty"
-            ));
-        }
-    }
-    if a.jobs == 0 {
-        return Err("--jobs must be at least 1".into());
-    }
     let server = a
         .instance
         .choice(&a.server, a.outputdir.join("tmp_check"))?;
-    let report = ReporterOptions {
-        regression_out: Some(a.outputdir.join("regression.out")),
-        quiet: a.quiet,
-        tap: a.tap,
-        color: match a.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::IsTerminal::is_terminal(&std::io::stdout()) && env("NO_COLOR").is_none()
-            }
-        },
-        files: ReportFiles {
-            junit: a.junit.clone(),
-            json: a.json.clone(),
-            markdown_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-        },
-        pg_regress: None,
-    };
-    let cfg = RunConfig {
+    request::RunRequest {
         tests,
+        allow_empty: false,
+        partition: a.partition,
         outputdir: a.outputdir,
         dbname: a.dbname,
         use_existing: a.use_existing,
         drop_existing: a.drop_existing,
         load_extensions: a.load_extension,
         server,
-        timeout: a.timeout.map(Duration::from_secs),
-        grace: a.grace.unwrap_or(crate::stop::DEFAULT_GRACE),
-        timeout_env: crate::timeouts::TimeoutEnv::from_env(),
-        exec: ExecOptions {
-            detector: a.wait_detector,
-            only_permutation: a.permutation,
-            prepared_waits: a.prepared_waits,
-            wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
-            wait_function: a.wait_function.clone(),
-            wait_query: a.wait_query.clone(),
-            ..Default::default()
-        },
+        timeout: a.timeout,
+        grace: a.grace,
+        detector: Some(a.wait_detector),
+        wait_function: a.wait_function,
+        wait_query: a.wait_query,
+        only_permutation: a.permutation,
+        prepared_waits: a.prepared_waits,
+        wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
         jobs: a.jobs,
         repeat: a.repeat,
         until_fail: a.until_fail,
@@ -422,8 +386,17 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         pin: !a.no_pin,
         setup: run::DatabaseSetup::default(),
         remove_instance_on_success: false,
-    };
-    Ok((cfg, report))
+        report: request::ReportRequest {
+            quiet: a.quiet,
+            tap: a.tap,
+            color: a.color,
+            junit: a.junit,
+            json: a.json,
+            step_summary: true,
+            pg_regress: None,
+        },
+    }
+    .resolve()
 }
 
 fn list_files(files: &[PathBuf], permutations: bool) -> i32 {

@@ -11,10 +11,9 @@
 //! said so once on stderr.
 
 use crate::pgwire::ConnParams;
-use crate::report::{PgRegressStyle, ReportFiles, ReporterOptions};
+use crate::report::{PgRegressStyle, ReporterOptions};
 use crate::run::{DatabaseSetup, RunConfig, ServerChoice, TestCase};
 use crate::server::{InitdbLocale, TempInstanceOptions};
-use crate::wait::DetectorKind;
 use std::path::PathBuf;
 
 /// Whether an option takes a value.
@@ -474,18 +473,10 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             )
         }
     };
-    let detector = match super::env("ISOSPEC_WAIT_DETECTOR") {
-        Some(v) => <DetectorKind as clap::ValueEnum>::from_str(&v, true)
-            .map_err(|_| format!("ISOSPEC_WAIT_DETECTOR: unknown detector \"{v}\""))?,
-        None => DetectorKind::Function,
-    };
-    let grace = match super::env("ISOSPEC_GRACE") {
-        Some(v) => super::parse_grace(&v).map_err(|e| format!("ISOSPEC_GRACE: {e}"))?,
-        None => crate::stop::DEFAULT_GRACE,
-    };
-    let config = RunConfig {
-        grace,
+    let (config, report) = super::request::RunRequest {
         tests,
+        allow_empty: true,
+        partition: None,
         outputdir: outputdir.clone(),
         dbname: r.dbnames[0].clone(),
         use_existing: r.use_existing,
@@ -498,14 +489,14 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             r.load_extensions.clone()
         },
         server,
-        exec: crate::executor::ExecOptions {
-            detector,
-            wait_function: super::env("ISOSPEC_WAIT_FUNCTION"),
-            wait_query: super::env("ISOSPEC_WAIT_QUERY"),
-            ..Default::default()
-        },
         timeout: None,
-        timeout_env: crate::timeouts::TimeoutEnv::from_env(),
+        grace: None,
+        detector: None,
+        wait_function: None,
+        wait_query: None,
+        only_permutation: None,
+        prepared_waits: false,
+        wait_graph_in_transcript: false,
         jobs: 1,
         repeat: 1,
         until_fail: false,
@@ -524,19 +515,17 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             c_locale: r.no_locale,
         },
         remove_instance_on_success: true,
-    };
-    let report = ReporterOptions {
-        regression_out: Some(outputdir.join("regression.out")),
-        quiet: false,
-        tap: false,
-        color: false,
-        files: ReportFiles {
+        report: super::request::ReportRequest {
+            quiet: false,
+            tap: false,
+            color: super::ColorChoice::Never,
             junit: None,
             json: None,
-            markdown_summary: None,
+            step_summary: false,
+            pg_regress: Some(PgRegressStyle { existing_server }),
         },
-        pg_regress: Some(PgRegressStyle { existing_server }),
-    };
+    }
+    .resolve()?;
     Ok(Prepared {
         config,
         report,

@@ -1,0 +1,160 @@
+//! One configuration path for a run, as ripgrep separates raw flags from
+//! validated settings: each front end (`isospec run`'s clap flags,
+//! `pg_isolation_regress`'s getopt options) fills one `RunRequest` with
+//! what the user said, and `resolve` alone applies the environment
+//! (`ISOSPEC_*`, `GITHUB_STEP_SUMMARY`, `NO_COLOR`, the timeout
+//! variables) and the defaults, checks the combination, and builds the
+//! run's `RunConfig` and the reporter's options.
+
+use super::ColorChoice;
+use crate::executor::ExecOptions;
+use crate::report::{PgRegressStyle, ReportFiles, ReporterOptions};
+use crate::run::{self, DatabaseSetup, RunConfig, ServerChoice, TestCase};
+use crate::wait::DetectorKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What one run asks for, before the environment and defaults.
+#[derive(Debug)]
+pub(crate) struct RunRequest {
+    /// The selected tests (each front end finds them its own way).
+    pub tests: Vec<TestCase>,
+    /// pg_regress runs (and reports) an empty selection; isospec refuses it.
+    pub allow_empty: bool,
+    pub partition: Option<(usize, usize)>,
+    pub outputdir: PathBuf,
+    pub dbname: String,
+    pub use_existing: bool,
+    pub drop_existing: bool,
+    pub load_extensions: Vec<String>,
+    pub server: ServerChoice,
+    pub timeout: Option<u64>,
+    /// None: `ISOSPEC_GRACE`, else 10 s.
+    pub grace: Option<Duration>,
+    /// None: `ISOSPEC_WAIT_DETECTOR`, else the function.
+    pub detector: Option<DetectorKind>,
+    /// None: `ISOSPEC_WAIT_FUNCTION` / `ISOSPEC_WAIT_QUERY`.
+    pub wait_function: Option<String>,
+    pub wait_query: Option<String>,
+    pub only_permutation: Option<usize>,
+    pub prepared_waits: bool,
+    pub wait_graph_in_transcript: bool,
+    pub jobs: usize,
+    pub repeat: usize,
+    pub until_fail: bool,
+    pub accept: bool,
+    pub alone: Vec<String>,
+    pub pin: bool,
+    pub setup: DatabaseSetup,
+    pub remove_instance_on_success: bool,
+    pub report: ReportRequest,
+}
+
+/// How the user asked to see the run.
+#[derive(Debug)]
+pub(crate) struct ReportRequest {
+    pub quiet: bool,
+    pub tap: bool,
+    pub color: ColorChoice,
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    /// Append the Markdown summary to `$GITHUB_STEP_SUMMARY` when set.
+    pub step_summary: bool,
+    pub pg_regress: Option<PgRegressStyle>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl RunRequest {
+    /// The run's configuration and the reporter's options.
+    pub fn resolve(self) -> Result<(RunConfig, ReporterOptions), String> {
+        let mut tests = self.tests;
+        if tests.is_empty() && !self.allow_empty {
+            return Err(
+                "nothing to run: name spec files, directories, test names or --schedule".into(),
+            );
+        }
+        if let Some((k, n)) = self.partition {
+            let selected = tests.len();
+            tests = run::partition(tests, k, n);
+            if tests.is_empty() {
+                return Err(format!(
+                    "partition {k}/{n} of {selected} selected specs is empty"
+                ));
+            }
+        }
+        if self.jobs == 0 {
+            return Err("--jobs must be at least 1".into());
+        }
+        let detector = match self.detector {
+            Some(d) => d,
+            None => match env("ISOSPEC_WAIT_DETECTOR") {
+                Some(v) => <DetectorKind as clap::ValueEnum>::from_str(&v, true)
+                    .map_err(|_| format!("ISOSPEC_WAIT_DETECTOR: unknown detector \"{v}\""))?,
+                None => DetectorKind::Function,
+            },
+        };
+        let grace = match self.grace {
+            Some(g) => g,
+            None => match env("ISOSPEC_GRACE") {
+                Some(v) => super::parse_grace(&v).map_err(|e| format!("ISOSPEC_GRACE: {e}"))?,
+                None => crate::stop::DEFAULT_GRACE,
+            },
+        };
+        let r = self.report;
+        let report = ReporterOptions {
+            regression_out: Some(self.outputdir.join("regression.out")),
+            quiet: r.quiet,
+            tap: r.tap,
+            color: match r.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::io::IsTerminal::is_terminal(&std::io::stdout())
+                        && env("NO_COLOR").is_none()
+                }
+            },
+            files: ReportFiles {
+                junit: r.junit,
+                json: r.json,
+                markdown_summary: r
+                    .step_summary
+                    .then(|| env("GITHUB_STEP_SUMMARY").map(PathBuf::from))
+                    .flatten(),
+            },
+            pg_regress: r.pg_regress,
+        };
+        let cfg = RunConfig {
+            tests,
+            outputdir: self.outputdir,
+            dbname: self.dbname,
+            use_existing: self.use_existing,
+            drop_existing: self.drop_existing,
+            load_extensions: self.load_extensions,
+            server: self.server,
+            timeout: self.timeout.map(Duration::from_secs),
+            grace,
+            timeout_env: crate::timeouts::TimeoutEnv::from_env(),
+            exec: ExecOptions {
+                detector,
+                only_permutation: self.only_permutation,
+                prepared_waits: self.prepared_waits,
+                wait_graph_in_transcript: self.wait_graph_in_transcript,
+                wait_function: self.wait_function.or_else(|| env("ISOSPEC_WAIT_FUNCTION")),
+                wait_query: self.wait_query.or_else(|| env("ISOSPEC_WAIT_QUERY")),
+                ..Default::default()
+            },
+            jobs: self.jobs,
+            repeat: self.repeat,
+            until_fail: self.until_fail,
+            accept: self.accept,
+            alone: self.alone,
+            pin: self.pin,
+            setup: self.setup,
+            remove_instance_on_success: self.remove_instance_on_success,
+        };
+        Ok((cfg, report))
+    }
+}
