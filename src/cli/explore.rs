@@ -194,10 +194,10 @@ fn explore_all(
             .map_err(|e| e.to_string())?;
         dbs.push(db);
     }
+    let stop = stopper.signal();
     let exec = ExecOptions {
         step_timeout: footing.step_timeout,
         detector: a.wait_detector,
-        stop: Some(stopper.signal()),
         ..ExecOptions::default()
     };
     let mut code = 0;
@@ -237,14 +237,21 @@ fn explore_all(
             b
         });
         let supervised = rt.block_on(async {
-            let work = walk::explore(&checked, &lanes, &exec, &plan, |done, planned| {
-                if let Some(b) = &bar {
-                    if let Some(p) = planned {
-                        b.set_length(u64::try_from(p).unwrap_or(u64::MAX));
+            let work = walk::explore(
+                &checked,
+                &lanes,
+                &exec,
+                Some(&stop),
+                &plan,
+                |done, planned| {
+                    if let Some(b) = &bar {
+                        if let Some(p) = planned {
+                            b.set_length(u64::try_from(p).unwrap_or(u64::MAX));
+                        }
+                        b.set_position(done);
                     }
-                    b.set_position(done);
-                }
-            });
+                },
+            );
             stopper.supervise(work, |m| events.note(m)).await
         });
         let signal = supervised.signal;
@@ -295,7 +302,7 @@ fn explore_all(
             seed,
             &invariants,
         ));
-        if exploration.cut_short && exec.stop.as_ref().is_some_and(|s| s.requested()) {
+        if exploration.cut_short && stop.requested() {
             println!("interrupted: the classes above are those found so far");
             code = code.max(128 + signal.unwrap_or(2));
             break;

@@ -41,7 +41,7 @@ impl<'a, C: Connection> Executor<'a, C> {
             let known: Vec<String> = self
                 .sessions
                 .iter()
-                .zip(&self.opts.backends.app_names)
+                .zip(&self.rt.backends.app_names)
                 .map(|(s, app)| format!("({}, {})", s.conn.backend_pid(), quote_literal(app)))
                 .collect();
             if !known.is_empty() {
@@ -104,7 +104,7 @@ impl<'a, C: Connection> Executor<'a, C> {
     /// The deadline of an interrupted run's cleanup (without one, the
     /// step timeout bounds each part as for any teardown).
     pub(super) fn stop_deadline(&self) -> Option<std::time::Instant> {
-        self.opts.stop.as_ref().and_then(StopSignal::deadline)
+        self.rt.stop.as_ref().and_then(StopSignal::deadline)
     }
 
     /// Ends an interrupted permutation within the grace period: cancels

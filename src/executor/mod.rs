@@ -101,22 +101,12 @@ pub struct ExecOptions {
     pub prepared_waits: bool,
     /// Put the wait graph into the transcript when a step is cancelled.
     pub wait_graph_in_transcript: bool,
-    /// Raised when the run is interrupted (SIGINT/SIGTERM), with the
-    /// deadline of the cleanup: running steps are cancelled, the sessions'
-    /// transactions ended and the teardown run before the spec ends.
-    pub stop: Option<StopSignal>,
-    /// Bind the spec's backends to this CPU, after checking they are
-    /// children of this postmaster (see `affinity`): (postmaster pid, CPU).
-    pub pin_backends: Option<(i32, usize)>,
     /// `--wait-function NAME`: asks NAME(pid, '{pids}') instead of
     /// pg_isolation_test_session_is_blocked (same signature).
     pub wait_function: Option<String>,
     /// `--wait-query SQL`: a query with the waiting pid as $1 and the
     /// sessions' pids as $2 (int[] text), answering true when blocked.
     pub wait_query: Option<String>,
-    /// What the backends said of themselves when the spec connected (set
-    /// by `run_spec`; `execute` callers may leave it empty).
-    pub backends: Backends,
     /// Queries run on the control connection after each permutation's
     /// steps, before the teardowns (`isospec explore`'s outcome queries
     /// and invariants); their rows come as `Event::AfterSteps`.
@@ -127,6 +117,22 @@ pub struct ExecOptions {
     /// ends at once with `Event::Unrealizable`, where isolationtester
     /// would wait twice the step timeout (`isospec explore`).
     pub end_stalled: bool,
+}
+
+/// What one spec's run holds besides its options: the stop signal, the
+/// CPU its backends are bound to, and what the backends said of
+/// themselves when they connected.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRuntime {
+    /// Raised when the run is interrupted (SIGINT/SIGTERM), with the
+    /// deadline of the cleanup: running steps are cancelled, the sessions'
+    /// transactions ended and the teardown run before the spec ends.
+    pub stop: Option<StopSignal>,
+    /// Bind the spec's backends to this CPU, after checking they are
+    /// children of this postmaster (see `affinity`): (postmaster pid, CPU).
+    pub pin_backends: Option<(i32, usize)>,
+    /// Set by `run_spec` (`execute` callers may leave it empty).
+    pub backends: Backends,
 }
 
 /// The spec's backends as they identified themselves.
@@ -149,11 +155,8 @@ impl Default for ExecOptions {
             only_permutation: None,
             prepared_waits: false,
             wait_graph_in_transcript: false,
-            stop: None,
-            pin_backends: None,
             wait_function: None,
             wait_query: None,
-            backends: Backends::default(),
             after_steps: Vec::new(),
             end_stalled: false,
         }
@@ -227,6 +230,7 @@ pub struct Executor<'a, C: Connection> {
     detector: Detector,
     tx: UnboundedSender<Event>,
     opts: ExecOptions,
+    rt: ExecRuntime,
     any_new_notice: bool,
     /// A permutation's setup has been sent and its teardown has not run
     /// yet: an interrupt must tear it down (and only then).
@@ -252,6 +256,7 @@ pub async fn execute<C: Connection>(
     control: C,
     conns: Vec<C>,
     opts: ExecOptions,
+    rt: ExecRuntime,
     tx: UnboundedSender<Event>,
 ) -> Result<(), SpecError> {
     let sessions: Vec<SessionConn<C>> = conns
@@ -267,7 +272,7 @@ pub async fn execute<C: Connection>(
         })
         .collect();
     let pids: Vec<i32> = sessions.iter().map(|s| s.conn.backend_pid()).collect();
-    if opts.backends.proxied && !spec.spec.options.pooled {
+    if rt.backends.proxied && !spec.spec.options.pooled {
         let all: Vec<(String, i32)> =
             std::iter::once(("the control connection".to_string(), control.backend_pid()))
                 .chain(
@@ -284,7 +289,7 @@ pub async fn execute<C: Connection>(
             }
         }
     }
-    if let Some((postmaster, cpu)) = opts.pin_backends {
+    if let Some((postmaster, cpu)) = rt.pin_backends {
         // Best effort: where binding is not allowed, the spec runs unbound.
         let all: Vec<i32> = pids
             .iter()
@@ -322,6 +327,7 @@ pub async fn execute<C: Connection>(
         detector,
         tx,
         opts,
+        rt,
         any_new_notice: false,
         in_permutation: false,
         started: false,
@@ -338,7 +344,7 @@ impl<'a, C: Connection> Executor<'a, C> {
     }
 
     fn interrupted(&self) -> bool {
-        self.opts.stop.as_ref().is_some_and(StopSignal::requested)
+        self.rt.stop.as_ref().is_some_and(StopSignal::requested)
     }
 
     fn step_name(&self, p: &PStep) -> &'a str {

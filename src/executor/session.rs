@@ -9,9 +9,10 @@ pub async fn run_spec(
     spec: &CheckedSpec,
     params: &ConnParams,
     opts: ExecOptions,
+    rt: ExecRuntime,
     tx: UnboundedSender<Event>,
 ) -> Result<(), SpecError> {
-    if opts.stop.as_ref().is_some_and(StopSignal::requested) {
+    if rt.stop.as_ref().is_some_and(StopSignal::requested) {
         return Err(SpecError::NotStarted);
     }
     for w in &spec.warnings {
@@ -113,9 +114,9 @@ pub async fn run_spec(
         while conn.take_notice().is_some() {}
     }
     let control = conns.remove(0);
-    let mut opts = opts;
-    opts.backends = Backends { proxied, app_names };
-    execute(spec, control, conns, opts, tx).await
+    let mut rt = rt;
+    rt.backends = Backends { proxied, app_names };
+    execute(spec, control, conns, opts, rt, tx).await
 }
 
 /// The query that identifies a session: isolationtester's application
@@ -163,7 +164,7 @@ impl<'a, C: Connection> Executor<'a, C> {
     /// server connection between transactions).  Direct connections are
     /// not asked: it would cost a round trip per session.
     pub(super) async fn check_backends(&mut self) -> Result<(), SpecError> {
-        if !self.opts.backends.proxied || self.spec.spec.options.pooled {
+        if !self.rt.backends.proxied || self.spec.spec.options.pooled {
             return Ok(());
         }
         for si in 0..self.sessions.len() {

@@ -246,7 +246,15 @@ async fn run(spec: &str, timeout: Duration) -> (String, Result<(), SpecError>) {
         step_timeout: timeout,
         ..Default::default()
     };
-    let r = execute(&checked, control, sessions, opts, tx).await;
+    let r = execute(
+        &checked,
+        control,
+        sessions,
+        opts,
+        ExecRuntime::default(),
+        tx,
+    )
+    .await;
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);

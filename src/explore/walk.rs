@@ -236,6 +236,7 @@ pub async fn explore(
     spec: &CheckedSpec,
     lanes: &[ConnParams],
     exec: &ExecOptions,
+    stop: Option<&crate::stop::StopSignal>,
     plan: &Plan,
     progress: impl FnMut(u64, Option<u128>),
 ) -> Result<Exploration, ExploreError> {
@@ -281,7 +282,7 @@ pub async fn explore(
     futures_util::future::join_all(
         lanes
             .iter()
-            .map(|params| lane(spec, params, &opts, plan, start, planned, &shared)),
+            .map(|params| lane(spec, params, &opts, stop, plan, start, planned, &shared)),
     )
     .await;
     if let Some(e) = shared.failure.into_inner() {
@@ -304,10 +305,12 @@ struct Shared<P> {
 
 /// One lane: batches of interleavings over its own connections until the
 /// order is done, the budget spent, the run interrupted or a lane failed.
+#[allow(clippy::too_many_arguments)]
 async fn lane<P: FnMut(u64, Option<u128>)>(
     spec: &CheckedSpec,
     params: &ConnParams,
     opts: &ExecOptions,
+    stop: Option<&crate::stop::StopSignal>,
     plan: &Plan,
     start: Instant,
     planned: Option<u128>,
@@ -323,10 +326,7 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
         // the drawn order: `--seed S --max N` then reproduces a run that a
         // budget ended.
         if pending.is_empty()
-            && (opts
-                .stop
-                .as_ref()
-                .is_some_and(crate::stop::StopSignal::requested)
+            && (stop.is_some_and(crate::stop::StopSignal::requested)
                 || plan.budget.is_some_and(|b| start.elapsed() >= b))
         {
             shared.result.borrow_mut().cut_short = true;
@@ -368,7 +368,19 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             }
             fold
         };
-        let (res, fold) = tokio::join!(run_spec(&batch_spec, params, opts.clone(), tx), collect);
+        let (res, fold) = tokio::join!(
+            run_spec(
+                &batch_spec,
+                params,
+                opts.clone(),
+                crate::executor::ExecRuntime {
+                    stop: stop.cloned(),
+                    ..Default::default()
+                },
+                tx,
+            ),
+            collect
+        );
         if let Some(msg) = fold.setup_failed {
             *shared.failure.borrow_mut() = Some(ExploreError::Setup(msg));
             return;

@@ -137,19 +137,24 @@ impl Runtime {
         self.stop.requested()
     }
 
-    /// The executor's options for one spec: the run's, with the step
-    /// timeout, the stop signal and the CPU binding of the lane.
-    pub fn exec_options(
+    /// The executor's options for one spec (the run's, with the step
+    /// timeout of the server's version) and its runtime (the stop signal,
+    /// the lane's CPU binding).
+    pub fn exec_for(
         &self,
         cfg: &RunConfig,
         pin: Option<(i32, usize)>,
-    ) -> crate::executor::ExecOptions {
-        crate::executor::ExecOptions {
+    ) -> (crate::executor::ExecOptions, crate::executor::ExecRuntime) {
+        let opts = crate::executor::ExecOptions {
             step_timeout: self.step_timeout,
+            ..cfg.exec.clone()
+        };
+        let rt = crate::executor::ExecRuntime {
             stop: Some(self.stop.clone()),
             pin_backends: pin,
-            ..cfg.exec.clone()
-        }
+            ..Default::default()
+        };
+        (opts, rt)
     }
 }
 

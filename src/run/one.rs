@@ -102,7 +102,7 @@ pub(super) async fn run_one(
     let permutations = checked.permutation_count();
     let sp = session_params(params, db, &t.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let exec_opts = rt.exec_options(cfg, pin);
+    let (exec_opts, exec_rt) = rt.exec_for(cfg, pin);
     let name = t.name.clone();
     let collect = async {
         let mut text = String::new();
@@ -124,7 +124,8 @@ pub(super) async fn run_one(
         }
         (text, steps, waits)
     };
-    let (res, (text, steps, waits)) = tokio::join!(run_spec(&checked, &sp, exec_opts, tx), collect);
+    let (res, (text, steps, waits)) =
+        tokio::join!(run_spec(&checked, &sp, exec_opts, exec_rt, tx), collect);
     if matches!(res, Err(SpecError::NotStarted)) {
         return Ok(SpecRun::not_run(t));
     }
