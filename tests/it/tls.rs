@@ -313,93 +313,133 @@ fn openssl_v1_client_cert(certs: &Certs, cn: &str) -> (PathBuf, PathBuf) {
     (crt, key)
 }
 
-/// A named way of connecting: the conninfo and the environment.
-type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
-
-#[test]
-fn a_blocking_spec_runs_over_every_way_of_connecting() {
-    let Some((dir, s)) = tls_server() else { return };
-    let d = dir.path();
-    let ca = s.certs.ca.display().to_string();
-    let (v1_crt, v1_key) = openssl_v1_client_cert(&s.certs, "certuser");
-    let cases: Vec<Case> = vec![
-        (
-            "client certificate made by openssl (X.509 v1)",
-            s.certuser(&v1_crt, &v1_key, ""),
-            vec![],
-        ),
-        ("sslmode=require", s.scram("sslmode=require"), vec![]),
-        ("prefer by default", s.scram(""), vec![]),
-        ("PGSSLMODE=require", s.scram(""), vec![("PGSSLMODE", "require".into())]),
-        ("verify-ca", s.scram(&format!("sslmode=verify-ca sslrootcert={ca}")), vec![]),
-        (
-            "verify-full",
-            format!(
-                "host=localhost port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={ca}",
-                s.port
-            ),
-            vec![],
-        ),
-        (
-            "channel_binding=require",
-            s.scram("channel_binding=require sslmode=require"),
-            vec![],
-        ),
-        (
-            "client certificate",
-            s.certuser(&s.certs.client_crt, &s.certs.client_key, ""),
-            vec![],
-        ),
-        (
-            "URI with TLS parameters",
-            format!(
-                "postgresql://scramuser:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
-                PASSWORD.replace('@', "%40"),
-                s.port
-            ),
-            vec![],
-        ),
-    ];
-    for (i, (case, conninfo, env)) in cases.iter().enumerate() {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let out = s.run(&d.join(format!("case{i}")), conninfo, &env);
-        assert_passes(&out, case);
-    }
+/// A test of one behaviour against a TLS server of its own: `$s` the
+/// server, `$d` the test's directory.
+macro_rules! tls_test {
+    ($(#[$doc:meta])* $name:ident, |$s:ident, $d:ident| $body:block) => {
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            let Some((dir, $s)) = tls_server() else { return };
+            let $d = dir.path();
+            $body
+        }
+    };
 }
 
-#[test]
-fn passwords_and_services_come_from_libpqs_files() {
-    let Some((dir, s)) = tls_server() else { return };
-    let d = dir.path();
-    // The password file: host, port, any database, the user.
-    let pgpass = d.join("pgpass");
+/// The blocking spec passes over `conninfo` with `env`.
+fn passes_over(s: &TlsServer, d: &Path, case: &str, conninfo: &str, env: &[(&str, &str)]) {
+    assert_passes(&s.run(&d.join("case"), conninfo, env), case);
+}
+
+/// The run is refused with `expected` in its one clear line.
+fn refused_over(s: &TlsServer, d: &Path, case: &str, conninfo: &str, expected: &str) {
+    assert_refused(&s.run(&d.join("case"), conninfo, &[]), case, expected);
+}
+
+tls_test!(over_sslmode_require, |s, d| {
+    passes_over(&s, d, "sslmode=require", &s.scram("sslmode=require"), &[]);
+});
+
+tls_test!(
+    /// libpq's default, prefer, uses TLS where the server offers it.
+    over_prefer_by_default,
+    |s, d| {
+        passes_over(&s, d, "prefer by default", &s.scram(""), &[]);
+    }
+);
+
+tls_test!(over_pgsslmode_require, |s, d| {
+    passes_over(
+        &s,
+        d,
+        "PGSSLMODE=require",
+        &s.scram(""),
+        &[("PGSSLMODE", "require")],
+    );
+});
+
+tls_test!(over_verify_ca, |s, d| {
+    let conn = s.scram(&format!(
+        "sslmode=verify-ca sslrootcert={}",
+        s.certs.ca.display()
+    ));
+    passes_over(&s, d, "verify-ca", &conn, &[]);
+});
+
+tls_test!(over_verify_full, |s, d| {
+    let conn = format!(
+        "host=localhost port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={}",
+        s.port,
+        s.certs.ca.display()
+    );
+    passes_over(&s, d, "verify-full", &conn, &[]);
+});
+
+tls_test!(over_channel_binding_require, |s, d| {
+    let conn = s.scram("channel_binding=require sslmode=require");
+    passes_over(&s, d, "channel_binding=require", &conn, &[]);
+});
+
+tls_test!(with_a_client_certificate, |s, d| {
+    let conn = s.certuser(&s.certs.client_crt, &s.certs.client_key, "");
+    passes_over(&s, d, "client certificate", &conn, &[]);
+});
+
+tls_test!(
+    /// A certificate as `openssl x509 -req` makes it (X.509 v1).
+    with_a_client_certificate_made_by_openssl,
+    |s, d| {
+        let (crt, key) = openssl_v1_client_cert(&s.certs, "certuser");
+        passes_over(&s, d, "X.509 v1 client certificate", &s.certuser(&crt, &key, ""), &[]);
+    }
+);
+
+tls_test!(over_a_uri_with_tls_parameters, |s, d| {
+    let conn = format!(
+        "postgresql://scramuser:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        PASSWORD.replace('@', "%40"),
+        s.port,
+        s.certs.ca.display()
+    );
+    passes_over(&s, d, "URI with TLS parameters", &conn, &[]);
+});
+
+/// A password file for the test server (mode 0600): host, port, any
+/// database, the user, after lines that do not match.
+fn pgpass_for(s: &TlsServer, path: &Path) {
     write_private(
-        &pgpass,
+        path,
         &format!(
             "# comment\nlocalhost:*:*:other:x\n127.0.0.1:{}:*:scramuser:{}\n",
             s.port,
             PASSWORD.replace(':', "\\:")
         ),
     );
-    let conn = format!(
+}
+
+fn without_password(s: &TlsServer) -> String {
+    format!(
         "host=127.0.0.1 port={} user=scramuser sslmode=require",
         s.port
-    );
-    let out = s.run(
-        &d.join("pgpass-ok"),
-        &conn,
-        &[("PGPASSFILE", pgpass.to_str().unwrap())],
-    );
-    assert_passes(&out, "password file");
+    )
+}
 
-    // ~/.pgpass by default.
-    let home_case = d.join("home-pgpass");
-    std::fs::create_dir_all(home_case.join("home")).unwrap();
-    std::fs::copy(&pgpass, home_case.join("home/.pgpass")).unwrap();
-    let out = s.run(&home_case, &conn, &[]);
-    assert_passes(&out, "~/.pgpass");
+tls_test!(with_the_password_file_of_pgpassfile, |s, d| {
+    let pgpass = d.join("pgpass");
+    pgpass_for(&s, &pgpass);
+    let env = [("PGPASSFILE", pgpass.to_str().unwrap())];
+    passes_over(&s, d, "PGPASSFILE", &without_password(&s), &env);
+});
 
-    // The service file, named by service= and by PGSERVICE.
+tls_test!(with_the_password_file_in_home, |s, d| {
+    std::fs::create_dir_all(d.join("case/home")).unwrap();
+    pgpass_for(&s, &d.join("case/home/.pgpass"));
+    passes_over(&s, d, "~/.pgpass", &without_password(&s), &[]);
+});
+
+/// A service file with a group `tls` for the test server.
+fn services_for(s: &TlsServer, d: &Path) -> PathBuf {
     let services = d.join("services.conf");
     std::fs::write(
         &services,
@@ -410,173 +450,216 @@ fn passwords_and_services_come_from_libpqs_files() {
         ),
     )
     .unwrap();
+    services
+}
+
+tls_test!(with_a_service_named_in_the_conninfo, |s, d| {
+    let services = services_for(&s, d);
     let env = [("PGSERVICEFILE", services.to_str().unwrap())];
-    let out = s.run(&d.join("service"), "service=tls", &env);
-    assert_passes(&out, "service=");
-    let env2 = [
+    passes_over(&s, d, "service=", "service=tls", &env);
+});
+
+tls_test!(with_a_service_named_by_pgservice, |s, d| {
+    let services = services_for(&s, d);
+    let env = [
         ("PGSERVICEFILE", services.to_str().unwrap()),
         ("PGSERVICE", "tls"),
     ];
-    let out = s.run(&d.join("pgservice"), "", &env2);
-    assert_passes(&out, "PGSERVICE");
-}
+    passes_over(&s, d, "PGSERVICE", "", &env);
+});
 
-#[test]
-fn a_host_list_skips_a_host_that_is_down() {
-    let Some((dir, s)) = tls_server() else { return };
-    // A port nothing listens on.
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port nothing listens on.
+fn down_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+tls_test!(over_a_host_list_whose_first_host_is_down, |s, d| {
     let conn = format!(
-        "host=127.0.0.1,localhost port={down},{} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={}",
+        "host=127.0.0.1,localhost port={},{} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={}",
+        down_port(),
         s.port,
         s.certs.ca.display()
     );
-    let out = s.run(&dir.path().join("list"), &conn, &[]);
-    assert_passes(&out, "host list");
-    // Both down: every attempt is reported, as libpq does.
-    let conn = format!("host=127.0.0.1,127.0.0.1 port={down},{down} user=scramuser password=x");
-    let out = s.run(&dir.path().join("none"), &conn, &[]);
-    let all = all_output(&out);
-    assert_eq!(out.status.code(), Some(2), "{all}");
-    let line =
-        format!("connection to server at \"127.0.0.1\", port {down} failed: Connection refused");
-    assert_eq!(all.matches(&line).count(), 2, "{all}");
+    passes_over(&s, d, "host list", &conn, &[]);
+});
+
+tls_test!(
+    /// Every host down: every attempt is reported, as libpq does.
+    a_host_list_all_down_reports_every_attempt,
+    |s, d| {
+        let down = down_port();
+        let conn = format!("host=127.0.0.1,127.0.0.1 port={down},{down} user=scramuser password=x");
+        let out = s.run(&d.join("none"), &conn, &[]);
+        let all = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        let line = format!("connection to server at \"127.0.0.1\", port {down} failed: Connection refused");
+        assert_eq!(all.matches(&line).count(), 2, "{all}");
+    }
+);
+
+/// The test's home directory with `files` copied into ~/.postgresql.
+fn home_postgresql(d: &Path, files: &[(&Path, &str)]) {
+    let dir = d.join("case/home/.postgresql");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, name) in files {
+        std::fs::copy(from, dir.join(name)).unwrap();
+    }
 }
 
-#[test]
-fn a_root_certificate_in_home_makes_require_verify_the_chain() {
-    let Some((dir, s)) = tls_server() else { return };
-    let d = dir.path();
-    // ~/.postgresql/root.crt holds a CA that did not sign the server's
-    // certificate: libpq's require then verifies, and fails.
-    let case = d.join("wrong-root");
-    std::fs::create_dir_all(case.join("home/.postgresql")).unwrap();
-    std::fs::copy(&s.certs.other_ca, case.join("home/.postgresql/root.crt")).unwrap();
-    let out = s.run(&case, &s.scram("sslmode=require"), &[]);
-    assert_refused(
-        &out,
-        "require with a foreign root.crt",
-        "certificate verify failed",
+tls_test!(
+    /// ~/.postgresql/root.crt holds a CA that did not sign the server's
+    /// certificate: libpq's require then verifies, and fails.
+    require_verifies_with_a_root_certificate_in_home,
+    |s, d| {
+        home_postgresql(d, &[(&s.certs.other_ca, "root.crt")]);
+        refused_over(&s, d, "require, foreign root.crt", &s.scram("sslmode=require"), "certificate verify failed");
+    }
+);
+
+tls_test!(
+    require_passes_with_the_right_root_certificate_in_home,
+    |s, d| {
+        home_postgresql(d, &[(&s.certs.ca, "root.crt")]);
+        passes_over(
+            &s,
+            d,
+            "require, right root.crt",
+            &s.scram("sslmode=require"),
+            &[],
+        );
+    }
+);
+
+tls_test!(client_certificate_and_key_from_home_by_default, |s, d| {
+    home_postgresql(
+        d,
+        &[
+            (&s.certs.ca, "root.crt"),
+            (&s.certs.client_crt, "postgresql.crt"),
+            (&s.certs.client_key, "postgresql.key"),
+        ],
     );
-    // The right CA there: require passes, verifying the chain.
-    let case = d.join("right-root");
-    std::fs::create_dir_all(case.join("home/.postgresql")).unwrap();
-    std::fs::copy(&s.certs.ca, case.join("home/.postgresql/root.crt")).unwrap();
-    let out = s.run(&case, &s.scram("sslmode=require"), &[]);
-    assert_passes(&out, "require with the right root.crt");
-    // Client certificate and key found in ~/.postgresql by default.
-    std::fs::copy(
-        &s.certs.client_crt,
-        case.join("home/.postgresql/postgresql.crt"),
-    )
-    .unwrap();
-    std::fs::copy(
-        &s.certs.client_key,
-        case.join("home/.postgresql/postgresql.key"),
-    )
-    .unwrap();
     let conn = format!(
         "host=localhost port={} user=certuser sslmode=verify-full",
         s.port
     );
-    let out = s.run(&case, &conn, &[]);
-    assert_passes(&out, "client certificate from ~/.postgresql");
-}
+    passes_over(&s, d, "client certificate from ~/.postgresql", &conn, &[]);
+});
 
-#[test]
-fn refusals_are_one_clear_line_at_once() {
-    let Some((dir, s)) = tls_server() else { return };
-    let d = dir.path();
-    let ca = s.certs.ca.display().to_string();
-    // verify-full against a name the certificate does not carry.
-    let conn = format!(
-        "host=wrong.example hostaddr=127.0.0.1 port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={ca}",
-        s.port
+tls_test!(
+    refused_verify_full_against_a_name_not_in_the_certificate,
+    |s, d| {
+        let conn = format!(
+        "host=wrong.example hostaddr=127.0.0.1 port={} user=scramuser password={PASSWORD} sslmode=verify-full sslrootcert={}",
+        s.port,
+        s.certs.ca.display()
     );
-    let out = s.run(&d.join("name"), &conn, &[]);
-    assert_refused(
-        &out,
+        refused_over(
+        &s,
+        d,
         "verify-full, wrong name",
+        &conn,
         "server certificate for \"localhost\" (and 1 other name) does not match host name \"wrong.example\"",
     );
-    // verify-ca with a CA that did not sign it.
+    }
+);
+
+tls_test!(refused_verify_ca_with_a_foreign_root, |s, d| {
     let conn = s.scram(&format!(
         "sslmode=verify-ca sslrootcert={}",
         s.certs.other_ca.display()
     ));
-    let out = s.run(&d.join("ca"), &conn, &[]);
-    assert_refused(&out, "verify-ca, foreign CA", "certificate verify failed");
-    // verify-ca without any root certificate.
-    let out = s.run(&d.join("noroot"), &s.scram("sslmode=verify-ca"), &[]);
-    assert_refused(&out, "verify-ca, no root.crt", "root certificate file");
-    // Without TLS against a hostssl-only server.
-    let out = s.run(&d.join("disable"), &s.scram("sslmode=disable"), &[]);
-    assert_refused(
-        &out,
+    refused_over(
+        &s,
+        d,
+        "verify-ca, foreign CA",
+        &conn,
+        "certificate verify failed",
+    );
+});
+
+tls_test!(refused_verify_ca_without_a_root_certificate, |s, d| {
+    refused_over(
+        &s,
+        d,
+        "verify-ca, no root.crt",
+        &s.scram("sslmode=verify-ca"),
+        "root certificate file",
+    );
+});
+
+tls_test!(refused_without_tls_by_a_hostssl_only_server, |s, d| {
+    refused_over(
+        &s,
+        d,
         "sslmode=disable",
+        &s.scram("sslmode=disable"),
         "no pg_hba.conf entry for host \"127.0.0.1\", user \"scramuser\", database \"postgres\", no encryption",
     );
-    // A wrong password.
+});
+
+tls_test!(refused_with_a_wrong_password, |s, d| {
     let conn = format!(
         "host=127.0.0.1 port={} user=scramuser password=wrong sslmode=require",
         s.port
     );
-    let out = s.run(&d.join("password"), &conn, &[]);
-    assert_refused(
-        &out,
+    refused_over(
+        &s,
+        d,
         "wrong password",
+        &conn,
         "password authentication failed for user \"scramuser\"",
     );
-    // A password file others may read: libpq's warning, then no password.
-    let pgpass = d.join("pgpass-open");
-    std::fs::write(&pgpass, format!("*:*:*:scramuser:{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let conn = format!(
-        "host=127.0.0.1 port={} user=scramuser sslmode=require",
-        s.port
-    );
-    let out = s.run(
-        &d.join("perm"),
-        &conn,
-        &[("PGPASSFILE", pgpass.to_str().unwrap())],
-    );
-    assert_refused(
-        &out,
-        "password file 0644",
-        "has group or world access; permissions should be u=rw (0600) or less",
-    );
-    assert_refused(
-        &out,
-        "password file 0644",
-        "fe_sendauth: no password supplied",
-    );
-    // A client key others may read.
+});
+
+tls_test!(
+    /// A password file others may read: libpq's warning, then no password.
+    refused_with_a_password_file_others_may_read,
+    |s, d| {
+        let pgpass = d.join("pgpass-open");
+        std::fs::write(&pgpass, format!("*:*:*:scramuser:{PASSWORD}\n")).unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let env = [("PGPASSFILE", pgpass.to_str().unwrap())];
+        let out = s.run(&d.join("perm"), &without_password(&s), &env);
+        assert_refused(&out, "password file 0644", "has group or world access; permissions should be u=rw (0600) or less");
+        assert_refused(&out, "password file 0644", "fe_sendauth: no password supplied");
+    }
+);
+
+tls_test!(refused_with_a_client_key_others_may_read, |s, d| {
     let key = d.join("open.key");
     std::fs::copy(&s.certs.client_key, &key).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let conn = s.certuser(&s.certs.client_crt, &key, "");
-    let out = s.run(&d.join("key"), &conn, &[]);
-    assert_refused(&out, "client key 0644", "has group or world access");
-    // channel_binding=require where the server offers no SCRAM (cert auth).
-    let conn = s.certuser(
-        &s.certs.client_crt,
-        &s.certs.client_key,
-        "channel_binding=require",
-    );
-    let out = s.run(&d.join("cb"), &conn, &[]);
-    assert_refused(
-        &out,
-        "channel_binding=require with cert auth",
-        "channel binding required, but server authenticated client without channel binding",
-    );
-    // What isospec cannot do is said in one line naming the setting.
-    let out = s.run(&d.join("gss"), &s.scram("gssencmode=require"), &[]);
-    assert_refused(&out, "gssencmode=require", "gssencmode");
-}
+    refused_over(&s, d, "client key 0644", &conn, "has group or world access");
+});
+
+tls_test!(
+    /// channel_binding=require where the server offers no SCRAM (cert auth).
+    refused_channel_binding_required_without_scram,
+    |s, d| {
+        let conn = s.certuser(&s.certs.client_crt, &s.certs.client_key, "channel_binding=require");
+        refused_over(
+            &s,
+            d,
+            "channel_binding=require with cert auth",
+            &conn,
+            "channel binding required, but server authenticated client without channel binding",
+        );
+    }
+);
+
+tls_test!(
+    /// What isospec cannot do is said in one line naming the setting.
+    refused_gssencmode_require_in_one_line,
+    |s, d| {
+        refused_over(&s, d, "gssencmode=require", &s.scram("gssencmode=require"), "gssencmode");
+    }
+);
 
 #[test]
 fn a_step_timeout_cancels_over_tls() {
@@ -876,82 +959,88 @@ fn documented_server(dir: &Path, self_signed: bool) -> TlsServer {
     TlsServer::launch(dir, None, false)
 }
 
-#[test]
-fn server_certificates_made_as_postgresqls_documentation_shows() {
+/// A server with its certificate made as PostgreSQL's documentation shows:
+/// verify-ca and verify-full pass with that root, and a foreign root fails.
+fn documented_certificate_case(self_signed: bool) {
     if let Some(why) = crate::util::no_server_reason() {
         crate::util::skip(&why);
         return;
     }
-    for self_signed in [true, false] {
-        let dir = workdir();
-        let s = documented_server(dir.path(), self_signed);
-        let root = dir.path().join("certs/doc-root.crt");
-        for mode in ["verify-ca", "verify-full"] {
-            let conn = format!(
-                "host=localhost port={} user=scramuser password={PASSWORD} sslmode={mode} sslrootcert={}",
-                s.port,
-                root.display()
-            );
-            let case = format!("{mode}, self-signed {self_signed}");
-            assert_passes(&s.run(&dir.path().join(mode), &conn, &[]), &case);
-        }
-        // Not trusted without that root: the test CA did not sign it.
-        let conn = s.scram(&format!(
-            "sslmode=verify-ca sslrootcert={}",
-            s.certs.ca.display()
-        ));
-        assert_refused(
-            &s.run(&dir.path().join("other"), &conn, &[]),
-            "foreign root",
-            "certificate verify failed",
+    let dir = workdir();
+    let s = documented_server(dir.path(), self_signed);
+    let root = dir.path().join("certs/doc-root.crt");
+    for mode in ["verify-ca", "verify-full"] {
+        let conn = format!(
+            "host=localhost port={} user=scramuser password={PASSWORD} sslmode={mode} sslrootcert={}",
+            s.port,
+            root.display()
         );
+        let case = format!("{mode}, self-signed {self_signed}");
+        assert_passes(&s.run(&dir.path().join(mode), &conn, &[]), &case);
     }
+    // Not trusted without that root: the test CA did not sign it.
+    let conn = s.scram(&format!(
+        "sslmode=verify-ca sslrootcert={}",
+        s.certs.ca.display()
+    ));
+    assert_refused(
+        &s.run(&dir.path().join("other"), &conn, &[]),
+        "foreign root",
+        "certificate verify failed",
+    );
 }
 
 #[test]
-fn large_queries_keys_and_certificate_modes_over_tls() {
-    let Some((dir, s)) = tls_server() else { return };
-    let d = dir.path();
-    // A step of over 64 KiB travels whole over TLS.
-    let big = "x".repeat(100_000);
-    let spec =
-        format!("session s1\nstep big {{ SELECT length('{big}') AS n; }}\npermutation big\n");
-    let specs = crate::util::write_new_specs(d, &[("big", &spec)]);
-    let home = d.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = s
-        .command(&home, &[])
-        .arg("run")
-        .arg("--outputdir")
-        .arg(d.join("big"))
-        .args(["-d", &s.scram("sslmode=require")])
-        .arg(specs.join("big.spec"))
-        .output()
-        .unwrap();
-    let result = std::fs::read_to_string(d.join("big/results/big.out")).unwrap_or_default();
-    assert!(
-        result.contains("100000") && !result.contains("ERROR"),
-        "{result}\n{}",
-        all_output(&out)
-    );
-    // A key that is not the certificate's: libpq's message.
-    let conn = s.certuser(&s.certs.client_crt, &s.certs.server_key, "");
-    let out = s.run(&d.join("mismatch"), &conn, &[]);
-    assert_refused(
-        &out,
-        "key mismatch",
-        "certificate does not match private key file",
-    );
-    // sslcertmode=disable sends no certificate, even one in ~/.postgresql.
-    let conn = s.certuser(
-        &s.certs.client_crt,
-        &s.certs.client_key,
-        "sslcertmode=disable",
-    );
-    let out = s.run(&d.join("certmode"), &conn, &[]);
-    assert_refused(
-        &out,
-        "sslcertmode=disable",
-        "connection requires a valid client certificate",
-    );
+fn a_self_signed_server_certificate_copied_to_root_crt() {
+    documented_certificate_case(true);
 }
+
+#[test]
+fn an_x509_v1_server_certificate_signed_by_a_root() {
+    documented_certificate_case(false);
+}
+
+tls_test!(
+    /// A step of over 64 KiB travels whole over TLS.
+    a_step_of_100_kb_over_tls,
+    |s, d| {
+        let big = "x".repeat(100_000);
+        let spec = format!("session s1\nstep big {{ SELECT length('{big}') AS n; }}\npermutation big\n");
+        let specs = crate::util::write_new_specs(d, &[("big", &spec)]);
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let out = s
+            .command(&home, &[])
+            .arg("run")
+            .arg("--outputdir")
+            .arg(d.join("big"))
+            .args(["-d", &s.scram("sslmode=require")])
+            .arg(specs.join("big.spec"))
+            .output()
+            .unwrap();
+        let result = std::fs::read_to_string(d.join("big/results/big.out")).unwrap_or_default();
+        assert!(
+            result.contains("100000") && !result.contains("ERROR"),
+            "{result}\n{}",
+            all_output(&out)
+        );
+    }
+);
+
+tls_test!(
+    /// A key that is not the certificate's: libpq's message.
+    refused_a_key_that_is_not_the_certificates,
+    |s, d| {
+        let conn = s.certuser(&s.certs.client_crt, &s.certs.server_key, "");
+        refused_over(&s, d, "key mismatch", &conn, "certificate does not match private key file");
+    }
+);
+
+tls_test!(
+    /// sslcertmode=disable sends no certificate.
+    sslcertmode_disable_sends_no_certificate,
+    |s, d| {
+        let conn = s.certuser(&s.certs.client_crt, &s.certs.client_key, "sslcertmode=disable");
+        refused_over(&s, d, "sslcertmode=disable", &conn, "connection requires a valid client certificate");
+    }
+);
