@@ -2,9 +2,10 @@
 
 use crate::util::*;
 
-#[test]
-fn parallel_run_with_reports_and_accept() {
-    require_server!();
+/// The fixtures under -j 3 with one expected file broken and one spec
+/// without expected output, reported as TAP, JUnit and JSON: the work
+/// directory and stdout.
+fn broken_parallel_run() -> (tempfile::TempDir, String) {
     let dir = workdir();
     copy_dir(
         &manifest().join("tests/fixtures"),
@@ -42,6 +43,13 @@ fn parallel_run_with_reports_and_accept() {
         ],
     );
     let stdout = expect_exit(&out, 1);
+    (dir, stdout)
+}
+
+#[test]
+fn a_parallel_run_reports_as_tap() {
+    require_server!();
+    let (_dir, stdout) = broken_parallel_run();
     assert!(
         stdout.contains("not ok") && stdout.contains("- locks  "),
         "{stdout}"
@@ -53,9 +61,14 @@ fn parallel_run_with_reports_and_accept() {
         "{stdout}"
     );
     assert!(stdout.contains("1..6"), "{stdout}");
+}
 
-    // JUnit: well-formed XML, six testcases, the broken one carries the diff.
-    let xml = std::fs::read_to_string(&junit).unwrap();
+#[test]
+fn a_parallel_runs_junit_report_carries_the_diff() {
+    require_server!();
+    let (dir, _) = broken_parallel_run();
+    // Well-formed XML, six testcases, the broken one carries the diff.
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     let mut reader = quick_xml::Reader::from_str(&xml);
     let (mut cases, mut failures) = (0, 0);
     loop {
@@ -73,16 +86,26 @@ fn parallel_run_with_reports_and_accept() {
     }
     assert_eq!((cases, failures), (6, 2), "{xml}");
     assert!(xml.contains("savings") && xml.contains("checking"), "{xml}");
+}
 
+#[test]
+fn a_parallel_runs_json_report_has_status_permutations_and_steps() {
+    require_server!();
+    let (dir, _) = broken_parallel_run();
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
     let specs = report["specs"].as_array().unwrap();
     let locks = specs.iter().find(|s| s["name"] == "locks").unwrap();
     assert_eq!(locks["status"], "failed");
     assert_eq!(locks["permutations"], "2");
     assert!(!locks["steps"].as_array().unwrap().is_empty());
+}
 
-    // accept copies the new and the changed transcripts into expected/.
+#[test]
+fn accept_copies_the_new_and_the_changed_transcripts() {
+    require_server!();
+    let (dir, _) = broken_parallel_run();
     let acc = isospec()
         .arg("accept")
         .arg("--outputdir")
@@ -95,7 +118,9 @@ fn parallel_run_with_reports_and_accept() {
         accepted.contains("expected/locks.out") && accepted.contains("expected/fresh.out"),
         "{accepted}"
     );
+    let exp = dir.path().join("suite/expected/locks.out");
     assert!(std::fs::read_to_string(&exp).unwrap().contains("checking"));
+    let suite = dir.path().join("suite");
     let again = run_in(
         dir.path(),
         &["-j", "2", suite.join("specs").to_str().unwrap()],

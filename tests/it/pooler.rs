@@ -178,23 +178,28 @@ fn a_pooler_stopped_mid_run_is_a_clear_error_and_finished_results_stay() {
 }
 
 #[test]
-fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
+fn a_pooler_stalled_at_connect_is_bounded_by_the_connect_timeout() {
     require_pgbouncer!();
     let dir = workdir();
-    let (_inst, srv, pooler) = setup(dir.path(), &[]);
-
-    // At connect: the socket accepts, the handshake never ends.
+    let (_inst, _srv, pooler) = setup(dir.path(), &[]);
+    // The socket accepts, the handshake never ends.
     pooler.signal(Signal::SIGSTOP);
     let (code, all) = run_blocking(&pooler, &dir.path().join("a"), "2", "5");
+    pooler.signal(Signal::SIGCONT);
     assert_ne!(code, Some(0), "{all}");
     assert!(
         all.contains("127.0.0.1") && all.contains("timeout expired: no complete answer within 2 s"),
         "{all}"
     );
-    pooler.signal(Signal::SIGCONT);
+}
 
-    // Mid-run: stalled while s2 waits (s1 never commits); the wait query
-    // and everything after it are bounded by the step timeout.
+#[test]
+fn a_pooler_stalled_mid_run_is_bounded_by_the_step_timeout() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, srv, pooler) = setup(dir.path(), &[]);
+    // Stalled while s2 waits (s1 never commits); the wait query and
+    // everything after it are bounded by the step timeout.
     let held = write_suite(dir.path(), &[("held", HOLD, "")]);
     let child = run_until_s2_waits(
         &pooler,
@@ -206,29 +211,36 @@ fn a_stalled_pooler_is_bounded_at_connect_and_mid_run() {
     );
     pooler.signal(Signal::SIGSTOP);
     let out = child.wait_with_output().unwrap();
+    pooler.signal(Signal::SIGCONT);
     let all = stderr_and_stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("timed out") && all.contains("server at 127.0.0.1"),
         "{all}"
     );
-    pooler.signal(Signal::SIGCONT);
 }
 
-#[test]
-fn a_pooler_refusing_the_database_or_the_user_names_itself() {
-    require_pgbouncer!();
-    let dir = workdir();
-    let inst = start_instance(dir.path());
+/// A server with database isolation_regression and PgBouncer before it,
+/// and the blocking spec.
+fn refusing_setup(dir: &Path) -> (isospec::server::TempInstance, Pooler, std::path::PathBuf) {
+    let inst = start_instance(dir);
     let srv = Server::ready(&inst.data_dir);
     srv.query("postgres", "CREATE DATABASE isolation_regression")
         .unwrap();
-    let pooler = Pooler::start(&inst, &dir.path().join("pgb"), &[]);
-    let specs = write_suite(dir.path(), &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    let pooler = Pooler::start(&inst, &dir.join("pgb"), &[]);
+    let specs = write_suite(dir, &[("blocking", BLOCKING, BLOCKING_OUT)]);
+    (inst, pooler, specs.join("blocking.spec"))
+}
+
+#[test]
+fn a_pooler_refusing_the_database_names_itself_and_the_database() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, pooler, spec) = refusing_setup(dir.path());
     let out = pooler
         .run(&dir.path().join("a"))
         .args(["--dbname", "no_such_db", "--timeout", "10"])
-        .arg(specs.join("blocking.spec"))
+        .arg(spec)
         .output()
         .unwrap();
     let all = stderr_and_stdout(&out);
@@ -237,11 +249,17 @@ fn a_pooler_refusing_the_database_or_the_user_names_itself() {
         all.contains("127.0.0.1") && all.contains("no_such_db"),
         "{all}"
     );
+}
 
+#[test]
+fn a_pooler_refusing_the_user_names_itself_and_the_user() {
+    require_pgbouncer!();
+    let dir = workdir();
+    let (_inst, pooler, spec) = refusing_setup(dir.path());
     let out = pooler
         .run_as(&dir.path().join("b"), "no_such_user")
         .args(["--timeout", "10"])
-        .arg(specs.join("blocking.spec"))
+        .arg(spec)
         .output()
         .unwrap();
     let all = stderr_and_stdout(&out);

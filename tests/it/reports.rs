@@ -8,28 +8,22 @@ const BLOCKED: &str = "setup { CREATE TABLE wg (a int); }\nteardown { DROP TABLE
     session s2\nstep s2lock { BEGIN; LOCK wg; }\nteardown { ROLLBACK; }\n\
     permutation s1lock s2lock\n";
 
+/// A spec whose expected output differs from what it gives.
+const DIFFERS: &str = "session s1\nstep s1a { SELECT 1 AS one; }\npermutation s1a\n";
+
 #[test]
-fn github_summary_colour_and_wait_graph_in_transcript() {
+fn the_wait_graph_goes_into_the_transcript_when_asked() {
     require_server!();
     let dir = workdir();
     // A step that waits on a lock nobody releases: cancelled after 1 s,
-    // with the server's wait graph in the transcript when asked.
+    // with the server's wait graph in the transcript.
     let specs = write_suite(dir.path(), &[("blocked", BLOCKED, "something else\n")]);
-    let summary = dir.path().join("summary.md");
     let out = run_in_env(
         dir.path(),
-        &[
-            ("PGISOLATIONTIMEOUT", "1".as_ref()),
-            ("GITHUB_STEP_SUMMARY", &summary),
-        ],
-        &[
-            "--wait-graph-in-transcript",
-            "--color",
-            "always",
-            specs.to_str().unwrap(),
-        ],
+        &[("PGISOLATIONTIMEOUT", "1".as_ref())],
+        &["--wait-graph-in-transcript", specs.to_str().unwrap()],
     );
-    let stdout = expect_exit(&out, 1);
+    expect_exit(&out, 1);
     let result = std::fs::read_to_string(dir.path().join("results/blocked.out")).unwrap();
     assert!(
         result.contains("wait graph for step s2lock of session s2"),
@@ -44,17 +38,37 @@ fn github_summary_colour_and_wait_graph_in_transcript() {
         result.contains("isolationtester: canceling step s2lock after 1 seconds"),
         "{result}"
     );
-    // The failing diff is printed in colour, and summarised for GitHub.
-    assert!(stdout.contains("\x1b[32m+step s2lock"), "{stdout}");
+}
+
+#[test]
+fn the_failing_diff_is_printed_in_colour_when_asked() {
+    require_server!();
+    let dir = workdir();
+    let specs = write_suite(dir.path(), &[("differs", DIFFERS, "something else\n")]);
+    let out = run_in(dir.path(), &["--color", "always", specs.to_str().unwrap()]);
+    let stdout = expect_exit(&out, 1);
+    assert!(stdout.contains("\x1b[32m+step s1a"), "{stdout}");
+    assert!(stdout.contains("\x1b[31m-something else"), "{stdout}");
+}
+
+#[test]
+fn github_actions_get_a_markdown_summary_with_the_diff() {
+    require_server!();
+    let dir = workdir();
+    let specs = write_suite(dir.path(), &[("differs", DIFFERS, "something else\n")]);
+    let summary = dir.path().join("summary.md");
+    let out = run_in_env(
+        dir.path(),
+        &[("GITHUB_STEP_SUMMARY", &summary)],
+        &[specs.to_str().unwrap()],
+    );
+    expect_exit(&out, 1);
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        md.contains("0 of 1 specs passed") && md.contains("blocked (failed)"),
+        md.contains("0 of 1 specs passed") && md.contains("differs (failed)"),
         "{md}"
     );
-    assert!(
-        md.contains("```diff") && md.contains("+step s1lock"),
-        "{md}"
-    );
+    assert!(md.contains("```diff") && md.contains("+step s1a"), "{md}");
 }
 
 /// By default a cancelled step's transcript is isolationtester's: the wait

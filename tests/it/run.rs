@@ -263,7 +263,7 @@ fn unreachable_instance_dir_is_relocated_for_the_server_user() {
 }
 
 #[test]
-fn repeat_partition_and_list() {
+fn repeat_runs_a_partition_several_times_with_one_transcript_each() {
     require_server!();
     let dir = workdir();
     let specs = manifest().join("tests/fixtures/specs");
@@ -289,7 +289,12 @@ fn repeat_partition_and_list() {
     );
     assert!(!stdout.contains("test locks"), "{stdout}");
     assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+}
 
+/// `isospec list --permutations` prints every permutation, no server needed.
+#[test]
+fn list_prints_every_permutation() {
+    let specs = manifest().join("tests/fixtures/specs");
     let list = isospec()
         .arg("list")
         .arg("--permutations")
