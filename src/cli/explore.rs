@@ -161,7 +161,8 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
     let result = explore_all(&a, &rt, &mut stopper, &footing, &events, seed);
     let Footing { instance, .. } = footing;
     if let Some(mut inst) = instance {
-        let _ = rt.block_on(tokio::task::spawn_blocking(move || inst.stop()));
+        // Outside the runtime: stopping the server blocks.
+        inst.stop();
     }
     drop(events);
     let _ = rt.block_on(printer);

@@ -309,6 +309,8 @@ fn without_a_server_explore_uses_a_temporary_instance_and_the_versions_timeout()
         .unwrap();
     let stdout = crate::util::text(&out.stdout);
     let stderr = crate::util::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         stderr.contains("using a temporary instance in tmp_check"),
         "{stdout}\n{stderr}"
