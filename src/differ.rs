@@ -195,7 +195,10 @@ mod tests {
     fn first_change_of_a_missing_and_an_added_line() {
         let f = first_change("a\nb\nc\n", "a\nc\n").unwrap();
         assert_eq!((f.expected_line, f.actual_line), (1, 1));
-        assert_eq!((f.expected.as_deref(), f.actual.as_deref()), (Some("b"), Some("c")));
+        assert_eq!(
+            (f.expected.as_deref(), f.actual.as_deref()),
+            (Some("b"), Some("c"))
+        );
         let f = first_change("a\n", "a\nb\n").unwrap();
         assert_eq!((f.expected, f.actual.as_deref()), (None, Some("b")));
         assert_eq!(first_change("a\n", "a\n"), None);

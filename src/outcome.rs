@@ -74,7 +74,7 @@ pub struct TestOutcome {
     pub result_file: Option<PathBuf>,
     /// Where a spec that did not pass departs from its expected output,
     /// failed to parse, or stopped.
-    pub departure: Option<Departure>,
+    pub departure: Option<Box<Departure>>,
     /// What happened when, per permutation (kept only when a report draws
     /// it: `--html`).
     pub trace: Option<std::sync::Arc<SpecTrace>>,

@@ -39,6 +39,8 @@ pub struct Recorder {
     last_step: Option<(usize, String)>,
     /// The step a timeout, a lost connection or a failed send names.
     failed_step: Option<(usize, String)>,
+    /// The session whose connection could not be made.
+    failed_session: Option<usize>,
     lines: usize,
 }
 
@@ -56,6 +58,7 @@ impl Recorder {
             current: None,
             last_step: None,
             failed_step: None,
+            failed_session: None,
             lines: 0,
         }
     }
@@ -111,7 +114,8 @@ impl Recorder {
         let at = self.t0.elapsed().as_micros() as u64;
         let first_line = self.lines;
         let n_lines = rendered.lines().count();
-        let step_of = |r: &Self, session: &str, step: &str| r.session(session).map(|s| (s, step.to_string()));
+        let step_of =
+            |r: &Self, session: &str, step: &str| r.session(session).map(|s| (s, step.to_string()));
         match ev {
             Event::PermutationStart { index, steps } => {
                 if let Some(p) = self.perms.last_mut() {
@@ -198,6 +202,10 @@ impl Recorder {
                     b.timed_out = true;
                 }
             }
+            Event::ConnectFailed { index, .. } => {
+                // Connection 0 is the control connection.
+                self.failed_session = index.checked_sub(1);
+            }
             Event::SendFailed { step, .. } => {
                 self.failed_step = self.session_of_step(step).map(|s| (s, step.clone()));
             }
@@ -257,9 +265,19 @@ impl Recorder {
 
     /// Where a transcript that differs from its expected output departs,
     /// pointing at the spec's line.
-    pub fn departure(&self, spec: &CheckedSpec, permutations: u128, first: &FirstChange) -> Departure {
+    pub fn departure(
+        &self,
+        spec: &CheckedSpec,
+        permutations: u128,
+        first: &FirstChange,
+    ) -> Departure {
         let origin = self.origin(first.actual_line);
-        let mut d = self.point(spec, permutations, origin.and_then(|o| o.perm), origin.and_then(|o| o.step.clone()));
+        let mut d = self.point(
+            spec,
+            permutations,
+            origin.and_then(|o| o.perm),
+            origin.and_then(|o| o.step.clone()),
+        );
         d.expected = first.expected.clone();
         d.actual = first.actual.clone();
         d.expected_line = first.expected_line;
@@ -272,7 +290,14 @@ impl Recorder {
     pub fn run_error(&self, spec: &CheckedSpec, permutations: u128, error: &str) -> Departure {
         let step = self.failed_step.clone().or_else(|| self.last_step.clone());
         let perm = self.perms.len().checked_sub(1);
-        let mut d = self.point(spec, permutations, perm, step);
+        let mut d = self.point(spec, permutations, perm, step.clone());
+        if let (None, Some(si)) = (&step, self.failed_session) {
+            if let Some(session) = spec.spec.sessions.get(si) {
+                d.line = session.pos.line.max(1);
+                d.col = session.pos.col.max(1);
+                d.session = Some(session.name.clone());
+            }
+        }
         d.kind = DepartureKind::RunError;
         d.actual = Some(error.to_string());
         d.actual_line = self.lines;
@@ -370,7 +395,11 @@ mod tests {
     use crate::transcript;
 
     fn spec(src: &str) -> CheckedSpec {
-        crate::spec::check("t.spec", crate::spec::parse("t.spec", src.as_bytes()).unwrap()).unwrap()
+        crate::spec::check(
+            "t.spec",
+            crate::spec::parse("t.spec", src.as_bytes()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn feed(r: &mut Recorder, events: &[Event]) -> String {
@@ -391,23 +420,67 @@ mod tests {
     fn events() -> Vec<Event> {
         vec![
             Event::Parsed { sessions: 2 },
-            Event::PermutationStart { index: 0, steps: vec![s("a1"), s("b1"), s("a2")] },
-            Event::StepLaunched { session: s("a"), step: s("a1"), sql: s("BEGIN") },
-            Event::StepTimings { step: s("a1"), micros: 5 },
-            Event::StepWaiting { session: s("b"), step: s("b1"), sql: s("LOCK t") },
+            Event::PermutationStart {
+                index: 0,
+                steps: vec![s("a1"), s("b1"), s("a2")],
+            },
+            Event::StepLaunched {
+                session: s("a"),
+                step: s("a1"),
+                sql: s("BEGIN"),
+            },
+            Event::StepTimings {
+                step: s("a1"),
+                micros: 5,
+            },
+            Event::StepWaiting {
+                session: s("b"),
+                step: s("b1"),
+                sql: s("LOCK t"),
+            },
             Event::BlockedBy {
                 session: s("b"),
                 step: s("b1"),
-                by: vec![Who::Session { name: s("a"), pid: s("42") }],
+                by: vec![Who::Session {
+                    name: s("a"),
+                    pid: s("42"),
+                }],
             },
-            Event::StepLaunched { session: s("a"), step: s("a2"), sql: s("COMMIT") },
-            Event::StepTimings { step: s("a2"), micros: 5 },
-            Event::StepCompleted { session: s("b"), step: s("b1") },
-            Event::StepError { step: s("b1"), text: s("ERROR:  boom"), sqlstate: None },
-            Event::StepTimings { step: s("b1"), micros: 900 },
-            Event::PermutationStart { index: 1, steps: vec![s("b1"), s("a1"), s("a2")] },
-            Event::StepLaunched { session: s("b"), step: s("b1"), sql: s("LOCK t") },
-            Event::StepTimings { step: s("b1"), micros: 5 },
+            Event::StepLaunched {
+                session: s("a"),
+                step: s("a2"),
+                sql: s("COMMIT"),
+            },
+            Event::StepTimings {
+                step: s("a2"),
+                micros: 5,
+            },
+            Event::StepCompleted {
+                session: s("b"),
+                step: s("b1"),
+            },
+            Event::StepError {
+                step: s("b1"),
+                text: s("ERROR:  boom"),
+                sqlstate: None,
+            },
+            Event::StepTimings {
+                step: s("b1"),
+                micros: 900,
+            },
+            Event::PermutationStart {
+                index: 1,
+                steps: vec![s("b1"), s("a1"), s("a2")],
+            },
+            Event::StepLaunched {
+                session: s("b"),
+                step: s("b1"),
+                sql: s("LOCK t"),
+            },
+            Event::StepTimings {
+                step: s("b1"),
+                micros: 5,
+            },
         ]
     }
 
@@ -445,7 +518,10 @@ mod tests {
             actual: text.lines().nth(line).map(str::to_string),
         };
         let d = r.departure(&with_perms, 2, &first(7));
-        assert_eq!((d.line, d.permutation, d.step.as_deref()), (3, Some(1), Some("b1")));
+        assert_eq!(
+            (d.line, d.permutation, d.step.as_deref()),
+            (3, Some(1), Some("b1"))
+        );
         assert_eq!(d.permutation_steps, vec![s("a1"), s("b1"), s("a2")]);
         assert_eq!(d.actual.as_deref(), Some("ERROR:  boom"));
         // Second permutation's line.
@@ -455,7 +531,8 @@ mod tests {
         assert_eq!(r.departure(&with_perms, 2, &first(99)).line, 4);
 
         // Without permutation lines: the step's definition.
-        let all = spec("session a\nstep a1 {BEGIN}\nstep a2 {COMMIT}\nsession b\nstep b1 {LOCK t}\n");
+        let all =
+            spec("session a\nstep a1 {BEGIN}\nstep a2 {COMMIT}\nsession b\nstep b1 {LOCK t}\n");
         let mut r = Recorder::new(&all);
         feed(&mut r, &events());
         let d = r.departure(&all, 3, &first(4));
@@ -466,14 +543,22 @@ mod tests {
 
     #[test]
     fn run_error_at_the_step_that_timed_out() {
-        let sp = spec("session a\nstep a1 {BEGIN}\nstep a2 {COMMIT}\nsession b\nstep b1 {LOCK t}\n");
+        let sp =
+            spec("session a\nstep a1 {BEGIN}\nstep a2 {COMMIT}\nsession b\nstep b1 {LOCK t}\n");
         let mut r = Recorder::new(&sp);
         let mut ev = events();
         ev.truncate(6);
-        ev.push(Event::StepTimedOut { step: s("b1"), secs: 360, active: None });
+        ev.push(Event::StepTimedOut {
+            step: s("b1"),
+            secs: 360,
+            active: None,
+        });
         feed(&mut r, &ev);
         let d = r.run_error(&sp, 3, "step b1 timed out");
         assert_eq!(d.kind, DepartureKind::RunError);
-        assert_eq!((d.line, d.step.as_deref(), d.session.as_deref()), (5, Some("b1"), Some("b")));
+        assert_eq!(
+            (d.line, d.step.as_deref(), d.session.as_deref()),
+            (5, Some("b1"), Some("b"))
+        );
     }
 }

@@ -9,9 +9,8 @@ impl<'a, C: Connection> Executor<'a, C> {
     /// the step timeout; empty when the question fails.
     pub(super) async fn blocked_by(&mut self, si: usize) -> Vec<Who> {
         let pid = self.sessions[si].conn.backend_pid();
-        let sql = format!(
-            "SELECT pg_catalog.array_to_string(pg_catalog.pg_blocking_pids({pid}), ',')"
-        );
+        let sql =
+            format!("SELECT pg_catalog.array_to_string(pg_catalog.pg_blocking_pids({pid}), ',')");
         let limit = self.opts.step_timeout;
         let r = tokio::time::timeout(limit, self.control.exec(&sql)).await;
         while self.control.take_notice().is_some() {}

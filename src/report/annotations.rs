@@ -54,7 +54,12 @@ fn annotation(o: &TestOutcome, opts: &Annotations) -> String {
     let (title, message, line, col) = match &o.departure {
         Some(d) => {
             let (t, m) = describe(&o.name, &o.status, d);
-            (t, m, d.line, (d.kind == DepartureKind::BadSpec).then_some(d.col))
+            (
+                t,
+                m,
+                d.line,
+                (d.kind == DepartureKind::BadSpec).then_some(d.col),
+            )
         }
         None => {
             let (t, m) = match &o.status {
@@ -100,8 +105,14 @@ pub(super) fn describe(name: &str, status: &Status, d: &Departure) -> (String, S
                 .unwrap_or_default(),
         ),
         DepartureKind::Differs => {
-            let e = d.expected.as_deref().map_or("(no line)".to_string(), |l| shorten(l, 200));
-            let a = d.actual.as_deref().map_or("(no line)".to_string(), |l| shorten(l, 200));
+            let e = d
+                .expected
+                .as_deref()
+                .map_or("(no line)".to_string(), |l| shorten(l, 200));
+            let a = d
+                .actual
+                .as_deref()
+                .map_or("(no line)".to_string(), |l| shorten(l, 200));
             (
                 format!("{name}: output differs{}", prefixed(" in ", &where_)),
                 format!("expected: {e}\nactual:   {a}"),
@@ -180,6 +191,51 @@ pub(super) const END_GROUP: &str = "::endgroup::";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failing(name: &str) -> TestOutcome {
+        let mut o = TestOutcome::new(
+            name,
+            Status::BadSpec("x".into()),
+            std::time::Duration::ZERO,
+            0,
+        );
+        o.spec = Some(PathBuf::from(format!("/nonexistent/{name}.spec")));
+        o.departure = Some(Box::new(crate::timeline::bad_spec(
+            crate::spec::Pos { line: 3, col: 2 },
+            "syntax error",
+        )));
+        o
+    }
+
+    #[test]
+    fn a_broken_suite_gets_at_most_the_cap_and_one_line_more() {
+        let outcomes: Vec<TestOutcome> = (1..=13).map(|i| failing(&format!("t{i}"))).collect();
+        let lines = lines(&outcomes, &Annotations::default());
+        assert_eq!(lines.len(), CAP + 1);
+        assert_eq!(
+            lines[0],
+            "::error file=/nonexistent/t1.spec,line=3,col=2,title=t1%3A the spec does not parse::syntax error"
+        );
+        assert_eq!(
+            lines[CAP],
+            "::error title=isospec%3A 3 more failing specs::3 more specs failed and are not annotated: t11, t12, t13 (see the log and regression.diffs)"
+        );
+        let ok = TestOutcome::new("fine", Status::Ok, std::time::Duration::ZERO, 1);
+        assert!(super::lines(&[ok], &Annotations::default()).is_empty());
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("specs")).unwrap();
+        let spec = dir.path().join("specs/a.spec");
+        std::fs::write(&spec, "").unwrap();
+        assert_eq!(relative(&spec, Some(dir.path())), "specs/a.spec");
+        assert_eq!(
+            relative(Path::new("/elsewhere/a.spec"), Some(dir.path())),
+            "/elsewhere/a.spec"
+        );
+    }
 
     #[test]
     fn escapes_as_the_toolkit() {

@@ -210,7 +210,7 @@ fn side_by_side(expected: &str, actual: &str) -> Vec<(char, Option<usize>, Optio
 }
 
 fn spec_json<'a>(o: &'a TestOutcome, diffs: &Diffs) -> Spec<'a> {
-    let departure = o.departure.as_ref();
+    let departure = o.departure.as_deref();
     let trace = o.trace.as_deref();
     Spec {
         name: &o.name,
@@ -229,9 +229,9 @@ fn spec_json<'a>(o: &'a TestOutcome, diffs: &Diffs) -> Spec<'a> {
 
 fn where_json(o: &TestOutcome, d: &Departure, trace: Option<&SpecTrace>) -> Where {
     let (title, message) = super::annotations::describe(&o.name, &o.status, d);
-    let perm = d.permutation.and_then(|k| {
-        trace.and_then(|t| t.permutations.iter().position(|p| p.index + 1 == k))
-    });
+    let perm = d
+        .permutation
+        .and_then(|k| trace.and_then(|t| t.permutations.iter().position(|p| p.index + 1 == k)));
     Where {
         line: d.line,
         col: d.col,

@@ -75,7 +75,11 @@ fn departure(o: &TestOutcome, d: &Departure) -> JsonWhere {
     }
 }
 
-pub(super) fn write(path: &Path, outcomes: &[TestOutcome], diffs: &Diffs) -> Result<(), ReportError> {
+pub(super) fn write(
+    path: &Path,
+    outcomes: &[TestOutcome],
+    diffs: &Diffs,
+) -> Result<(), ReportError> {
     let specs: Vec<JsonSpec> = outcomes
         .iter()
         .map(|o| JsonSpec {

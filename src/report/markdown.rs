@@ -31,7 +31,11 @@ pub(super) fn text(outcomes: &[TestOutcome], diffs: &Diffs) -> String {
                 .collect();
             format!(
                 "**Where:** {file}{}{place}\n\n{}\n\n",
-                if place.is_empty() || file.is_empty() { "" } else { " — " },
+                if place.is_empty() || file.is_empty() {
+                    ""
+                } else {
+                    " — "
+                },
                 message.join("<br>\n")
             )
         });

@@ -22,7 +22,7 @@ mod render;
 mod tests;
 
 pub use annotations::Annotations;
-pub use html::{ExploreClass, ExploreReport};
+pub use html::{write_explore, ExploreClass, ExploreReport};
 
 use crate::outcome::{RunEvent, TestOutcome};
 use render::{note, Context, Line, Render, To};

@@ -99,7 +99,7 @@ pub(super) async fn run_one(
             let first = msg.lines().next().unwrap_or_default();
             // The message without its "file:line:col: error: " prefix.
             let short = first.split_once(": error: ").map_or(first, |(_, m)| m);
-            outcome.departure = Some(timeline::bad_spec(pos.unwrap_or_default(), short));
+            outcome.departure = Some(Box::new(timeline::bad_spec(pos.unwrap_or_default(), short)));
             return Ok(SpecRun {
                 outcome,
                 transcript: msg,
@@ -162,7 +162,14 @@ pub(super) async fn run_one(
     let status = match (comparison, res) {
         // isolationtester stops the same way, and the expected file says so.
         (Ok(Comparison::Match(_)), _) => Status::Ok,
-        (Ok(Comparison::Differs { diff: d, closest: c, .. }), Err(e)) => {
+        (
+            Ok(Comparison::Differs {
+                diff: d,
+                closest: c,
+                ..
+            }),
+            Err(e),
+        ) => {
             diff = Some(d);
             closest = Some(c);
             departure = Some(recorder.run_error(&checked, permutations, &e.to_string()));
@@ -200,7 +207,7 @@ pub(super) async fn run_one(
     outcome.steps = steps;
     outcome.spec = Some(t.spec_path.clone());
     outcome.result_file = Some(result_path.clone());
-    outcome.departure = departure;
+    outcome.departure = departure.map(Box::new);
     if cfg.trace {
         let mut trace = recorder.into_trace();
         trace.actual = text.clone();

@@ -6,6 +6,9 @@
   var app = document.getElementById('app');
   var scale = 'order';
   var redraws = [];
+  // #all opens every spec and permutation; #spec-N opens one spec.
+  var openAll = location.hash === '#all';
+  var openSpec = /^#spec-\d+$/.test(location.hash) ? location.hash.slice(1) : null;
 
   function el(tag, attrs) {
     var e = document.createElement(tag);
@@ -257,13 +260,13 @@
     var departs = s.where && s.where.perm === k;
     var d = el('details', { cls: 'perm', 'data-perm': String(p.index + 1), 'data-departs': departs ? 'true' : 'false' },
       el('summary', null, el('b', { text: (data.kind === 'explore' ? 'class ' + (k + 1) : 'permutation ' + (p.index + 1)) + ': ' }),
-        el('code', { text: p.steps.join(' ') }), departs ? el('span', { cls: 'badge failed', text: ' departs at step ' + s.where.step + ' ' }) : null));
+        el('code', { title: p.steps.join(' '), text: p.steps.length > 40 ? p.steps.slice(0, 40).join(' ') + ' … (' + p.steps.length + ' steps)' : p.steps.join(' ') }), departs ? el('span', { cls: 'badge failed', text: ' departs at step ' + s.where.step + ' ' }) : null));
     var body = el('div', { cls: 'perm-body' });
     d.appendChild(body);
     var drawn = false;
     function draw() { if (!drawn) { drawn = true; body.appendChild(timeline(t, p, departs ? s.where : null)); } }
     d.addEventListener('toggle', function () { if (d.open) draw(); });
-    if (open) { d.open = true; draw(); }
+    if (open || openAll) { d.open = true; draw(); }
     return d;
   }
 
@@ -318,7 +321,7 @@
       }
     }
     d.addEventListener('toggle', function () { if (d.open) build(); });
-    if (!s.passed) { d.open = true; build(); }
+    if (!s.passed || openAll || openSpec === 'spec-' + i) { d.open = true; build(); }
     return d;
   }
 
