@@ -14,6 +14,8 @@ pub enum Comparison {
         closest: PathBuf,
         diff: String,
         changed_lines: usize,
+        /// Where the closest variant and the result first differ.
+        first: FirstChange,
     },
     /// No expected file exists.
     NoExpected,
@@ -52,6 +54,40 @@ pub fn unified_diff(
             .to_string(),
     );
     out
+}
+
+/// The first place two texts differ: 0-based line numbers on each side
+/// and the lines there (None where that side has ended).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirstChange {
+    pub expected_line: usize,
+    pub actual_line: usize,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+/// Where `expected` and `actual` first differ, line by line (None when
+/// they are equal).
+pub fn first_change(expected: &str, actual: &str) -> Option<FirstChange> {
+    let diff = TextDiff::from_lines(expected, actual);
+    let op = diff
+        .ops()
+        .iter()
+        .find(|op| op.tag() != similar::DiffTag::Equal)?;
+    let (old, new) = (op.old_range(), op.new_range());
+    // The line at the change on each side: for a line only one side has,
+    // the other side's line there (the one it comes before), if any.
+    let line = |slices: &[&str], r: &std::ops::Range<usize>| {
+        slices
+            .get(r.start)
+            .map(|l| l.trim_end_matches('\n').to_string())
+    };
+    Some(FirstChange {
+        expected_line: old.start,
+        actual_line: new.start,
+        expected: line(diff.old_slices(), &old),
+        actual: line(diff.new_slices(), &new),
+    })
 }
 
 fn changed_lines(expected: &str, actual: &str) -> usize {
@@ -108,10 +144,12 @@ pub fn compare(
         &path.display().to_string(),
         &result_path.display().to_string(),
     );
+    let first = first_change(&text, actual).unwrap_or_default();
     Ok(Comparison::Differs {
         closest: path,
         diff,
         changed_lines: n,
+        first,
     })
 }
 
@@ -135,7 +173,11 @@ mod tests {
                 closest,
                 diff,
                 changed_lines,
+                first,
             } => {
+                assert_eq!(first.expected.as_deref(), Some("z"));
+                assert_eq!(first.actual.as_deref(), Some("Z"));
+                assert_eq!((first.expected_line, first.actual_line), (2, 2));
                 assert_eq!(closest, dir.path().join("t_3.out"));
                 assert_eq!(changed_lines, 2);
                 assert!(diff.contains("-z\n+Z\n"), "{diff}");
@@ -147,6 +189,19 @@ mod tests {
             compare(dir.path(), "nosuch", "", r).unwrap(),
             Comparison::NoExpected
         );
+    }
+
+    #[test]
+    fn first_change_of_a_missing_and_an_added_line() {
+        let f = first_change("a\nb\nc\n", "a\nc\n").unwrap();
+        assert_eq!((f.expected_line, f.actual_line), (1, 1));
+        assert_eq!(
+            (f.expected.as_deref(), f.actual.as_deref()),
+            (Some("b"), Some("c"))
+        );
+        let f = first_change("a\n", "a\nb\n").unwrap();
+        assert_eq!((f.expected, f.actual.as_deref()), (None, Some("b")));
+        assert_eq!(first_change("a\n", "a\n"), None);
     }
 
     #[test]

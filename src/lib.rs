@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod server;
 pub mod spec;
 mod stop;
+mod timeline;
 mod timeouts;
 mod transcript;
 mod wait;

@@ -68,6 +68,16 @@ pub struct TestOutcome {
     pub permutations: u128,
     /// In completion order.
     pub steps: Vec<StepTiming>,
+    /// The spec file, as the run named it.
+    pub spec: Option<PathBuf>,
+    /// `results/NAME.out`, when it was written.
+    pub result_file: Option<PathBuf>,
+    /// Where a spec that did not pass departs from its expected output,
+    /// failed to parse, or stopped.
+    pub departure: Option<Box<Departure>>,
+    /// What happened when, per permutation (kept only when a report draws
+    /// it: `--html`).
+    pub trace: Option<std::sync::Arc<SpecTrace>>,
 }
 
 impl TestOutcome {
@@ -78,8 +88,105 @@ impl TestOutcome {
             duration,
             permutations,
             steps: Vec::new(),
+            spec: None,
+            result_file: None,
+            departure: None,
+            trace: None,
         }
     }
+}
+
+/// Where a spec went wrong, pointing into the spec file: the permutation
+/// line whose part of the transcript first differs (or, for a spec without
+/// permutation lines, the definition of the step whose output first
+/// differs), the position of a syntax error, or the step a run error
+/// happened in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub kind: DepartureKind,
+    /// 1-based line and column in the spec file.
+    pub line: u32,
+    pub col: u32,
+    /// The permutation (1-based) of `permutations`, with its steps.
+    pub permutation: Option<usize>,
+    pub permutations: u128,
+    pub permutation_steps: Vec<String>,
+    pub step: Option<String>,
+    /// The session of `step`.
+    pub session: Option<String>,
+    /// The first differing lines: the expected file's and the result's
+    /// (None where one side has no line there), or the error's text.
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+    /// 0-based line numbers of those lines in the expected file and in
+    /// the result.
+    pub expected_line: usize,
+    pub actual_line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepartureKind {
+    /// The transcript differs from the expected output.
+    Differs,
+    /// The spec does not parse or check.
+    BadSpec,
+    /// The run stopped early (timeout, lost connection, setup failure).
+    RunError,
+}
+
+/// Everything a timeline drawing needs of one spec run: its sessions, each
+/// permutation's steps with their times, and both transcripts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecTrace {
+    /// The sessions, in the spec's order: one lane each.
+    pub sessions: Vec<String>,
+    pub permutations: Vec<PermTrace>,
+    /// The result's transcript and the closest expected file's text (None
+    /// when there is none).
+    pub actual: String,
+    pub expected: Option<String>,
+    pub expected_file: Option<PathBuf>,
+}
+
+/// One permutation as it ran.  Times are microseconds since the spec's
+/// first event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PermTrace {
+    /// 0-based, as in "starting permutation" order.
+    pub index: usize,
+    pub steps: Vec<String>,
+    pub start_us: u64,
+    pub end_us: u64,
+    /// 0-based transcript lines [first, end) of this permutation.
+    pub lines: (usize, usize),
+    pub boxes: Vec<StepBox>,
+    /// Things that happened outside any step (setup or teardown failures,
+    /// a stop), with their time.
+    pub marks: Vec<(u64, String)>,
+}
+
+/// One step on its session's lane: sent at `start_us`, completed at
+/// `end_us` (None: it never completed), seen waiting from `waited_us`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepBox {
+    /// Index into `SpecTrace::sessions`.
+    pub session: usize,
+    pub step: String,
+    pub sql: String,
+    pub start_us: u64,
+    pub end_us: Option<u64>,
+    pub waited_us: Option<u64>,
+    /// Sessions (or `PID n`, `prepared transaction`) that blocked it when
+    /// it was first seen waiting.
+    pub blocked_by: Vec<String>,
+    pub errors: Vec<String>,
+    pub notices: Vec<String>,
+    /// Result rows, as the transcript prints them.
+    pub rows: Vec<String>,
+    pub canceled: bool,
+    pub timed_out: bool,
+    /// 0-based transcript lines this step printed.
+    pub lines: Vec<usize>,
 }
 
 /// How often one distinct transcript of a spec was seen over repeats.

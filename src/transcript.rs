@@ -142,6 +142,7 @@ pub fn render(event: &Event, out: &mut String) {
             }
         }
         Event::StepTimings { .. }
+        | Event::BlockedBy { .. }
         | Event::AfterSteps { .. }
         | Event::Unrealizable { .. }
         | Event::SlowStep { .. }

@@ -47,6 +47,11 @@ pub struct ExploreArgs {
     /// Write the classes as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report to FILE: each class with its
+    /// size, outcome and the timeline of its representative interleaving
+    /// (run once more, recorded).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Database to explore in, created from template0 with pg_regress's
     /// settings as `isospec run` creates it (dropped first only if isospec
     /// made it); with -j, lane K > 1 uses NAME_K.
@@ -203,6 +208,7 @@ fn explore_all(
     };
     let mut code = 0;
     let mut all_json = Vec::new();
+    let mut pages = Vec::new();
     for path in &a.specs {
         let name = path.display().to_string();
         let checked = spec::load(path).map_err(|e| e.to_string())?;
@@ -296,6 +302,20 @@ fn explore_all(
                 );
             }
         }
+        if a.html.is_some() {
+            pages.push(html_report(
+                rt,
+                &name,
+                &checked,
+                &exploration,
+                seed,
+                &lanes[0],
+                &exec,
+                &stop,
+                &plan,
+                &invariants,
+            ));
+        }
         all_json.push(report::json(
             &name,
             &checked,
@@ -314,7 +334,62 @@ fn explore_all(
             .expect("JSON values serialize");
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    if let Some(path) = &a.html {
+        crate::report::write_explore(path, &pages).map_err(|e| e.to_string())?;
+    }
     Ok(code)
+}
+
+/// One spec's part of the HTML report: its classes, and the timelines of
+/// their representatives, run once more (a failure to do so is noted on
+/// the page, not fatal: the classes stand).
+#[allow(clippy::too_many_arguments)]
+fn html_report(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    checked: &spec::CheckedSpec,
+    exploration: &walk::Exploration,
+    seed: u64,
+    params: &crate::pgwire::ConnParams,
+    exec: &ExecOptions,
+    stop: &crate::stop::StopSignal,
+    plan: &walk::Plan,
+    invariants: &[String],
+) -> crate::report::ExploreReport {
+    let classes = exploration.classes.list();
+    let indices: Vec<u128> = classes.iter().map(|c| c.first).collect();
+    let trace = rt.block_on(walk::trace(
+        checked,
+        params,
+        exec,
+        Some(stop),
+        plan,
+        &indices,
+    ));
+    let summary = report::text(name, checked, exploration, seed, invariants)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let summary = match &trace {
+        Ok(_) => summary,
+        Err(e) => format!("{summary} (the representatives' timelines could not be recorded: {e})"),
+    };
+    crate::report::ExploreReport {
+        spec: name.to_string(),
+        file: name.to_string(),
+        summary,
+        classes: classes
+            .iter()
+            .map(|c| crate::report::ExploreClass {
+                count: c.count,
+                outcome: crate::explore::classes::describe(&c.outcome),
+                violation: !c.outcome.violated.is_empty(),
+                line: report::line(checked, c),
+            })
+            .collect(),
+        trace: trace.ok(),
+    }
 }
 
 #[cfg(test)]

@@ -76,6 +76,16 @@ pub enum Command {
     TempInstance(instance::TempInstanceArgs),
 }
 
+/// `--annotations`: workflow commands for a CI system's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnnotationsChoice {
+    /// GitHub Actions: `::error file=…,line=…` at each failing spec's line,
+    /// diffs folded with `::group::`.
+    Github,
+    /// None, even under GitHub Actions.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -298,6 +308,15 @@ pub struct RunArgs {
     /// Write a JSON report (status, duration, permutations, step timings) to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report to FILE: each permutation's
+    /// timeline (a lane per session, waits and their blockers), and for a
+    /// failing spec both transcripts side by side from where they depart.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Annotate failing specs at their spec line for a CI system (default:
+    /// github when GITHUB_ACTIONS=true).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub annotations: Option<AnnotationsChoice>,
     /// Print TAP (`ok 1 - name  12 ms`) instead of pg_regress status lines.
     #[arg(long)]
     pub tap: bool,
@@ -398,6 +417,8 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
             color: a.color,
             junit: a.junit,
             json: a.json,
+            html: a.html,
+            annotations: a.annotations,
             step_summary: true,
             pg_regress: None,
         },

@@ -521,6 +521,8 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             color: super::ColorChoice::Never,
             junit: None,
             json: None,
+            html: None,
+            annotations: None,
             step_summary: false,
             pg_regress: Some(PgRegressStyle { existing_server }),
         },

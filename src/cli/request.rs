@@ -2,13 +2,13 @@
 //! validated settings: each front end (`isospec run`'s clap flags,
 //! `pg_isolation_regress`'s getopt options) fills one `RunRequest` with
 //! what the user said, and `resolve` alone applies the environment
-//! (`ISOSPEC_*`, `GITHUB_STEP_SUMMARY`, `NO_COLOR`, the timeout
+//! (`ISOSPEC_*`, `GITHUB_STEP_SUMMARY`, `GITHUB_ACTIONS`, `NO_COLOR`, the timeout
 //! variables) and the defaults, checks the combination, and builds the
 //! run's `RunConfig` and the reporter's options.
 
-use super::ColorChoice;
+use super::{AnnotationsChoice, ColorChoice};
 use crate::executor::ExecOptions;
-use crate::report::{PgRegressStyle, ReportFiles, ReporterOptions};
+use crate::report::{Annotations, PgRegressStyle, ReportFiles, ReporterOptions};
 use crate::run::{self, DatabaseSetup, RunConfig, ServerChoice, TestCase};
 use crate::wait::DetectorKind;
 use std::path::PathBuf;
@@ -58,6 +58,9 @@ pub(crate) struct ReportRequest {
     pub color: ColorChoice,
     pub junit: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    /// None: GitHub's when `GITHUB_ACTIONS=true`.
+    pub annotations: Option<AnnotationsChoice>,
     /// Append the Markdown summary to `$GITHUB_STEP_SUMMARY` when set.
     pub step_summary: bool,
     pub pg_regress: Option<PgRegressStyle>,
@@ -104,6 +107,14 @@ impl RunRequest {
             },
         };
         let r = self.report;
+        let annotations = match r.annotations {
+            Some(AnnotationsChoice::Github) => true,
+            Some(AnnotationsChoice::None) => false,
+            None => env("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
+        }
+        .then(|| Annotations {
+            workspace: env("GITHUB_WORKSPACE").map(PathBuf::from),
+        });
         let report = ReporterOptions {
             regression_out: Some(self.outputdir.join("regression.out")),
             quiet: r.quiet,
@@ -119,14 +130,17 @@ impl RunRequest {
             files: ReportFiles {
                 junit: r.junit,
                 json: r.json,
+                html: r.html,
                 markdown_summary: r
                     .step_summary
                     .then(|| env("GITHUB_STEP_SUMMARY").map(PathBuf::from))
                     .flatten(),
             },
             pg_regress: r.pg_regress,
+            annotations,
         };
         let cfg = RunConfig {
+            trace: report.files.html.is_some(),
             tests,
             outputdir: self.outputdir,
             dbname: self.dbname,

@@ -4,6 +4,30 @@
 use super::*;
 
 impl<'a, C: Connection> Executor<'a, C> {
+    /// The backends that block session `si`'s running step, as the
+    /// server's `pg_blocking_pids` names them (sessions by name), within
+    /// the step timeout; empty when the question fails.
+    pub(super) async fn blocked_by(&mut self, si: usize) -> Vec<Who> {
+        let pid = self.sessions[si].conn.backend_pid();
+        let sql =
+            format!("SELECT pg_catalog.array_to_string(pg_catalog.pg_blocking_pids({pid}), ',')");
+        let limit = self.opts.step_timeout;
+        let r = tokio::time::timeout(limit, self.control.exec(&sql)).await;
+        while self.control.take_notice().is_some() {}
+        let Ok(Ok(Some(PgResult::Tuples(t)))) = r else {
+            return Vec::new();
+        };
+        let list = t
+            .rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default();
+        list.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| who(&self.sessions, p))
+            .collect()
+    }
+
     /// Asks the server what every session is doing and waiting for: pid,
     /// state, wait event, blocking pids and query, then the lock rows
     /// involved in waits.  None if the control connection cannot answer.
@@ -34,19 +58,8 @@ impl<'a, C: Connection> Executor<'a, C> {
             .map(|s| s.conn.backend_pid().to_string())
             .collect();
         let arr = format!("{{{}}}", pids.join(","));
-        let who = |pid: &str| -> Who {
-            if pid.is_empty() || pid == "0" {
-                return Who::PreparedTransaction;
-            }
-            self.sessions
-                .iter()
-                .find(|s| s.conn.backend_pid().to_string() == pid)
-                .map(|s| Who::Session {
-                    name: s.name.clone(),
-                    pid: pid.to_string(),
-                })
-                .unwrap_or_else(|| Who::Pid(pid.to_string()))
-        };
+        let sessions = &self.sessions;
+        let who = |pid: &str| who(sessions, pid);
         let activity = self
             .control
             .exec_params(
@@ -194,4 +207,20 @@ impl<'a, C: Connection> Executor<'a, C> {
             server: self.sessions[si].conn.server_description(),
         }
     }
+}
+
+/// A backend by its pid: one of the spec's sessions, a prepared
+/// transaction (pid 0), or another process.
+fn who<C: Connection>(sessions: &[SessionConn<C>], pid: &str) -> Who {
+    if pid.is_empty() || pid == "0" {
+        return Who::PreparedTransaction;
+    }
+    sessions
+        .iter()
+        .find(|s| s.conn.backend_pid().to_string() == pid)
+        .map(|s| Who::Session {
+            name: s.name.clone(),
+            pid: pid.to_string(),
+        })
+        .unwrap_or_else(|| Who::Pid(pid.to_string()))
 }

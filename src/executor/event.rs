@@ -153,6 +153,13 @@ pub enum Event {
         step: String,
         server: String,
     },
+    /// Not part of the transcript (`ExecOptions::blockers_on_wait`): the
+    /// backends that blocked `step` when it was first seen waiting.
+    BlockedBy {
+        session: String,
+        step: String,
+        by: Vec<Who>,
+    },
     /// Not part of the transcript: a step has been busy for a long time.
     SlowStep {
         session: String,

@@ -423,10 +423,18 @@ impl<'a, C: Connection> Executor<'a, C> {
         if waiting {
             if !flags.retry {
                 self.emit(Event::StepWaiting {
-                    session,
-                    step: name,
+                    session: session.clone(),
+                    step: name.clone(),
                     sql: sql.to_string(),
                 });
+                if self.opts.blockers_on_wait {
+                    let by = self.blocked_by(si).await;
+                    self.emit(Event::BlockedBy {
+                        session,
+                        step: name,
+                        by,
+                    });
+                }
             }
             return Ok(true);
         }

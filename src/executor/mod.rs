@@ -117,6 +117,11 @@ pub struct ExecOptions {
     /// ends at once with `Event::Unrealizable`, where isolationtester
     /// would wait twice the step timeout (`isospec explore`).
     pub end_stalled: bool,
+    /// When a step is first seen waiting, ask the server which backends
+    /// block it (`pg_blocking_pids`) and report them as `Event::BlockedBy`
+    /// (for reports that draw the waits: `--html`).  Off by default: it
+    /// is one more query on the control connection per wait.
+    pub blockers_on_wait: bool,
 }
 
 /// What one spec's run holds besides its options: the stop signal, the
@@ -159,6 +164,7 @@ impl Default for ExecOptions {
             wait_query: None,
             after_steps: Vec::new(),
             end_stalled: false,
+            blockers_on_wait: false,
         }
     }
 }

@@ -433,6 +433,68 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
     }
 }
 
+/// Runs the interleavings `indices` once more, as permutations in that
+/// order, recording their timelines (with blockers) for a drawing: the
+/// representatives of an exploration's classes (`--html`).
+pub async fn trace(
+    spec: &CheckedSpec,
+    params: &ConnParams,
+    exec: &ExecOptions,
+    stop: Option<&crate::stop::StopSignal>,
+    plan: &Plan,
+    indices: &[u128],
+) -> Result<crate::outcome::SpecTrace, String> {
+    let sessions = spec.spec.sessions.len();
+    let space = Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect());
+    let mut batch_spec = spec.clone();
+    batch_spec.permutations = indices
+        .iter()
+        .filter_map(|&i| space.nth(i))
+        .map(|il| psteps(&il, sessions))
+        .collect();
+    batch_spec.warnings.clear();
+    let mut opts = exec.clone();
+    opts.after_steps = plan
+        .outcomes
+        .iter()
+        .chain(&plan.invariants)
+        .cloned()
+        .collect();
+    opts.end_stalled = true;
+    opts.only_permutation = None;
+    opts.blockers_on_wait = true;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let mut recorder = crate::timeline::Recorder::new(spec);
+    let collect = async {
+        let mut text = String::new();
+        let mut piece = String::new();
+        while let Some(ev) = rx.recv().await {
+            piece.clear();
+            crate::transcript::render(&ev, &mut piece);
+            recorder.record(&ev, &piece);
+            text.push_str(&piece);
+        }
+        text
+    };
+    let (res, text) = tokio::join!(
+        run_spec(
+            &batch_spec,
+            params,
+            opts,
+            crate::executor::ExecRuntime {
+                stop: stop.cloned(),
+                ..Default::default()
+            },
+            tx,
+        ),
+        collect
+    );
+    res.map_err(|e| e.to_string())?;
+    let mut trace = recorder.into_trace();
+    trace.actual = text;
+    Ok(trace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

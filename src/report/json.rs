@@ -1,8 +1,8 @@
 //! The JSON report (`--json FILE`): each spec's status, duration,
 //! permutations and per-step timings, streamed to the file.
 
-use super::{io_error, ReportError};
-use crate::outcome::TestOutcome;
+use super::{io_error, Diffs, ReportError};
+use crate::outcome::{Departure, DepartureKind, TestOutcome};
 use std::io::Write;
 use std::path::Path;
 
@@ -25,9 +25,61 @@ struct JsonSpec<'a> {
     duration_ms: u128,
     permutations: String,
     steps: Vec<JsonStep<'a>>,
+    /// The spec file, the result file, the diff against the closest
+    /// expected file, and where the transcript departs from it.
+    spec: Option<String>,
+    result_file: Option<String>,
+    diff: Option<String>,
+    #[serde(rename = "where")]
+    departure: Option<JsonWhere>,
 }
 
-pub(super) fn write(path: &Path, outcomes: &[TestOutcome]) -> Result<(), ReportError> {
+#[derive(serde::Serialize)]
+struct JsonWhere {
+    kind: &'static str,
+    file: Option<String>,
+    line: u32,
+    column: u32,
+    /// 1-based.
+    permutation: Option<usize>,
+    permutations: String,
+    permutation_steps: Vec<String>,
+    step: Option<String>,
+    session: Option<String>,
+    expected: Option<String>,
+    actual: Option<String>,
+    title: String,
+    message: String,
+}
+
+fn departure(o: &TestOutcome, d: &Departure) -> JsonWhere {
+    let (title, message) = super::annotations::describe(&o.name, &o.status, d);
+    JsonWhere {
+        kind: match d.kind {
+            DepartureKind::Differs => "differs",
+            DepartureKind::BadSpec => "spec-error",
+            DepartureKind::RunError => "run-error",
+        },
+        file: o.spec.as_ref().map(|p| p.display().to_string()),
+        line: d.line,
+        column: d.col,
+        permutation: d.permutation,
+        permutations: d.permutations.to_string(),
+        permutation_steps: d.permutation_steps.clone(),
+        step: d.step.clone(),
+        session: d.session.clone(),
+        expected: d.expected.clone(),
+        actual: d.actual.clone(),
+        title,
+        message,
+    }
+}
+
+pub(super) fn write(
+    path: &Path,
+    outcomes: &[TestOutcome],
+    diffs: &Diffs,
+) -> Result<(), ReportError> {
     let specs: Vec<JsonSpec> = outcomes
         .iter()
         .map(|o| JsonSpec {
@@ -44,6 +96,10 @@ pub(super) fn write(path: &Path, outcomes: &[TestOutcome]) -> Result<(), ReportE
                     micros: t.micros,
                 })
                 .collect(),
+            spec: o.spec.as_ref().map(|p| p.display().to_string()),
+            result_file: o.result_file.as_ref().map(|p| p.display().to_string()),
+            diff: Some(diffs.of(&o.name)).filter(|d| !d.is_empty()),
+            departure: o.departure.as_ref().map(|d| departure(o, d)),
         })
         .collect();
     // Streamed to the file: a suite's per-step timings are large.

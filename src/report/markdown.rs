@@ -18,8 +18,29 @@ pub(super) fn text(outcomes: &[TestOutcome], diffs: &Diffs) -> String {
         .iter()
         .filter(|o| !o.status.passed() && !matches!(o.status, Status::NotRun(_)))
     {
+        let where_ = o.departure.as_ref().map_or(String::new(), |d| {
+            let file = o
+                .spec
+                .as_ref()
+                .map_or(String::new(), |p| format!("`{}:{}`", p.display(), d.line));
+            let place = super::annotations::place(d);
+            let (_, message) = super::annotations::describe(&o.name, &o.status, d);
+            let message: Vec<String> = message
+                .lines()
+                .map(|l| format!("> `{}`", l.replace('`', "'")))
+                .collect();
+            format!(
+                "**Where:** {file}{}{place}\n\n{}\n\n",
+                if place.is_empty() || file.is_empty() {
+                    ""
+                } else {
+                    " — "
+                },
+                message.join("<br>\n")
+            )
+        });
         md.push_str(&format!(
-            "<details><summary>{} ({})</summary>\n\n```diff\n{}```\n</details>\n\n",
+            "<details><summary>{} ({})</summary>\n\n{where_}```diff\n{}```\n</details>\n\n",
             o.name,
             o.status.word(),
             diffs.of(&o.name)

@@ -9,7 +9,9 @@
 //! - the machine-readable reports, each in its own module: `junit`, `json`,
 //!   `markdown` (GitHub's step summary), over one `counts` helper.
 
+mod annotations;
 mod counts;
+mod html;
 mod human;
 mod json;
 mod junit;
@@ -18,6 +20,9 @@ mod pg_regress;
 mod render;
 #[cfg(test)]
 mod tests;
+
+pub use annotations::Annotations;
+pub use html::{write_explore, ExploreClass, ExploreReport};
 
 use crate::outcome::{RunEvent, TestOutcome};
 use render::{note, Context, Line, Render, To};
@@ -32,6 +37,8 @@ pub struct ReportFiles {
     pub json: Option<PathBuf>,
     /// GITHUB_STEP_SUMMARY-style Markdown file to append to.
     pub markdown_summary: Option<PathBuf>,
+    /// The self-contained HTML report with each permutation's timeline.
+    pub html: Option<PathBuf>,
 }
 
 /// How the reporter shows a run.
@@ -48,6 +55,9 @@ pub struct ReporterOptions {
     pub files: ReportFiles,
     /// Print what pg_regress prints instead (`isospec pg_isolation_regress`).
     pub pg_regress: Option<PgRegressStyle>,
+    /// GitHub Actions workflow commands: annotations at the failing specs'
+    /// lines, diffs folded in groups.
+    pub annotations: Option<Annotations>,
 }
 
 /// pg_regress's output: classic or TAP by the server's version, and its
@@ -256,6 +266,12 @@ impl Reporter {
         if self.render.prints_diffs() && !self.opts.quiet {
             self.print_diffs();
         }
+        if let Some(a) = &self.opts.annotations {
+            let _ = self.output.stdout.flush();
+            for l in annotations::lines(outcomes, a) {
+                let _ = writeln!(self.output.stdout, "{l}");
+            }
+        }
     }
 
     /// Ends the report: the first error met writing a file, if any.
@@ -283,8 +299,12 @@ impl Reporter {
     /// Prints the failing diffs to stdout, coloured when asked.
     fn print_diffs(&mut self) {
         let color = self.opts.color;
+        let grouped = self.opts.annotations.is_some();
         let w = &mut self.output.stdout;
-        for (_, d) in &self.diffs.0 {
+        for (name, d) in &self.diffs.0 {
+            if grouped {
+                let _ = writeln!(w, "{}", annotations::group(&format!("diff of {name}")));
+            }
             for l in d.lines() {
                 let code = if !color {
                     ""
@@ -305,6 +325,9 @@ impl Reporter {
                     writeln!(w, "\x1b[{code}m{l}\x1b[0m")
                 };
             }
+            if grouped {
+                let _ = writeln!(w, "{}", annotations::END_GROUP);
+            }
         }
     }
 
@@ -315,7 +338,10 @@ impl Reporter {
             junit::write(path, outcomes, &self.diffs)?;
         }
         if let Some(path) = &files.json {
-            json::write(path, outcomes)?;
+            json::write(path, outcomes, &self.diffs)?;
+        }
+        if let Some(path) = &files.html {
+            html::write_run(path, outcomes, &self.diffs)?;
         }
         if let Some(path) = &files.markdown_summary {
             markdown::append(path, outcomes, &self.diffs)?;

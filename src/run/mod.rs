@@ -47,6 +47,9 @@ pub enum ServerChoice {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub tests: Vec<TestCase>,
+    /// Record each spec's timeline (step times, blockers, both
+    /// transcripts) for a report that draws it (`--html`).
+    pub trace: bool,
     pub outputdir: PathBuf,
     pub dbname: String,
     pub use_existing: bool,

@@ -8,7 +8,8 @@ use crate::executor::{run_spec, Event, SpecError};
 use crate::outcome::{Status, StepTiming, TestOutcome};
 use crate::pgwire::ConnParams;
 use crate::run::TestCase;
-use crate::spec::CheckedSpec;
+use crate::spec::{CheckedSpec, Pos};
+use crate::timeline::{self, Recorder};
 use crate::transcript;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,14 +55,15 @@ impl SpecRun {
     }
 }
 
-/// A spec as read, parsed and checked once (an error names file:line:col).
-pub(super) type Loaded = Result<std::sync::Arc<CheckedSpec>, String>;
+/// A spec as read, parsed and checked once (an error names file:line:col,
+/// and its first position).
+pub(super) type Loaded = Result<std::sync::Arc<CheckedSpec>, (String, Option<Pos>)>;
 
 /// Reads, parses and checks a spec.
 pub(super) fn load_spec(t: &TestCase) -> Loaded {
     crate::spec::load(&t.spec_path)
         .map(std::sync::Arc::new)
-        .map_err(|e| e.to_string())
+        .map_err(|e| (e.to_string(), e.position()))
 }
 
 /// Runs one test case, loaded as `loaded`, in database `db`; writes
@@ -88,10 +90,16 @@ pub(super) async fn run_one(
     let waits_path = result_path.with_extension("waits");
     let checked = match loaded {
         Ok(c) => c,
-        Err(msg) => {
+        Err((msg, pos)) => {
             let _ = std::fs::write(&result_path, format!("{msg}\n"));
-            let outcome =
+            let mut outcome =
                 TestOutcome::new(&t.name, Status::BadSpec(msg.clone()), start.elapsed(), 0);
+            outcome.spec = Some(t.spec_path.clone());
+            outcome.result_file = Some(result_path.clone());
+            let first = msg.lines().next().unwrap_or_default();
+            // The message without its "file:line:col: error: " prefix.
+            let short = first.split_once(": error: ").map_or(first, |(_, m)| m);
+            outcome.departure = Some(Box::new(timeline::bad_spec(pos.unwrap_or_default(), short)));
             return Ok(SpecRun {
                 outcome,
                 transcript: msg,
@@ -102,10 +110,13 @@ pub(super) async fn run_one(
     let permutations = checked.permutation_count();
     let sp = session_params(params, db, &t.name);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let (exec_opts, exec_rt) = rt.exec_for(cfg, pin);
+    let (mut exec_opts, exec_rt) = rt.exec_for(cfg, pin);
+    exec_opts.blockers_on_wait = cfg.trace;
     let name = t.name.clone();
+    let mut recorder = Recorder::new(&checked);
     let collect = async {
         let mut text = String::new();
+        let mut piece = String::new();
         let mut steps = Vec::new();
         let mut waits = String::new();
         while let Some(ev) = rx.recv().await {
@@ -120,7 +131,10 @@ pub(super) async fn run_one(
             if let Some(d) = transcript::diagnostic(&ev) {
                 events.diagnostic(&name, d);
             }
-            transcript::render(&ev, &mut text);
+            piece.clear();
+            transcript::render(&ev, &mut piece);
+            recorder.record(&ev, &piece);
+            text.push_str(&piece);
         }
         (text, steps, waits)
     };
@@ -143,16 +157,40 @@ pub(super) async fn run_one(
     }
     let comparison = compare(&t.expected_dir, &t.name, &text, &result_path);
     let mut diff = None;
+    let mut departure = None;
+    let mut closest = None;
     let status = match (comparison, res) {
         // isolationtester stops the same way, and the expected file says so.
         (Ok(Comparison::Match(_)), _) => Status::Ok,
-        (Ok(Comparison::Differs { diff: d, .. }), Err(e)) => {
+        (
+            Ok(Comparison::Differs {
+                diff: d,
+                closest: c,
+                ..
+            }),
+            Err(e),
+        ) => {
             diff = Some(d);
+            closest = Some(c);
+            departure = Some(recorder.run_error(&checked, permutations, &e.to_string()));
             Status::RunError(format!("{}: {e}", t.name))
         }
-        (_, Err(e)) => Status::RunError(format!("{}: {e}", t.name)),
-        (Ok(Comparison::Differs { diff: d, .. }), Ok(())) => {
+        (_, Err(e)) => {
+            departure = Some(recorder.run_error(&checked, permutations, &e.to_string()));
+            Status::RunError(format!("{}: {e}", t.name))
+        }
+        (
+            Ok(Comparison::Differs {
+                diff: d,
+                closest: c,
+                first,
+                ..
+            }),
+            Ok(()),
+        ) => {
             diff = Some(d);
+            closest = Some(c);
+            departure = Some(recorder.departure(&checked, permutations, &first));
             Status::Failed
         }
         (Ok(Comparison::NoExpected), Ok(())) => Status::New,
@@ -167,6 +205,20 @@ pub(super) async fn run_one(
     }
     let mut outcome = TestOutcome::new(&t.name, status, start.elapsed(), permutations);
     outcome.steps = steps;
+    outcome.spec = Some(t.spec_path.clone());
+    outcome.result_file = Some(result_path.clone());
+    outcome.departure = departure.map(Box::new);
+    if cfg.trace {
+        let mut trace = recorder.into_trace();
+        trace.actual = text.clone();
+        if let Some(c) = closest {
+            trace.expected = std::fs::read(&c)
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            trace.expected_file = Some(c);
+        }
+        outcome.trace = Some(std::sync::Arc::new(trace));
+    }
     Ok(SpecRun {
         outcome,
         transcript: text,

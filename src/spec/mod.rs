@@ -30,6 +30,17 @@ pub enum LoadError {
     Check(#[from] CheckError),
 }
 
+impl LoadError {
+    /// Where the first error is (None when the file could not be read).
+    pub fn position(&self) -> Option<Pos> {
+        match self {
+            LoadError::Read { .. } => None,
+            LoadError::Parse(e) => e.errors.first().map(|e| e.pos),
+            LoadError::Check(e) => e.errors.first().map(|(p, _)| *p),
+        }
+    }
+}
+
 /// Reads, parses and checks the spec file at `path` (named as given).
 pub fn load(path: &Path) -> Result<CheckedSpec, LoadError> {
     let file = path.display().to_string();

@@ -16,6 +16,7 @@ mod faults;
 mod hostile;
 mod parallel;
 mod pooler;
+mod pull_request;
 mod reports;
 mod run;
 mod signals;

@@ -32,6 +32,8 @@ pub fn isospec() -> Command {
         "PGISOLATIONTIMEOUT",
         "PG_TEST_TIMEOUT_DEFAULT",
         "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+        "GITHUB_WORKSPACE",
     ] {
         c.env_remove(v);
     }
@@ -467,3 +469,126 @@ pub const BLOCKING_OUT: &str = "Parsed test spec with 2 sessions\n\n\
 starting permutation: s1l s2r s1c\nstep s1l: BEGIN; LOCK t;\n\
 step s2r: SELECT count(*) AS n FROM t; <waiting ...>\nstep s1c: COMMIT;\n\
 step s2r: <... completed>\nn\n-\n0\n(1 row)\n\n";
+
+/// A headless Chromium (Debian's `chromium`, or `$ISOSPEC_CHROMIUM`), for
+/// tests of pages a person looks at: they assert on the DOM the browser
+/// rendered (scripts run), not on the HTML text.
+pub struct Browser {
+    bin: PathBuf,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// The browser, or why there is none (see `require_browser!`).
+    pub fn find() -> Result<Browser, String> {
+        let candidates: Vec<PathBuf> = std::env::var_os("ISOSPEC_CHROMIUM")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(
+                ["chromium", "chromium-browser", "google-chrome"]
+                    .iter()
+                    .filter_map(|b| {
+                        std::env::var_os("PATH").and_then(|p| {
+                            std::env::split_paths(&p)
+                                .map(|d| d.join(b))
+                                .find(|f| f.is_file())
+                        })
+                    }),
+            )
+            .collect();
+        let bin = candidates.into_iter().next().ok_or_else(|| {
+            "no chromium on PATH (Debian: apt-get install chromium), nor $ISOSPEC_CHROMIUM"
+                .to_string()
+        })?;
+        Ok(Browser {
+            bin,
+            profile: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    /// Headless, with a fresh profile and none of its own network traffic
+    /// (this machine's network is closed).
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", self.profile.path().display()));
+        c
+    }
+
+    fn url(page: &Path, fragment: &str) -> String {
+        format!(
+            "file://{}{fragment}",
+            page.canonicalize().unwrap().display()
+        )
+    }
+
+    /// The DOM after the page's scripts ran, serialized.
+    pub fn dump_dom(&self, page: &Path, fragment: &str) -> String {
+        let out = self
+            .command()
+            .arg("--dump-dom")
+            .arg(Self::url(page, fragment))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// A PNG of the page at this window size.
+    pub fn screenshot(&self, page: &Path, fragment: &str, png: &Path, size: (u32, u32)) {
+        let out = self
+            .command()
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(format!("--window-size={},{}", size.0, size.1))
+            .arg(Self::url(page, fragment))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// Returns early from a test that needs a browser when there is none
+/// (fails under `ISOSPEC_TESTS_REQUIRE_ALL=1`, as in CI); else the browser.
+#[macro_export]
+macro_rules! require_browser {
+    () => {
+        match $crate::util::Browser::find() {
+            Ok(b) => b,
+            Err(why) => {
+                $crate::util::skip(&why);
+                return;
+            }
+        }
+    };
+}
+
+/// Width and height of a PNG file, from its header.
+pub fn png_size(png: &Path) -> (u32, u32) {
+    let b = std::fs::read(png).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        png.display()
+    );
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
