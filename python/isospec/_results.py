@@ -46,13 +46,19 @@ class StepTiming:
 class Where:
     """Where a spec's transcript first departs from its expected output.
 
+    ``kind`` is ``differs``, ``spec-error`` or ``run-error``;
     ``permutation`` is 1-based (``None`` when the difference comes before
-    the first permutation); ``permutation_steps`` is that permutation's
-    step list; ``step`` the step whose output differs, when known;
-    ``expected``/``actual`` the first differing lines (``None`` when a line
-    is missing on that side); ``file``/``line``/``column`` locate it.
+    the first permutation) and ``permutation_steps`` its step list;
+    ``step`` (and its ``session``) the step whose output departs, when
+    known; ``expected``/``actual`` the first differing lines (``None`` when
+    a line is missing on that side); ``title``/``message`` a summary.
+    ``file``/``line``/``column`` point at the departure: the binary points
+    into the spec (its permutation line, or the step's definition); when
+    the binary reports no place and it is worked out from the diff, they
+    point at the line of the result file.
     """
 
+    kind: Optional[str] = None
     file: Optional[str] = None
     line: Optional[int] = None
     column: Optional[int] = None
@@ -60,6 +66,7 @@ class Where:
     permutations: Optional[int] = None
     permutation_steps: Tuple[str, ...] = ()
     step: Optional[str] = None
+    session: Optional[str] = None
     expected: Optional[str] = None
     actual: Optional[str] = None
     title: Optional[str] = None
@@ -311,6 +318,7 @@ def where_from(diff: str, transcript: Optional[str], result_file: Optional[str])
                 if sm:
                     step = sm.group(1)
     return Where(
+        kind="differs",
         file=result_file,
         line=line_no,
         column=1,
@@ -330,6 +338,8 @@ def _where_from_json(w: Any) -> Optional[Where]:
         return None
 
     def opt_int(v: Any) -> Optional[int]:
+        if isinstance(v, str) and v.isdigit():
+            return int(v)
         return v if isinstance(v, int) and not isinstance(v, bool) else None
 
     def opt_str(v: Any) -> Optional[str]:
@@ -337,6 +347,7 @@ def _where_from_json(w: Any) -> Optional[Where]:
 
     steps = w.get("permutation_steps") or ()
     return Where(
+        kind=opt_str(w.get("kind")),
         file=opt_str(w.get("file")),
         line=opt_int(w.get("line")),
         column=opt_int(w.get("column")),
@@ -344,6 +355,7 @@ def _where_from_json(w: Any) -> Optional[Where]:
         permutations=opt_int(w.get("permutations")),
         permutation_steps=tuple(str(s) for s in steps),
         step=opt_str(w.get("step")),
+        session=opt_str(w.get("session")),
         expected=opt_str(w.get("expected")),
         actual=opt_str(w.get("actual")),
         title=opt_str(w.get("title")),

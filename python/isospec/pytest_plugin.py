@@ -770,26 +770,65 @@ class _State:
                             f.write(rewrite(text))
         # Everything is in the output directory now.
         shutil.rmtree(batch.outputdir, ignore_errors=True)
+        try:
+            batch.outputdir.parent.rmdir()  # results/.xdist, when the last
+        except OSError:
+            pass
         return out
 
-    def finish(self) -> None:
+    def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        """The end of the session: every run ends (stopped first when the
+        session stopped early) and has its outputs merged; the server stops."""
+        early = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
         for b in self.batches:
-            if b.proc.poll() is None:
+            if early:
                 b.kill()
+            try:
+                b.finish()
+            except Exception:  # a report we cannot read changes no outcome now
+                pass
         self.server.stop()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _where_lines(r: SpecResult, cwd: Path) -> List[str]:
+    """The lines that say where a spec departs (permutation, step, place)."""
+    w = r.where
+    if w is None:
+        return []
+    lines = []
+    d = w.describe()
+    if d:
+        if w.session and w.step:
+            d += f" (session {w.session})"
+        lines.append(f"  where:    {d}")
+    if w.file:
+        f = os.path.relpath(w.file, cwd) if os.path.isabs(w.file) else w.file
+        if w.line:
+            f += f":{w.line}" + (f":{w.column}" if w.column else "")
+        lines.append(f"  at:       {f}")
+    if w.expected is not None or w.actual is not None:
+        if w.expected is not None:
+            lines.append(f"  expected: {w.expected}")
+        if w.actual is not None:
+            lines.append(f"  actual:   {w.actual}")
+    elif w.message:
+        for i, l in enumerate(w.message.splitlines()):
+            lines.append(("  why:      " if i == 0 else "            ") + l)
+    return lines
 
 
 def _failure_text(item: SpecItem, r: SpecResult, batch: _Batch, state: _State) -> Tuple[str, str]:
     """The report of a spec that did not pass, and its one-line summary."""
     name = r.name
-    rel = lambda p: os.path.relpath(p, batch.cwd) if p is not None else None  # noqa: E731
-    result = rel(r.result_file)
+    cwd = batch.cwd
+    result = os.path.relpath(r.result_file, cwd) if r.result_file is not None else None
     accept_cmd = f"pytest --isospec-accept {shlex.quote(item.nodeid)}"
     out_opt = ""
-    if state.outputdir != batch.cwd:
-        out_opt = f" --outputdir {shlex.quote(os.path.relpath(state.outputdir, batch.cwd))}"
+    if state.outputdir != cwd:
+        out_opt = f" --outputdir {shlex.quote(os.path.relpath(state.outputdir, cwd))}"
     isospec_accept = f"isospec accept{out_opt} {shlex.quote(name)}"
+    title = r.where.title if r.where is not None and r.where.title else None
     lines: List[str] = []
     if r.status == "failed":
         expected = None
@@ -798,49 +837,35 @@ def _failure_text(item: SpecItem, r: SpecResult, batch: _Batch, state: _State) -
             if len(first) >= 4:
                 expected = first[2]
         lines.append(f"{name}: the transcript differs from {expected or 'its expected output'}")
-        short = f"{name}: transcript differs"
-        if r.where is not None:
-            w = r.where.describe()
-            if w:
-                lines.append(f"  where:    {w}")
-                short += f" at {w}"
-            if r.where.message:
-                lines.append(f"  why:      {r.where.message}")
-            if r.where.file:
-                f = r.where.file
-                f = os.path.relpath(f, batch.cwd) if os.path.isabs(f) else f
-                line = f":{r.where.line}" if r.where.line else ""
-                lines.append(f"  at:       {f}{line}")
-            if r.where.expected is not None:
-                lines.append(f"  expected: {r.where.expected}")
-            if r.where.actual is not None:
-                lines.append(f"  actual:   {r.where.actual}")
+        lines += _where_lines(r, cwd)
         if result:
             lines.append(f"  result:   {result}")
         lines.append(f"  accept:   {accept_cmd}   (or: {isospec_accept})")
         lines.append("")
         lines.append(r.diff.rstrip("\n") if r.diff else "(no diff: see regression.diffs)")
+        short = title or (
+            f"{name}: transcript differs" + (f" at {r.where.describe()}" if r.where is not None else "")
+        )
     elif r.status == "new":
-        expected_dir = _manifest_dir(state, batch, name)
-        where = f"{expected_dir}/{name}.out" if expected_dir else f"expected/{name}.out"
-        lines.append(f"{name}: new spec: no expected output yet ({where} does not exist)")
+        expected_dir = _manifest_dir(state, batch, name) or "expected"
+        dest = f"{expected_dir}/{name}.out"
+        lines.append(f"{name}: new spec: no expected output yet ({dest} does not exist)")
         if result:
             lines.append(f"  result:   {result}")
         lines.append(f"  accept:   review the transcript below, then: {accept_cmd}")
-        lines.append(f"            (or: {isospec_accept}; or copy {result or 'the result'} to {where})")
+        lines.append(f"            (or: {isospec_accept}; or copy {result or 'the result'} to {dest})")
         lines.append("")
         transcript = r.transcript()
         lines.append(f"transcript ({result}):" if result else "transcript:")
         lines.append(transcript.rstrip("\n") if transcript is not None else "(not written)")
-        short = f"{name}: new spec without expected output; accept with --isospec-accept"
-    elif r.status == "spec-error":
-        lines.append(f"{name}: the spec could not be loaded:")
-        lines.append(r.detail or "")
-        short = f"{name}: spec error"
+        short = f"{name}: new spec without expected output; accept it with --isospec-accept"
     else:
-        lines.append(f"{name}: {r.status}:")
-        lines.append(r.detail or "")
-        short = f"{name}: {r.status}: {(r.detail or '').splitlines()[0] if r.detail else ''}".rstrip(": ")
+        what = "the spec could not be loaded" if r.status == "spec-error" else r.status.replace("-", " ")
+        lines.append(f"{name}: {what}:")
+        lines.append(r.detail or "(no detail)")
+        lines += _where_lines(r, cwd)
+        first = (r.detail or "").strip().splitlines()
+        short = title or (f"{name}: {what}: {first[0]}" if first else f"{name}: {what}")
     return "\n".join(lines) + "\n", short
 
 
@@ -917,11 +942,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _durations[report.nodeid] = report.duration
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(_state_key, None)
     if state is not None:
-        state.finish()
+        state.finish(session, exitstatus)
     if _durations and not _is_worker(config) and getattr(config, "cache", None) is not None:
         stored = config.cache.get("isospec/durations", {})
         if not isinstance(stored, dict):
