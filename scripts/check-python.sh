@@ -4,7 +4,8 @@
 # A fresh virtual environment in target/python-check (python3 -m venv),
 # the pinned tools from PyPI (tests/python/requirements.txt: maturin,
 # pytest, pytest-xdist), the wheel (maturin build --release) and the sdist
-# (maturin sdist) built, the wheel installed, then pytest over
+# (maturin sdist) built, the wheel installed, mypy --strict over the
+# installed package (it ships py.typed) and the tests, then pytest over
 # tests/python: the plugin through pytester against a real server (a
 # temporary instance the plugin starts), the API, python -m isospec.
 # Prints the wheel's size and the times.  Under ISOSPEC_TESTS_REQUIRE_ALL=1
@@ -46,6 +47,9 @@ for f in pyproject.toml Cargo.toml Cargo.lock src/main.rs src/lib.rs python/isos
 done
 
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-index "$wheel"
+
+# The installed package's type hints (py.typed), and the tests', strictly.
+(cd tests/python && "../../$venv/bin/python" -m mypy --strict -p isospec && "../../$venv/bin/python" -m mypy --strict .)
 
 t=$(now)
 (cd tests/python && "../../$venv/bin/python" -m pytest "$@")

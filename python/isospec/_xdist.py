@@ -10,11 +10,12 @@ scheduled exactly as ``load`` schedules it.  Imported only when xdist is.
 
 from __future__ import annotations
 
+import re
 from itertools import cycle
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from xdist.scheduler import LoadScheduling
+from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
 
 
 def is_spec_nodeid(nodeid: str) -> bool:
@@ -24,13 +25,24 @@ def is_spec_nodeid(nodeid: str) -> bool:
 
 
 def balance(
-    indices: Sequence[int], nodeids: Sequence[str], costs: Dict[str, float], nodes: int
+    indices: Sequence[int],
+    nodeids: Sequence[str],
+    costs: Dict[str, float],
+    nodes: int,
+    first: Sequence[int] = (),
 ) -> List[List[int]]:
     """Splits ``indices`` into ``nodes`` shares of about equal cost (longest
-    first onto the least loaded share), each share in collection order."""
+    first onto the least loaded share), each share in collection order;
+    the indices in ``first`` all go to share 0."""
     shares: List[List[int]] = [[] for _ in range(nodes)]
     load = [0.0] * nodes
-    for i in sorted(indices, key=lambda i: (-costs.get(nodeids[i], 0.0), i)):
+    pinned = set(first)
+    for i in indices:
+        if i in pinned:
+            shares[0].append(i)
+            load[0] += costs.get(nodeids[i], 0.0)
+    rest = [i for i in indices if i not in pinned]
+    for i in sorted(rest, key=lambda i: (-costs.get(nodeids[i], 0.0), i)):
         k = min(range(nodes), key=lambda k: (load[k], k))
         shares[k].append(i)
         load[k] += costs.get(nodeids[i], 0.0)
@@ -62,9 +74,24 @@ def spec_costs(config: Any, nodeids: Sequence[str]) -> Dict[str, float]:
     return costs
 
 
+def names_database(config: Any, nodeid: str) -> bool:
+    """Whether the spec names the test database (as isospec -j runs such
+    a spec in the --dbname database): under xdist it goes to worker gw0,
+    which keeps that name when the workers share a server."""
+    name = str(config.getini("isospec_dbname") or "isolation_regression")
+    try:
+        text = (Path(config.rootpath) / nodeid.partition("::")[0]).read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text) is not None
+
+
 class SpecLoadScheduling(LoadScheduling):  # type: ignore[misc]
     """``load`` scheduling, except that each worker gets its share of the
     spec items in one go, first."""
+
+    collection: Optional[List[str]]
+    maxschedchunk: Optional[int]
 
     def schedule(self) -> None:
         assert self.collection_is_completed
@@ -82,8 +109,10 @@ class SpecLoadScheduling(LoadScheduling):  # type: ignore[misc]
         self.collection = collection
         if self.maxschedchunk is None:
             self.maxschedchunk = len(collection)
-        nodes = list(self.nodes)
-        shares = balance(specs, collection, spec_costs(self.config, collection), len(nodes))
+        # gw0 first: it keeps the database's name.
+        nodes = sorted(self.nodes, key=lambda n: getattr(getattr(n, "gateway", None), "id", "") != "gw0")
+        pinned = [i for i in specs if names_database(self.config, collection[i])]
+        shares = balance(specs, collection, spec_costs(self.config, collection), len(nodes), pinned)
         for node, share in zip(nodes, shares):
             if share:
                 self.node2pending[node].extend(share)

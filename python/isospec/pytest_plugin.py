@@ -39,7 +39,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -123,6 +123,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(_hookspecs)
+
+
+def _dbname(config: pytest.Config) -> str:
+    return str(config.getini("isospec_dbname") or "isolation_regression")
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -267,7 +271,7 @@ class SpecItem(pytest.Function):
     def reportinfo(self) -> Tuple[Any, Optional[int], str]:
         return self.path, None, f"isospec: {self.spec_name}"
 
-    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
         if isinstance(excinfo.value, SpecFailure):
             e = excinfo.value
             return _SpecRepr(e.text, _Crash(str(self.path), 0, e.short))
@@ -473,8 +477,11 @@ class _Batch:
             tag = f"{wid or 'main'}-{number}"
             self.outputdir = final / "results" / _XDIST_DIR / tag
         self.json_path = Path(state.tmpdir) / f"run-{number}.json"
-        db = config.getini("isospec_dbname") or "isolation_regression"
-        if wid:
+        db = _dbname(config)
+        if wid and wid != "gw0" and not state.server.info:
+            # Workers share the server: each its own database.  gw0 keeps
+            # the name, and the specs that name it are scheduled there.
+            # (On a temporary instance of its own each keeps the name.)
             db = f"{db}_{wid}"
         extra = list(config.getini("isospec_args"))
         if config.getoption("isospec_args"):
@@ -486,6 +493,10 @@ class _Batch:
             "--tap",
             "--color",
             "never",
+            # The plugin annotates under GitHub Actions itself, once for the
+            # whole session (pytest_terminal_summary).
+            "--annotations",
+            "none",
             "--json",
             str(self.json_path),
             *run_args(
@@ -690,6 +701,7 @@ class _State:
             pytest.skip(f"isospec: {name} not run: {r.detail or 'interrupted'}")
         if r.where is not None:
             item.user_properties.append(("isospec_where", r.where.describe()))
+        item.user_properties.append(("isospec_annotation", _annotation(r, batch.cwd)))
         text, short = _failure_text(item, r, batch, self)
         raise SpecFailure(text, short)
 
@@ -869,6 +881,45 @@ def _failure_text(item: SpecItem, r: SpecResult, batch: _Batch, state: _State) -
     return "\n".join(lines) + "\n", short
 
 
+def _gh_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(s: str) -> str:
+    return _gh_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def _annotation(r: SpecResult, cwd: Path) -> str:
+    """A GitHub Actions ``::error`` line at the spec's line where it
+    departs, as ``isospec run`` writes under Actions."""
+    w = r.where
+    if w is not None and w.title:
+        title, message = w.title, w.message or w.title
+    elif r.status == "new":
+        title = f"{r.name}: no expected output"
+        message = "the spec has no expected file: its transcript is new (pytest --isospec-accept keeps it)"
+    else:
+        title = f"{r.name}: {r.status}"
+        message = r.detail or "the spec did not pass"
+    props = []
+    spec = r.spec or (Path(w.file) if w is not None and w.file else None)
+    if spec is not None:
+        base = Path(os.environ.get("GITHUB_WORKSPACE") or cwd)
+        p = spec if spec.is_absolute() else cwd / spec
+        try:
+            shown = str(p.resolve().relative_to(base.resolve()))
+        except ValueError:
+            shown = str(spec)
+        props.append(f"file={_gh_property(shown)}")
+        props.append(f"line={w.line if w is not None and w.line else 1}")
+        if w is not None and w.kind == "spec-error" and w.column:
+            props.append(f"col={w.column}")
+    if len(title) > 200:
+        title = title[:199] + "…"
+    props.append(f"title={_gh_property(title)}")
+    return f"::error {','.join(props)}::{_gh_data(message)}"
+
+
 def _manifest_dir(state: _State, batch: _Batch, name: str) -> Optional[str]:
     """The expected/ directory isospec compared spec ``name`` with (its
     accept manifest), relative to the run's directory."""
@@ -888,7 +939,7 @@ def _manifest_dir(state: _State, batch: _Batch, name: str) -> Optional[str]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     if isinstance(item, SpecItem) and call.when == "call" and item.spec_duration is not None:
         # The spec's own time, as isospec measured it (the first item of a
@@ -963,6 +1014,23 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for k, v in getattr(rep, "user_properties", []) or []:
             if k == "isospec_accepted":
                 accepted.append(str(v))
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not _is_worker(config):
+        # Workflow commands: GitHub shows each failing spec on the pull
+        # request's diff at the line where it departs (at most 10).
+        lines = [
+            str(v)
+            for kind in ("failed", "error")
+            for rep in terminalreporter.stats.get(kind, [])
+            for k, v in getattr(rep, "user_properties", []) or []
+            if k == "isospec_annotation"
+        ]
+        for line in lines[:10]:
+            terminalreporter.write_line(line)
+        if len(lines) > 10:
+            terminalreporter.write_line(
+                f"::error title=isospec%3A {len(lines) - 10} more failing specs::"
+                f"{len(lines) - 10} more specs failed and are not annotated (see the log)"
+            )
     if accepted:
         terminalreporter.write_sep("-", "isospec: accepted transcripts")
         for a in accepted:

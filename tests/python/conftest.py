@@ -16,7 +16,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Generator, List
 
 import pytest
 
@@ -28,7 +28,7 @@ REQUIRE_ALL = os.environ.get("ISOSPEC_TESTS_REQUIRE_ALL") == "1"
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """Under ISOSPEC_TESTS_REQUIRE_ALL=1 (CI) a skipped test fails: no test
     passes CI by not running."""
     outcome = yield
@@ -103,6 +103,15 @@ def counter_out(table: str) -> str:
 
         """
     )
+
+
+# A spec that names the test database (isospec -j runs such a spec in the
+# --dbname database; the plugin sends it to the xdist worker that keeps the name).
+DBNAME_SPEC = "session s\nstep db { SELECT current_database() = 'isolation_regression' AS ours; }\n"
+DBNAME_OUT = (
+    "Parsed test spec with 1 sessions\n\nstarting permutation: db\n"
+    "step db: SELECT current_database() = 'isolation_regression' AS ours;\nours\n----\nt   \n(1 row)\n\n"
+)
 
 
 @dataclass
@@ -186,7 +195,7 @@ def no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def have_xdist() -> bool:
     try:
-        import xdist  # noqa: F401
+        import xdist  # type: ignore[import-untyped] # noqa: F401
     except ImportError:
         return False
     return True

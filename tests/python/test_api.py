@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import typing
+from typing import Any, Dict
 from importlib.metadata import version
 from pathlib import Path
 
@@ -115,3 +116,36 @@ def test_explore_returns_classes_as_objects(project: Project, server: str) -> No
     assert s.violations == (outcomes[(("1",),)],)
     assert outcomes[(("1",),)].permutation.startswith("permutation ")
     assert found["lost.spec"] is s
+
+
+def test_reports_of_a_binary_without_the_where_fields_are_filled_in(tmp_path: Path) -> None:
+    """An older isospec's JSON report (no spec/result_file/diff/where): the
+    diff comes from regression.diffs, the place from the diff and the
+    result file."""
+    from isospec._results import spec_results
+
+    (tmp_path / "results").mkdir()
+    transcript = WAIT_OUT.replace("(1 row)", "(2 rows)")
+    (tmp_path / "results" / "wait.out").write_text(transcript)
+    (tmp_path / "regression.diffs").write_text(
+        "diff -U3 expected/other.out results/other.out\n--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"
+        "diff -U3 expected/wait.out results/wait.out\n"
+        "--- expected/wait.out\n+++ results/wait.out\n"
+        "@@ -8,5 +8,5 @@\n v\n --\n 10\n-(1 row)\n+(2 rows)\n \n"
+    )
+    report: Dict[str, Any] = {
+        "specs": [
+            {"name": "wait", "status": "failed", "detail": None, "duration_ms": 12, "permutations": "1", "steps": []},
+            {"name": "ok", "status": "ok", "detail": None, "duration_ms": 3, "permutations": "1", "steps": []},
+        ]
+    }
+    wait, ok = spec_results(report, Path("."), cwd=tmp_path)
+    assert wait.result_file == tmp_path / "results" / "wait.out"
+    assert wait.diff is not None and wait.diff.startswith("diff -U3 expected/wait.out results/wait.out\n")
+    assert "-x" not in wait.diff
+    w = wait.where
+    assert w is not None
+    assert (w.line, w.expected, w.actual) == (11, "(1 row)", "(2 rows)")
+    assert (w.permutation, w.permutations, w.step) == (1, 1, "s2upd")
+    assert w.permutation_steps == ("s1upd", "s2upd", "s1c")
+    assert ok.diff is None and ok.where is None and ok.result_file is None

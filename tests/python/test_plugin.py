@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    DBNAME_OUT,
+    DBNAME_SPEC,
     WAIT_OUT,
     WAIT_SPEC,
     Project,
@@ -123,7 +125,7 @@ def test_junit_xml_is_valid_and_failures_carry_the_diff(
     assert cases["wait"].find("failure") is None
     props = {p.get("name"): p.get("value") for p in cases["counter_b"].iter("property")}
     assert props["isospec_status"] == "failed"
-    assert props["isospec_result_file"].endswith("results/counter_b.out")
+    assert str(props["isospec_result_file"]).endswith("results/counter_b.out")
 
 
 def test_xdist_gives_the_same_outcome_one_run_and_database_per_worker(
@@ -135,29 +137,33 @@ def test_xdist_gives_the_same_outcome_one_run_and_database_per_worker(
     project.spec("counter_c", counter_spec("cc"), counter_out("cc"))
     project.break_expected("counter_a")
     project.spec("fresh", WAIT_SPEC)
+    project.spec("zz_dbname", DBNAME_SPEC, DBNAME_OUT)
 
     serial = run(pytester, "specs/", "--isospec-dsn", server, "--junitxml=serial.xml")
-    serial.assert_outcomes(passed=3, failed=2)
+    serial.assert_outcomes(passed=4, failed=2)
     serial_diffs = (pytester.path / "regression.diffs").read_text()
     logged_isospec.unlink()
 
     parallel = run(pytester, "specs/", "--isospec-dsn", server, "-n", "2", "--junitxml=parallel.xml")
-    parallel.assert_outcomes(passed=3, failed=2)
+    parallel.assert_outcomes(passed=4, failed=2)
     assert junit_outcomes(pytester.path / "serial.xml") == junit_outcomes(pytester.path / "parallel.xml")
     parallel.stdout.fnmatch_lines(["*-(2 rows)*", "*+(1 row)*"])
 
-    # One isospec run per worker, each in its own database, together
-    # covering every spec once.
+    # One isospec run per worker, each in its own database of the shared
+    # server (gw0 keeps the name, and runs the spec that names it),
+    # together covering every spec once.
     runs = run_commands(logged_isospec)
     assert len(runs) == 2, runs
-    dbs = sorted(r.split("--dbname ", 1)[1].split()[0] for r in runs)
-    assert dbs == ["isolation_regression_gw0", "isolation_regression_gw1"]
+    dbs = {r.split("--dbname ", 1)[1].split()[0]: r for r in runs}
+    assert sorted(dbs) == ["isolation_regression", "isolation_regression_gw1"]
+    assert "specs/zz_dbname.spec" in dbs["isolation_regression"]
     specs = sorted(w for r in runs for w in r.split() if w.endswith(".spec"))
-    assert specs == sorted(f"specs/{n}.spec" for n in ("wait", "counter_a", "counter_b", "counter_c", "fresh"))
+    names = ("wait", "counter_a", "counter_b", "counter_c", "fresh", "zz_dbname")
+    assert specs == sorted(f"specs/{n}.spec" for n in names)
 
     # Results end where a serial run puts them; the workers' own
     # directories are gone.
-    for name in ("wait", "counter_a", "counter_b", "counter_c", "fresh"):
+    for name in names:
         assert (pytester.path / "results" / f"{name}.out").is_file()
     assert not list((pytester.path / "results").glob(".xdist/*"))
     assert (pytester.path / "regression.diffs").read_text().replace("./results/", "results/") == (
@@ -315,9 +321,33 @@ def test_xdist_workers_on_temporary_instances(
     no_server_env(monkeypatch)
     project.standard()
     project.break_expected("wait")
+    project.spec("zz_dbname", DBNAME_SPEC, DBNAME_OUT)
     result = run(pytester, "specs/", "-n", "2")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*+(1 row)*"])
     log = logged_isospec.read_text().splitlines()
     assert len([l for l in log if l.startswith("temp-instance ")]) == 2, log
-    assert len(run_commands(logged_isospec)) == 2
+    runs = run_commands(logged_isospec)
+    assert len(runs) == 2
+    # Each worker on its own instance keeps the database's name.
+    assert all("--dbname isolation_regression " in r for r in runs), runs
+
+
+def test_github_actions_annotations_at_the_spec_line(
+    pytester: pytest.Pytester, project: Project, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    project.standard()
+    project.break_expected("wait")
+    project.spec("fresh", counter_spec("cf"))
+    result = run(pytester, "specs/", "--isospec-dsn", server)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "::error file=specs/wait.spec,line=13,title=wait%3A output differs in permutation 1 of 1 *"
+            "step s2upd::expected: (2 rows)%0Aactual:   (1 row)",
+        ]
+    )
+    result.stdout.fnmatch_lines(["::error file=specs/fresh.spec,line=1,title=fresh%3A no expected output::*"])
