@@ -139,11 +139,12 @@ def _worker_id(config: pytest.Config) -> Optional[str]:
 
 
 def _explicit_args(config: pytest.Config) -> List[Path]:
-    """The paths named on the command line or by ``testpaths`` (not the
-    directory pytest walks when it is given nothing)."""
-    source = getattr(config, "args_source", None)
+    """The paths named on the command line (not testpaths, nor the
+    directory pytest walks when it is given nothing: there a ``.spec`` file
+    may be another tool's, an RPM spec say, unless it is in an
+    ``isospec_specs`` directory)."""
     kinds = getattr(pytest.Config, "ArgsSource", None)
-    if kinds is not None and source == kinds.INVOCATION_DIR:
+    if kinds is None or getattr(config, "args_source", None) != kinds.ARGS:
         return []
     base = config.invocation_params.dir
     out = []
@@ -611,7 +612,7 @@ class _State:
         self.server = _Server(config)
         self.batches: List[_Batch] = []
         self.batch_of: Dict[str, _Batch] = {}  # nodeid -> run serving it next
-        self.tmpdir = tempfile.mkdtemp(prefix="isospec-pytest-")
+        self._tmpdir: Optional[str] = None
         out = config.getoption("isospec_outputdir")
         if out:
             p = Path(out)
@@ -620,6 +621,13 @@ class _State:
             ini = config.getini("isospec_outputdir")
             self.outputdir = Path(ini[0]) if ini else config.invocation_params.dir
         self.accepted: List[Tuple[str, str]] = []
+
+    @property
+    def tmpdir(self) -> str:
+        """A directory of this process's own (the runs' JSON reports)."""
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="isospec-pytest-")
+        return self._tmpdir
 
     # -- which items a new run covers
 
@@ -679,6 +687,7 @@ class _State:
         tap = batch.wait_for(name)
         if tap is not None and tap.ok and tap.skip is None and not accept:
             item.spec_duration = tap.ms / 1000.0 if tap.ms is not None else None
+            item.user_properties.append(("isospec_status", "ok"))
             return
         if tap is not None and not tap.ok and self._ends_session(item):
             batch.stop()  # -x / --maxfail: the session ends with this failure
@@ -800,7 +809,8 @@ class _State:
             except Exception:  # a report we cannot read changes no outcome now
                 pass
         self.server.stop()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
 def _where_lines(r: SpecResult, cwd: Path) -> List[str]:
@@ -950,6 +960,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # Durations of this session's specs, by node id.
 _durations: Dict[str, float] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from . import __version__
+
+    try:
+        where = str(binary())
+    except IsospecNotFound as e:
+        where = f"not found ({e})"
+    return f"isospec: {__version__}, {where}"
 
 
 @pytest.hookimpl(optionalhook=True)
