@@ -13,6 +13,7 @@
 //!
 //! The command line is `cli::explore`, on `run`'s footing.
 
+pub mod bound;
 pub mod classes;
 pub mod report;
 pub mod space;
