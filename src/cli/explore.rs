@@ -363,17 +363,7 @@ fn explore_all(
             "{}",
             report::text(&name, &checked, &exploration, seed, &invariants)
         );
-        if exploration
-            .classes
-            .list()
-            .iter()
-            .any(|c| !c.outcome.violated.is_empty())
-        {
-            code = 1;
-        }
-        if !exploration.errors.is_empty() && code == 0 {
-            code = 2;
-        }
+        code = worse(code, &exploration);
         if a.write {
             let existing = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
             let more = report::appendix(&checked, &exploration, &existing);
@@ -418,15 +408,35 @@ fn explore_all(
             break;
         }
     }
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": all_json }))
-            .expect("JSON values serialize");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    write_json(a.json.as_deref(), all_json)?;
     if let Some(path) = &a.html {
         crate::report::write_explore(path, &pages).map_err(|e| e.to_string())?;
     }
     Ok(code)
+}
+
+/// The exit code after one more spec: 1 once an invariant was violated,
+/// else 2 once an interleaving could not run.
+fn worse(code: i32, e: &walk::Exploration) -> i32 {
+    if e.classes
+        .list()
+        .iter()
+        .any(|c| !c.outcome.violated.is_empty())
+    {
+        1
+    } else if !e.errors.is_empty() && code == 0 {
+        2
+    } else {
+        code
+    }
+}
+
+/// `--json FILE`: every spec's exploration.
+fn write_json(path: Option<&std::path::Path>, specs: Vec<serde_json::Value>) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": specs }))
+        .expect("JSON values serialize");
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `--merge`: the parts' JSON files combined into what one exploration of
@@ -456,17 +466,7 @@ fn merge(a: &ExploreArgs) -> Result<i32, String> {
             "{}",
             report::text(&m.name, &checked, &exploration, m.seed, &m.invariants)
         );
-        if exploration
-            .classes
-            .list()
-            .iter()
-            .any(|c| !c.outcome.violated.is_empty())
-        {
-            code = 1;
-        }
-        if !exploration.errors.is_empty() && code == 0 {
-            code = 2;
-        }
+        code = worse(code, &exploration);
         all_json.push(report::json(
             &m.name,
             &checked,
@@ -475,11 +475,7 @@ fn merge(a: &ExploreArgs) -> Result<i32, String> {
             &m.invariants,
         ));
     }
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": all_json }))
-            .expect("JSON values serialize");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    write_json(a.json.as_deref(), all_json)?;
     Ok(code)
 }
 

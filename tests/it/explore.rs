@@ -9,7 +9,8 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-fn explore_against(inst: &isospec::server::TempInstance) -> Command {
+/// `isospec explore` against `inst`.
+pub fn explore_against(inst: &isospec::server::TempInstance) -> Command {
     let mut c = isospec();
     c.arg("explore").arg("--host").arg(&inst.socket_dir).args([
         "--port",

@@ -1,22 +1,11 @@
 //! `isospec explore` beyond `--max`: preemption bounds, commuting steps
 //! (checked against the exhaustive walk), shrinking, and shards merged.
 
-use crate::util::{expect_exit, isospec, manifest, skip, start_instance, text, workdir, Server};
+use crate::explore::explore_against as explore;
+use crate::util::{expect_exit, isospec, manifest, skip, start_instance, text, workdir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// `isospec explore` against `inst`.
-fn explore(inst: &isospec::server::TempInstance) -> std::process::Command {
-    let mut c = isospec();
-    c.arg("explore").arg("--host").arg(&inst.socket_dir).args([
-        "--port",
-        &inst.port.to_string(),
-        "--user",
-        &Server::user(),
-    ]);
-    c
-}
 
 /// Runs explore with `args` on `spec`, expecting exit code `code` (None:
 /// 0 or 1, as invariants hold or not); (stdout, the spec's JSON).
