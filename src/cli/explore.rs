@@ -6,7 +6,7 @@
 //! (`stop`); then its progress bar and output files.
 
 use crate::executor::ExecOptions;
-use crate::explore::{report, walk};
+use crate::explore::{bound, report, walk};
 use crate::outcome::RunEvent;
 use crate::run::{self, DatabasePlan, Events, Footing};
 use crate::spec;
@@ -18,8 +18,31 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub struct ExploreArgs {
     /// Spec files whose interleavings to explore.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "merge")]
     pub specs: Vec<PathBuf>,
+    /// Only interleavings with at most K preemptions (switches away from
+    /// a session that still had a step to run), every one of them, in the
+    /// stable order; `auto` raises K from 0 while --budget and --max allow.
+    #[arg(long, value_name = "K|auto", value_parser = parse_preemptions)]
+    pub preemptions: Option<Preemptions>,
+    /// Run one interleaving per class of interleavings that differ only by
+    /// where commuting steps run (BEGIN, SET, … and steps named in
+    /// `# isospec: commutes STEP…`), counted for the whole class.
+    #[arg(long, conflicts_with = "preemptions")]
+    pub reduce: bool,
+    /// Shrink the representative of each class with a violation, a failure
+    /// or a wait: drop the sessions and steps whose removal keeps its
+    /// outcome (the shorter line is printed, and is what --write adds).
+    #[arg(long)]
+    pub shrink: bool,
+    /// Run only part K of N of the interleavings (every N-th drawn, from
+    /// the K-th), for N machines; --merge combines their --json files.
+    #[arg(long, value_name = "K/N", value_parser = super::parse_partition)]
+    pub partition: Option<(usize, usize)>,
+    /// Combine the --json files of the parts of a partitioned exploration
+    /// into what one exploration of the whole reports (no server needed).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["write", "html", "shrink"])]
+    pub merge: Vec<PathBuf>,
     /// Run at most N interleavings: every one when the space has at most N,
     /// else a uniform random sample of N [default: 10000].
     #[arg(long, value_name = "N")]
@@ -84,6 +107,22 @@ pub struct ExploreArgs {
 }
 
 /// "30s", "5m", "1h", "250ms" or plain seconds.
+/// `--preemptions`: a bound, or rising from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preemptions {
+    AtMost(usize),
+    Rising,
+}
+
+fn parse_preemptions(s: &str) -> Result<Preemptions, String> {
+    if s == "auto" {
+        return Ok(Preemptions::Rising);
+    }
+    s.parse()
+        .map(Preemptions::AtMost)
+        .map_err(|_| format!("expected a number of preemptions or auto, not \"{s}\""))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -120,6 +159,9 @@ pub fn main(a: ExploreArgs) -> i32 {
 }
 
 fn run(a: ExploreArgs) -> Result<i32, String> {
+    if !a.merge.is_empty() {
+        return merge(&a);
+    }
     if a.jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
@@ -224,12 +266,25 @@ fn explore_all(
         let both = |cli: &[String], spec: &[String]| -> Vec<String> { [cli, spec].concat() };
         let outcomes = both(&a.outcome, &checked.spec.options.outcomes);
         let invariants = both(&a.invariant, &checked.spec.options.invariants);
+        let search = match (a.preemptions, a.reduce) {
+            (Some(Preemptions::AtMost(k)), _) => walk::Search::Preemptions(k),
+            (Some(Preemptions::Rising), _) => walk::Search::RisingPreemptions,
+            (None, true) => walk::Search::Reduced(bound::commuting(&checked)),
+            (None, false) => walk::Search::Space,
+        };
+        // What a bounded or reduced search will run, before it runs.
+        print!(
+            "{}",
+            report::search_preface(&name, &checked, &search, a.max)
+        );
         let plan = walk::Plan {
             max: a.max,
             budget: a.budget,
             seed,
             outcomes,
             invariants: invariants.clone(),
+            search,
+            partition: a.partition,
         };
         let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
             let b = indicatif::ProgressBar::new(0);
@@ -269,22 +324,46 @@ fn explore_all(
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
-        let exploration = exploration.map_err(|e| format!("{name}: {e}"))?;
+        let mut exploration = exploration.map_err(|e| format!("{name}: {e}"))?;
+        if a.shrink && !stop.requested() {
+            // Classes with something to show: a violation, a failure or a
+            // wait (an uneventful outcome shrinks to nothing worth pinning).
+            let eventful = |o: &crate::explore::classes::Outcome| {
+                !(o.violated.is_empty() && o.failures.is_empty() && o.waited.is_empty())
+            };
+            for c in exploration
+                .classes
+                .list()
+                .into_iter()
+                .filter(|c| eventful(&c.outcome))
+            {
+                let il = crate::explore::space::Space::new(
+                    checked
+                        .spec
+                        .sessions
+                        .iter()
+                        .map(|s| s.steps.len())
+                        .collect(),
+                )
+                .nth(c.first)
+                .expect("a class's index is in the space");
+                let shrunk = rt.block_on(walk::shrink(
+                    &checked,
+                    &lanes[0],
+                    &exec,
+                    Some(&stop),
+                    &plan,
+                    &il,
+                    &c.outcome,
+                ));
+                exploration.shrunk.insert(c.first, shrunk);
+            }
+        }
         print!(
             "{}",
             report::text(&name, &checked, &exploration, seed, &invariants)
         );
-        if exploration
-            .classes
-            .list()
-            .iter()
-            .any(|c| !c.outcome.violated.is_empty())
-        {
-            code = 1;
-        }
-        if !exploration.errors.is_empty() && code == 0 {
-            code = 2;
-        }
+        code = worse(code, &exploration);
         if a.write {
             let existing = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
             let more = report::appendix(&checked, &exploration, &existing);
@@ -329,14 +408,74 @@ fn explore_all(
             break;
         }
     }
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": all_json }))
-            .expect("JSON values serialize");
-        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    write_json(a.json.as_deref(), all_json)?;
     if let Some(path) = &a.html {
         crate::report::write_explore(path, &pages).map_err(|e| e.to_string())?;
     }
+    Ok(code)
+}
+
+/// The exit code after one more spec: 1 once an invariant was violated,
+/// else 2 once an interleaving could not run.
+fn worse(code: i32, e: &walk::Exploration) -> i32 {
+    if e.classes
+        .list()
+        .iter()
+        .any(|c| !c.outcome.violated.is_empty())
+    {
+        1
+    } else if !e.errors.is_empty() && code == 0 {
+        2
+    } else {
+        code
+    }
+}
+
+/// `--json FILE`: every spec's exploration.
+fn write_json(path: Option<&std::path::Path>, specs: Vec<serde_json::Value>) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "specs": specs }))
+        .expect("JSON values serialize");
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `--merge`: the parts' JSON files combined into what one exploration of
+/// the whole reports.
+fn merge(a: &ExploreArgs) -> Result<i32, String> {
+    let mut parts = Vec::new();
+    for path in &a.merge {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        parts.push((path.display().to_string(), v));
+    }
+    let merged = report::merge(&parts)?;
+    let mut code = 0;
+    let mut all_json = Vec::new();
+    for m in merged {
+        let checked = spec::load(std::path::Path::new(&m.name)).map_err(|e| e.to_string())?;
+        let mut exploration = m.exploration;
+        if let walk::Search::Reduced(_) = exploration.search {
+            exploration.search = walk::Search::Reduced(bound::commuting(&checked));
+        }
+        print!(
+            "{}",
+            report::search_preface(&m.name, &checked, &exploration.search, exploration.max)
+        );
+        print!(
+            "{}",
+            report::text(&m.name, &checked, &exploration, m.seed, &m.invariants)
+        );
+        code = worse(code, &exploration);
+        all_json.push(report::json(
+            &m.name,
+            &checked,
+            &exploration,
+            m.seed,
+            &m.invariants,
+        ));
+    }
+    write_json(a.json.as_deref(), all_json)?;
     Ok(code)
 }
 
@@ -384,8 +523,9 @@ fn html_report(
             .map(|c| crate::report::ExploreClass {
                 count: c.count,
                 outcome: crate::explore::classes::describe(&c.outcome),
+                preemptions: c.preemptions,
                 violation: !c.outcome.violated.is_empty(),
-                line: report::line(checked, c),
+                line: report::class_line(checked, exploration, c),
             })
             .collect(),
         trace: trace.ok(),

@@ -4,14 +4,17 @@
 //! An outcome is what a reviewer would call "the behaviour": which steps
 //! failed (SQLSTATE and primary message), which had to wait, what the
 //! outcome queries returned, and which invariants failed.  Interleavings
-//! with equal outcomes form a class; its representative is the member
-//! first in the space's stable order, so the same spec always yields the
-//! same line.
+//! with equal outcomes form a class; its representative is a member with
+//! the fewest preemptions (the easiest to read and to reason about), the
+//! first such in the space's stable order, so the same spec always yields
+//! the same line.
 
 use std::collections::BTreeMap;
 
 /// A step that failed: its name, SQLSTATE and primary message.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Failure {
     pub step: String,
     pub sqlstate: String,
@@ -19,7 +22,18 @@ pub struct Failure {
 }
 
 /// What one interleaving did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Outcome {
     /// Failed steps, in the order they failed.
     pub failures: Vec<Failure>,
@@ -31,28 +45,63 @@ pub struct Outcome {
     pub violated: Vec<usize>,
 }
 
-/// One class: an outcome, how many explored interleavings had it, and the
-/// first of them in the stable order.
+/// One class: an outcome, how many interleavings had it, and its
+/// representative.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
     pub outcome: Outcome,
-    pub count: u64,
+    /// The interleavings it stands for (with commuting steps, each run
+    /// counts for its whole trace).
+    pub count: u128,
+    /// The interleavings of it that ran.
+    pub runs: u64,
     /// The representative's index in the space.
     pub first: u128,
+    /// The representative's preemptions: the fewest of any member that ran.
+    pub preemptions: usize,
+}
+
+/// What is kept of a class while interleavings come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    count: u128,
+    runs: u64,
+    /// (preemptions, index) of the representative: the least.
+    first: (usize, u128),
 }
 
 /// Explored interleavings, grouped by outcome.
 #[derive(Debug, Default)]
 pub struct Classes {
-    by_outcome: BTreeMap<Outcome, (u64, u128)>,
+    by_outcome: BTreeMap<Outcome, Tally>,
 }
 
 impl Classes {
-    /// Records that interleaving `index` had `outcome`.
-    pub fn add(&mut self, index: u128, outcome: Outcome) {
-        let e = self.by_outcome.entry(outcome).or_insert((0, index));
-        e.0 += 1;
-        e.1 = e.1.min(index);
+    /// Records that interleaving `index`, with `preemptions`, had
+    /// `outcome`, standing for `weight` interleavings.
+    pub fn add(&mut self, index: u128, preemptions: usize, weight: u128, outcome: Outcome) {
+        let e = self.by_outcome.entry(outcome).or_insert(Tally {
+            count: 0,
+            runs: 0,
+            first: (preemptions, index),
+        });
+        e.count += weight;
+        e.runs += 1;
+        e.first = e.first.min((preemptions, index));
+    }
+
+    /// Adds another exploration's classes (a shard of the same space).
+    pub fn merge(&mut self, other: &[Class]) {
+        for c in other {
+            let e = self.by_outcome.entry(c.outcome.clone()).or_insert(Tally {
+                count: 0,
+                runs: 0,
+                first: (c.preemptions, c.first),
+            });
+            e.count += c.count;
+            e.runs += c.runs;
+            e.first = e.first.min((c.preemptions, c.first));
+        }
     }
 
     /// The classes, ordered by their representative's place in the space.
@@ -60,18 +109,21 @@ impl Classes {
         let mut out: Vec<Class> = self
             .by_outcome
             .iter()
-            .map(|(o, &(count, first))| Class {
+            .map(|(o, t)| Class {
                 outcome: o.clone(),
-                count,
-                first,
+                count: t.count,
+                runs: t.runs,
+                first: t.first.1,
+                preemptions: t.first.0,
             })
             .collect();
         out.sort_by_key(|c| c.first);
         out
     }
 
-    pub fn explored(&self) -> u64 {
-        self.by_outcome.values().map(|v| v.0).sum()
+    /// The interleavings the classes stand for.
+    pub fn explored(&self) -> u128 {
+        self.by_outcome.values().map(|v| v.count).sum()
     }
 }
 
@@ -123,16 +175,23 @@ mod tests {
             ..Outcome::default()
         };
         let mut c = Classes::default();
-        c.add(5, lost.clone());
-        c.add(0, fine.clone());
-        c.add(2, lost.clone());
-        c.add(3, fine.clone());
+        c.add(5, 1, 1, lost.clone());
+        c.add(0, 0, 1, fine.clone());
+        c.add(2, 2, 3, lost.clone());
+        c.add(3, 0, 1, fine.clone());
         let list = c.list();
         assert_eq!(list.len(), 2);
-        assert_eq!((list[0].first, list[0].count), (0, 2));
+        assert_eq!((list[0].first, list[0].count, list[0].runs), (0, 2, 2));
         assert_eq!(list[0].outcome, fine);
-        assert_eq!((list[1].first, list[1].count), (2, 2));
-        assert_eq!(c.explored(), 4);
+        // The fewest preemptions first, then the stable order.
+        assert_eq!((list[1].first, list[1].preemptions), (5, 1));
+        assert_eq!((list[1].count, list[1].runs), (4, 2));
+        assert_eq!(c.explored(), 6);
+        assert_eq!(list.iter().map(|c| c.runs).sum::<u64>(), 4);
+        let mut merged = Classes::default();
+        merged.merge(&list[..1]);
+        merged.merge(&list[1..]);
+        assert_eq!(merged.list(), list);
         assert_eq!(describe(&lost), "outcome 1: 110; invariant 1 violated");
     }
 

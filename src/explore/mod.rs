@@ -5,14 +5,18 @@
 //!   with isolationtester's enumeration order, and unranking, which turns
 //!   both exhaustive walks and seeded uniform samples into walks over
 //!   indices;
+//! - `bound`: the searches beyond `--max`: interleavings with at most K
+//!   preemptions, and one interleaving per trace of commuting steps;
 //! - `walk`: runs them through the executor in batches, in one or -j
-//!   databases, folding events into outcomes;
+//!   databases or one part of N, folding events into outcomes; shrinks
+//!   representatives;
 //! - `classes`: groups interleavings by what happened, with a stable
 //!   representative;
-//! - `report`: the text, JSON and `--write` output.
+//! - `report`: the text, JSON and `--write` output, and `--merge`.
 //!
 //! The command line is `cli::explore`, on `run`'s footing.
 
+pub mod bound;
 pub mod classes;
 pub mod report;
 pub mod space;

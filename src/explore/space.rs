@@ -24,6 +24,11 @@ impl Space {
         Space { steps }
     }
 
+    /// The steps of each session.
+    pub fn steps(&self) -> &[usize] {
+        &self.steps
+    }
+
     /// How many interleavings there are: the multinomial coefficient
     /// (sum of steps)! / prod(steps!), or None when it exceeds u128.
     pub fn size(&self) -> Option<u128> {
@@ -60,9 +65,7 @@ impl Space {
     }
 
     /// The number of an interleaving in the stable order (the inverse of
-    /// `nth`); None when it is not an interleaving of this space.  The
-    /// tests' check that numbering is a bijection.
-    #[cfg(test)]
+    /// `nth`); None when it is not an interleaving of this space.
     pub fn rank(&self, interleaving: &[usize]) -> Option<u128> {
         let mut left = self.steps.clone();
         if interleaving.len() != left.iter().sum::<usize>() {

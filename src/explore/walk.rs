@@ -4,6 +4,7 @@
 //! in batches over one set of connections; the executor's events are
 //! folded into one `Outcome` per interleaving.  Printing is the caller's.
 
+use super::bound;
 use super::classes::{Classes, Failure, Outcome};
 use super::space::{Interleaving, Space};
 use crate::executor::{run_spec, Event, ExecOptions};
@@ -25,6 +26,27 @@ pub struct Plan {
     /// Outcome queries, then invariants, run after each interleaving.
     pub outcomes: Vec<String>,
     pub invariants: Vec<String>,
+    /// Which interleavings: the space (whole or sampled), a preemption
+    /// bound, or one per trace of commuting steps.
+    pub search: Search,
+    /// Run only part K of N (1-based) of the interleavings drawn: every
+    /// N-th, from the K-th on, so that N machines split one walk.
+    pub partition: Option<(usize, usize)>,
+}
+
+/// Which interleavings a walk draws.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Search {
+    /// The whole space when it has at most `--max`, else a seeded sample.
+    #[default]
+    Space,
+    /// Every interleaving with at most K preemptions, in the stable order.
+    Preemptions(usize),
+    /// K = 0, 1, 2, … while the budget and `--max` allow.
+    RisingPreemptions,
+    /// One interleaving per trace: `commutes[s][i]` says whether step i
+    /// of session s commutes with other sessions' steps.
+    Reduced(Vec<Vec<bool>>),
 }
 
 /// Interleavings run when `--max` is not given.
@@ -43,7 +65,23 @@ pub struct Exploration {
     pub classes: Classes,
     /// Interleavings that could not run as written: a step was due while
     /// its session was blocked by sessions with nothing left to run first.
-    pub unrealizable: u64,
+    pub unrealizable: u128,
+    /// Interleavings that ran (with commuting steps, fewer than they
+    /// stand for).
+    pub runs: u64,
+    /// With a preemption bound: the interleavings drawn with exactly K
+    /// preemptions, for each K reached.
+    pub per_k: Vec<u128>,
+    /// The walk drew every interleaving its search has (none was left
+    /// when it ended).
+    pub complete: bool,
+    /// The search, `--max` and partition it ran with.
+    pub search: Search,
+    pub max: Option<u64>,
+    pub partition: Option<(usize, usize)>,
+    /// `--shrink`: each class's shrunk representative, by the class's
+    /// representative index.
+    pub shrunk: std::collections::BTreeMap<u128, Vec<PStep>>,
     /// Interleavings the executor gave up on (timeouts, lost connections).
     pub errors: Vec<(u128, String)>,
     pub elapsed: Duration,
@@ -55,8 +93,10 @@ pub struct Exploration {
 }
 
 impl Exploration {
-    pub fn explored(&self) -> u64 {
-        self.classes.explored() + self.unrealizable + self.errors.len() as u64
+    /// The interleavings explored (the ones that ran, and those their
+    /// traces stand for).
+    pub fn explored(&self) -> u128 {
+        self.classes.explored() + self.unrealizable + self.errors.len() as u128
     }
 }
 
@@ -65,28 +105,62 @@ impl Exploration {
 /// uniformly from a ChaCha8 stream seeded with `seed` (the same seed draws
 /// the same indices on every machine).  `shuffled` draws the whole space
 /// in random order (a budget without --max: whatever the budget allows is
-/// a uniform sample, and all of it if the budget suffices).
+/// a uniform sample, and all of it if the budget suffices).  A preemption
+/// bound or commuting steps walk their part of the space in the stable
+/// order instead.  A partition keeps every N-th drawn index.
 pub struct Order {
     space: Space,
+    steps: Vec<usize>,
     size: Option<u128>,
     limit: u128,
     shuffled: bool,
-    next: u128,
-    rng: rand_chacha::ChaCha8Rng,
-    seen: HashSet<u128>,
+    source: Source,
+    /// Indices drawn so far (all partitions'), counted against `limit`.
+    drawn: u128,
+    partition: Option<(usize, usize)>,
+    /// Drawn for this partition with exactly K preemptions, per K
+    /// (preemption and reduced searches).
+    per_k: Vec<u128>,
+    /// The source had nothing more to draw.
+    exhausted: bool,
+}
+
+enum Source {
+    Stable,
+    Random {
+        rng: Box<rand_chacha::ChaCha8Rng>,
+        seen: HashSet<u128>,
+    },
+    Walk(Box<bound::Walk>),
+    /// K rising from 0: the walk of at most K, keeping exactly K.
+    Rising {
+        k: usize,
+        walk: Box<bound::Walk>,
+    },
 }
 
 impl Order {
     pub fn new(space: Space, limit: u128, seed: u64) -> Order {
         let size = space.size();
+        let exhaustive = size.is_some_and(|s| s <= limit);
         Order {
+            steps: space.steps().to_vec(),
             space,
             size,
             limit,
             shuffled: false,
-            next: 0,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
-            seen: HashSet::new(),
+            source: if exhaustive {
+                Source::Stable
+            } else {
+                Source::Random {
+                    rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
+                    seen: HashSet::new(),
+                }
+            },
+            drawn: 0,
+            partition: None,
+            per_k: Vec::new(),
+            exhausted: false,
         }
     }
 
@@ -95,37 +169,125 @@ impl Order {
         let limit = space.size().unwrap_or(u128::MAX);
         Order {
             shuffled: true,
+            source: Source::Random {
+                rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
+                seen: HashSet::new(),
+            },
             ..Order::new(space, limit, seed)
         }
     }
 
-    /// Whether the walk, if not cut short, covers the whole space.
-    pub fn exhaustive(&self) -> bool {
-        self.size.is_some_and(|s| s <= self.limit)
+    /// The interleavings a search keeps, in the stable order, at most
+    /// `limit`.
+    pub fn search(space: Space, limit: u128, search: &Search) -> Order {
+        let steps = space.steps().to_vec();
+        let source = match search {
+            Search::Preemptions(k) => Source::Walk(Box::new(bound::Walk::new(
+                &steps,
+                bound::Rule::Preemptions(*k),
+            ))),
+            Search::RisingPreemptions => Source::Rising {
+                k: 0,
+                walk: Box::new(bound::Walk::new(&steps, bound::Rule::Preemptions(0))),
+            },
+            Search::Reduced(commutes) => Source::Walk(Box::new(bound::Walk::new(
+                &steps,
+                bound::Rule::Reduced(commutes.clone()),
+            ))),
+            Search::Space => return Order::new(space, limit, 0),
+        };
+        Order {
+            source,
+            ..Order::new(space, limit, 0)
+        }
     }
 
-    /// The next interleaving's index, None when the walk is done.
-    pub fn next_index(&mut self) -> Option<u128> {
-        if self.next >= self.limit {
-            return None;
-        }
-        let index = if self.exhaustive() && !self.shuffled {
-            if self.next >= self.size? {
-                return None;
+    /// Keeps part `k` of `n` of what is drawn.
+    pub fn partitioned(mut self, partition: Option<(usize, usize)>) -> Order {
+        self.partition = partition;
+        self
+    }
+
+    /// Whether the walk, if not cut short, covers the whole space.
+    pub fn exhaustive(&self) -> bool {
+        matches!(self.source, Source::Stable) && self.size.is_some_and(|s| s <= self.limit)
+    }
+
+    /// Whether indices are drawn at random.
+    pub fn sampled(&self) -> bool {
+        matches!(self.source, Source::Random { .. })
+    }
+
+    /// The next index of any partition, None when the source is done.
+    fn draw(&mut self) -> Option<u128> {
+        match &mut self.source {
+            Source::Stable => {
+                let i = self.drawn;
+                (i < self.size?).then_some(i)
             }
-            self.next
-        } else {
-            // Beyond u128 the sample is drawn from the first 2^128 - 1.
-            let size = self.size.unwrap_or(u128::MAX);
-            loop {
-                let i = self.rng.gen_range(0..size);
-                if self.seen.insert(i) {
-                    break i;
+            Source::Random { rng, seen } => {
+                // Beyond u128 the sample is drawn from the first 2^128 - 1.
+                let size = self.size.unwrap_or(u128::MAX);
+                if u128::try_from(seen.len()).unwrap_or(u128::MAX) >= size {
+                    return None;
+                }
+                loop {
+                    let i = rng.gen_range(0..size);
+                    if seen.insert(i) {
+                        break Some(i);
+                    }
                 }
             }
-        };
-        self.next += 1;
-        Some(index)
+            Source::Walk(walk) => {
+                let il = walk.next()?;
+                self.space.rank(&il)
+            }
+            Source::Rising { k, walk } => loop {
+                match walk.next() {
+                    Some(il) if bound::preemptions(&il, &self.steps) == *k => {
+                        break self.space.rank(&il);
+                    }
+                    Some(_) => continue,
+                    None => {
+                        // Every switch a preemption: no interleaving has more.
+                        if *k >= self.steps.iter().sum::<usize>() {
+                            return None;
+                        }
+                        *k += 1;
+                        **walk = bound::Walk::new(&self.steps, bound::Rule::Preemptions(*k));
+                    }
+                }
+            },
+        }
+    }
+
+    /// The next interleaving's index (of this partition), None when the
+    /// walk is done.
+    pub fn next_index(&mut self) -> Option<u128> {
+        loop {
+            if self.drawn >= self.limit {
+                return None;
+            }
+            let Some(index) = self.draw() else {
+                self.exhausted = true;
+                return None;
+            };
+            let position = self.drawn;
+            self.drawn += 1;
+            if let Some((k, n)) = self.partition {
+                if position % n as u128 != (k - 1) as u128 {
+                    continue;
+                }
+            }
+            if matches!(self.source, Source::Walk(_) | Source::Rising { .. }) {
+                let k = bound::preemptions(&self.interleaving(index), &self.steps);
+                if self.per_k.len() <= k {
+                    self.per_k.resize(k + 1, 0);
+                }
+                self.per_k[k] += 1;
+            }
+            return Some(index);
+        }
     }
 
     pub fn interleaving(&self, index: u128) -> Interleaving {
@@ -247,38 +409,38 @@ pub async fn explore(
     // The whole space when it has at most `max` interleavings (default
     // 10,000), else a seeded sample of `max`; the budget cuts either short.
     let limit = u128::from(plan.max.unwrap_or(DEFAULT_MAX));
-    let order = match (plan.max, plan.budget) {
+    let order = match (&plan.search, plan.max, plan.budget) {
         // A budget alone: as much of the space as it allows, in random
         // order, so that a cut-short walk is a uniform sample.
-        (None, Some(_)) => Order::shuffled(space, plan.seed),
-        _ => Order::new(space, limit, plan.seed),
-    };
-    let limit = order.limit;
-    let sampled = order.shuffled || !order.exhaustive();
+        (Search::Space, None, Some(_)) => Order::shuffled(space, plan.seed),
+        (Search::Space, _, _) => Order::new(space, limit, plan.seed),
+        // A rising bound with a budget alone rises until it is spent.
+        (Search::RisingPreemptions, None, Some(_)) => Order::search(space, u128::MAX, &plan.search),
+        (search, _, _) => Order::search(space, limit, search),
+    }
+    .partitioned(plan.partition);
+    let sampled = order.shuffled || order.sampled();
     let planned = if order.exhaustive() {
         size
+    } else if order.sampled() {
+        Some(order.limit)
     } else {
-        Some(limit)
+        None
     };
     let shared = Shared {
         order: std::cell::RefCell::new(order),
         result: std::cell::RefCell::new(Exploration {
             space: size,
             sampled,
+            search: plan.search.clone(),
+            max: plan.max,
+            partition: plan.partition,
             ..Exploration::default()
         }),
         failure: std::cell::RefCell::new(None),
         progress: std::cell::RefCell::new(progress),
     };
-    let mut opts = exec.clone();
-    opts.after_steps = plan
-        .outcomes
-        .iter()
-        .chain(&plan.invariants)
-        .cloned()
-        .collect();
-    opts.end_stalled = true;
-    opts.only_permutation = None;
+    let opts = explore_options(exec, plan);
     futures_util::future::join_all(
         lanes
             .iter()
@@ -288,10 +450,14 @@ pub async fn explore(
     if let Some(e) = shared.failure.into_inner() {
         return Err(e);
     }
+    let order = shared.order.into_inner();
     let mut result = shared.result.into_inner();
     result.elapsed = start.elapsed();
-    // Exhaustive: every interleaving of the space was run.
-    result.exhaustive = size == Some(u128::from(result.explored()));
+    result.per_k = order.per_k;
+    result.complete = order.exhausted && !result.cut_short;
+    // Exhaustive: every interleaving of the space was run, or stood for
+    // by a trace that ran.
+    result.exhaustive = result.errors.is_empty() && size == Some(result.explored());
     Ok(result)
 }
 
@@ -333,7 +499,7 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             return;
         }
         // A batch: small at first, so that every lane starts soon.
-        let batch_size = if shared.result.borrow().explored() < 20 {
+        let batch_size = if shared.result.borrow().runs < 20 {
             10
         } else {
             100
@@ -350,37 +516,14 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
         if pending.is_empty() {
             return;
         }
-        let mut batch_spec = spec.clone();
-        {
+        let perms: Vec<Vec<PStep>> = {
             let order = shared.order.borrow();
-            batch_spec.permutations = pending
+            pending
                 .iter()
                 .map(|&i| psteps(&order.interleaving(i), sessions))
-                .collect();
-        }
-        batch_spec.warnings.clear();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let n_outcomes = plan.outcomes.len();
-        let collect = async {
-            let mut fold = Fold::default();
-            while let Some(ev) = rx.recv().await {
-                fold.event(ev, n_outcomes);
-            }
-            fold
+                .collect()
         };
-        let (res, fold) = tokio::join!(
-            run_spec(
-                &batch_spec,
-                params,
-                opts.clone(),
-                crate::executor::ExecRuntime {
-                    stop: stop.cloned(),
-                    ..Default::default()
-                },
-                tx,
-            ),
-            collect
-        );
+        let (res, fold) = run_batch(spec, params, opts, stop, plan.outcomes.len(), perms).await;
         if let Some(msg) = fold.setup_failed {
             *shared.failure.borrow_mut() = Some(ExploreError::Setup(msg));
             return;
@@ -392,14 +535,24 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             Err(_) => started.saturating_sub(1),
         };
         {
+            let order = shared.order.borrow();
+            let steps = order.steps.clone();
             let mut result = shared.result.borrow_mut();
             for (k, (outcome, unrealizable)) in
                 fold.outcomes.into_iter().take(completed).enumerate()
             {
+                let il = order.interleaving(pending[k]);
+                // With commuting steps, a run stands for its whole trace.
+                let weight = match &plan.search {
+                    Search::Reduced(commutes) => bound::trace_size(&il, commutes).unwrap_or(1),
+                    _ => 1,
+                };
+                result.runs += 1;
                 if unrealizable {
-                    result.unrealizable += 1;
+                    result.unrealizable += weight;
                 } else {
-                    result.classes.add(pending[k], outcome);
+                    let pre = bound::preemptions(&il, &steps);
+                    result.classes.add(pending[k], pre, weight, outcome);
                 }
             }
         }
@@ -419,18 +572,131 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
             }
             Err(e) => {
                 if completed < pending.len() {
-                    shared
-                        .result
-                        .borrow_mut()
-                        .errors
-                        .push((pending[completed], e.to_string()));
+                    let mut result = shared.result.borrow_mut();
+                    result.errors.push((pending[completed], e.to_string()));
+                    result.runs += 1;
                 }
                 pending.drain(..(completed + 1).min(pending.len()));
             }
         }
-        let explored = shared.result.borrow().explored();
-        (shared.progress.borrow_mut())(explored, planned);
+        let runs = shared.result.borrow().runs;
+        (shared.progress.borrow_mut())(runs, planned);
     }
+}
+
+/// Runs permutations as one spec run over one set of connections: the
+/// executor's result and the events folded into one outcome per
+/// permutation started.
+async fn run_batch(
+    spec: &CheckedSpec,
+    params: &ConnParams,
+    opts: &ExecOptions,
+    stop: Option<&crate::stop::StopSignal>,
+    n_outcomes: usize,
+    perms: Vec<Vec<PStep>>,
+) -> (Result<(), crate::executor::SpecError>, Fold) {
+    let mut batch_spec = spec.clone();
+    batch_spec.permutations = perms;
+    batch_spec.warnings.clear();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let collect = async {
+        let mut fold = Fold::default();
+        while let Some(ev) = rx.recv().await {
+            fold.event(ev, n_outcomes);
+        }
+        fold
+    };
+    tokio::join!(
+        run_spec(
+            &batch_spec,
+            params,
+            opts.clone(),
+            crate::executor::ExecRuntime {
+                stop: stop.cloned(),
+                ..Default::default()
+            },
+            tx,
+        ),
+        collect
+    )
+}
+
+/// The executor options of an exploration: the outcome queries and
+/// invariants after each permutation, stalled permutations ended at once.
+fn explore_options(exec: &ExecOptions, plan: &Plan) -> ExecOptions {
+    let mut opts = exec.clone();
+    opts.after_steps = plan
+        .outcomes
+        .iter()
+        .chain(&plan.invariants)
+        .cloned()
+        .collect();
+    opts.end_stalled = true;
+    opts.only_permutation = None;
+    opts
+}
+
+/// Shrinks a class's representative: drops whole sessions (the last
+/// first), then single steps (the last first), keeping each drop that
+/// leaves the outcome as it was, so that what remains is a permutation
+/// line with no step the outcome does not need.  Each candidate runs once.
+/// A session's last step (its COMMIT or ROLLBACK, as a rule) is dropped
+/// only with the whole session: a transaction left open would hold its
+/// locks into the teardown.  Candidates run with a step timeout of at most
+/// 10 s; a candidate that cannot run its setup ends the shrinking with
+/// what was found so far.
+pub async fn shrink(
+    spec: &CheckedSpec,
+    params: &ConnParams,
+    exec: &ExecOptions,
+    stop: Option<&crate::stop::StopSignal>,
+    plan: &Plan,
+    interleaving: &[usize],
+    outcome: &Outcome,
+) -> Vec<PStep> {
+    let sessions = spec.spec.sessions.len();
+    let mut opts = explore_options(exec, plan);
+    opts.step_timeout = opts.step_timeout.min(Duration::from_secs(10));
+    let mut current = psteps(interleaving, sessions);
+    // Some(keeps the outcome); None: the candidate could not run at all.
+    let keeps = |cand: Vec<PStep>| {
+        let opts = &opts;
+        async move {
+            let (res, fold) =
+                run_batch(spec, params, opts, stop, plan.outcomes.len(), vec![cand]).await;
+            if fold.setup_failed.is_some() {
+                return None;
+            }
+            Some(res.is_ok() && matches!(fold.outcomes.first(), Some((o, false)) if o == outcome))
+        }
+    };
+    for s in (0..sessions).rev() {
+        let cand: Vec<PStep> = current.iter().filter(|p| p.session != s).cloned().collect();
+        if cand.is_empty() || cand.len() == current.len() {
+            continue;
+        }
+        match keeps(cand.clone()).await {
+            Some(true) => current = cand,
+            Some(false) => {}
+            None => return current,
+        }
+    }
+    let mut i = current.len();
+    while i > 0 && current.len() > 1 {
+        i -= 1;
+        let session = current[i].session;
+        if !current[i + 1..].iter().any(|p| p.session == session) {
+            continue;
+        }
+        let mut cand = current.clone();
+        cand.remove(i);
+        match keeps(cand.clone()).await {
+            Some(true) => current = cand,
+            Some(false) => {}
+            None => return current,
+        }
+    }
+    current
 }
 
 /// Runs the interleavings `indices` once more, as permutations in that
@@ -453,15 +719,7 @@ pub async fn trace(
         .map(|il| psteps(&il, sessions))
         .collect();
     batch_spec.warnings.clear();
-    let mut opts = exec.clone();
-    opts.after_steps = plan
-        .outcomes
-        .iter()
-        .chain(&plan.invariants)
-        .cloned()
-        .collect();
-    opts.end_stalled = true;
-    opts.only_permutation = None;
+    let mut opts = explore_options(exec, plan);
     opts.blockers_on_wait = true;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut recorder = crate::timeline::Recorder::new(spec);

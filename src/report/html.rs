@@ -116,7 +116,10 @@ pub struct ExploreReport {
 /// One outcome class of an exploration.
 #[derive(Debug, Clone)]
 pub struct ExploreClass {
-    pub count: u64,
+    /// The interleavings it stands for.
+    pub count: u128,
+    /// The representative's preemptions.
+    pub preemptions: usize,
     pub outcome: String,
     pub violation: bool,
     /// The representative's permutation line.
@@ -128,7 +131,8 @@ struct ClassJson<'a> {
     spec: &'a str,
     file: &'a str,
     summary: &'a str,
-    count: u64,
+    count: String,
+    preemptions: usize,
     outcome: &'a str,
     violation: bool,
     line: &'a str,
@@ -326,7 +330,8 @@ pub fn write_explore(path: &Path, reports: &[ExploreReport]) -> Result<(), Repor
                 spec: &r.spec,
                 file: &r.file,
                 summary: &r.summary,
-                count: c.count,
+                count: c.count.to_string(),
+                preemptions: c.preemptions,
                 outcome: &c.outcome,
                 violation: c.violation,
                 line: &c.line,

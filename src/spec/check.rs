@@ -120,6 +120,14 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
         }
     }
     errors.sort_by(|a, b| a.1.cmp(&b.1));
+    for (name, pos) in &spec.options.commutes {
+        if !by_name.contains_key(name.as_str()) {
+            errors.push((
+                *pos,
+                format!("undefined step \"{name}\" in isospec: commutes"),
+            ));
+        }
+    }
 
     let mut used = vec![vec![false; 0]; spec.sessions.len()];
     for (si, s) in spec.sessions.iter().enumerate() {

@@ -99,6 +99,10 @@ pub struct SpecOptions {
     /// `invariant SQL`: for `isospec explore`, a query that must return
     /// true after every interleaving.
     pub invariants: Vec<String>,
+    /// `commutes STEP…`: for `isospec explore --reduce`, steps that
+    /// cannot affect or be affected by other sessions' steps (with where
+    /// the directive is, for errors).
+    pub commutes: Vec<(String, Pos)>,
 }
 
 impl SpecOptions {
@@ -108,6 +112,7 @@ impl SpecOptions {
         "pooled",
         "outcome SQL",
         "invariant SQL",
+        "commutes STEP…",
     ];
 
     /// Sets one option by name; false when the name is unknown.
@@ -215,6 +220,15 @@ impl fmt::Display for TestSpec {
         }
         for q in &self.options.invariants {
             writeln!(f, "# isospec: invariant {q}")?;
+        }
+        if !self.options.commutes.is_empty() {
+            let names: Vec<String> = self
+                .options
+                .commutes
+                .iter()
+                .map(|(n, _)| quote_name(n))
+                .collect();
+            writeln!(f, "# isospec: commutes {}", names.join(" "))?;
         }
         for s in &self.setup {
             write_block(f, "setup", s)?;

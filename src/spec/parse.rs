@@ -150,6 +150,16 @@ fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions, errors: &mut V
             return;
         }
     }
+    if let Some(names) = rest
+        .strip_prefix("commutes")
+        .filter(|r| r.is_empty() || r.starts_with(char::is_whitespace))
+    {
+        for name in names.split_whitespace() {
+            let name = name.trim_matches('"').to_string();
+            options.commutes.push((name, pos));
+        }
+        return;
+    }
     for word in rest.split_whitespace() {
         if !options.set(word) {
             errors.push(ParseError {
@@ -942,7 +952,7 @@ permutation s2a s1a
         );
         assert_eq!(
             errs("#isospec: alone-ish\nsession s step a { x }"),
-            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, outcome SQL, invariant SQL)"]
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, outcome SQL, invariant SQL, commutes STEP…)"]
         );
         let e = ok("# isospec: outcome SELECT sum(v) FROM t\n#isospec: invariant  SELECT true \nsession s step a { x }");
         assert_eq!(e.options.outcomes, vec!["SELECT sum(v) FROM t".to_string()]);

@@ -12,6 +12,7 @@ mod architecture;
 mod check;
 mod drop_in;
 mod explore;
+mod explore_scale;
 mod faults;
 mod hostile;
 mod parallel;

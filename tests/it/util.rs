@@ -532,11 +532,11 @@ impl Browser {
         )
     }
 
-    /// The DOM after the page's scripts ran, serialized.
-    pub fn dump_dom(&self, page: &Path, fragment: &str) -> String {
+    /// Runs the browser on `page#fragment` with `args`; its stdout.
+    fn open(&self, page: &Path, fragment: &str, args: &[String]) -> String {
         let out = self
             .command()
-            .arg("--dump-dom")
+            .args(args)
             .arg(Self::url(page, fragment))
             .output()
             .unwrap();
@@ -548,19 +548,20 @@ impl Browser {
         text(&out.stdout)
     }
 
+    /// The DOM after the page's scripts ran, serialized.
+    pub fn dump_dom(&self, page: &Path, fragment: &str) -> String {
+        self.open(page, fragment, &["--dump-dom".to_string()])
+    }
+
     /// A PNG of the page at this window size.
     pub fn screenshot(&self, page: &Path, fragment: &str, png: &Path, size: (u32, u32)) {
-        let out = self
-            .command()
-            .arg(format!("--screenshot={}", png.display()))
-            .arg(format!("--window-size={},{}", size.0, size.1))
-            .arg(Self::url(page, fragment))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "chromium failed: {}",
-            text(&out.stderr)
+        self.open(
+            page,
+            fragment,
+            &[
+                format!("--screenshot={}", png.display()),
+                format!("--window-size={},{}", size.0, size.1),
+            ],
         );
     }
 }

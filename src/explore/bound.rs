@@ -1,0 +1,509 @@
+//! Systematic searches that go beyond `--max`: preemption bounding and
+//! commuting steps.
+//!
+//! - Preemption bounding (CHESS's iterative context bounding): most
+//!   concurrency bugs need few preemptions, and the interleavings with at
+//!   most K preemptions are few.  A preemption is a switch away from a
+//!   session that still had a step to run.  isospec decides it from the
+//!   interleaving alone, before running it (so that the count is printed
+//!   first and shards split the set exactly): a switch away from a session
+//!   whose step was waiting on a lock counts too, which makes the bound
+//!   stricter, never looser.
+//! - Commuting steps (partial-order reduction): a step that takes no
+//!   snapshot and touches no data (`BEGIN`, `SET`, …, or one the spec
+//!   declares with `# isospec: commutes STEP…`) gives the same outcome
+//!   wherever it runs among other sessions' steps, so interleavings that
+//!   differ only by moving it are one class (a Mazurkiewicz trace).  Only
+//!   the lexicographically least member of each trace runs (the
+//!   lexicographic normal form, which is also its first member in the
+//!   space's stable order), counted for the trace's every member.
+//!
+//! Both are depth-first walks in the space's stable order (the lowest
+//! session first), so they yield interleavings in increasing index.
+
+use super::space::Interleaving;
+use std::collections::HashMap;
+
+/// Which interleavings a walk keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// At most this many preemptions.
+    Preemptions(usize),
+    /// One per trace: `commutes[s][i]` says step `i` of session `s`
+    /// commutes with every step of other sessions.
+    Reduced(Vec<Vec<bool>>),
+}
+
+/// The preemptions of an interleaving: switches away from a session that
+/// still had a step to run.
+pub fn preemptions(interleaving: &[usize], steps: &[usize]) -> usize {
+    let mut left = steps.to_vec();
+    let mut n = 0;
+    for w in interleaving.windows(2) {
+        left[w[0]] -= 1;
+        if w[0] != w[1] && left[w[0]] > 0 {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A depth-first walk over the interleavings a rule keeps, in the space's
+/// stable order.
+pub struct Walk {
+    rule: Rule,
+    total: usize,
+    prefix: Vec<usize>,
+    left: Vec<usize>,
+    /// The preemptions of the prefix, after each of its positions.
+    costs: Vec<usize>,
+    /// For each depth (prefix length + 1 entries), the next session to try.
+    next: Vec<usize>,
+    done: bool,
+}
+
+impl Walk {
+    pub fn new(steps: &[usize], rule: Rule) -> Walk {
+        Walk {
+            rule,
+            total: steps.iter().sum(),
+            prefix: Vec::new(),
+            left: steps.to_vec(),
+            costs: Vec::new(),
+            next: vec![0],
+            done: false,
+        }
+    }
+
+    /// The prefix's preemptions if session `s` runs next and the rule
+    /// keeps that, else None.
+    fn allowed(&self, s: usize) -> Option<usize> {
+        let cost = self.costs.last().copied().unwrap_or(0);
+        match &self.rule {
+            Rule::Preemptions(k) => {
+                let switch = self
+                    .prefix
+                    .last()
+                    .is_some_and(|&last| last != s && self.left[last] > 0);
+                let c = cost + usize::from(switch);
+                (c <= *k).then_some(c)
+            }
+            Rule::Reduced(commutes) => {
+                // Not in normal form if the new step could move left past
+                // a higher session's step through steps it commutes with.
+                let index =
+                    |s: usize, upto: usize| self.prefix[..upto].iter().filter(|&&x| x == s).count();
+                let mine = index(s, self.prefix.len());
+                let a_commutes = commutes[s][mine];
+                for (pos, &b) in self.prefix.iter().enumerate().rev() {
+                    if b == s {
+                        break;
+                    }
+                    let b_commutes = commutes[b][index(b, pos)];
+                    if !(a_commutes || b_commutes) {
+                        break;
+                    }
+                    if b > s {
+                        return None;
+                    }
+                }
+                Some(cost)
+            }
+        }
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Interleaving;
+
+    fn next(&mut self) -> Option<Interleaving> {
+        while !self.done {
+            let depth = self.prefix.len();
+            if depth == self.total {
+                let out = self.prefix.clone();
+                self.pop();
+                return Some(out);
+            }
+            let mut pushed = false;
+            while self.next[depth] < self.left.len() {
+                let s = self.next[depth];
+                self.next[depth] += 1;
+                if self.left[s] == 0 {
+                    continue;
+                }
+                if let Some(c) = self.allowed(s) {
+                    self.prefix.push(s);
+                    self.left[s] -= 1;
+                    self.costs.push(c);
+                    self.next.push(0);
+                    pushed = true;
+                    break;
+                }
+            }
+            if !pushed {
+                self.pop();
+            }
+        }
+        None
+    }
+}
+
+impl Walk {
+    /// Back one position; the walk is done when it backs out of the root.
+    fn pop(&mut self) {
+        match self.prefix.pop() {
+            Some(s) => {
+                self.left[s] += 1;
+                self.costs.pop();
+                self.next.pop();
+            }
+            None => self.done = true,
+        }
+    }
+}
+
+/// Memo entries beyond which a count gives up (None) rather than use
+/// unbounded memory; a walk can still enumerate.
+const MEMO_CAP: usize = 4_000_000;
+
+/// How many interleavings have at most `k` preemptions; None when too
+/// large to count (or beyond u128).
+pub fn count_bounded(steps: &[usize], k: usize) -> Option<u128> {
+    fn go(
+        left: &mut Vec<usize>,
+        last: usize,
+        budget: usize,
+        memo: &mut HashMap<(Vec<usize>, usize, usize), u128>,
+    ) -> Option<u128> {
+        if left.iter().all(|&n| n == 0) {
+            return Some(1);
+        }
+        let key = (left.clone(), last, budget);
+        if let Some(&v) = memo.get(&key) {
+            return Some(v);
+        }
+        if memo.len() > MEMO_CAP {
+            return None;
+        }
+        let mut total: u128 = 0;
+        for s in 0..left.len() {
+            if left[s] == 0 {
+                continue;
+            }
+            let switch = last != usize::MAX && last != s && left[last] > 0;
+            if switch && budget == 0 {
+                continue;
+            }
+            left[s] -= 1;
+            let sub = go(left, s, budget - usize::from(switch), memo);
+            left[s] += 1;
+            total = total.checked_add(sub?)?;
+        }
+        memo.insert(key, total);
+        Some(total)
+    }
+    go(&mut steps.to_vec(), usize::MAX, k, &mut HashMap::new())
+}
+
+/// How many interleavings the trace of `interleaving` stands for: the
+/// orders of its steps that keep each session's order and the order of
+/// every two steps of different sessions that do not commute (the linear
+/// extensions of its dependency order).  None when too large to count.
+pub fn trace_size(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<u128> {
+    let sessions = commutes.len();
+    // (session, step index) of each position.
+    let mut seen = vec![0usize; sessions];
+    let pos: Vec<(usize, usize)> = interleaving
+        .iter()
+        .map(|&s| {
+            seen[s] += 1;
+            (s, seen[s] - 1)
+        })
+        .collect();
+    // need[s][i][t]: how many of session t's steps must have run before
+    // step i of session s (the dependent ones before it in the trace).
+    let mut need: Vec<Vec<Vec<usize>>> = seen.iter().map(|&n| vec![vec![0; sessions]; n]).collect();
+    for (j, &(s, i)) in pos.iter().enumerate() {
+        for &(t, k) in &pos[..j] {
+            if t != s && !(commutes[s][i] || commutes[t][k]) {
+                need[s][i][t] = need[s][i][t].max(k + 1);
+            }
+        }
+    }
+    fn go(
+        done: &mut Vec<usize>,
+        need: &[Vec<Vec<usize>>],
+        memo: &mut HashMap<Vec<usize>, u128>,
+    ) -> Option<u128> {
+        if done.iter().zip(need).all(|(&d, n)| d == n.len()) {
+            return Some(1);
+        }
+        if let Some(&v) = memo.get(done) {
+            return Some(v);
+        }
+        if memo.len() > MEMO_CAP {
+            return None;
+        }
+        let mut total: u128 = 0;
+        for s in 0..done.len() {
+            let i = done[s];
+            if i == need[s].len() || need[s][i].iter().zip(done.iter()).any(|(&n, &d)| d < n) {
+                continue;
+            }
+            done[s] += 1;
+            let sub = go(done, need, memo);
+            done[s] -= 1;
+            total = total.checked_add(sub?)?;
+        }
+        memo.insert(done.clone(), total);
+        Some(total)
+    }
+    go(&mut vec![0; sessions], &need, &mut HashMap::new())
+}
+
+/// Whether a step's SQL commutes with every step of other sessions by its
+/// text alone: it takes no snapshot and touches no data.  `BEGIN` /
+/// `START TRANSACTION` (a transaction's snapshot is taken by its first
+/// query, not by BEGIN), `SET`/`RESET` of settings (not `SET
+/// CONSTRAINTS`, which checks deferred constraints), and `SHOW`.  A
+/// `SELECT` of constants is not among them: under REPEATABLE READ it is
+/// the query that takes the transaction's snapshot.
+pub fn commutes_by_text(sql: &str) -> bool {
+    let statements: Vec<String> = sql
+        .split(';')
+        .map(|s| {
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_ascii_lowercase()
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    !statements.is_empty()
+        && statements.iter().all(|s| {
+            let first = s.split(' ').next().unwrap_or("");
+            match first {
+                "begin" => !s.contains("--") && !s.contains("/*"),
+                "start" => s.starts_with("start transaction"),
+                "set" => !s.starts_with("set constraints"),
+                "reset" | "show" => true,
+                _ => false,
+            }
+        })
+}
+
+/// Which steps commute with every step of other sessions, per session:
+/// those the spec declares (`# isospec: commutes STEP…`), and those that
+/// commute by their text (`commutes_by_text`) while every earlier step of
+/// their session does too: a session that ran only such steps cannot be
+/// waiting on a lock, so moving its step among other sessions' steps can
+/// never make it due while its session waits.
+pub fn commuting(spec: &crate::spec::CheckedSpec) -> Vec<Vec<bool>> {
+    let declared: Vec<&str> = spec
+        .spec
+        .options
+        .commutes
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    spec.spec
+        .sessions
+        .iter()
+        .map(|session| {
+            let mut quiet_so_far = true;
+            session
+                .steps
+                .iter()
+                .map(|step| {
+                    quiet_so_far &= commutes_by_text(&step.sql);
+                    quiet_so_far || declared.contains(&step.name.as_str())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::space::Space;
+
+    fn all(steps: &[usize]) -> Vec<Interleaving> {
+        let space = Space::new(steps.to_vec());
+        (0..space.size().unwrap())
+            .map(|i| space.nth(i).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn counts_preemptions() {
+        let steps = [2, 2];
+        assert_eq!(preemptions(&[0, 0, 1, 1], &steps), 0);
+        assert_eq!(preemptions(&[0, 1, 1, 0], &steps), 1);
+        assert_eq!(preemptions(&[0, 1, 0, 1], &steps), 2);
+        // Switching away from a finished session is free.
+        assert_eq!(preemptions(&[1, 1, 0, 0], &steps), 0);
+    }
+
+    /// Closed form: with n sessions of one step... and for two sessions of
+    /// a and b steps, interleavings with exactly c context switches are
+    /// known; here the walk is checked against filtering the whole space.
+    #[test]
+    fn the_bounded_walk_is_exactly_the_filtered_space_in_order() {
+        for steps in [
+            vec![2, 2],
+            vec![3, 2, 1],
+            vec![2, 2, 2],
+            vec![4, 3],
+            vec![1, 1, 1, 1],
+        ] {
+            let space = Space::new(steps.clone());
+            for k in 0..5 {
+                let want: Vec<Interleaving> = all(&steps)
+                    .into_iter()
+                    .filter(|il| preemptions(il, &steps) <= k)
+                    .collect();
+                let got: Vec<Interleaving> = Walk::new(&steps, Rule::Preemptions(k)).collect();
+                assert_eq!(got, want, "{steps:?} k={k}");
+                assert_eq!(count_bounded(&steps, k), Some(want.len() as u128));
+                // Increasing indices: the space's stable order.
+                let idx: Vec<u128> = got.iter().map(|il| space.rank(il).unwrap()).collect();
+                assert!(idx.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
+    }
+
+    #[test]
+    fn bounded_counts_in_closed_form() {
+        // n sessions of one step: no switch is a preemption (each session
+        // is done after its step): all n! orders at K = 0.
+        assert_eq!(count_bounded(&[1, 1, 1, 1], 0), Some(24));
+        // K = 0: each session runs whole, in any order of sessions: n!.
+        assert_eq!(count_bounded(&[3, 3, 3], 0), Some(6));
+        // Two sessions of a and b steps, K = 1: the non-preemptive 2, plus
+        // one preemption: the first session runs i steps (1..a-1), the
+        // other all of its steps, the first the rest: (a-1) + (b-1).
+        assert_eq!(count_bounded(&[4, 3], 1), Some(2 + 3 + 2));
+        // 4 sessions of 4 steps: the issue's 63,063,000 whole space.
+        assert_eq!(Space::new(vec![4; 4]).size(), Some(63_063_000));
+        assert_eq!(count_bounded(&[4; 4], 100), Some(63_063_000));
+        assert_eq!(count_bounded(&[4; 4], 0), Some(24));
+    }
+
+    /// Every class of the whole space (interleavings equal up to swapping
+    /// adjacent commuting steps of different sessions) has exactly one
+    /// member in the reduced walk, whose trace size is the class's size.
+    #[test]
+    fn the_reduced_walk_has_one_member_per_trace_weighted_by_its_size() {
+        let cases: Vec<(Vec<usize>, Vec<Vec<bool>>)> = vec![
+            (vec![2, 2], vec![vec![true, false], vec![true, false]]),
+            (
+                vec![3, 2, 2],
+                vec![
+                    vec![true, false, false],
+                    vec![false, false],
+                    vec![true, true],
+                ],
+            ),
+            (
+                vec![2, 2, 1],
+                vec![vec![false, false], vec![false, true], vec![true]],
+            ),
+        ];
+        for (steps, commutes) in cases {
+            let everything = all(&steps);
+            // Canonical form by bubbling: the least member of the class,
+            // found by exhaustive closure under adjacent swaps.
+            let class_of = |il: &Interleaving| -> Interleaving {
+                let mut seen = std::collections::BTreeSet::new();
+                let mut todo = vec![il.clone()];
+                while let Some(x) = todo.pop() {
+                    if !seen.insert(x.clone()) {
+                        continue;
+                    }
+                    let mut idx = vec![0usize; steps.len()];
+                    let pos: Vec<(usize, usize)> = x
+                        .iter()
+                        .map(|&s| {
+                            idx[s] += 1;
+                            (s, idx[s] - 1)
+                        })
+                        .collect();
+                    for j in 0..x.len().saturating_sub(1) {
+                        let ((a, i), (b, k)) = (pos[j], pos[j + 1]);
+                        if a != b && (commutes[a][i] || commutes[b][k]) {
+                            let mut y = x.clone();
+                            y.swap(j, j + 1);
+                            todo.push(y);
+                        }
+                    }
+                }
+                seen.into_iter().next().unwrap()
+            };
+            let mut sizes: std::collections::BTreeMap<Interleaving, u128> = Default::default();
+            for il in &everything {
+                *sizes.entry(class_of(il)).or_default() += 1;
+            }
+            let got: Vec<Interleaving> =
+                Walk::new(&steps, Rule::Reduced(commutes.clone())).collect();
+            let want: Vec<Interleaving> = sizes.keys().cloned().collect();
+            assert_eq!(got, want, "{steps:?}");
+            for (rep, n) in &sizes {
+                assert_eq!(trace_size(rep, &commutes), Some(*n), "{rep:?}");
+            }
+            assert_eq!(sizes.values().sum::<u128>(), everything.len() as u128);
+        }
+    }
+
+    #[test]
+    fn leading_quiet_steps_and_declared_ones_commute() {
+        let text = "# isospec: commutes r2\n\
+            session a\nstep b1 { BEGIN; }\nstep s1 { SET lock_timeout = '1s'; }\nstep w1 { UPDATE t SET a = 1; }\nstep q1 { SET work_mem = '1MB'; }\n\
+            session b\nstep b2 { BEGIN ISOLATION LEVEL REPEATABLE READ; }\nstep r2 { SELECT * FROM t; }\nstep c2 { COMMIT; }\n";
+        let spec = crate::spec::check(
+            "t.spec",
+            crate::spec::parse("t.spec", text.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            commuting(&spec),
+            vec![vec![true, true, false, false], vec![true, true, false]]
+        );
+        let bad = "# isospec: commutes nosuch\nsession a\nstep b1 { BEGIN; }\n";
+        let e = crate::spec::check(
+            "t.spec",
+            crate::spec::parse("t.spec", bad.as_bytes()).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.spec:1:1: error: undefined step \"nosuch\" in isospec: commutes"
+        );
+    }
+
+    #[test]
+    fn commuting_by_text() {
+        for yes in [
+            "BEGIN;",
+            "begin isolation level repeatable read;",
+            "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET lock_timeout = '10ms';",
+            "SET LOCAL enable_seqscan = off; SET work_mem = '1MB';",
+            "RESET ALL",
+            "SHOW work_mem",
+        ] {
+            assert!(commutes_by_text(yes), "{yes}");
+        }
+        for no in [
+            "SELECT 1;",
+            "BEGIN; SELECT 1;",
+            "SET CONSTRAINTS ALL IMMEDIATE;",
+            "UPDATE t SET a = 1;",
+            "",
+            "COMMIT;",
+            "LOCK t;",
+        ] {
+            assert!(!commutes_by_text(no), "{no}");
+        }
+    }
+}
