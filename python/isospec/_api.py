@@ -196,6 +196,10 @@ def explore(
     max: Optional[int] = None,
     seed: Optional[int] = None,
     budget: Optional[str] = None,
+    preemptions: Optional[Union[int, str]] = None,
+    reduce: bool = False,
+    shrink: bool = False,
+    partition: Optional[str] = None,
     outcome: Sequence[str] = (),
     invariant: Sequence[str] = (),
     dbname: Optional[str] = None,
@@ -217,6 +221,13 @@ def explore(
         max: run at most this many interleavings (a seeded sample beyond).
         seed: the sample's seed (``seed`` + ``max`` reproduce a run).
         budget: start no interleaving after this long (``"30s"``, ``"5m"``).
+        preemptions: only interleavings with at most this many preemptions
+            (or ``"auto"``: raised from 0 while ``budget`` and ``max`` allow).
+        reduce: one run per class of interleavings that differ only by
+            where commuting steps run.
+        shrink: shrink each interesting class's representative
+            (``ExploreClass.shrunk``).
+        partition: ``"K/N"``: only part K of N of the interleavings.
         outcome: SQL whose rows are part of each interleaving's outcome.
         invariant: SQL that must return true after every interleaving.
         dbname, jobs, temp_instance, temp_config, timeout: as for ``run``.
@@ -242,6 +253,14 @@ def explore(
         args += ["--seed", str(seed)]
     if budget is not None:
         args += ["--budget", budget]
+    if preemptions is not None:
+        args += ["--preemptions", str(preemptions)]
+    if reduce:
+        args.append("--reduce")
+    if shrink:
+        args.append("--shrink")
+    if partition is not None:
+        args += ["--partition", partition]
     for o in outcome:
         args += ["--outcome", o]
     for i in invariant:

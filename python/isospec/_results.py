@@ -178,8 +178,11 @@ class Failure:
 @dataclass(frozen=True)
 class ExploreClass:
     """Interleavings with one outcome: how many, a representative
-    ``permutation`` line, and the outcome (failed steps, steps that waited,
-    outcome query rows, violated invariants)."""
+    ``permutation`` line (and ``shrunk``, its shortest form, with
+    ``--shrink``), and the outcome (failed steps, steps that waited,
+    outcome query rows, violated invariants).  ``runs`` counts the
+    interleavings actually run (fewer than ``count`` with ``--reduce``),
+    ``preemptions`` those of the representative."""
 
     count: int
     first: int
@@ -189,11 +192,17 @@ class ExploreClass:
     waited: Tuple[str, ...] = ()
     results: Tuple[Any, ...] = ()
     violated: Tuple[str, ...] = ()
+    runs: Optional[int] = None
+    preemptions: Optional[int] = None
+    shrunk: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class ExploreSpec:
-    """One spec's exploration: the size of its space, what ran, and its classes."""
+    """One spec's exploration: the size of its space, what ran, and its
+    classes.  ``search`` says how the interleavings were chosen (``space``,
+    a sample, preemption bounds) and ``complete`` whether every one the
+    search covers ran."""
 
     spec: str
     space: str
@@ -206,6 +215,9 @@ class ExploreSpec:
     seconds: float
     classes: Tuple[ExploreClass, ...]
     errors: Tuple[Tuple[int, str], ...] = ()
+    search: Optional[str] = None
+    complete: Optional[bool] = None
+    invariants: Tuple[str, ...] = ()
 
     @property
     def violations(self) -> Tuple[ExploreClass, ...]:
@@ -363,6 +375,15 @@ def _where_from_json(w: Any) -> Optional[Where]:
     )
 
 
+def _opt_int(v: Any) -> Optional[int]:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _int(v: Any) -> int:
     try:
         return int(v)
@@ -467,6 +488,9 @@ def explore_specs(report: Dict[str, Any]) -> List[ExploreSpec]:
                 waited=tuple(str(w) for w in c.get("waited", [])),
                 results=tuple(c.get("results", [])),
                 violated=tuple(str(v) for v in c.get("violated", [])),
+                runs=_opt_int(c.get("runs")),
+                preemptions=_opt_int(c.get("preemptions")),
+                shrunk=c.get("shrunk") if isinstance(c.get("shrunk"), str) else None,
             )
             for c in s.get("classes", [])
         )
@@ -485,6 +509,9 @@ def explore_specs(report: Dict[str, Any]) -> List[ExploreSpec]:
                 errors=tuple(
                     (_int(e.get("first")), str(e.get("message", ""))) for e in s.get("errors", [])
                 ),
+                search=str(s["search"]) if s.get("search") is not None else None,
+                complete=bool(s["complete"]) if s.get("complete") is not None else None,
+                invariants=tuple(str(i) for i in s.get("invariants", [])),
             )
         )
     return out

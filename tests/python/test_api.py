@@ -116,6 +116,27 @@ def test_explore_returns_classes_as_objects(project: Project, server: str) -> No
     assert s.violations == (outcomes[(("1",),)],)
     assert outcomes[(("1",),)].permutation.startswith("permutation ")
     assert found["lost.spec"] is s
+    assert s.search == "space" and s.complete is True
+    assert s.invariants == ("SELECT v = 2 FROM c",)
+
+
+def test_explore_shrinks_and_bounds_preemptions(project: Project, server: str) -> None:
+    spec = project.spec("lost", EXPLORE_SPEC)
+    found = isospec.explore(
+        spec,
+        dsn=server,
+        outcome=["SELECT v FROM c"],
+        invariant=["SELECT v = 2 FROM c"],
+        preemptions=1,
+        shrink=True,
+        cwd=project.root,
+    )
+    (s,) = found.specs
+    assert s.explored < 6  # at most one preemption: not every interleaving
+    for c in s.classes:
+        assert c.preemptions is not None and c.preemptions <= 1
+        assert c.runs is not None and c.runs >= 1
+    assert any(c.violated and c.shrunk is not None for c in s.classes)
 
 
 def test_reports_of_a_binary_without_the_where_fields_are_filled_in(tmp_path: Path) -> None:
