@@ -10,6 +10,7 @@
 #   make check-pooler          PostgreSQL 15's suite and specs/ through PgBouncer
 #   make generate-specs        rewrite the generated specs (specs/contention-*.spec) from their generators
 #   make check-generated-specs fail when a committed generated spec differs from its generator's output
+#   make check-python          build the Python wheel and sdist, install the wheel in a fresh venv, test plugin and API
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -33,7 +34,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -84,7 +85,17 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler
+test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python
+
+# The Python distribution (pyproject.toml, python/isospec): a fresh venv in
+# target/python-check with the pinned maturin, pytest and pytest-xdist
+# (tests/python/requirements.txt), the wheel and the sdist built, the wheel
+# installed, and tests/python run against it: the pytest plugin through
+# pytester on a temporary instance, -n 2, JUnit XML, the API.
+# PYTEST_ARGS="-k xdist" to pass options to that pytest.
+PYTEST_ARGS ?=
+check-python: build
+	scripts/check-python.sh $(PYTEST_ARGS)
 
 # Through PgBouncer (Debian package, installed when missing) in front of a
 # throwaway server: PostgreSQL 15's complete suite and the project's specs

@@ -10,6 +10,7 @@ use crate::spec;
 use crate::wait::DetectorKind;
 
 mod explore;
+mod instance;
 mod pg_regress;
 mod request;
 use clap::{Args, Parser, Subcommand};
@@ -68,6 +69,11 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Start a throwaway server as `run --temp-instance DIR` does, print its
+    /// conninfo as one JSON line, and keep it until standard input closes
+    /// or a signal comes (for tools that run several isospec commands
+    /// against one server, such as the pytest plugin).
+    TempInstance(instance::TempInstanceArgs),
 }
 
 /// `--annotations`: workflow commands for a CI system's log.
@@ -558,6 +564,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check_files(&files),
         Command::Explore(a) => explore::main(*a),
+        Command::TempInstance(a) => instance::main(a),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,

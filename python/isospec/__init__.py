@@ -1,0 +1,71 @@
+"""isospec from Python: isolation specs for PostgreSQL.
+
+The distribution installs three things that always come from one release:
+
+* the ``isospec`` binary (on the environment's ``PATH``; also
+  ``python -m isospec``);
+* a pytest plugin (``isospec.pytest_plugin``, loaded by pytest through its
+  ``pytest11`` entry point) that collects ``*.spec`` files as tests;
+* this small API for scripted use::
+
+    import isospec
+
+    result = isospec.run(["specs/"], dsn="host=localhost port=5432")
+    for spec in result.specs:
+        print(spec.name, spec.status, spec.duration)
+        if spec.diff:
+            print(spec.where.describe() if spec.where else "", spec.diff)
+
+    found = isospec.explore("specs/lost-update.spec", max=1000, seed=1)
+    for cls in found.specs[0].classes:
+        print(cls.count, cls.permutation, cls.description)
+"""
+
+from __future__ import annotations
+
+from ._api import IsospecError, explore, run
+from ._binary import IsospecNotFound, binary
+from ._results import (
+    ExploreClass,
+    ExploreResult,
+    ExploreSpec,
+    Failure,
+    RunResult,
+    SpecResult,
+    Status,
+    StepTiming,
+    Where,
+)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return "unknown"
+    try:
+        return version("isospec")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+#: The version of this distribution, which is the binary's (Cargo.toml's).
+__version__: str = _version()
+
+__all__ = [
+    "__version__",
+    "binary",
+    "run",
+    "explore",
+    "IsospecError",
+    "IsospecNotFound",
+    "RunResult",
+    "SpecResult",
+    "Status",
+    "StepTiming",
+    "Where",
+    "ExploreResult",
+    "ExploreSpec",
+    "ExploreClass",
+    "Failure",
+]

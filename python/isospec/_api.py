@@ -1,0 +1,307 @@
+"""The Python API: ``isospec.run`` and ``isospec.explore`` for scripted use.
+
+Both run the installed isospec binary once and return typed results read
+from its ``--json`` report; nothing here needs pytest or a database driver.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable, List, Mapping, Optional, Sequence, Union
+
+from ._binary import binary as _binary
+from ._results import (
+    ExploreResult,
+    RunResult,
+    explore_specs,
+    read_run_report,
+    spec_results,
+)
+
+__all__ = ["IsospecError", "run", "explore", "run_args"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class IsospecError(RuntimeError):
+    """isospec ran nothing: bad usage, no server, or a crash.  ``returncode``,
+    ``stderr`` and ``command`` say what happened."""
+
+    def __init__(self, message: str, returncode: int, stderr: str, command: Sequence[str]):
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.command = tuple(command)
+
+
+def _paths(specs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
+    if isinstance(specs, (str, os.PathLike)):
+        return [os.fspath(specs)]
+    return [os.fspath(s) for s in specs]
+
+
+def run_args(
+    *,
+    dsn: Optional[str] = None,
+    outputdir: Optional[PathLike] = None,
+    inputdir: Optional[PathLike] = None,
+    dbname: Optional[str] = None,
+    temp_instance: Optional[PathLike] = None,
+    temp_config: Optional[PathLike] = None,
+    accept: bool = False,
+    jobs: Optional[int] = None,
+    timeout: Optional[int] = None,
+    schedule: Sequence[PathLike] = (),
+    extra_args: Sequence[str] = (),
+) -> List[str]:
+    """The options of ``isospec run`` for these settings (no targets, no
+    ``--json``): shared by ``run`` and the pytest plugin."""
+    args: List[str] = []
+    if dsn is not None:
+        args += ["--conninfo", dsn]
+    if temp_instance is not None:
+        args += ["--temp-instance", os.fspath(temp_instance)]
+    if temp_config is not None:
+        args += ["--temp-config", os.fspath(temp_config)]
+    if outputdir is not None:
+        args += ["--outputdir", os.fspath(outputdir)]
+    if inputdir is not None:
+        args += ["--inputdir", os.fspath(inputdir)]
+    if dbname is not None:
+        args += ["--dbname", dbname]
+    if accept:
+        args.append("--accept")
+    if jobs is not None:
+        args += ["--jobs", str(jobs)]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    for s in schedule:
+        args += ["--schedule", os.fspath(s)]
+    args += list(extra_args)
+    return args
+
+
+def run(
+    specs: Union[PathLike, Iterable[PathLike]] = (),
+    dsn: Optional[str] = None,
+    *,
+    outputdir: Optional[PathLike] = None,
+    inputdir: Optional[PathLike] = None,
+    dbname: Optional[str] = None,
+    temp_instance: Optional[PathLike] = None,
+    temp_config: Optional[PathLike] = None,
+    accept: bool = False,
+    jobs: Optional[int] = None,
+    timeout: Optional[int] = None,
+    schedule: Sequence[PathLike] = (),
+    extra_args: Sequence[str] = (),
+    cwd: Optional[PathLike] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> RunResult:
+    """Runs specs with ``isospec run`` and returns every spec's result.
+
+    Args:
+        specs: spec files, directories (every ``*.spec`` below) or test
+            names, as ``isospec run`` takes them; expected files are found
+            by isospec's layout rules (``expected/`` beside a ``specs/``
+            directory, else ``./expected``).
+        dsn: a libpq connection string or URI (``--conninfo``).  Without
+            it isospec uses libpq's ``PG*`` variables, else starts a
+            temporary instance (in ``OUTPUTDIR/tmp_check``).
+        outputdir: where ``results/``, ``regression.diffs`` and
+            ``regression.out`` go (default: the working directory).
+        inputdir: directory holding ``specs/`` and ``expected/``.
+        dbname: the test database (default ``isolation_regression``).
+        temp_instance: start a throwaway server in this directory.
+        temp_config: extra ``postgresql.conf`` lines for it, from a file.
+        accept: copy differing or new transcripts into ``expected/``.
+        jobs: run up to this many specs at once (``-j``).
+        timeout: the step timeout in seconds.
+        schedule: pg_regress schedule files.
+        extra_args: any other ``isospec run`` options, verbatim.
+        cwd: the working directory of the run.
+        env: the environment of the run (default: this process's).
+
+    Returns:
+        A ``RunResult``: ``returncode``, ``specs`` (a ``SpecResult`` each:
+        name, status, duration, diff, where, result_file, …), the output.
+
+    Raises:
+        IsospecError: when isospec ran no spec at all (bad usage, no
+            server, …): its exit code and stderr are attached.
+        isospec.IsospecNotFound: when the binary is not installed.
+    """
+    base = Path(os.fspath(cwd)) if cwd is not None else Path.cwd()
+    out = Path(os.fspath(outputdir)) if outputdir is not None else Path(".")
+    with tempfile.TemporaryDirectory(prefix="isospec-") as tmp:
+        report_path = Path(tmp) / "report.json"
+        command = [
+            str(_binary()),
+            "run",
+            "--json",
+            str(report_path),
+            "--color",
+            "never",
+            *run_args(
+                dsn=dsn,
+                outputdir=outputdir,
+                inputdir=inputdir,
+                dbname=dbname,
+                temp_instance=temp_instance,
+                temp_config=temp_config,
+                accept=accept,
+                jobs=jobs,
+                timeout=timeout,
+                schedule=schedule,
+                extra_args=extra_args,
+            ),
+            *_paths(specs),
+        ]
+        proc = subprocess.run(
+            command,
+            cwd=base,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        report = read_run_report(report_path)
+    if report is None:
+        raise IsospecError(
+            f"isospec run exited with {proc.returncode} and ran nothing: "
+            + (proc.stderr.strip() or proc.stdout.strip() or "no output"),
+            proc.returncode,
+            proc.stderr,
+            command,
+        )
+    return RunResult(
+        returncode=proc.returncode,
+        specs=tuple(spec_results(report, out, cwd=base)),
+        command=tuple(command),
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+        outputdir=out if out.is_absolute() else base / out,
+    )
+
+
+def explore(
+    spec: Union[PathLike, Iterable[PathLike]],
+    dsn: Optional[str] = None,
+    *,
+    max: Optional[int] = None,
+    seed: Optional[int] = None,
+    budget: Optional[str] = None,
+    preemptions: Optional[Union[int, str]] = None,
+    reduce: bool = False,
+    shrink: bool = False,
+    partition: Optional[str] = None,
+    outcome: Sequence[str] = (),
+    invariant: Sequence[str] = (),
+    dbname: Optional[str] = None,
+    jobs: Optional[int] = None,
+    temp_instance: Optional[PathLike] = None,
+    temp_config: Optional[PathLike] = None,
+    timeout: Optional[int] = None,
+    extra_args: Sequence[str] = (),
+    cwd: Optional[PathLike] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> ExploreResult:
+    """Explores a spec's interleavings with ``isospec explore`` and returns
+    the classes of outcomes as Python objects.
+
+    Args:
+        spec: one spec file or several.
+        dsn: a libpq connection string or URI; without it, libpq's ``PG*``
+            variables, else a temporary instance.
+        max: run at most this many interleavings (a seeded sample beyond).
+        seed: the sample's seed (``seed`` + ``max`` reproduce a run).
+        budget: start no interleaving after this long (``"30s"``, ``"5m"``).
+        preemptions: only interleavings with at most this many preemptions
+            (or ``"auto"``: raised from 0 while ``budget`` and ``max`` allow).
+        reduce: one run per class of interleavings that differ only by
+            where commuting steps run.
+        shrink: shrink each interesting class's representative
+            (``ExploreClass.shrunk``).
+        partition: ``"K/N"``: only part K of N of the interleavings.
+        outcome: SQL whose rows are part of each interleaving's outcome.
+        invariant: SQL that must return true after every interleaving.
+        dbname, jobs, temp_instance, temp_config, timeout: as for ``run``.
+        extra_args: any other ``isospec explore`` options, verbatim.
+        cwd, env: the working directory and environment of the process.
+
+    Returns:
+        An ``ExploreResult``: per spec an ``ExploreSpec`` with its
+        ``classes`` (``ExploreClass``: count, representative permutation,
+        failures, waited steps, outcome rows, violated invariants).  The
+        exit code is 1 when an invariant was violated.
+
+    Raises:
+        IsospecError: when the exploration did not run (no report).
+    """
+    base = Path(os.fspath(cwd)) if cwd is not None else Path.cwd()
+    args: List[str] = []
+    if dsn is not None:
+        args += ["--conninfo", dsn]
+    if max is not None:
+        args += ["--max", str(max)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    if budget is not None:
+        args += ["--budget", budget]
+    if preemptions is not None:
+        args += ["--preemptions", str(preemptions)]
+    if reduce:
+        args.append("--reduce")
+    if shrink:
+        args.append("--shrink")
+    if partition is not None:
+        args += ["--partition", partition]
+    for o in outcome:
+        args += ["--outcome", o]
+    for i in invariant:
+        args += ["--invariant", i]
+    if dbname is not None:
+        args += ["--dbname", dbname]
+    if jobs is not None:
+        args += ["--jobs", str(jobs)]
+    if temp_instance is not None:
+        args += ["--temp-instance", os.fspath(temp_instance)]
+    if temp_config is not None:
+        args += ["--temp-config", os.fspath(temp_config)]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    args += list(extra_args)
+    with tempfile.TemporaryDirectory(prefix="isospec-") as tmp:
+        report_path = Path(tmp) / "explore.json"
+        command = [str(_binary()), "explore", "--json", str(report_path), *args, *_paths(spec)]
+        proc = subprocess.run(
+            command,
+            cwd=base,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        report = read_run_report(report_path)
+    if report is None:
+        raise IsospecError(
+            f"isospec explore exited with {proc.returncode} and wrote no report: "
+            + (proc.stderr.strip() or proc.stdout.strip() or "no output"),
+            proc.returncode,
+            proc.stderr,
+            command,
+        )
+    return ExploreResult(
+        returncode=proc.returncode,
+        specs=tuple(explore_specs(report)),
+        command=tuple(command),
+        stdout=proc.stdout,
+        stderr=proc.stderr,
+    )

@@ -1,0 +1,110 @@
+//! `isospec temp-instance DIR`: a throwaway server exactly as `run
+//! --temp-instance DIR` starts it, kept running for other programs (the
+//! Python package's pytest plugin, which needs one server for a whole test
+//! session).  Prints one JSON line with its conninfo once it accepts
+//! connections, and stops it when its standard input closes (so it never
+//! outlives the program that started it) or on SIGINT/SIGTERM/SIGHUP.
+
+use super::InstanceArgs;
+use crate::server::TempInstance;
+use clap::Args;
+use nix::sys::signal::{kill, SigSet, Signal};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct TempInstanceArgs {
+    /// Directory of the instance (data/ and log/ are replaced).
+    pub dir: PathBuf,
+    /// Extra postgresql.conf lines for the instance, from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub temp_config: Vec<PathBuf>,
+    /// OS user that runs the instance when isospec runs as root.
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "postgres",
+        env = "ISOSPEC_TEMP_INSTANCE_USER"
+    )]
+    pub temp_instance_user: String,
+    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
+    pub bindir: Option<PathBuf>,
+}
+
+/// libpq's quoting of a conninfo value.
+fn quote(v: &str) -> String {
+    if !v.is_empty() && !v.contains([' ', '\'', '\\', '\t', '\n']) {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+pub fn main(a: TempInstanceArgs) -> i32 {
+    let opts = InstanceArgs {
+        temp_instance: None,
+        temp_config: a.temp_config,
+        temp_instance_user: a.temp_instance_user,
+        bindir: a.bindir,
+    }
+    .options(a.dir);
+    // Signals are taken by sigwait below; children get an empty mask from
+    // std's spawn, so the server handles its own as usual.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    if let Err(e) = signals.thread_block() {
+        eprintln!("isospec: error: could not block signals: {e}");
+        return 2;
+    }
+    let mut inst = match TempInstance::start(&opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("isospec: error: {e}");
+            return 2;
+        }
+    };
+    if let Some((note, _, _)) = &inst.relocated {
+        eprintln!("isospec: {note}");
+    }
+    let host = inst.socket_dir.display().to_string();
+    let line = serde_json::json!({
+        "conninfo": format!("host={} port={} user={}", quote(&host), inst.port, quote(&inst.superuser)),
+        "host": host,
+        "port": inst.port,
+        "user": inst.superuser,
+        "data_dir": inst.data_dir,
+        "log_file": inst.log_file,
+        "pid": inst.pid(),
+    });
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        inst.stop();
+        return 2;
+    }
+    drop(out);
+    // End of standard input (the starting program closed it or died)
+    // counts as SIGTERM; the thread inherits the blocked mask, so the
+    // process-directed signal reaches sigwait.
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 512];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = kill(nix::unistd::getpid(), Signal::SIGTERM);
+    });
+    let _ = signals.wait();
+    inst.stop();
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conninfo_values_are_quoted_as_libpq_reads_them() {
+        assert_eq!(super::quote("/tmp/isospec-x"), "/tmp/isospec-x");
+        assert_eq!(super::quote("a b"), "'a b'");
+        assert_eq!(super::quote("it's"), "'it\\'s'");
+        assert_eq!(super::quote(""), "''");
+    }
+}

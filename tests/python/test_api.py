@@ -1,0 +1,172 @@
+"""The Python API and the installed binary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import typing
+from typing import Any, Dict
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from conftest import WAIT_OUT, WAIT_SPEC, Project, counter_out, counter_spec, python_bin_dir
+
+import isospec
+
+
+def test_python_m_isospec_runs_the_installed_binary() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "isospec", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == f"isospec {version('isospec')}\n"
+    # The wheel put the binary on the environment's PATH, and the package
+    # drives that one.
+    assert isospec.binary() == python_bin_dir() / "isospec"
+    direct = subprocess.run([str(python_bin_dir() / "isospec"), "--version"], capture_output=True, text=True)
+    assert direct.stdout == out.stdout
+    assert isospec.__version__ == version("isospec")
+
+
+def test_the_package_is_typed() -> None:
+    assert (Path(isospec.__file__).parent / "py.typed").is_file()
+    hints = typing.get_type_hints(isospec.run)
+    assert hints["return"] is isospec.RunResult
+    assert typing.get_type_hints(isospec.explore)["return"] is isospec.ExploreResult
+
+
+def test_run_returns_typed_results(project: Project, server: str, tmp_path: Path) -> None:
+    project.spec("wait", WAIT_SPEC, WAIT_OUT)
+    project.spec("counter", counter_spec("c1"), counter_out("c1"))
+    project.break_expected("wait")
+    project.spec("fresh", counter_spec("c2"))
+    result = isospec.run(["specs/"], dsn=server, cwd=project.root)
+
+    assert isinstance(result, isospec.RunResult)
+    assert result.returncode == 1 and not result.passed
+    assert [s.name for s in result.specs] == ["counter", "fresh", "wait"]
+    for s in result:
+        assert isinstance(s, isospec.SpecResult)
+        assert s.status in typing.get_args(isospec.Status)
+        assert isinstance(s.duration, float) and s.duration >= 0
+        assert all(isinstance(t, isospec.StepTiming) for t in s.steps)
+        assert s.result_file is not None and s.result_file.is_file()
+    assert result["counter"].passed and result["counter"].status == "ok"
+    assert result["counter"].diff is None and result["counter"].where is None
+    assert result["fresh"].status == "new"
+    assert result["fresh"].transcript() == counter_out("c2")
+
+    wait = result["wait"]
+    assert wait.status == "failed"
+    assert wait.spec == project.root / "specs" / "wait.spec"
+    assert wait.result_file == project.root / "results" / "wait.out"
+    assert wait.diff is not None and "-(2 rows)\n+(1 row)\n" in wait.diff
+    where = wait.where
+    assert isinstance(where, isospec.Where)
+    assert (where.permutation, where.permutations) == (1, 1)
+    assert where.permutation_steps == ("s1upd", "s2upd", "s1c")
+    assert where.step == "s2upd"
+    assert (where.expected, where.actual) == ("(2 rows)", "(1 row)")
+    assert where.describe() == "permutation 1 of 1 (s1upd s2upd s1c), step s2upd"
+    assert [s.name for s in result.failed] == ["fresh", "wait"]
+
+
+def test_run_without_a_server_raises(project: Project, tmp_path: Path) -> None:
+    project.spec("wait", WAIT_SPEC, WAIT_OUT)
+    with pytest.raises(isospec.IsospecError) as e:
+        isospec.run(["specs/"], dsn=f"host={tmp_path} port=1", cwd=project.root)
+    assert e.value.returncode == 2
+    assert "connection to server" in e.value.stderr
+
+
+EXPLORE_SPEC = """\
+# Two sessions read a counter and write back what they read plus one.
+setup    { CREATE TABLE c (v int); INSERT INTO c VALUES (0); }
+teardown { DROP TABLE c; }
+
+session a
+setup    { BEGIN ISOLATION LEVEL READ COMMITTED; }
+step ar  { CREATE TEMP TABLE ta ON COMMIT DROP AS SELECT v FROM c; }
+step aw  { UPDATE c SET v = (SELECT v FROM ta) + 1; COMMIT; }
+
+session b
+setup    { BEGIN ISOLATION LEVEL READ COMMITTED; }
+step br  { CREATE TEMP TABLE tb ON COMMIT DROP AS SELECT v FROM c; }
+step bw  { UPDATE c SET v = (SELECT v FROM tb) + 1; COMMIT; }
+"""
+
+
+def test_explore_returns_classes_as_objects(project: Project, server: str) -> None:
+    spec = project.spec("lost", EXPLORE_SPEC)
+    found = isospec.explore(
+        spec, dsn=server, outcome=["SELECT v FROM c"], invariant=["SELECT v = 2 FROM c"], cwd=project.root
+    )
+    assert isinstance(found, isospec.ExploreResult)
+    assert found.returncode == 1  # the invariant is violated
+    (s,) = found.specs
+    assert isinstance(s, isospec.ExploreSpec)
+    assert s.space == "6" and s.exhaustive and s.explored == 6
+    assert all(isinstance(c, isospec.ExploreClass) for c in s.classes)
+    assert sum(c.count for c in s.classes) + s.unrealizable == s.explored
+    outcomes = {tuple(tuple(r) for r in c.results[0]): c for c in s.classes}
+    # Serial orders end at 2, interleaved reads lose an update.
+    assert set(outcomes) == {(("2",),), (("1",),)}
+    assert outcomes[(("1",),)].violated == ("SELECT v = 2 FROM c",)
+    assert outcomes[(("2",),)].violated == ()
+    assert s.violations == (outcomes[(("1",),)],)
+    assert outcomes[(("1",),)].permutation.startswith("permutation ")
+    assert found["lost.spec"] is s
+    assert s.search == "space" and s.complete is True
+    assert s.invariants == ("SELECT v = 2 FROM c",)
+
+
+def test_explore_shrinks_and_bounds_preemptions(project: Project, server: str) -> None:
+    spec = project.spec("lost", EXPLORE_SPEC)
+    found = isospec.explore(
+        spec,
+        dsn=server,
+        outcome=["SELECT v FROM c"],
+        invariant=["SELECT v = 2 FROM c"],
+        preemptions=1,
+        shrink=True,
+        cwd=project.root,
+    )
+    (s,) = found.specs
+    assert s.explored < 6  # at most one preemption: not every interleaving
+    for c in s.classes:
+        assert c.preemptions is not None and c.preemptions <= 1
+        assert c.runs is not None and c.runs >= 1
+    assert any(c.violated and c.shrunk is not None for c in s.classes)
+
+
+def test_reports_of_a_binary_without_the_where_fields_are_filled_in(tmp_path: Path) -> None:
+    """An older isospec's JSON report (no spec/result_file/diff/where): the
+    diff comes from regression.diffs, the place from the diff and the
+    result file."""
+    from isospec._results import spec_results
+
+    (tmp_path / "results").mkdir()
+    transcript = WAIT_OUT.replace("(1 row)", "(2 rows)")
+    (tmp_path / "results" / "wait.out").write_text(transcript)
+    (tmp_path / "regression.diffs").write_text(
+        "diff -U3 expected/other.out results/other.out\n--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"
+        "diff -U3 expected/wait.out results/wait.out\n"
+        "--- expected/wait.out\n+++ results/wait.out\n"
+        "@@ -8,5 +8,5 @@\n v\n --\n 10\n-(1 row)\n+(2 rows)\n \n"
+    )
+    report: Dict[str, Any] = {
+        "specs": [
+            {"name": "wait", "status": "failed", "detail": None, "duration_ms": 12, "permutations": "1", "steps": []},
+            {"name": "ok", "status": "ok", "detail": None, "duration_ms": 3, "permutations": "1", "steps": []},
+        ]
+    }
+    wait, ok = spec_results(report, Path("."), cwd=tmp_path)
+    assert wait.result_file == tmp_path / "results" / "wait.out"
+    assert wait.diff is not None and wait.diff.startswith("diff -U3 expected/wait.out results/wait.out\n")
+    assert "-x" not in wait.diff
+    w = wait.where
+    assert w is not None
+    assert (w.line, w.expected, w.actual) == (11, "(1 row)", "(2 rows)")
+    assert (w.permutation, w.permutations, w.step) == (1, 1, "s2upd")
+    assert w.permutation_steps == ("s1upd", "s2upd", "s1c")
+    assert ok.diff is None and ok.where is None and ok.result_file is None
