@@ -64,6 +64,9 @@ pub struct FirstChange {
     pub actual_line: usize,
     pub expected: Option<String>,
     pub actual: Option<String>,
+    /// The result lacks lines the expected file has there (and has
+    /// nothing in their place).
+    pub missing: bool,
 }
 
 /// Where `expected` and `actual` first differ, line by line (None when
@@ -87,6 +90,7 @@ pub fn first_change(expected: &str, actual: &str) -> Option<FirstChange> {
         actual_line: new.start,
         expected: line(diff.old_slices(), &old),
         actual: line(diff.new_slices(), &new),
+        missing: new.is_empty(),
     })
 }
 

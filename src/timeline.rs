@@ -41,6 +41,13 @@ pub struct Recorder {
     failed_step: Option<(usize, String)>,
     /// The session whose connection could not be made.
     failed_session: Option<usize>,
+    /// Per session, notices printed before the step they came from was
+    /// reported (isolationtester prints a step's notices before its
+    /// `step X:` line): (text, their origin's index, their lines), given to
+    /// the session's next box.
+    pending: Vec<Vec<(String, usize, std::ops::Range<usize>)>>,
+    /// The session of a notice being recorded that waits for its step.
+    pending_for: Option<usize>,
     lines: usize,
 }
 
@@ -52,6 +59,8 @@ impl Recorder {
         Recorder {
             t0: Instant::now(),
             active: vec![None; sessions.len()],
+            pending: vec![Vec::new(); sessions.len()],
+            pending_for: None,
             sessions,
             perms: Vec::new(),
             origins: Vec::new(),
@@ -105,6 +114,14 @@ impl Recorder {
         });
         let b = perm.boxes.len() - 1;
         self.active[session] = Some(b);
+        // The notices its session printed before it was reported.
+        for (text, origin, lines) in std::mem::take(&mut self.pending[session]) {
+            perm.boxes[b].notices.push(text);
+            perm.boxes[b].lines.extend(lines);
+            if let Some(o) = self.origins.get_mut(origin) {
+                o.step = Some((session, step.to_string()));
+            }
+        }
         Some(b)
     }
 
@@ -130,7 +147,9 @@ impl Recorder {
                     ..Default::default()
                 });
                 self.active.iter_mut().for_each(|a| *a = None);
+                self.pending.iter_mut().for_each(Vec::clear);
                 self.current = None;
+                self.failed_step = None;
             }
             Event::StepLaunched { session, step, sql } => {
                 if let Some(si) = self.session(session) {
@@ -179,6 +198,15 @@ impl Recorder {
                         b.rows.extend(rendered.lines().map(str::to_string));
                     }
                 }
+            }
+            // A notice of a session with no step under way comes from the
+            // step it is about to report.
+            Event::Notice { session, .. }
+                if self
+                    .session(session)
+                    .is_some_and(|si| self.active[si].is_none()) =>
+            {
+                self.pending_for = self.session(session);
             }
             Event::Notice { session, .. } | Event::Notify { session, .. } => {
                 if let Some(si) = self.session(session) {
@@ -231,6 +259,25 @@ impl Recorder {
         if self.current.is_some() {
             self.last_step = self.current.clone();
         }
+        if let Some(si) = self.pending_for.take() {
+            let perm = self.perms.len().checked_sub(1);
+            self.origins.push(Origin {
+                line: first_line,
+                perm,
+                step: None,
+            });
+            self.pending[si].push((
+                rendered.trim_end().to_string(),
+                self.origins.len() - 1,
+                first_line..first_line + n_lines,
+            ));
+            self.lines += n_lines;
+            if let Some(p) = self.perms.last_mut() {
+                p.lines.1 = self.lines;
+                p.end_us = at;
+            }
+            return;
+        }
         if n_lines > 0 {
             let perm = self.perms.len().checked_sub(1);
             let origin = Origin {
@@ -271,7 +318,15 @@ impl Recorder {
         permutations: u128,
         first: &FirstChange,
     ) -> Departure {
-        let origin = self.origin(first.actual_line);
+        // A line missing from the result belongs with the line before the
+        // gap, not the one after it (which may be another step's or
+        // permutation's).
+        let at = if first.missing {
+            first.actual_line.saturating_sub(1)
+        } else {
+            first.actual_line
+        };
+        let origin = self.origin(at);
         let mut d = self.point(
             spec,
             permutations,
@@ -516,6 +571,7 @@ mod tests {
             actual_line: line,
             expected: Some(s("x")),
             actual: text.lines().nth(line).map(str::to_string),
+            missing: false,
         };
         let d = r.departure(&with_perms, 2, &first(7));
         assert_eq!(
@@ -539,6 +595,78 @@ mod tests {
         assert_eq!((d.line, d.col, d.step.as_deref()), (5, 6, Some("b1")));
         let d = r.departure(&all, 3, &first(0));
         assert_eq!((d.line, d.step), (1, None));
+    }
+
+    #[test]
+    fn a_notice_printed_before_its_step_belongs_to_that_step() {
+        let sp =
+            spec("session a\nstep a1 {BEGIN}\nstep a2 {COMMIT}\nsession b\nstep b1 {LOCK t}\n");
+        let mut r = Recorder::new(&sp);
+        let text = feed(
+            &mut r,
+            &[
+                Event::PermutationStart {
+                    index: 0,
+                    steps: vec![s("a1"), s("b1"), s("a2")],
+                },
+                Event::StepLaunched {
+                    session: s("a"),
+                    step: s("a1"),
+                    sql: s("BEGIN"),
+                },
+                Event::StepTimings {
+                    step: s("a1"),
+                    micros: 5,
+                },
+                Event::Notice {
+                    session: s("b"),
+                    text: s("NOTICE:  from b1\n"),
+                },
+                Event::StepLaunched {
+                    session: s("b"),
+                    step: s("b1"),
+                    sql: s("LOCK t"),
+                },
+                Event::StepTimings {
+                    step: s("b1"),
+                    micros: 5,
+                },
+            ],
+        );
+        // Lines: 0 blank, 1 starting, 2 a1, 3 the notice, 4 b1.
+        assert_eq!(text.lines().nth(3), Some("b: NOTICE:  from b1"));
+        let first = FirstChange {
+            expected_line: 3,
+            actual_line: 3,
+            ..Default::default()
+        };
+        let d = r.departure(&sp, 3, &first);
+        assert_eq!((d.step.as_deref(), d.line), (Some("b1"), 5));
+        let t = r.into_trace();
+        let b1 = &t.permutations[0].boxes[1];
+        assert_eq!(b1.notices, vec![s("b: NOTICE:  from b1")]);
+        assert_eq!(b1.lines, vec![3, 4]);
+    }
+
+    #[test]
+    fn a_missing_line_departs_where_the_gap_is() {
+        let sp = spec("session a step a1 {BEGIN} step a2 {COMMIT}\nsession b step b1 {LOCK t}\npermutation a1 b1 a2\npermutation b1 a1 a2\n");
+        let mut r = Recorder::new(&sp);
+        feed(&mut r, &events());
+        // The result lacks a line after its line 7 (ERROR of b1, the last
+        // of permutation 1): the gap is in permutation 1, not in the
+        // "starting permutation" line that follows it.
+        let first = FirstChange {
+            expected_line: 8,
+            actual_line: 8,
+            missing: true,
+            ..Default::default()
+        };
+        let d = r.departure(&sp, 2, &first);
+        assert_eq!(
+            (d.line, d.permutation, d.step.as_deref()),
+            (3, Some(1), Some("b1"))
+        );
     }
 
     #[test]

@@ -455,6 +455,24 @@ fn merge(a: &ExploreArgs) -> Result<i32, String> {
     for m in merged {
         let checked = spec::load(std::path::Path::new(&m.name)).map_err(|e| e.to_string())?;
         let mut exploration = m.exploration;
+        // The lines are the spec's: it must be the spec the parts explored.
+        let space = crate::explore::space::Space::new(
+            checked
+                .spec
+                .sessions
+                .iter()
+                .map(|s| s.steps.len())
+                .collect(),
+        );
+        if space.size() != exploration.space {
+            return Err(format!(
+                "{}: the spec has changed since its parts were explored ({} interleavings now)",
+                m.name,
+                space
+                    .size()
+                    .map_or("more than 2^128".into(), |n| n.to_string())
+            ));
+        }
         if let walk::Search::Reduced(_) = exploration.search {
             exploration.search = walk::Search::Reduced(bound::commuting(&checked));
         }

@@ -522,7 +522,8 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             junit: None,
             json: None,
             html: None,
-            annotations: None,
+            // A drop-in prints what pg_regress prints, under Actions too.
+            annotations: Some(super::AnnotationsChoice::None),
             step_summary: false,
             pg_regress: Some(PgRegressStyle { existing_server }),
         },

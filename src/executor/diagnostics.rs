@@ -11,8 +11,9 @@ impl<'a, C: Connection> Executor<'a, C> {
         let pid = self.sessions[si].conn.backend_pid();
         let sql =
             format!("SELECT pg_catalog.array_to_string(pg_catalog.pg_blocking_pids({pid}), ',')");
-        let limit = self.opts.step_timeout;
-        let r = tokio::time::timeout(limit, self.control.exec(&sql)).await;
+        // Bounded as any control query: cancelled at the step timeout, so
+        // the control connection is never left with a query under way.
+        let r = self.bounded(Target::Control, &sql).await;
         while self.control.take_notice().is_some() {}
         let Ok(Ok(Some(PgResult::Tuples(t)))) = r else {
             return Vec::new();

@@ -205,13 +205,11 @@ pub fn count_bounded(steps: &[usize], k: usize) -> Option<u128> {
     go(&mut steps.to_vec(), usize::MAX, k, &mut HashMap::new())
 }
 
-/// How many interleavings the trace of `interleaving` stands for: the
-/// orders of its steps that keep each session's order and the order of
-/// every two steps of different sessions that do not commute (the linear
-/// extensions of its dependency order).  None when too large to count.
-pub fn trace_size(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<u128> {
+/// For each step (session s, index i) of the trace of `interleaving`, how
+/// many of each session t's steps must run before it: the steps of other
+/// sessions before it in the interleaving that it does not commute with.
+fn dependencies(interleaving: &[usize], commutes: &[Vec<bool>]) -> Vec<Vec<Vec<usize>>> {
     let sessions = commutes.len();
-    // (session, step index) of each position.
     let mut seen = vec![0usize; sessions];
     let pos: Vec<(usize, usize)> = interleaving
         .iter()
@@ -220,8 +218,6 @@ pub fn trace_size(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<u128
             (s, seen[s] - 1)
         })
         .collect();
-    // need[s][i][t]: how many of session t's steps must have run before
-    // step i of session s (the dependent ones before it in the trace).
     let mut need: Vec<Vec<Vec<usize>>> = seen.iter().map(|&n| vec![vec![0; sessions]; n]).collect();
     for (j, &(s, i)) in pos.iter().enumerate() {
         for &(t, k) in &pos[..j] {
@@ -230,6 +226,78 @@ pub fn trace_size(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<u128
             }
         }
     }
+    need
+}
+
+/// The member of `interleaving`'s trace with the fewest preemptions, the
+/// first such in the stable order; None when too large to search.
+pub fn fewest_preemptions(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<Interleaving> {
+    let need = dependencies(interleaving, commutes);
+    let sessions = commutes.len();
+    let ready = |done: &[usize], s: usize| {
+        done[s] < need[s].len() && need[s][done[s]].iter().zip(done).all(|(&n, &d)| d >= n)
+    };
+    // Fewest preemptions to finish from (done, last session).
+    fn best(
+        done: &mut Vec<usize>,
+        last: usize,
+        need: &[Vec<Vec<usize>>],
+        ready: &dyn Fn(&[usize], usize) -> bool,
+        memo: &mut HashMap<(Vec<usize>, usize), usize>,
+    ) -> Option<usize> {
+        if done.iter().zip(need).all(|(&d, n)| d == n.len()) {
+            return Some(0);
+        }
+        if let Some(&v) = memo.get(&(done.clone(), last)) {
+            return Some(v);
+        }
+        if memo.len() > MEMO_CAP {
+            return None;
+        }
+        let mut min = usize::MAX;
+        for s in 0..done.len() {
+            if !ready(done, s) {
+                continue;
+            }
+            let switch = last != usize::MAX && last != s && done[last] < need[last].len();
+            done[s] += 1;
+            let sub = best(done, s, need, ready, memo)?;
+            done[s] -= 1;
+            min = min.min(sub + usize::from(switch));
+        }
+        memo.insert((done.clone(), last), min);
+        Some(min)
+    }
+    let mut memo = HashMap::new();
+    let mut done = vec![0usize; sessions];
+    let mut last = usize::MAX;
+    let mut out = Vec::with_capacity(interleaving.len());
+    while out.len() < interleaving.len() {
+        let target = best(&mut done, last, &need, &ready, &mut memo)?;
+        let next = (0..sessions).find(|&s| {
+            if !ready(&done, s) {
+                return false;
+            }
+            let switch = last != usize::MAX && last != s && done[last] < need[last].len();
+            done[s] += 1;
+            let sub = best(&mut done, s, &need, &ready, &mut memo);
+            done[s] -= 1;
+            sub.is_some_and(|v| v + usize::from(switch) == target)
+        })?;
+        done[next] += 1;
+        out.push(next);
+        last = next;
+    }
+    Some(out)
+}
+
+/// How many interleavings the trace of `interleaving` stands for: the
+/// orders of its steps that keep each session's order and the order of
+/// every two steps of different sessions that do not commute (the linear
+/// extensions of its dependency order).  None when too large to count.
+pub fn trace_size(interleaving: &[usize], commutes: &[Vec<bool>]) -> Option<u128> {
+    let need = dependencies(interleaving, commutes);
+    let sessions = commutes.len();
     fn go(
         done: &mut Vec<usize>,
         need: &[Vec<Vec<usize>>],
@@ -285,7 +353,20 @@ pub fn commutes_by_text(sql: &str) -> bool {
             match first {
                 "begin" => !s.contains("--") && !s.contains("/*"),
                 "start" => s.starts_with("start transaction"),
-                "set" => !s.starts_with("set constraints"),
+                // Not SET CONSTRAINTS (checks deferred constraints), nor
+                // what reads other sessions' state: roles and an exported
+                // snapshot.
+                "set" => ![
+                    "set constraints",
+                    "set role",
+                    "set session authorization",
+                    "set session characteristics",
+                    "set local role",
+                    "set local session authorization",
+                    "set transaction snapshot",
+                ]
+                .iter()
+                .any(|p| s.starts_with(p)),
                 "reset" | "show" => true,
                 _ => false,
             }
@@ -293,11 +374,12 @@ pub fn commutes_by_text(sql: &str) -> bool {
 }
 
 /// Which steps commute with every step of other sessions, per session:
-/// those the spec declares (`# isospec: commutes STEP…`), and those that
-/// commute by their text (`commutes_by_text`) while every earlier step of
+/// those that commute by their text (`commutes_by_text`) or that the spec
+/// declares (`# isospec: commutes STEP…`), while every earlier step of
 /// their session does too: a session that ran only such steps cannot be
 /// waiting on a lock, so moving its step among other sessions' steps can
-/// never make it due while its session waits.
+/// never make it due while its session waits (which would make an
+/// interleaving of its class unrealizable and the others not).
 pub fn commuting(spec: &crate::spec::CheckedSpec) -> Vec<Vec<bool>> {
     let declared: Vec<&str> = spec
         .spec
@@ -315,8 +397,9 @@ pub fn commuting(spec: &crate::spec::CheckedSpec) -> Vec<Vec<bool>> {
                 .steps
                 .iter()
                 .map(|step| {
-                    quiet_so_far &= commutes_by_text(&step.sql);
-                    quiet_so_far || declared.contains(&step.name.as_str())
+                    quiet_so_far &=
+                        commutes_by_text(&step.sql) || declared.contains(&step.name.as_str());
+                    quiet_so_far
                 })
                 .collect()
         })
@@ -441,8 +524,25 @@ mod tests {
                 seen.into_iter().next().unwrap()
             };
             let mut sizes: std::collections::BTreeMap<Interleaving, u128> = Default::default();
+            let mut easiest: std::collections::BTreeMap<Interleaving, (usize, Interleaving)> =
+                Default::default();
             for il in &everything {
-                *sizes.entry(class_of(il)).or_default() += 1;
+                let rep = class_of(il);
+                *sizes.entry(rep.clone()).or_default() += 1;
+                // Members come in the stable order: the first with the
+                // fewest preemptions stays.
+                let p = preemptions(il, &steps);
+                let e = easiest.entry(rep).or_insert((p, il.clone()));
+                if p < e.0 {
+                    *e = (p, il.clone());
+                }
+            }
+            for (rep, (_, member)) in &easiest {
+                assert_eq!(
+                    fewest_preemptions(rep, &commutes).as_ref(),
+                    Some(member),
+                    "{rep:?}"
+                );
             }
             let got: Vec<Interleaving> =
                 Walk::new(&steps, Rule::Reduced(commutes.clone())).collect();
@@ -469,6 +569,14 @@ mod tests {
             commuting(&spec),
             vec![vec![true, true, false, false], vec![true, true, false]]
         );
+        // A declared step after one that may wait does not commute.
+        let late = "# isospec: commutes q1\nsession a\nstep w1 { UPDATE t SET a = 1; }\nstep q1 { SELECT 1; }\n";
+        let spec = crate::spec::check(
+            "t.spec",
+            crate::spec::parse("t.spec", late.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(commuting(&spec), vec![vec![false, false]]);
         let bad = "# isospec: commutes nosuch\nsession a\nstep b1 { BEGIN; }\n";
         let e = crate::spec::check(
             "t.spec",

@@ -365,17 +365,30 @@ pub fn merge(parts: &[(String, serde_json::Value)]) -> Result<Vec<Merged>, Strin
                 .and_then(|p| p.split_once('/'))
                 .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
                 .ok_or_else(|| format!("{file}: {name} was not explored with --partition"))?;
+            // The seed matters only to a sample: every part must draw the
+            // same one.
+            let sampled = field(file, sp, "sampled")?.as_bool().unwrap_or(false);
+            let seed = if sampled {
+                field(file, sp, "seed")?
+            } else {
+                serde_json::Value::Null
+            };
             let key = serde_json::json!([
                 field(file, sp, "search")?,
-                field(file, sp, "seed")?,
+                seed,
                 field(file, sp, "space")?,
-                n
+                n,
+                field(file, sp, "max")?,
+                field(file, sp, "invariants")?,
             ]);
+            if k == 0 || k > n {
+                return Err(format!("{file}: {name}: part {k}/{n} is not a part of {n}"));
+            }
             let idx = match merged.iter().position(|(m, _, _, _)| m.name == name) {
                 Some(i) => {
                     if merged[i].3 != key {
                         return Err(format!(
-                            "{file}: {name} was explored differently from the other parts (search, seed, space or number of parts)"
+                            "{file}: {name} was explored differently from the other parts (search, space, --max, invariants, number of parts, or a sample's seed: give every part the same --seed)"
                         ));
                     }
                     i

@@ -123,6 +123,8 @@ pub struct Order {
     per_k: Vec<u128>,
     /// The source had nothing more to draw.
     exhausted: bool,
+    /// At the limit, the source was asked once whether it had more.
+    peeked: bool,
 }
 
 enum Source {
@@ -161,6 +163,7 @@ impl Order {
             partition: None,
             per_k: Vec::new(),
             exhausted: false,
+            peeked: false,
         }
     }
 
@@ -266,6 +269,11 @@ impl Order {
     pub fn next_index(&mut self) -> Option<u128> {
         loop {
             if self.drawn >= self.limit {
+                // Whether the walk had more than the limit.
+                if !self.peeked {
+                    self.peeked = true;
+                    self.exhausted = self.draw().is_none();
+                }
                 return None;
             }
             let Some(index) = self.draw() else {
@@ -385,6 +393,9 @@ pub enum ExploreError {
     Setup(String),
     #[error("could not connect: {0}")]
     Connect(String),
+    /// Interleavings are numbered with 128 bits.
+    #[error("the spec has more than 2^128 interleavings, more than isospec can number: explore fewer steps")]
+    TooLarge,
 }
 
 /// Explores `spec` on the server of `lanes` (one database each, which
@@ -406,6 +417,9 @@ pub async fn explore(
     let counts: Vec<usize> = spec.spec.sessions.iter().map(|s| s.steps.len()).collect();
     let space = Space::new(counts);
     let size = space.size();
+    if size.is_none() {
+        return Err(ExploreError::TooLarge);
+    }
     // The whole space when it has at most `max` interleavings (default
     // 10,000), else a seeded sample of `max`; the budget cuts either short.
     let limit = u128::from(plan.max.unwrap_or(DEFAULT_MAX));
@@ -542,17 +556,23 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
                 fold.outcomes.into_iter().take(completed).enumerate()
             {
                 let il = order.interleaving(pending[k]);
-                // With commuting steps, a run stands for its whole trace.
-                let weight = match &plan.search {
-                    Search::Reduced(commutes) => bound::trace_size(&il, commutes).unwrap_or(1),
-                    _ => 1,
+                // With commuting steps, a run stands for its whole trace,
+                // and the trace's member with the fewest preemptions
+                // represents it.
+                let (weight, member) = match &plan.search {
+                    Search::Reduced(commutes) => (
+                        bound::trace_size(&il, commutes).unwrap_or(1),
+                        bound::fewest_preemptions(&il, commutes).unwrap_or_else(|| il.clone()),
+                    ),
+                    _ => (1, il.clone()),
                 };
                 result.runs += 1;
                 if unrealizable {
                     result.unrealizable += weight;
                 } else {
-                    let pre = bound::preemptions(&il, &steps);
-                    result.classes.add(pending[k], pre, weight, outcome);
+                    let pre = bound::preemptions(&member, &steps);
+                    let index = order.space.rank(&member).unwrap_or(pending[k]);
+                    result.classes.add(index, pre, weight, outcome);
                 }
             }
         }

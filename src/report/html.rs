@@ -254,8 +254,9 @@ fn where_json(o: &TestOutcome, d: &Departure, trace: Option<&SpecTrace>) -> Wher
 }
 
 fn page(p: &Page) -> Result<String, ReportError> {
-    // `</` cannot end the script element early once escaped.
-    let data = serde_json::to_string(p)?.replace("</", "<\\/");
+    // No `<` at all in the script element: neither `</script` nor `<!--`
+    // can end it early or change how it is read (JSON reads \u003c as <).
+    let data = serde_json::to_string(p)?.replace('<', "\\u003c");
     Ok(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -380,5 +381,8 @@ mod tests {
         let html = page(&p).unwrap();
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
         assert!(html.contains("<title>a&lt;/script&gt;&lt;b&gt;</title>"));
+        p.title = "<!--<script>".into();
+        let html = page(&p).unwrap();
+        assert!(html.contains("\\u003c!--\\u003cscript>"), "{html}");
     }
 }
