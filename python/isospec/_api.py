@@ -10,7 +10,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._binary import binary as _binary
 from ._results import (
@@ -35,6 +35,38 @@ class IsospecError(RuntimeError):
         self.returncode = returncode
         self.stderr = stderr
         self.command = tuple(command)
+
+
+def _invoke(
+    command: Sequence[str],
+    cwd: Path,
+    env: Optional[Mapping[str, str]],
+    report_path: Path,
+    nothing: str,
+) -> Tuple[subprocess.CompletedProcess[str], Dict[str, Any]]:
+    """Runs the binary once and reads its ``--json`` report; a run that
+    left no report is an ``IsospecError`` (``nothing`` says what it did
+    not do)."""
+    proc = subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    report = read_run_report(report_path)
+    if report is None:
+        raise IsospecError(
+            f"isospec {command[1]} exited with {proc.returncode} and {nothing}: "
+            + (proc.stderr.strip() or proc.stdout.strip() or "no output"),
+            proc.returncode,
+            proc.stderr,
+            command,
+        )
+    return proc, report
 
 
 def _paths(specs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
@@ -160,25 +192,7 @@ def run(
             ),
             *_paths(specs),
         ]
-        proc = subprocess.run(
-            command,
-            cwd=base,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        report = read_run_report(report_path)
-    if report is None:
-        raise IsospecError(
-            f"isospec run exited with {proc.returncode} and ran nothing: "
-            + (proc.stderr.strip() or proc.stdout.strip() or "no output"),
-            proc.returncode,
-            proc.stderr,
-            command,
-        )
+        proc, report = _invoke(command, base, env, report_path, "ran nothing")
     return RunResult(
         returncode=proc.returncode,
         specs=tuple(spec_results(report, out, cwd=base)),
@@ -279,25 +293,7 @@ def explore(
     with tempfile.TemporaryDirectory(prefix="isospec-") as tmp:
         report_path = Path(tmp) / "explore.json"
         command = [str(_binary()), "explore", "--json", str(report_path), *args, *_paths(spec)]
-        proc = subprocess.run(
-            command,
-            cwd=base,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        report = read_run_report(report_path)
-    if report is None:
-        raise IsospecError(
-            f"isospec explore exited with {proc.returncode} and wrote no report: "
-            + (proc.stderr.strip() or proc.stdout.strip() or "no output"),
-            proc.returncode,
-            proc.stderr,
-            command,
-        )
+        proc, report = _invoke(command, base, env, report_path, "wrote no report")
     return ExploreResult(
         returncode=proc.returncode,
         specs=tuple(explore_specs(report)),
