@@ -5,7 +5,7 @@
 //! connections, and stops it when its standard input closes (so it never
 //! outlives the program that started it) or on SIGINT/SIGTERM/SIGHUP.
 
-use super::InstanceArgs;
+use super::TempSetupArgs;
 use crate::server::TempInstance;
 use clap::Args;
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -16,20 +16,8 @@ use std::path::PathBuf;
 pub struct TempInstanceArgs {
     /// Directory of the instance (data/ and log/ are replaced).
     pub dir: PathBuf,
-    /// Extra postgresql.conf lines for the instance, from FILE.
-    #[arg(long, value_name = "FILE")]
-    pub temp_config: Vec<PathBuf>,
-    /// OS user that runs the instance when isospec runs as root.
-    #[arg(
-        long,
-        value_name = "USER",
-        default_value = "postgres",
-        env = "ISOSPEC_TEMP_INSTANCE_USER"
-    )]
-    pub temp_instance_user: String,
-    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
-    pub bindir: Option<PathBuf>,
+    #[command(flatten)]
+    pub setup: TempSetupArgs,
 }
 
 /// libpq's quoting of a conninfo value.
@@ -41,13 +29,7 @@ fn quote(v: &str) -> String {
 }
 
 pub fn main(a: TempInstanceArgs) -> i32 {
-    let opts = InstanceArgs {
-        temp_instance: None,
-        temp_config: a.temp_config,
-        temp_instance_user: a.temp_instance_user,
-        bindir: a.bindir,
-    }
-    .options(a.dir);
+    let opts = a.setup.options(a.dir);
     // Signals are taken by sigwait below; children get an empty mask from
     // std's spawn, so the server handles its own as usual.
     let mut signals = SigSet::empty();

@@ -154,6 +154,14 @@ pub struct InstanceArgs {
     /// Start a throwaway server in DIR (the default when no server is named).
     #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
     pub temp_instance: Option<PathBuf>,
+    #[command(flatten)]
+    pub setup: TempSetupArgs,
+}
+
+/// How a temporary instance is made: shared by `run`, `explore` and
+/// `temp-instance`.
+#[derive(Debug, Args)]
+pub struct TempSetupArgs {
     /// Extra postgresql.conf lines for the temp instance, from FILE.
     #[arg(long, value_name = "FILE")]
     pub temp_config: Vec<PathBuf>,
@@ -170,7 +178,8 @@ pub struct InstanceArgs {
     pub bindir: Option<PathBuf>,
 }
 
-impl InstanceArgs {
+impl TempSetupArgs {
+    /// The instance in `dir`, made as these options say.
     fn options(&self, dir: PathBuf) -> TempInstanceOptions {
         TempInstanceOptions {
             bindir: self.bindir.clone(),
@@ -178,6 +187,12 @@ impl InstanceArgs {
             temp_config: self.temp_config.clone(),
             ..TempInstanceOptions::new(dir)
         }
+    }
+}
+
+impl InstanceArgs {
+    fn options(&self, dir: PathBuf) -> TempInstanceOptions {
+        self.setup.options(dir)
     }
 
     /// The server to use: `--temp-instance`, else the one the options or
