@@ -11,6 +11,11 @@
 #   make generate-specs        rewrite the generated specs (specs/contention-*.spec) from their generators
 #   make check-generated-specs fail when a committed generated spec differs from its generator's output
 #   make check-python          build the Python wheel and sdist, install the wheel in a fresh venv, test plugin and API
+#   make dist                  release files in dist/: manylinux_2_17 (+ musllinux_1_2) wheels, binary archives, sdist, SHA256SUMS
+#   make check-install         dist/'s wheel (pip, uv) and archive installed where no cargo or rustc is, run against a server
+#   make check-action          the GitHub Action's install and run scripts against a real server
+#   make check-workflows       actionlint over .github/workflows (and the action they use)
+#   make check-docs            every relative link in README.md and docs/ resolves; every ```sh example runs
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -34,7 +39,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -85,7 +90,32 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python
+test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python dist check-docs
+
+# Release files (scripts/dist.sh): wheels built with maturin's zig linker
+# for a glibc floor of 2.17 (and musl when the target can be had), each tag
+# confirmed by auditwheel, the binary's GLIBC needs read off it, archives,
+# the sdist, SHA256SUMS, and cargo publish --dry-run.
+dist:
+	scripts/dist.sh
+
+# dist/ as users install it, on a PATH without cargo or rustc
+# (scripts/install-check.sh).
+check-install:
+	@[ -f dist/SHA256SUMS ] || { echo "check-install: run make dist first" >&2; exit 2; }
+	scripts/install-check.sh
+
+# The composite action (action.yml): its scripts install isospec from
+# dist/'s archive and run specs against a real server.
+check-action:
+	@[ -f dist/SHA256SUMS ] || { echo "check-action: run make dist first" >&2; exit 2; }
+	scripts/action-check.sh
+
+check-workflows:
+	"$$(scripts/dist-tools.sh)/actionlint" -color=never .github/workflows/*.yml
+
+check-docs: build
+	python3 scripts/check-docs.py --isospec $(ISOSPEC)
 
 # The Python distribution (pyproject.toml, python/isospec): a fresh venv in
 # target/python-check with the pinned maturin, pytest and pytest-xdist
@@ -106,7 +136,7 @@ check-pooler: build
 
 # The PGXS extension tests/pgxs/isospec_demo: make installcheck (right
 # after PostgreSQL's own pg_isolation_regress) and make check, switched to
-# isospec as README says.  Installs Debian's postgresql-server-dev-15 at the
+# isospec as docs/ci.md says.  Installs Debian's postgresql-server-dev-15 at the
 # installed server's version when PGXS is incomplete.
 check-pgxs: build
 	scripts/pgxs-check.sh

@@ -42,7 +42,7 @@ sdist=$(ls "$dist"/isospec-*.tar.gz)
 # The sdist holds what a source build needs.
 listing=$(tar -tzf "$sdist")
 for f in pyproject.toml Cargo.toml Cargo.lock src/main.rs src/lib.rs python/isospec/__init__.py \
-         python/isospec/pytest_plugin.py python/isospec/py.typed README.md; do
+         python/isospec/pytest_plugin.py python/isospec/py.typed python/README.md LICENSE; do
   grep -q "^isospec-[^/]*/$f\$" <<<"$listing" || { echo "check-python: $sdist lacks $f" >&2; exit 1; }
 done
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make check-pgxs: the PGXS extension tests/pgxs/isospec_demo switched to
-# isospec exactly as README's "Switching an extension to isospec" says, and
+# isospec exactly as docs/ci.md's "Switching an extension to isospec" says, and
 # run as a user would:
 #   1. make installcheck with PostgreSQL's own pg_isolation_regress, which
 #      leaves its test database behind;
@@ -47,7 +47,7 @@ echo "== make installcheck with PostgreSQL's pg_isolation_regress"
 make -C "$ext" installcheck >"$work/1.out" 2>&1 || { cat "$work/1.out"; fail "PostgreSQL's pg_isolation_regress failed"; }
 expect "$work/1.out" "All 2 tests passed."
 
-# README's line, verbatim.
+# docs/ci.md's line, verbatim.
 installcheck_override='isospec pg_isolation_regress --inputdir=$(srcdir) --outputdir=output_iso $(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS)'
 echo "== make installcheck through isospec, right after"
 make -C "$ext" installcheck pg_isolation_regress_installcheck="$installcheck_override" >"$work/2.out" 2>&1 \
@@ -58,7 +58,7 @@ expect "$work/2.out" "All 2 tests passed."
 [ ! -e "$ext/output_iso/regression.out" ] || fail "regression.out left behind although every test passed"
 
 echo "== plain make installcheck with a link to isospec in place of pg_isolation_regress"
-# README's other way, for packages without pg_isolation_regress, done on a
+# docs/ci.md's other way, for packages without pg_isolation_regress, done on a
 # copy of the PGXS tree (reached through a pg_config that names the copy),
 # so that the installation itself is never touched.
 pgxs_tree=$(cd "$(dirname "$(pg_config --pgxs)")/../.." && pwd)

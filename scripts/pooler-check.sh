@@ -4,7 +4,7 @@
 # scripts/pgbouncer.sh as the unprivileged OS user.
 #   - session pooling: PostgreSQL 15's complete suite (same source as
 #     conformance-full) with both wait detectors, and the project's specs;
-#     every transcript identical except the exceptions README lists;
+#     every transcript identical except the exceptions docs/connecting.md lists;
 #   - client-side TLS (client_tls_sslmode = require, certificates made
 #     here with openssl): the project's specs over sslmode=verify-full,
 #     identical to direct, and a connection without TLS refused;
@@ -22,7 +22,7 @@ srv=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 srv2=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 srv3=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 trap 'for d in "$srv" "$srv2" "$srv3"; do scripts/pgbouncer.sh stop "$d"; done; rm -rf "$srv" "$srv2" "$srv3"' EXIT
-# Specs whose transcript legitimately differs through PgBouncer (README,
+# Specs whose transcript legitimately differs through PgBouncer (docs/connecting.md,
 # "Through a connection pooler or proxy").
 exceptions=" temp-schema-cleanup "
 status=0

@@ -5,7 +5,7 @@ distribution.  Each collected spec is one test item, named by the spec.
 The items of a session (of an xdist worker) run through ONE ``isospec
 run`` process, started when the first of them runs, with ``--json`` for
 the per-spec results and ``--tap`` on stdout so each item finishes as soon
-as its spec has (see README "From Python and pytest").
+as its spec has (see docs/python.md).
 
 Options (command line; most also as ini options)::
 

@@ -107,7 +107,7 @@ pub struct ServerArgs {
     #[arg(long)]
     pub user: Option<String>,
     /// libpq connection string or URI: anything libpq takes (host lists,
-    /// sslmode, sslrootcert, service=, …); see README "Connecting".
+    /// sslmode, sslrootcert, service=, …); see docs/connecting.md.
     #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
     pub conninfo: Option<String>,
 }

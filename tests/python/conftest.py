@@ -38,7 +38,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         rep.longrepr = f"skipped, but ISOSPEC_TESTS_REQUIRE_ALL=1 requires every test to run: {rep.longrepr}"
 
 
-# A spec whose second session waits for the first (README's example).
+# A spec whose second session waits for the first (docs' example).
 WAIT_SPEC = """\
 # Two sessions update one row; the second waits for the first.
 setup    { CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0); }

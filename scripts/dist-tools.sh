@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Prints the bin/ directory of target/dist-tools, a virtual environment with
+# the pinned tools of scripts/dist-requirements.txt (maturin, ziglang,
+# auditwheel, uv, actionlint), made or remade when the requirements change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/dist-tools
+req=scripts/dist-requirements.txt
+stamp=$venv/.requirements
+if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
+  echo "$PWD/$venv/bin"; exit 0
+fi
+rm -rf "$venv"
+if ! python3 -m venv "$venv" 2>/dev/null; then
+  # Debian's python3 keeps venv (ensurepip) in a package of its own.
+  apt-get install -y -qq python3-venv >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$req" >&2
+cp "$req" "$stamp"
+echo "$PWD/$venv/bin"
