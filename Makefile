@@ -90,7 +90,7 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python dist check-docs
+test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python dist check-install check-action check-workflows check-docs
 
 # Release files (scripts/dist.sh): wheels built with maturin's zig linker
 # for a glibc floor of 2.17 (and musl when the target can be had), each tag
@@ -111,8 +111,11 @@ check-action:
 	@[ -f dist/SHA256SUMS ] || { echo "check-action: run make dist first" >&2; exit 2; }
 	scripts/action-check.sh
 
+# actionlint over the workflows (and action.yml, which ci.yml uses as ./),
+# with shellcheck over their run: scripts.
 check-workflows:
-	"$$(scripts/dist-tools.sh)/actionlint" -color=never .github/workflows/*.yml
+	@command -v shellcheck >/dev/null || { echo "check-workflows: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	"$$(scripts/dist-tools.sh)/actionlint" -no-color .github/workflows/*.yml && echo "check-workflows: actionlint passed on $$(ls .github/workflows/*.yml | tr '\n' ' ')"
 
 check-docs: build
 	python3 scripts/check-docs.py --isospec $(ISOSPEC)

@@ -38,34 +38,13 @@ check_tag() { # WHEEL TAG
   say "$(basename "$1"): auditwheel confirms $2"
 }
 
-# The wheel's isospec binary, extracted into DIR.
-wheel_binary() { # WHEEL DIR
-  python3 - "$1" "$2" <<'PY'
-import os, sys, zipfile
-wheel, out = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(wheel) as z:
-    names = [n for n in z.namelist() if n.endswith(".data/scripts/isospec")]
-    if len(names) != 1:
-        sys.exit(f"{wheel}: expected one .data/scripts/isospec, found {names}")
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "isospec")
-    with open(path, "wb") as f:
-        f.write(z.read(names[0]))
-    os.chmod(path, 0o755)
-PY
-}
+# The wheel's own binary, into DIR/isospec (scripts/wheel-binary.py).
+wheel_binary() { python3 scripts/wheel-binary.py "$1" "$2" >/dev/null; }
 
-# A reproducible archive: fixed order, owner and time, gzip without a name.
+# The archive, laid out as the release workflow lays it out (scripts/archive.sh).
 archive() { # TRIPLE BINARY
-  local name="isospec-$version-$1" stage
-  stage=$(mktemp -d)
-  mkdir "$stage/$name"
-  cp "$2" "$stage/$name/isospec"
-  cp README.md LICENSE "$stage/$name/"
-  tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
-      --mtime="@${SOURCE_DATE_EPOCH:-0}" -cf - "$name" | gzip -9n > "dist/$name.tar.gz"
-  rm -rf "$stage"
-  say "$name.tar.gz"
+  scripts/archive.sh "$version" "$1" "$2" dist >/dev/null
+  say "isospec-$version-$1.tar.gz"
 }
 
 # --- glibc: manylinux_2_17 -------------------------------------------------

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# make check-install: dist/ as users install it, where no Rust toolchain is.
+#
+# Every check runs with a PATH from which every directory holding cargo or
+# rustc has been removed (and asserts that neither is found):
+#   1. pip: a fresh venv, the manylinux_2_17 wheel installed with pip from
+#      dist/ alone (--no-index); `isospec --version` and
+#      `python -m isospec --version` name the crate's version.
+#   2. uv: `uv venv`, `uv pip install` of the wheel with pytest and
+#      pytest-xdist (tests/python/requirements.txt's pins), then pytest -n 2
+#      over a spec directory the project never saw (PostgreSQL 15's specs
+#      from Debian's source package, one expected file changed and one
+#      removed): each spec's verdict must be the one `isospec run` gives on
+#      the same directory.
+#   3. the archives: dist's gnu (and musl, when built) tar.gz unpacked,
+#      checked against SHA256SUMS, and its binary runs the project's specs
+#      (blocking ones among them) against a throwaway server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+# PostgreSQL 15's suite, from Debian's source package (pinned SHA-256, cached).
+suite=$(scripts/fetch-pg-suite.sh 15)
+work=$root/target/install-check
+fail() { echo "check-install: $*" >&2; exit 1; }
+say() { echo "check-install: $*"; }
+
+[ -f dist/SHA256SUMS ] || fail "dist/ is empty: run make dist first"
+(cd dist && sha256sum -c --quiet SHA256SUMS) || fail "dist/ does not match its SHA256SUMS"
+wheel=$(ls "$root"/dist/isospec-"$version"-*manylinux_2_17_x86_64*.whl)
+uv=$(scripts/dist-tools.sh)/uv
+[ -d "$suite/specs" ] || fail "PostgreSQL's specs are missing: $suite"
+
+# PATH without cargo or rustc.
+clean_path=
+IFS=: read -r -a dirs <<<"$PATH"
+for d in "${dirs[@]}"; do
+  [ -n "$d" ] || continue
+  if [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || [[ "$d" == *"/.cargo/"* ]] || [[ "$d" == *"/.rustup/"* ]]; then continue; fi
+  clean_path=${clean_path:+$clean_path:}$d
+done
+export PATH=$clean_path
+unset CARGO CARGO_HOME RUSTUP_HOME RUSTUP_TOOLCHAIN
+if command -v cargo >/dev/null || command -v rustc >/dev/null; then fail "cargo or rustc is still on PATH"; fi
+say "PATH has no cargo or rustc"
+
+rm -rf "$work"
+mkdir -p "$work"
+chmod 755 "$work"
+# No server named: each isospec run starts its own throwaway instance.
+for v in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p; s/^\(ISOSPEC_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+
+# --- 1. pip ------------------------------------------------------------------
+python3 -m venv "$work/pip"
+"$work/pip/bin/python" -m pip install -q --disable-pip-version-check --no-index "$wheel"
+[ "$("$work/pip/bin/isospec" --version)" = "isospec $version" ] || fail "pip: isospec --version: $("$work/pip/bin/isospec" --version)"
+[ "$("$work/pip/bin/python" -m isospec --version)" = "isospec $version" ] || fail "pip: python -m isospec --version"
+say "pip: $(basename "$wheel") installed; isospec --version and python -m isospec --version say isospec $version"
+
+# --- 2. uv, pytest -n 2 over specs the project never saw -------------------------
+"$uv" venv -q --python python3 "$work/uv"
+pins=$(grep -E '^(pytest|pytest-xdist|execnet|iniconfig|packaging|pluggy|Pygments)==' tests/python/requirements.txt)
+# shellcheck disable=SC2086
+"$uv" pip install -q --python "$work/uv/bin/python" "$wheel" $pins
+[ "$("$work/uv/bin/python" -m isospec --version)" = "isospec $version" ] || fail "uv: python -m isospec --version"
+
+never=$work/never-seen
+mkdir -p "$never/specs" "$never/expected"
+picked="deadlock-simple nowait fk-contention lock-update-delete insert-conflict-do-nothing multiple-row-versions tuplelock-conflict"
+for s in $picked; do
+  cp "$suite/specs/$s.spec" "$never/specs/"
+  cp "$suite/expected/$s.out" "$never/expected/"
+done
+# One spec whose expected file says something else, one without one.
+sed -i '0,/^step /s/^step \([^:]*\):/step \1 (changed):/' "$never/expected/nowait.out"
+rm "$never/expected/multiple-row-versions.out"
+
+(cd "$never" && "$work/uv/bin/isospec" run --quiet --json "$work/run.json" specs/ >"$work/run.out" 2>&1) || true
+(cd "$never" && "$work/uv/bin/python" -m pytest -q -n 2 -p no:cacheprovider --junitxml="$work/pytest.xml" specs/ \
+   >"$work/pytest.out" 2>&1) || true
+python3 - "$work/run.json" "$work/pytest.xml" "$picked" <<'PY' || { cat "$work/pytest.out"; fail "uv: pytest's verdicts differ from isospec run's"; }
+import json, sys
+import xml.etree.ElementTree as ET
+run = {s["name"]: s["status"] for s in json.load(open(sys.argv[1]))["specs"]}
+py = {}
+for case in ET.parse(sys.argv[2]).getroot().iter("testcase"):
+    kids = {k.tag for k in case}
+    py[case.get("name")] = "failed" if kids & {"failure", "error"} else "skipped" if "skipped" in kids else "passed"
+names = sys.argv[3].split()
+verdict = {"ok": "passed"}
+bad = []
+for n in names:
+    want = verdict.get(run.get(n, "missing"), "failed")
+    if py.get(n) != want:
+        bad.append(f"{n}: isospec run says {run.get(n)}, pytest says {py.get(n)}")
+# The changed and the missing expected file must fail, the rest pass.
+for n in names:
+    exp = "failed" if n in ("nowait", "multiple-row-versions") else "passed"
+    if py.get(n) != exp:
+        bad.append(f"{n}: pytest says {py.get(n)}, {exp} expected")
+print("\n".join(bad) or f"check-install: uv: pytest -n 2 over {len(names)} specs gives isospec run's verdicts: "
+      + ", ".join(f"{n} {py[n]}" for n in names))
+sys.exit(1 if bad else 0)
+PY
+
+# --- 3. the archives -------------------------------------------------------------
+for triple in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl; do
+  tgz=dist/isospec-$version-$triple.tar.gz
+  if [ ! -f "$tgz" ]; then
+    [ "$triple" = x86_64-unknown-linux-musl ] && { say "no musl archive in dist/ (make dist could not build it)"; continue; }
+    fail "$tgz is missing"
+  fi
+  dir=$work/archive-$triple
+  mkdir -p "$dir"
+  (cd dist && grep " $(basename "$tgz")\$" SHA256SUMS | sha256sum -c --quiet -) || fail "$tgz: checksum"
+  tar -C "$dir" -xzf "$tgz"
+  bin=$dir/isospec-$version-$triple/isospec
+  for f in isospec README.md LICENSE; do [ -f "$dir/isospec-$version-$triple/$f" ] || fail "$tgz lacks $f"; done
+  if [ "$triple" = x86_64-unknown-linux-gnu ]; then
+    glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+    [ "$(printf '%s\n2.17\n' "$glibc" | sort -V | tail -n1)" = 2.17 ] || fail "$tgz: its binary needs GLIBC_$glibc"
+  fi
+  copy=$work/specs-$triple
+  mkdir -p "$copy"
+  cp -r specs expected conf "$copy/"
+  (cd "$copy" && "$bin" run --quiet --temp-instance "$work/tmp-$triple" --temp-config conf/isolation.conf \
+     --json "$work/archive-$triple.json" specs/ >"$work/archive-$triple.out" 2>&1) \
+    || { cat "$work/archive-$triple.out"; fail "$tgz: its binary did not pass the project's specs"; }
+  say "$(basename "$tgz"): $(python3 -c "
+import json,sys; s=json.load(open(sys.argv[1]))['specs']
+print(f\"{sum(x['status']=='ok' for x in s)}/{len(s)} of the project's specs passed\")" "$work/archive-$triple.json")$( \
+    [ "$triple" = x86_64-unknown-linux-gnu ] && echo ", binary needs at most GLIBC_$glibc")"
+done
+say "ok"
