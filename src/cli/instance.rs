@@ -29,7 +29,13 @@ fn quote(v: &str) -> String {
 }
 
 pub fn main(a: TempInstanceArgs) -> i32 {
-    let opts = a.setup.options(a.dir);
+    let opts = match a.setup.options(a.dir) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("isospec: error: {e}");
+            return 2;
+        }
+    };
     // Signals are taken by sigwait below; children get an empty mask from
     // std's spawn, so the server handles its own as usual.
     let mut signals = SigSet::empty();

