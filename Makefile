@@ -116,6 +116,7 @@ check-action:
 # with shellcheck over their run: scripts.
 check-workflows:
 	@command -v shellcheck >/dev/null || { echo "check-workflows: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck -S warning scripts/action-install.sh scripts/action-run.sh scripts/action-check.sh scripts/dist.sh scripts/archive.sh scripts/install-check.sh
 	"$$(scripts/dist-tools.sh)/actionlint" -no-color .github/workflows/*.yml && echo "check-workflows: actionlint passed on $$(ls .github/workflows/*.yml | tr '\n' ' ')"
 
 check-docs: build

@@ -99,4 +99,15 @@ status=0
 grep -q '^exit-code=0$' "$R/output" || fail "run: no exit-code=0 output"
 ! grep -q '^::error' "$R/log" || fail "run: annotations although every spec passed"
 say "run: conninfo (a service container's way), every spec passed: exit 0, no annotation"
+
+# --- run: a version the runner does not have: isospec --postgres fetches it --------------
+runner run-fetched
+cp -r specs expected conf "$R/workspace/"
+status=0
+(cd "$R/workspace" && PATH=$bin:$PATH ISOSPEC_SPECS="specs/deadlock.spec specs/skip-locked-queue.spec" \
+   ISOSPEC_POSTGRES_VERSION=16 "$root/scripts/action-run.sh" >"$R/log" 2>&1) || status=$?
+[ ! -d /usr/lib/postgresql/16 ] || fail "this check needs a machine without PostgreSQL 16 installed"
+[ "$status" = 0 ] || { cat "$R/log"; fail "run with postgres-version 16 exited $status"; }
+grep -q "using PostgreSQL 16\.[0-9]* server binaries" "$R/log" || { cat "$R/log"; fail "run: PostgreSQL 16 was not fetched with --postgres"; }
+say "run: postgres-version 16, not on this machine: fetched with isospec --postgres, specs passed"
 say "ok"

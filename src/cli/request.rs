@@ -26,6 +26,8 @@ pub(crate) struct RunRequest {
     pub dbname: String,
     pub use_existing: bool,
     pub drop_existing: bool,
+    /// Drop the test database at the end (`--drop-database`).
+    pub drop_after: bool,
     pub load_extensions: Vec<String>,
     pub server: ServerChoice,
     pub timeout: Option<u64>,
@@ -43,6 +45,10 @@ pub(crate) struct RunRequest {
     pub repeat: usize,
     pub until_fail: bool,
     pub accept: bool,
+    /// The invariants to check after each permutation besides the spec's
+    /// `# isospec: invariant` lines; None: check none (`--no-invariants`,
+    /// and pg_isolation_regress, which prints what pg_regress prints).
+    pub invariants: Option<Vec<String>>,
     pub alone: Vec<String>,
     pub pin: bool,
     pub setup: DatabaseSetup,
@@ -146,6 +152,7 @@ impl RunRequest {
             dbname: self.dbname,
             use_existing: self.use_existing,
             drop_existing: self.drop_existing,
+            drop_after: self.drop_after,
             load_extensions: self.load_extensions,
             server: self.server,
             timeout: self.timeout.map(Duration::from_secs),
@@ -164,6 +171,7 @@ impl RunRequest {
             repeat: self.repeat,
             until_fail: self.until_fail,
             accept: self.accept,
+            invariants: self.invariants,
             alone: self.alone,
             pin: self.pin,
             setup: self.setup,

@@ -48,7 +48,13 @@ pub fn class_line(spec: &CheckedSpec, e: &Exploration, class: &Class) -> String 
 }
 
 fn size_text(size: Option<u128>) -> String {
-    size.map_or("more than 2^128".to_string(), |s| s.to_string())
+    size.map_or("more than 2^128".to_string(), thousands)
+}
+
+/// "1 interleaving", "5,280 interleavings": grouped as every number of a
+/// line is.
+fn counted(n: u128, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 /// 1234567 as "1,234,567".
@@ -66,6 +72,11 @@ pub fn thousands(n: u128) -> String {
 
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// "1 class", "3 classes".
+fn plural_es(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "es" })
 }
 
 /// What a bounded or reduced search is about to run, printed before it
@@ -134,16 +145,21 @@ pub fn text(
         .map(|s| s.steps.len().to_string())
         .collect();
     out.push_str(&format!(
-        "{name}: {} interleavings of {} sessions ({} steps)\n",
+        "{name}: {} {} of {} ({} steps)\n",
         size_text(e.space),
-        spec.spec.sessions.len(),
+        if e.space == Some(1) {
+            "interleaving"
+        } else {
+            "interleavings"
+        },
+        plural(spec.spec.sessions.len(), "session"),
         steps.join(" + ")
     ));
     let secs = e.elapsed.as_secs_f64().max(1e-9);
     let how = if let Search::Preemptions(k) = e.search {
         format!(
-            "{} interleavings with at most {}{}",
-            e.runs,
+            "{} with at most {}{}",
+            counted(e.runs as u128, "interleaving", "interleavings"),
             plural(k, "preemption"),
             if e.complete {
                 ", all of them"
@@ -159,15 +175,15 @@ pub fn text(
             .map(|(k, n)| format!("K={k}: {}", thousands(*n)))
             .collect();
         format!(
-            "{} interleavings by rising preemptions ({}){}",
-            e.runs,
+            "{} by rising preemptions ({}){}",
+            counted(e.runs as u128, "interleaving", "interleavings"),
             per.join(", "),
             if e.complete { ", all of them" } else { "" }
         )
     } else if let Search::Reduced(_) = e.search {
         format!(
-            "{} interleavings standing for {}{} (reduction x{:.1})",
-            e.runs,
+            "{} standing for {}{} (reduction x{:.1})",
+            counted(e.runs as u128, "interleaving", "interleavings"),
             thousands(e.explored()),
             if e.exhaustive { ", all of them" } else { "" },
             e.explored() as f64 / (e.runs.max(1)) as f64
@@ -175,14 +191,17 @@ pub fn text(
     } else if e.exhaustive {
         "all of them".to_string()
     } else if e.partition.is_some() && !e.sampled {
-        format!("{} interleavings", e.runs)
+        counted(e.runs as u128, "interleaving", "interleavings")
     } else if !e.sampled {
         format!(
             "the first {} in the stable order before stopping",
-            e.explored()
+            thousands(e.explored())
         )
     } else if e.interrupted {
-        format!("a uniform sample of {} (seed {seed})", e.explored())
+        format!(
+            "a uniform sample of {} (seed {seed})",
+            thousands(e.explored())
+        )
     } else {
         format!(
             "a uniform sample of {} (seed {seed}; --seed {seed} --max {} reproduces it)",
@@ -200,9 +219,9 @@ pub fn text(
     ));
     let classes = e.classes.list();
     out.push_str(&format!(
-        "{} classes over {} interleavings",
-        classes.len(),
-        e.classes.explored()
+        "{} over {}",
+        plural_es(classes.len(), "class"),
+        counted(e.classes.explored(), "interleaving", "interleavings")
     ));
     if e.unrealizable > 0 {
         out.push_str(&format!(
@@ -213,10 +232,9 @@ pub fn text(
     out.push('\n');
     for (k, c) in classes.iter().enumerate() {
         out.push_str(&format!(
-            "\nclass {} ({} interleaving{}, {}): {}\n",
+            "\nclass {} ({}, {}): {}\n",
             k + 1,
-            c.count,
-            if c.count == 1 { "" } else { "s" },
+            counted(c.count, "interleaving", "interleavings"),
             plural(c.preemptions, "preemption"),
             describe(&c.outcome)
         ));
@@ -315,9 +333,9 @@ pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
             continue;
         }
         out.push_str(&format!(
-            "\n# isospec explore, class {} ({} interleavings): {}\n{l}\n",
+            "\n# isospec explore, class {} ({}): {}\n{l}\n",
             k + 1,
-            c.count,
+            counted(c.count, "interleaving", "interleavings"),
             describe(&c.outcome)
         ));
     }

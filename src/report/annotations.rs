@@ -104,6 +104,16 @@ pub(super) fn describe(name: &str, status: &Status, d: &Departure) -> (String, S
                 .or_else(|| d.actual.clone())
                 .unwrap_or_default(),
         ),
+        DepartureKind::Invariant => (
+            format!("{name}: invariant violated{}", prefixed(" after ", &where_)),
+            format!(
+                "{}\n{}",
+                d.expected
+                    .as_deref()
+                    .map_or(String::new(), |l| shorten(l, 300)),
+                d.actual.as_deref().unwrap_or_default()
+            ),
+        ),
         DepartureKind::Differs => {
             let e = d
                 .expected

@@ -293,9 +293,9 @@ pub(super) fn write_run(
     let p = Page {
         kind: "run",
         title: format!(
-            "isospec: {} of {} specs passed",
+            "isospec: {} of {} passed",
             outcomes.len() - failed,
-            outcomes.len()
+            super::human::plural(outcomes.len(), "spec", "specs")
         ),
         specs: outcomes.iter().map(|o| spec_json(o, diffs)).collect(),
         classes: Vec::new(),

@@ -124,6 +124,7 @@ impl Human {
                 Status::Accepted(_) => "accepted",
                 Status::BadSpec(_) => "FAILED (spec error)",
                 Status::RunError(_) => "FAILED (run error)",
+                Status::Violated(_) => "FAILED (invariant)",
                 Status::NotRun(_) => unreachable!("handled above"),
             };
             out(format!(
@@ -133,13 +134,19 @@ impl Human {
         }];
         let prefix = self.prefix();
         match &o.status {
-            Status::BadSpec(e) | Status::RunError(e) => {
+            Status::BadSpec(e) | Status::RunError(e) | Status::Violated(e) => {
                 lines.extend(e.lines().map(|l| out(format!("{prefix}{l}"))));
             }
             Status::Accepted(path) => {
                 lines.push(out(format!("{prefix}transcript copied to {path}")))
             }
             _ => {}
+        }
+        // A spec that failed otherwise still says which invariants broke.
+        if !matches!(o.status, Status::Violated(_)) {
+            for v in &o.violations {
+                lines.push(out(format!("{prefix}{}", v.describe())));
+            }
         }
         lines
     }
@@ -160,22 +167,39 @@ impl Human {
         if self.tap {
             return vec![
                 out(format!("1..{}", c.total)),
-                out(format!(
-                    "# {} passed, {} failed{not_run_note}",
-                    c.passed, c.failed
-                )),
+                out(format!("# {}{not_run_note}", c.tally())),
                 out(format!("# wall time: {:.1} s", wall.as_secs_f64())),
             ];
         }
+        let tests = |n: usize| plural(n, "test", "tests");
         let msg = if c.not_run > 0 {
             format!(
-                " {} of {} tests ran, {} failed{not_run_note}. ",
-                c.ran, c.total, c.failed
+                " {} of {} ran: {}{not_run_note}. ",
+                c.ran,
+                tests(c.total),
+                c.tally()
             )
+        } else if c.failed == 0 && c.new == 0 {
+            if c.total == 1 {
+                " The test passed. ".to_string()
+            } else {
+                format!(" All {} passed. ", tests(c.total))
+            }
         } else if c.failed == 0 {
-            format!(" All {} tests passed. ", c.total)
+            format!(
+                " {} of {} new (no expected output). ",
+                c.new,
+                tests(c.total)
+            )
+        } else if c.new == 0 {
+            format!(" {} of {} failed. ", c.failed, tests(c.total))
         } else {
-            format!(" {} of {} tests failed. ", c.failed, c.total)
+            format!(
+                " {} of {} failed, {} new. ",
+                c.failed,
+                tests(c.total),
+                c.new
+            )
         };
         let bar = "=".repeat(msg.len());
         let mut lines = vec![
@@ -183,10 +207,7 @@ impl Human {
             out(bar.clone()),
             out(msg),
             out(bar),
-            out(format!(
-                "{} passed, {} failed{not_run_note}",
-                c.passed, c.failed
-            )),
+            out(format!("{}{not_run_note}", c.tally())),
             out(format!("wall time: {:.1} s", wall.as_secs_f64())),
         ];
         if c.failed > 0 {
@@ -196,19 +217,25 @@ impl Human {
                     d.display()
                 )));
             }
-            let new: Vec<&str> = outcomes
-                .iter()
-                .filter(|o| o.status == Status::New)
-                .map(|o| o.name.as_str())
-                .collect();
-            if !new.is_empty() {
-                lines.push(out(format!(
-                    "New specs without expected output: {}. Review results/NAME.out, then `isospec accept NAME` copies it to expected/.",
-                    new.join(", ")
-                )));
-            }
+        }
+        let new: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.status == Status::New)
+            .map(|o| o.name.as_str())
+            .collect();
+        if !new.is_empty() {
+            lines.push(out(format!(
+                "New {} without expected output: {}. Review results/NAME.out, then `isospec accept NAME` copies it to expected/.",
+                if new.len() == 1 { "spec" } else { "specs" },
+                new.join(", ")
+            )));
         }
         lines.push(out(""));
         lines
     }
+}
+
+/// "1 test", "3 tests".
+pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -32,6 +32,20 @@ struct JsonSpec<'a> {
     diff: Option<String>,
     #[serde(rename = "where")]
     departure: Option<JsonWhere>,
+    /// Invariants that did not hold after a permutation.
+    violations: Vec<JsonViolation<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonViolation<'a> {
+    invariant: &'a str,
+    /// Its `# isospec: invariant` line (null: `--invariant`).
+    line: Option<u32>,
+    /// 1-based.
+    permutation: usize,
+    permutation_steps: &'a [String],
+    /// What it returned instead of true.
+    got: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -59,6 +73,7 @@ fn departure(o: &TestOutcome, d: &Departure) -> JsonWhere {
             DepartureKind::Differs => "differs",
             DepartureKind::BadSpec => "spec-error",
             DepartureKind::RunError => "run-error",
+            DepartureKind::Invariant => "invariant",
         },
         file: o.spec.as_ref().map(|p| p.display().to_string()),
         line: d.line,
@@ -100,6 +115,17 @@ pub(super) fn write(
             result_file: o.result_file.as_ref().map(|p| p.display().to_string()),
             diff: Some(diffs.of(&o.name)).filter(|d| !d.is_empty()),
             departure: o.departure.as_ref().map(|d| departure(o, d)),
+            violations: o
+                .violations
+                .iter()
+                .map(|v| JsonViolation {
+                    invariant: &v.invariant,
+                    line: v.line,
+                    permutation: v.permutation,
+                    permutation_steps: &v.steps,
+                    got: &v.got,
+                })
+                .collect(),
         })
         .collect();
     // Streamed to the file: a suite's per-step timings are large.

@@ -23,7 +23,15 @@ pub(super) fn write(
                 } else {
                     "transcript differs from expected output"
                 });
-                s.set_description(diffs.of(&o.name));
+                let violations: Vec<String> = o.violations.iter().map(|v| v.describe()).collect();
+                s.set_description(format!("{}{}", diffs.of(&o.name), violations.join("\n")));
+                s
+            }
+            Status::Violated(e) => {
+                let mut s =
+                    quick_junit::TestCaseStatus::non_success(quick_junit::NonSuccessKind::Failure);
+                s.set_message(e.lines().next().unwrap_or("invariant violated").to_string());
+                s.set_description(e.clone());
                 s
             }
             Status::NotRun(why) => {

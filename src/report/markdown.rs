@@ -9,7 +9,14 @@ use std::path::Path;
 
 pub(super) fn text(outcomes: &[TestOutcome], diffs: &Diffs) -> String {
     let c = Counts::of(outcomes);
-    let mut md = format!("### isospec: {} of {} specs passed", c.passed, c.total);
+    let mut md = format!(
+        "### isospec: {} of {} passed",
+        c.passed,
+        super::human::plural(c.total, "spec", "specs")
+    );
+    if c.new > 0 {
+        md.push_str(&format!(", {} new", c.new));
+    }
     if c.not_run > 0 {
         md.push_str(&format!(", {} not run", c.not_run));
     }

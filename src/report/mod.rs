@@ -24,7 +24,7 @@ mod tests;
 pub use annotations::Annotations;
 pub use html::{write_explore, ExploreClass, ExploreReport};
 
-use crate::outcome::{RunEvent, TestOutcome};
+use crate::outcome::{RunEvent, Status, TestOutcome};
 use render::{note, Context, Line, Render, To};
 use std::fs::File;
 use std::io::Write;
@@ -264,7 +264,7 @@ impl Reporter {
             self.output.error.get_or_insert(e);
         }
         if self.render.prints_diffs() && !self.opts.quiet {
-            self.print_diffs();
+            self.print_diffs(outcomes);
         }
         if let Some(a) = &self.opts.annotations {
             let _ = self.output.stdout.flush();
@@ -296,14 +296,23 @@ impl Reporter {
         }
     }
 
-    /// Prints the failing diffs to stdout, coloured when asked.
-    fn print_diffs(&mut self) {
+    /// Prints the diffs to stdout, coloured when asked: each failing
+    /// spec's, and what `--accept` changed, under a heading per file.
+    fn print_diffs(&mut self, outcomes: &[TestOutcome]) {
         let color = self.opts.color;
         let grouped = self.opts.annotations.is_some();
         let w = &mut self.output.stdout;
         for (name, d) in &self.diffs.0 {
             if grouped {
                 let _ = writeln!(w, "{}", annotations::group(&format!("diff of {name}")));
+            }
+            if let Some(Status::Accepted(file)) =
+                outcomes.iter().find(|o| &o.name == name).map(|o| &o.status)
+            {
+                let _ = writeln!(
+                    w,
+                    "accepted {name}: {file} now holds its new transcript; what changed:"
+                );
             }
             for l in d.lines() {
                 let code = if !color {

@@ -47,6 +47,10 @@ pub enum ServerChoice {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub tests: Vec<TestCase>,
+    /// Invariants checked after each permutation besides each spec's own
+    /// (`--invariant`); None: none checked (`--no-invariants`,
+    /// pg_isolation_regress).
+    pub invariants: Option<Vec<String>>,
     /// Record each spec's timeline (step times, blockers, both
     /// transcripts) for a report that draws it (`--html`).
     pub trace: bool,
@@ -54,6 +58,8 @@ pub struct RunConfig {
     pub dbname: String,
     pub use_existing: bool,
     pub drop_existing: bool,
+    /// Drop the test database when the run ends (`--drop-database`).
+    pub drop_after: bool,
     pub load_extensions: Vec<String>,
     pub server: ServerChoice,
     /// Settings for the executor; its step timeout is chosen at run time

@@ -5,7 +5,7 @@
 use super::{Events, RunConfig, RunError, Runtime};
 use crate::differ::{compare, Comparison};
 use crate::executor::{run_spec, Event, SpecError};
-use crate::outcome::{Status, StepTiming, TestOutcome};
+use crate::outcome::{Departure, DepartureKind, Status, StepTiming, TestOutcome, Violation};
 use crate::pgwire::ConnParams;
 use crate::run::TestCase;
 use crate::spec::{CheckedSpec, Pos};
@@ -58,6 +58,68 @@ impl SpecRun {
 /// A spec as read, parsed and checked once (an error names file:line:col,
 /// and its first position).
 pub(super) type Loaded = Result<std::sync::Arc<CheckedSpec>, (String, Option<Pos>)>;
+
+/// The invariants a run checks for a spec, with their lines: `--invariant`
+/// (no line) and the spec's own, each once.
+fn invariants_of(cfg: &RunConfig, spec: &CheckedSpec) -> Vec<(String, Option<u32>)> {
+    let Some(extra) = &cfg.invariants else {
+        return Vec::new();
+    };
+    let opts = &spec.spec.options;
+    let mut all: Vec<(String, Option<u32>)> = opts
+        .invariants
+        .iter()
+        .enumerate()
+        .map(|(i, sql)| (sql.clone(), opts.invariant_pos.get(i).map(|p| p.line)))
+        .collect();
+    for sql in extra {
+        if !all.iter().any(|(s, _)| s == sql) {
+            all.push((sql.clone(), None));
+        }
+    }
+    all
+}
+
+/// What an invariant returned instead of true (one row, one column, `t`),
+/// or None when it held.
+fn violated(rows: &Result<Vec<Vec<Option<String>>>, String>) -> Option<String> {
+    match rows {
+        Err(e) => Some(format!("an error ({e})")),
+        Ok(r) if r.is_empty() => Some("no rows".into()),
+        Ok(r) if r.len() > 1 => Some(format!("{} rows", r.len())),
+        Ok(r) => match r[0].first() {
+            Some(Some(v)) if v == "t" && r[0].len() == 1 => None,
+            Some(Some(v)) if v == "f" && r[0].len() == 1 => Some("false".into()),
+            Some(None) if r[0].len() == 1 => Some("NULL".into()),
+            _ => Some(format!(
+                "({})",
+                r[0].iter()
+                    .map(|c| c.as_deref().unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        },
+    }
+}
+
+/// Where a spec whose transcript matched departs: at the first violated
+/// invariant's line.
+fn invariant_departure(v: &Violation) -> Departure {
+    Departure {
+        kind: DepartureKind::Invariant,
+        line: v.line.unwrap_or(1),
+        col: 1,
+        permutation: Some(v.permutation),
+        permutations: v.permutations,
+        permutation_steps: v.steps.clone(),
+        step: None,
+        session: None,
+        expected: Some(format!("{} returns true", v.invariant)),
+        actual: Some(format!("it returned {}", v.got)),
+        expected_line: 0,
+        actual_line: 0,
+    }
+}
 
 /// Reads, parses and checks a spec.
 pub(super) fn load_spec(t: &TestCase) -> Loaded {
@@ -112,6 +174,11 @@ pub(super) async fn run_one(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let (mut exec_opts, exec_rt) = rt.exec_for(cfg, pin);
     exec_opts.blockers_on_wait = cfg.trace;
+    // The invariants, run on the control connection after each
+    // permutation's steps (as explore runs them); their rows are no part
+    // of the transcript.
+    let invariants = invariants_of(cfg, &checked);
+    exec_opts.after_steps = invariants.iter().map(|(sql, _)| sql.clone()).collect();
     let name = t.name.clone();
     let mut recorder = Recorder::new(&checked);
     let collect = async {
@@ -119,8 +186,31 @@ pub(super) async fn run_one(
         let mut piece = String::new();
         let mut steps = Vec::new();
         let mut waits = String::new();
+        let mut violations = Vec::new();
+        let mut perm: Option<(usize, Vec<String>)> = None;
+        let mut after = 0;
         while let Some(ev) = rx.recv().await {
             match &ev {
+                Event::PermutationStart { index, steps } => {
+                    perm = Some((*index, steps.clone()));
+                    after = 0;
+                }
+                Event::AfterSteps { rows } => {
+                    if let Some(got) = violated(rows) {
+                        let (sql, line) = invariants.get(after).cloned().unwrap_or_default();
+                        let (index, steps) = perm.clone().unwrap_or_default();
+                        violations.push(Violation {
+                            invariant: sql,
+                            line,
+                            permutation: index + 1,
+                            permutations,
+                            steps,
+                            got,
+                            known: checked.spec.options.known_violations,
+                        });
+                    }
+                    after += 1;
+                }
                 Event::StepTimings { step, micros } => steps.push(StepTiming {
                     step: step.clone(),
                     micros: *micros,
@@ -136,9 +226,9 @@ pub(super) async fn run_one(
             recorder.record(&ev, &piece);
             text.push_str(&piece);
         }
-        (text, steps, waits)
+        (text, steps, waits, violations)
     };
-    let (res, (text, steps, waits)) =
+    let (res, (text, steps, waits, violations)) =
         tokio::join!(run_spec(&checked, &sp, exec_opts, exec_rt, tx), collect);
     if matches!(res, Err(SpecError::NotStarted)) {
         return Ok(SpecRun::not_run(t));
@@ -207,7 +297,14 @@ pub(super) async fn run_one(
     outcome.steps = steps;
     outcome.spec = Some(t.spec_path.clone());
     outcome.result_file = Some(result_path.clone());
+    if departure.is_none() {
+        departure = violations
+            .iter()
+            .find(|v| !v.known)
+            .map(invariant_departure);
+    }
     outcome.departure = departure.map(Box::new);
+    outcome.violations = violations;
     if cfg.trace {
         let mut trace = recorder.into_trace();
         trace.actual = text.clone();

@@ -45,7 +45,13 @@ pub(super) async fn run_passes(
         pass: 0,
     };
     let result = run_passes_in(cfg, params, &slots, timings, &mut sink).await;
-    futures_util::future::join_all(slots.iter().skip(1).map(|db| drop_database(params, db))).await;
+    let keep = if cfg.drop_after && !cfg.use_existing {
+        0
+    } else {
+        1
+    };
+    futures_util::future::join_all(slots.iter().skip(keep).map(|db| drop_database(params, db)))
+        .await;
     result
 }
 

@@ -52,6 +52,21 @@ impl Sink<'_> {
                 Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
             }
         }
+        // A transcript that matches (or was just accepted) does not make a
+        // spec pass while an invariant is violated.
+        if r.outcome.status.passed() && r.outcome.violations.iter().any(|v| !v.known) {
+            let mut text: Vec<String> = r
+                .outcome
+                .violations
+                .iter()
+                .filter(|v| !v.known)
+                .map(|v| v.describe())
+                .collect();
+            if let Status::Accepted(p) = &r.outcome.status {
+                text.push(format!("(its transcript was accepted into {p})"));
+            }
+            r.outcome.status = Status::Violated(text.join("\n"));
+        }
         self.failed |= !r.outcome.status.passed();
         // Transcripts are kept only to compare repeats (flake hunting).
         if self.cfg.repeat > 1 || self.cfg.until_fail {

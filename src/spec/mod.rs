@@ -89,6 +89,10 @@ pub struct SpecOptions {
     /// `alone`: under `-j`, run this spec with no other spec alongside
     /// (for specs that touch cluster-wide state).
     pub alone: bool,
+    /// `known-violations`: the spec demonstrates an anomaly on purpose: its
+    /// pinned permutations violate its invariants, and `isospec run`
+    /// reports the violations without failing the spec.
+    pub known_violations: bool,
     /// `pooled`: the spec studies a connection pool itself; behind a
     /// pooler its sessions may share or change server connections (isospec
     /// otherwise stops such a spec).
@@ -96,9 +100,12 @@ pub struct SpecOptions {
     /// `outcome SQL`: for `isospec explore`, a query run after each
     /// interleaving's steps whose rows are part of its outcome.
     pub outcomes: Vec<String>,
-    /// `invariant SQL`: for `isospec explore`, a query that must return
-    /// true after every interleaving.
+    /// `invariant SQL`: a query that must return true after every
+    /// interleaving (`isospec explore`) and every permutation (`isospec
+    /// run`).
     pub invariants: Vec<String>,
+    /// Where each of `invariants` is written.
+    pub invariant_pos: Vec<Pos>,
     /// `commutes STEP…`: for `isospec explore --reduce`, steps that
     /// cannot affect or be affected by other sessions' steps (with where
     /// the directive is, for errors).
@@ -110,6 +117,7 @@ impl SpecOptions {
         "prepared-waits",
         "alone",
         "pooled",
+        "known-violations",
         "outcome SQL",
         "invariant SQL",
         "commutes STEP…",
@@ -121,6 +129,7 @@ impl SpecOptions {
             "prepared-waits" => self.prepared_waits = true,
             "alone" => self.alone = true,
             "pooled" => self.pooled = true,
+            "known-violations" => self.known_violations = true,
             _ => return false,
         }
         true
@@ -214,6 +223,9 @@ impl fmt::Display for TestSpec {
         }
         if self.options.pooled {
             writeln!(f, "# isospec: pooled")?;
+        }
+        if self.options.known_violations {
+            writeln!(f, "# isospec: known-violations")?;
         }
         for q in &self.options.outcomes {
             writeln!(f, "# isospec: outcome {q}")?;

@@ -138,15 +138,18 @@ fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions, errors: &mut V
     };
     // `outcome SQL` and `invariant SQL` take the rest of the line.
     let rest = rest.trim();
-    for (word, list) in [
-        ("outcome", &mut options.outcomes),
-        ("invariant", &mut options.invariants),
-    ] {
+    for word in ["outcome", "invariant"] {
         if let Some(sql) = rest
             .strip_prefix(word)
             .filter(|r| r.starts_with(char::is_whitespace))
         {
-            list.push(sql.trim().to_string());
+            let sql = sql.trim().to_string();
+            if word == "outcome" {
+                options.outcomes.push(sql);
+            } else {
+                options.invariants.push(sql);
+                options.invariant_pos.push(pos);
+            }
             return;
         }
     }
@@ -952,7 +955,7 @@ permutation s2a s1a
         );
         assert_eq!(
             errs("#isospec: alone-ish\nsession s step a { x }"),
-            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, outcome SQL, invariant SQL, commutes STEP…)"]
+            vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, known-violations, outcome SQL, invariant SQL, commutes STEP…)"]
         );
         let e = ok("# isospec: outcome SELECT sum(v) FROM t\n#isospec: invariant  SELECT true \nsession s step a { x }");
         assert_eq!(e.options.outcomes, vec!["SELECT sum(v) FROM t".to_string()]);

