@@ -331,30 +331,41 @@ fn explore_all(
             let eventful = |o: &crate::explore::classes::Outcome| {
                 !(o.violated.is_empty() && o.failures.is_empty() && o.waited.is_empty())
             };
+            let space = crate::explore::space::Space::new(
+                checked
+                    .spec
+                    .sessions
+                    .iter()
+                    .map(|s| s.steps.len())
+                    .collect(),
+            );
+            // What observers are told apart from: the uneventful class
+            // with the fewest preemptions.
+            let baseline = exploration
+                .classes
+                .list()
+                .into_iter()
+                .filter(|c| !eventful(&c.outcome))
+                .min_by_key(|c| (c.preemptions, c.first))
+                .and_then(|c| space.nth(c.first));
             for c in exploration
                 .classes
                 .list()
                 .into_iter()
                 .filter(|c| eventful(&c.outcome))
             {
-                let il = crate::explore::space::Space::new(
-                    checked
-                        .spec
-                        .sessions
-                        .iter()
-                        .map(|s| s.steps.len())
-                        .collect(),
-                )
-                .nth(c.first)
-                .expect("a class's index is in the space");
+                let il = space.nth(c.first).expect("a class's index is in the space");
                 let shrunk = rt.block_on(walk::shrink(
                     &checked,
                     &lanes[0],
                     &exec,
                     Some(&stop),
                     &plan,
-                    &il,
-                    &c.outcome,
+                    walk::ShrinkTarget {
+                        interleaving: &il,
+                        baseline: baseline.as_deref(),
+                        outcome: &c.outcome,
+                    },
                 ));
                 exploration.shrunk.insert(c.first, shrunk);
             }

@@ -10,6 +10,8 @@
 //! - `walk`: runs them through the executor in batches, in one or -j
 //!   databases or one part of N, folding events into outcomes; shrinks
 //!   representatives;
+//! - `observe`: the steps that only read and show what a class is
+//!   about, which shrinking keeps;
 //! - `classes`: groups interleavings by what happened, with a stable
 //!   representative;
 //! - `report`: the text, JSON and `--write` output, and `--merge`.
@@ -18,6 +20,7 @@
 
 pub mod bound;
 pub mod classes;
+pub mod observe;
 pub mod report;
 pub mod space;
 pub mod walk;

@@ -6,6 +6,7 @@
 
 use super::bound;
 use super::classes::{Classes, Failure, Outcome};
+use super::observe::{observers, StepRows};
 use super::space::{Interleaving, Space};
 use crate::executor::{run_spec, Event, ExecOptions};
 use crate::pgwire::ConnParams;
@@ -325,6 +326,12 @@ struct Fold {
     outcomes: Vec<(Outcome, bool)>,
     after: usize,
     setup_failed: Option<String>,
+    /// Keep each step's rows (`rows`), for shrinking's observers.
+    observe: bool,
+    /// With `observe`: the rows of each permutation's steps.
+    rows: Vec<StepRows>,
+    /// The step whose results come next (with `observe`).
+    current: Option<String>,
 }
 
 impl Fold {
@@ -333,6 +340,10 @@ impl Fold {
             Event::PermutationStart { .. } => {
                 self.outcomes.push((Outcome::default(), false));
                 self.after = 0;
+                self.current = None;
+                if self.observe {
+                    self.rows.push(StepRows::new());
+                }
             }
             Event::SetupFailed { session, message } => {
                 self.setup_failed = Some(match session {
@@ -345,6 +356,14 @@ impl Fold {
                     return;
                 };
                 match ev {
+                    Event::StepLaunched { step, .. } | Event::StepCompleted { step, .. } => {
+                        self.current = Some(step)
+                    }
+                    Event::Tuples(t) => {
+                        if let (Some(step), Some(rows)) = (&self.current, self.rows.last_mut()) {
+                            rows.entry(step.clone()).or_default().extend(t.rows);
+                        }
+                    }
                     Event::StepWaiting { step, .. } => o.waited.push(step),
                     Event::StepError {
                         step,
@@ -365,6 +384,7 @@ impl Fold {
                         });
                     }
                     Event::AfterSteps { rows } => {
+                        self.current = None;
                         let k = self.after;
                         self.after += 1;
                         if k < n_outcomes {
@@ -537,7 +557,8 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
                 .map(|&i| psteps(&order.interleaving(i), sessions))
                 .collect()
         };
-        let (res, fold) = run_batch(spec, params, opts, stop, plan.outcomes.len(), perms).await;
+        let (res, fold) =
+            run_batch(spec, params, opts, stop, plan.outcomes.len(), perms, false).await;
         if let Some(msg) = fold.setup_failed {
             *shared.failure.borrow_mut() = Some(ExploreError::Setup(msg));
             return;
@@ -614,13 +635,17 @@ async fn run_batch(
     stop: Option<&crate::stop::StopSignal>,
     n_outcomes: usize,
     perms: Vec<Vec<PStep>>,
+    observe: bool,
 ) -> (Result<(), crate::executor::SpecError>, Fold) {
     let mut batch_spec = spec.clone();
     batch_spec.permutations = perms;
     batch_spec.warnings.clear();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let collect = async {
-        let mut fold = Fold::default();
+        let mut fold = Fold {
+            observe,
+            ..Fold::default()
+        };
         while let Some(ev) = rx.recv().await {
             fold.event(ev, n_outcomes);
         }
@@ -656,10 +681,28 @@ fn explore_options(exec: &ExecOptions, plan: &Plan) -> ExecOptions {
     opts
 }
 
+/// What `shrink` shrinks: a class's representative and outcome, and the
+/// uneventful interleaving its observers are told apart from.
+#[derive(Debug, Clone, Copy)]
+pub struct ShrinkTarget<'a> {
+    pub interleaving: &'a [usize],
+    /// None: the serial interleaving (each session's steps in turn).
+    pub baseline: Option<&'a [usize]>,
+    pub outcome: &'a Outcome,
+}
+
 /// Shrinks a class's representative: drops whole sessions (the last
 /// first), then single steps (the last first), keeping each drop that
 /// leaves the outcome as it was, so that what remains is a permutation
 /// line with no step the outcome does not need.  Each candidate runs once.
+///
+/// Observers stay: a step that only reads and whose rows in the
+/// representative differ from its rows in `baseline` (an uneventful
+/// interleaving, the serial one where the walk found none) shows what the
+/// outcome is about, so neither it nor its session is dropped, and a
+/// candidate must leave each observer showing something other than the
+/// baseline's rows.
+///
 /// A session's last step (its COMMIT or ROLLBACK, as a rule) is dropped
 /// only with the whole session: a transaction left open would hold its
 /// locks into the teardown.  Candidates run with a step timeout of at most
@@ -671,26 +714,81 @@ pub async fn shrink(
     exec: &ExecOptions,
     stop: Option<&crate::stop::StopSignal>,
     plan: &Plan,
-    interleaving: &[usize],
-    outcome: &Outcome,
+    target: ShrinkTarget<'_>,
 ) -> Vec<PStep> {
+    let ShrinkTarget {
+        interleaving,
+        baseline,
+        outcome,
+    } = target;
     let sessions = spec.spec.sessions.len();
     let mut opts = explore_options(exec, plan);
     opts.step_timeout = opts.step_timeout.min(Duration::from_secs(10));
     let mut current = psteps(interleaving, sessions);
+    let n = plan.outcomes.len();
+    // The observers, from one run of the representative and one of the
+    // baseline (none where either cannot run as it did in the walk).
+    let steps: Vec<(&str, &str)> = spec
+        .spec
+        .sessions
+        .iter()
+        .flat_map(|s| s.steps.iter().map(|st| (st.name.as_str(), st.sql.as_str())))
+        .collect();
+    let serial: Vec<usize> = spec
+        .spec
+        .sessions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| std::iter::repeat_n(i, s.steps.len()))
+        .collect();
+    let baseline = baseline.unwrap_or(&serial);
+    let mut base_rows = StepRows::new();
+    let mut watched: Vec<String> = Vec::new();
+    if steps.iter().any(|(_, sql)| super::observe::read_only(sql)) {
+        let perms = vec![current.clone(), psteps(baseline, sessions)];
+        let (res, mut fold) = run_batch(spec, params, &opts, stop, n, perms, true).await;
+        if res.is_ok() && fold.rows.len() == 2 && fold.setup_failed.is_none() {
+            let base_outcome = &fold.outcomes[1].0;
+            if matches!(fold.outcomes.first(), Some((o, false)) if o == outcome)
+                && base_outcome.violated.is_empty()
+            {
+                base_rows = fold.rows.pop().expect("two runs");
+                let shown = fold.rows.pop().expect("two runs");
+                watched = observers(steps.iter().copied(), &shown, &base_rows);
+            }
+        }
+    }
+    let step_name = |p: &PStep| spec.spec.sessions[p.session].steps[p.step].name.as_str();
+    let watched_ref = &watched;
+    let base_ref = &base_rows;
     // Some(keeps the outcome); None: the candidate could not run at all.
     let keeps = |cand: Vec<PStep>| {
         let opts = &opts;
         async move {
-            let (res, fold) =
-                run_batch(spec, params, opts, stop, plan.outcomes.len(), vec![cand]).await;
+            let observe = !watched_ref.is_empty();
+            let (res, fold) = run_batch(spec, params, opts, stop, n, vec![cand], observe).await;
             if fold.setup_failed.is_some() {
                 return None;
             }
-            Some(res.is_ok() && matches!(fold.outcomes.first(), Some((o, false)) if o == outcome))
+            let shows = |rows: Option<&StepRows>| {
+                watched_ref.iter().all(|w| {
+                    matches!((rows.and_then(|r| r.get(w)), base_ref.get(w)), (Some(a), Some(b)) if a != b)
+                })
+            };
+            Some(
+                res.is_ok()
+                    && matches!(fold.outcomes.first(), Some((o, false)) if o == outcome)
+                    && (!observe || shows(fold.rows.first())),
+            )
         }
     };
     for s in (0..sessions).rev() {
+        if current
+            .iter()
+            .any(|p| p.session == s && watched.iter().any(|w| w == step_name(p)))
+        {
+            continue;
+        }
         let cand: Vec<PStep> = current.iter().filter(|p| p.session != s).cloned().collect();
         if cand.is_empty() || cand.len() == current.len() {
             continue;
@@ -705,7 +803,9 @@ pub async fn shrink(
     while i > 0 && current.len() > 1 {
         i -= 1;
         let session = current[i].session;
-        if !current[i + 1..].iter().any(|p| p.session == session) {
+        if !current[i + 1..].iter().any(|p| p.session == session)
+            || watched.iter().any(|w| w == step_name(&current[i]))
+        {
             continue;
         }
         let mut cand = current.clone();

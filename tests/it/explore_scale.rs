@@ -188,6 +188,57 @@ fn shrinking_drops_what_the_outcome_does_not_need() {
 }
 
 #[test]
+fn shrinking_keeps_the_observer_that_shows_the_violation() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    // Three sessions taking max(id) + 1, an audit session listing the
+    // ids (what shows the duplicate) and one whose read shows the same
+    // thing whatever the order.
+    let src = std::fs::read_to_string(manifest().join("specs/explore-max-id-plain.spec"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("permutation")
+                && !l.starts_with("# isospec explore,")
+                && *l != "# isospec: known-violations"
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\nsession audit\nstep look { SELECT id, who FROM t ORDER BY id, who; }\n\
+           session bystander\nstep other { SELECT count(*) > 0 AS any FROM pg_class; }\n";
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let path = specs.join("ids.spec");
+    std::fs::write(&path, src).unwrap();
+    let (stdout, v) = explore_json(&inst, dir.path(), &path, &["--shrink", "--write"], 1);
+    let violating: Vec<&Value> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["violated"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(violating.len(), 2, "{stdout}");
+    for c in &violating {
+        let shrunk = c["shrunk"].as_str().unwrap();
+        assert!(shrunk.ends_with(" look"), "{stdout}");
+        assert!(!shrunk.contains("other"), "{stdout}");
+    }
+    // Pinned and accepted, the transcript shows the duplicate id.
+    let out = crate::util::run_against(&inst, dir.path())
+        .arg("--accept")
+        .arg(&path)
+        .output()
+        .unwrap();
+    expect_exit(&out, 1); // the invariant is still violated
+    let expected = std::fs::read_to_string(dir.path().join("expected/ids.out")).unwrap();
+    assert!(
+        expected.contains("step look: SELECT id, who FROM t ORDER BY id, who;\nid|who\n--+---\n 1|s1 \n 2|s2 \n 2|s3 \n(3 rows)\n"),
+        "{expected}"
+    );
+}
+
+#[test]
 fn parts_merge_into_what_the_whole_reports() {
     require_server!();
     let dir = workdir();

@@ -374,3 +374,21 @@ def test_github_actions_annotations_at_the_spec_line(
         ]
     )
     result.stdout.fnmatch_lines(["::error file=specs/fresh.spec,line=1,title=fresh%3A no expected output::*"])
+
+
+def test_a_violated_invariant_fails_the_spec_with_the_invariant_named(
+    pytester: pytest.Pytester, project: Project, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    # The transcript matches its expected file; the invariant (line 2) does not hold.
+    invariant = "SELECT n = 0 FROM ci"
+    project.spec("inv", f"# The counter stays at zero.\n# isospec: invariant {invariant}\n" + counter_spec("ci"), counter_out("ci"))
+    project.spec("kept", "# isospec: invariant SELECT n = 1 FROM ck\n" + counter_spec("ck"), counter_out("ck"))
+    result = run(pytester, "specs/", "--isospec-dsn", server)
+    result.assert_outcomes(passed=1, failed=1)
+    text = result.stdout.str()
+    assert f"invariant {invariant}" in text, text
+    assert "permutation 1 of 1 (inc read)" in text, text
+    result.stdout.fnmatch_lines(["::error file=specs/inv.spec,line=2,title=inv%3A invariant*"])

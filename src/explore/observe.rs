@@ -1,0 +1,189 @@
+//! Observers for `--shrink`: steps that only read, and whether what one
+//! of them read tells a class's representative apart from an uneventful
+//! run.  Such a step changes no outcome, so plain shrinking would drop
+//! it, yet it is often what shows the anomaly in the pinned transcript
+//! (a `SELECT * FROM ids` listing the duplicate); shrinking keeps it.
+
+use std::collections::HashMap;
+
+/// The rows each step returned in one permutation, by step name (step
+/// names are unique in a spec).  A step with several result sets has
+/// them concatenated.
+pub type StepRows = HashMap<String, Vec<Vec<Option<String>>>>;
+
+/// Whether `sql` only reads: every statement is a query (SELECT, TABLE,
+/// VALUES, SHOW, or a WITH without a data-modifying part) with no
+/// locking clause and no call of the sequence functions.  A judgement on
+/// the text, conservative where it cannot tell: dollar quotes, and any
+/// word that writes or locks, make the step count as writing.
+pub fn read_only(sql: &str) -> bool {
+    let Some(statements) = statement_words(sql) else {
+        return false;
+    };
+    let mut any = false;
+    for words in statements {
+        let Some(first) = words.first() else {
+            continue;
+        };
+        any = true;
+        if !matches!(
+            first.as_str(),
+            "select" | "table" | "values" | "show" | "with"
+        ) {
+            return false;
+        }
+        const WRITES: [&str; 12] = [
+            "insert",
+            "update",
+            "delete",
+            "merge",
+            "into",
+            "share",
+            "lock",
+            "nextval",
+            "setval",
+            "pg_advisory_lock",
+            "pg_advisory_xact_lock",
+            "txid_current",
+        ];
+        if words.iter().any(|w| WRITES.contains(&w.as_str())) {
+            return false;
+        }
+    }
+    any
+}
+
+/// The lower-cased words of each statement of `sql`, outside string
+/// literals, quoted identifiers and comments; None where the text has a
+/// dollar quote (whose end this reading does not track).
+fn statement_words(sql: &str) -> Option<Vec<Vec<String>>> {
+    let mut statements = vec![Vec::new()];
+    let mut word = String::new();
+    let mut chars = sql.chars().peekable();
+    let flush = |word: &mut String, statements: &mut Vec<Vec<String>>| {
+        if !word.is_empty() {
+            statements
+                .last_mut()
+                .expect("one statement at least")
+                .push(std::mem::take(word).to_lowercase());
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                flush(&mut word, &mut statements);
+                for d in chars.by_ref() {
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut word, &mut statements);
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                flush(&mut word, &mut statements);
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '$' if !word.is_empty() => word.push(c),
+            '$' => return None,
+            ';' => {
+                flush(&mut word, &mut statements);
+                statements.push(Vec::new());
+            }
+            c if c.is_alphanumeric() || c == '_' => word.push(c),
+            _ => flush(&mut word, &mut statements),
+        }
+    }
+    flush(&mut word, &mut statements);
+    Some(statements)
+}
+
+/// The observers of a representative: the read-only steps among `steps`
+/// (name and SQL) that returned rows in `shown` (the representative's
+/// run) other than those they returned in `baseline` (an uneventful
+/// run).  A step that did not run in the baseline, or that returned no
+/// rows in the representative, is no observer.
+pub fn observers<'a>(
+    steps: impl IntoIterator<Item = (&'a str, &'a str)>,
+    shown: &StepRows,
+    baseline: &StepRows,
+) -> Vec<String> {
+    steps
+        .into_iter()
+        .filter(|(_, sql)| read_only(sql))
+        .filter_map(|(name, _)| match (shown.get(name), baseline.get(name)) {
+            (Some(a), Some(b)) if a != b => Some(name.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_read_and_writes_or_locks_do_not() {
+        for sql in [
+            "SELECT * FROM ids",
+            "select id, who from t order by id; -- the duplicate\n",
+            "TABLE t",
+            "SHOW transaction_isolation; SELECT 'insert into' AS x",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "SELECT \"update\" FROM t /* ; DELETE */",
+        ] {
+            assert!(read_only(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT * FROM t FOR NO KEY UPDATE",
+            "SELECT * FROM t FOR KEY SHARE",
+            "SELECT nextval('s')",
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+            "SELECT 1 INTO x",
+            "SELECT 1; COMMIT",
+            "BEGIN; SELECT 1",
+            "SELECT $$x$$",
+            "",
+            "-- nothing",
+        ] {
+            assert!(!read_only(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn an_observer_is_a_read_that_shows_something_else_than_the_baseline() {
+        let rows = |v: &[&str]| -> Vec<Vec<Option<String>>> {
+            v.iter().map(|s| vec![Some(s.to_string())]).collect()
+        };
+        let mut shown = StepRows::new();
+        let mut base = StepRows::new();
+        shown.insert("look".into(), rows(&["1", "2", "2"]));
+        base.insert("look".into(), rows(&["1", "2", "3"]));
+        shown.insert("count".into(), rows(&["3"]));
+        base.insert("count".into(), rows(&["3"]));
+        shown.insert("i1".into(), rows(&["9"]));
+        base.insert("i1".into(), rows(&["8"]));
+        let steps = [
+            ("look", "SELECT id FROM t ORDER BY id"),
+            ("count", "SELECT count(*) FROM t"),
+            ("i1", "INSERT INTO t VALUES (1) RETURNING id"),
+            ("never", "SELECT 1"),
+        ];
+        assert_eq!(observers(steps, &shown, &base), vec!["look".to_string()]);
+    }
+}
