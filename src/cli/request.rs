@@ -117,9 +117,10 @@ impl RunRequest {
             Some(AnnotationsChoice::Github) => true,
             Some(AnnotationsChoice::None) => false,
             None => env("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
-        }
-        .then(|| Annotations {
-            workspace: env("GITHUB_WORKSPACE").map(PathBuf::from),
+        };
+        let workspace = env("GITHUB_WORKSPACE").map(PathBuf::from);
+        let annotations = annotations.then(|| Annotations {
+            workspace: workspace.clone(),
         });
         let report = ReporterOptions {
             regression_out: Some(self.outputdir.join("regression.out")),
@@ -144,6 +145,7 @@ impl RunRequest {
             },
             pg_regress: r.pg_regress,
             annotations,
+            workspace,
         };
         let cfg = RunConfig {
             trace: report.files.html.is_some(),

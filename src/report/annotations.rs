@@ -21,14 +21,11 @@ pub struct Annotations {
 
 /// The failing specs' annotations, in the order they finished.
 pub(super) fn lines(outcomes: &[TestOutcome], opts: &Annotations) -> Vec<String> {
-    let failing: Vec<&TestOutcome> = outcomes
-        .iter()
-        .filter(|o| !o.status.passed() && !matches!(o.status, Status::NotRun(_)))
-        .collect();
+    let failing: Vec<&TestOutcome> = outcomes.iter().filter(|o| failing(o)).collect();
     let mut out: Vec<String> = failing
         .iter()
         .take(CAP)
-        .map(|o| annotation(o, opts))
+        .map(|o| annotation(o, opts).command)
         .collect();
     if failing.len() > CAP {
         let rest: Vec<&str> = failing[CAP..].iter().map(|o| o.name.as_str()).collect();
@@ -45,8 +42,30 @@ pub(super) fn lines(outcomes: &[TestOutcome], opts: &Annotations) -> Vec<String>
     out
 }
 
+/// Whether a spec gets an annotation: it ran and did not pass.
+pub(super) fn failing(o: &TestOutcome) -> bool {
+    !o.status.passed() && !matches!(o.status, Status::NotRun(_))
+}
+
+/// One failing spec's annotation, as fields and as the workflow command
+/// (`command`) that shows it; the JSON report carries it whole, so that
+/// other front ends (the pytest plugin) print it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Annotation {
+    /// The spec file, relative to the workspace (or the current
+    /// directory) when under it.
+    pub file: Option<String>,
+    pub line: u32,
+    /// Only for a spec that does not parse.
+    pub col: Option<u32>,
+    pub title: String,
+    pub message: String,
+    /// `::error file=…,line=…,title=…::message`.
+    pub command: String,
+}
+
 /// One spec's annotation.
-fn annotation(o: &TestOutcome, opts: &Annotations) -> String {
+pub(super) fn annotation(o: &TestOutcome, opts: &Annotations) -> Annotation {
     let file = o
         .spec
         .as_deref()
@@ -76,16 +95,25 @@ fn annotation(o: &TestOutcome, opts: &Annotations) -> String {
             (t, m, 1, None)
         }
     };
+    let title = shorten(&title, 200);
     let mut props = Vec::new();
-    if let Some(f) = file {
-        props.push(format!("file={}", property(&f)));
+    if let Some(f) = &file {
+        props.push(format!("file={}", property(f)));
         props.push(format!("line={line}"));
         if let Some(c) = col {
             props.push(format!("col={c}"));
         }
     }
-    props.push(format!("title={}", property(&shorten(&title, 200))));
-    format!("::error {}::{}", props.join(","), data(&message))
+    props.push(format!("title={}", property(&title)));
+    let command = format!("::error {}::{}", props.join(","), data(&message));
+    Annotation {
+        file,
+        line,
+        col,
+        title,
+        message,
+        command,
+    }
 }
 
 /// The title and message of a departure.

@@ -34,6 +34,9 @@ struct JsonSpec<'a> {
     departure: Option<JsonWhere>,
     /// Invariants that did not hold after a permutation.
     violations: Vec<JsonViolation<'a>>,
+    /// For a spec that did not pass (and ran): its GitHub annotation, as
+    /// fields and as the workflow command `isospec run` prints.
+    annotation: Option<super::Annotation>,
 }
 
 #[derive(serde::Serialize)]
@@ -94,7 +97,11 @@ pub(super) fn write(
     path: &Path,
     outcomes: &[TestOutcome],
     diffs: &Diffs,
+    workspace: Option<&Path>,
 ) -> Result<(), ReportError> {
+    let names = super::Annotations {
+        workspace: workspace.map(Path::to_path_buf),
+    };
     let specs: Vec<JsonSpec> = outcomes
         .iter()
         .map(|o| JsonSpec {
@@ -126,6 +133,8 @@ pub(super) fn write(
                     got: &v.got,
                 })
                 .collect(),
+            annotation: super::annotations::failing(o)
+                .then(|| super::annotations::annotation(o, &names)),
         })
         .collect();
     // Streamed to the file: a suite's per-step timings are large.

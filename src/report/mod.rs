@@ -21,7 +21,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-pub use annotations::Annotations;
+pub use annotations::{Annotation, Annotations};
 pub use html::{write_explore, ExploreClass, ExploreReport};
 
 use crate::outcome::{RunEvent, Status, TestOutcome};
@@ -58,6 +58,9 @@ pub struct ReporterOptions {
     /// GitHub Actions workflow commands: annotations at the failing specs'
     /// lines, diffs folded in groups.
     pub annotations: Option<Annotations>,
+    /// What the JSON report's annotations name files relative to
+    /// (`GITHUB_WORKSPACE`; None: the current directory).
+    pub workspace: Option<PathBuf>,
 }
 
 /// pg_regress's output: classic or TAP by the server's version, and its
@@ -347,7 +350,7 @@ impl Reporter {
             junit::write(path, outcomes, &self.diffs)?;
         }
         if let Some(path) = &files.json {
-            json::write(path, outcomes, &self.diffs)?;
+            json::write(path, outcomes, &self.diffs, self.opts.workspace.as_deref())?;
         }
         if let Some(path) = &files.html {
             html::write_run(path, outcomes, &self.diffs)?;
