@@ -10,14 +10,18 @@
 //! schedules, `server` manages a throwaway instance, `pgdist` fetches and caches a
 //! chosen version's server binaries, `timeouts` chooses the
 //! step timeout, `jobs` and `affinity` place -j work, `explore` walks the
-//! interleavings nobody wrote down, and `cli` is the command line.
+//! interleavings nobody wrote down, `environment` holds the variables
+//! isospec reads, and `cli` is the command line, the one place that
+//! reads the process's environment.
 
-// Public: what the binary (`main`), the integration tests (`server`) and
+// Public: what the binary (`main`), the integration tests (`server`,
+// `environment`) and
 // the fuzz targets (`spec`, `schedule`, the backend `protocol`) use.
 // Everything else is private, so that the compiler flags what nothing uses.
 mod affinity;
 mod cli;
 mod differ;
+pub mod environment;
 mod executor;
 mod explore;
 mod jobs;

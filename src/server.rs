@@ -6,6 +6,7 @@
 //! runs them as an unprivileged OS user (default `postgres`), chowning the
 //! directories it creates to that user, and says clearly when it cannot.
 
+use crate::environment::Environment;
 use crate::pgwire::ConnParams;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
@@ -40,6 +41,11 @@ pub struct TempInstanceOptions {
     /// Where initdb.log and postmaster.log go (default: `dir`/log;
     /// pg_regress uses its output directory's log/).
     pub log_dir: Option<PathBuf>,
+    /// The variables it reads: `PATH` (for initdb and postgres without a
+    /// bindir), `USER` (the superuser's name where the password database
+    /// has none), `PG_TEST_INITDB_EXTRA_OPTS` (more initdb options, as
+    /// pg_regress takes them).
+    pub environment: Environment,
 }
 
 impl TempInstanceOptions {
@@ -56,6 +62,7 @@ impl TempInstanceOptions {
             port: None,
             env: Vec::new(),
             log_dir: None,
+            environment: Environment::default(),
         }
     }
 }
@@ -170,7 +177,11 @@ pub const PG_REGRESS_SETTINGS: &[&str] = &[
 /// An empty bindir (pg_regress's `--bindir=`) means PATH first, then
 /// `pg_config --bindir` (Debian keeps initdb off PATH; pg_regress would
 /// give up there).
-pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerError> {
+pub fn find_binary(
+    bindir: Option<&Path>,
+    name: &str,
+    path: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, ServerError> {
     let path_first = bindir.is_some_and(|d| d.as_os_str().is_empty());
     if let Some(d) = bindir.filter(|_| !path_first) {
         let p = d.join(name);
@@ -187,8 +198,7 @@ pub fn find_binary(bindir: Option<&Path>, name: &str) -> Result<PathBuf, ServerE
         (out.status.success() && p.is_file()).then_some(p)
     };
     let from_path = || {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
+        std::env::split_paths(path?)
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     };
@@ -231,8 +241,9 @@ fn world_searchable(dir: &Path) -> bool {
 
 impl TempInstance {
     pub fn start(opts: &TempInstanceOptions) -> Result<TempInstance, ServerError> {
-        let initdb = find_binary(opts.bindir.as_deref(), "initdb")?;
-        let postgres = find_binary(opts.bindir.as_deref(), "postgres")?;
+        let path = opts.environment.path();
+        let initdb = find_binary(opts.bindir.as_deref(), "initdb", path)?;
+        let postgres = find_binary(opts.bindir.as_deref(), "postgres", path)?;
         let as_root = nix::unistd::geteuid().is_root();
         let run_as = if as_root {
             let u = User::from_name(&opts.os_user)
@@ -249,7 +260,11 @@ impl TempInstance {
                 .ok()
                 .flatten()
                 .map(|u| u.name)
-                .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into())),
+                .unwrap_or_else(|| {
+                    opts.environment
+                        .string("USER")
+                        .unwrap_or_else(|| "postgres".into())
+                }),
         };
 
         fs::create_dir_all(&opts.dir)
@@ -358,7 +373,7 @@ impl TempInstance {
                 cmd.env("LC_MESSAGES", "C");
             }
         }
-        if let Ok(extra) = std::env::var("PG_TEST_INITDB_EXTRA_OPTS") {
+        if let Some(extra) = opts.environment.get("PG_TEST_INITDB_EXTRA_OPTS") {
             cmd.args(extra.split_whitespace());
         }
         if let Some(u) = &run_as {

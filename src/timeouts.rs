@@ -22,11 +22,11 @@ pub struct TimeoutEnv {
 }
 
 impl TimeoutEnv {
-    pub fn from_env() -> Self {
-        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    /// The timeout variables of `env`.
+    pub fn of(env: &crate::environment::Environment) -> Self {
         TimeoutEnv {
-            pgisolationtimeout: var("PGISOLATIONTIMEOUT"),
-            pg_test_timeout_default: var("PG_TEST_TIMEOUT_DEFAULT"),
+            pgisolationtimeout: env.string("PGISOLATIONTIMEOUT"),
+            pg_test_timeout_default: env.string("PG_TEST_TIMEOUT_DEFAULT"),
         }
     }
 }

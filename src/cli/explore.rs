@@ -5,12 +5,12 @@
 //! preparation and session settings, and the same stop on SIGINT/SIGTERM
 //! (`stop`); then its progress bar and output files.
 
+use crate::environment::Environment;
 use crate::executor::ExecOptions;
 use crate::explore::{bound, report, walk};
 use crate::outcome::RunEvent;
 use crate::run::{self, DatabasePlan, Events, Footing};
 use crate::spec;
-use crate::wait::DetectorKind;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,17 +93,8 @@ pub struct ExploreArgs {
     pub server: super::ServerArgs,
     #[command(flatten)]
     pub instance: super::InstanceArgs,
-    /// Step timeout in seconds (default: that of the server version's
-    /// isolationtester, as for `isospec run`).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// After SIGINT/SIGTERM, stop within SECS (default 10): the classes
-    /// found so far are reported.
-    #[arg(long, value_name = "SECS", env = "ISOSPEC_GRACE", value_parser = super::parse_grace)]
-    pub grace: Option<std::time::Duration>,
-    /// How to detect a blocked step.
-    #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
-    pub wait_detector: DetectorKind,
+    #[command(flatten)]
+    pub wait: super::WaitArgs,
 }
 
 /// "30s", "5m", "1h", "250ms" or plain seconds.
@@ -148,8 +139,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `isospec explore`: 0 when every invariant held, 1 when one was
 /// violated, 2 on errors.
-pub fn main(a: ExploreArgs) -> i32 {
-    match run(a) {
+pub fn main(a: ExploreArgs, env: &Environment) -> i32 {
+    match run(a, env) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("isospec: error: {e}");
@@ -158,7 +149,7 @@ pub fn main(a: ExploreArgs) -> i32 {
     }
 }
 
-fn run(a: ExploreArgs) -> Result<i32, String> {
+fn run(a: ExploreArgs, env: &Environment) -> Result<i32, String> {
     if !a.merge.is_empty() {
         return merge(&a);
     }
@@ -167,7 +158,8 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
     }
     let server = a
         .instance
-        .choice(&a.server, std::path::PathBuf::from("tmp_check"))?;
+        .choice(&a.server, std::path::PathBuf::from("tmp_check"), env)?;
+    let waiting = a.wait.resolve(env)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -180,7 +172,7 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
     // Installed before any work: a signal that comes early is not lost.
     let mut stopper = {
         let _in_runtime = rt.enter();
-        crate::stop::Stopper::install(a.grace.unwrap_or(crate::stop::DEFAULT_GRACE))
+        crate::stop::Stopper::install(waiting.grace)
             .map_err(|e| format!("could not install the SIGINT/SIGTERM handlers: {e}"))?
     };
     // What the run's set-up says: notes on stderr, as `isospec run` shows them.
@@ -200,12 +192,12 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
         } else {
             "postgres"
         },
-        a.timeout.map(Duration::from_secs),
-        &crate::timeouts::TimeoutEnv::from_env(),
+        waiting.timeout,
+        &crate::timeouts::TimeoutEnv::of(env),
         &events,
     ));
     let footing = footing.map_err(|e| e.to_string())?;
-    let result = explore_all(&a, &rt, &mut stopper, &footing, &events, seed);
+    let result = explore_all(&a, &waiting, &rt, &mut stopper, &footing, &events, seed);
     let Footing { instance, .. } = footing;
     if let Some(mut inst) = instance {
         // Outside the runtime: stopping the server blocks.
@@ -218,6 +210,7 @@ fn run(a: ExploreArgs) -> Result<i32, String> {
 
 fn explore_all(
     a: &ExploreArgs,
+    waiting: &super::flags::Waiting,
     rt: &tokio::runtime::Runtime,
     stopper: &mut crate::stop::Stopper,
     footing: &Footing,
@@ -245,7 +238,9 @@ fn explore_all(
     let stop = stopper.signal();
     let exec = ExecOptions {
         step_timeout: footing.step_timeout,
-        detector: a.wait_detector,
+        detector: waiting.detector,
+        wait_function: waiting.wait_function.clone(),
+        wait_query: waiting.wait_query.clone(),
         ..ExecOptions::default()
     };
     let mut code = 0;

@@ -6,6 +6,7 @@
 //! outlives the program that started it) or on SIGINT/SIGTERM/SIGHUP.
 
 use super::TempSetupArgs;
+use crate::environment::Environment;
 use crate::server::TempInstance;
 use clap::Args;
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -28,8 +29,8 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-pub fn main(a: TempInstanceArgs) -> i32 {
-    let opts = match a.setup.options(a.dir) {
+pub fn main(a: TempInstanceArgs, env: &Environment) -> i32 {
+    let opts = match a.setup.options(a.dir, env) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("isospec: error: {e}");

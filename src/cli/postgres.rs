@@ -3,6 +3,7 @@
 //! variables, whether stderr is a terminal), shows the fetch's progress on
 //! stderr, and says which server binaries a run uses and why.
 
+use crate::environment::Environment;
 use crate::pgdist::{self, Clients, Event, Installed};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,20 +14,25 @@ use std::time::{Duration, Instant};
 /// Where fetched server binaries are cached (`--postgres-cache`).
 #[derive(Debug, Clone, Args)]
 pub struct CacheArgs {
-    /// Cache of the server binaries --postgres fetches (default: $XDG_CACHE_HOME/isospec/postgres, else ~/.cache/isospec/postgres; /var/cache/isospec/postgres for root when the home is private).
-    #[arg(long, value_name = "DIR", env = "ISOSPEC_POSTGRES_CACHE")]
+    /// Cache of the server binaries --postgres fetches (default: $XDG_CACHE_HOME/isospec/postgres, else ~/.cache/isospec/postgres; /var/cache/isospec/postgres for root when the home is private) [env: ISOSPEC_POSTGRES_CACHE=].
+    #[arg(long, value_name = "DIR")]
     pub postgres_cache: Option<PathBuf>,
 }
 
 impl CacheArgs {
-    pub fn dir(&self) -> PathBuf {
-        self.postgres_cache.clone().unwrap_or_else(|| {
-            pgdist::default_cache_dir(
-                std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
-                std::env::var_os("HOME").map(PathBuf::from),
-                nix::unistd::geteuid().is_root(),
-            )
-        })
+    /// The flag, else `ISOSPEC_POSTGRES_CACHE`, else the default for
+    /// this user.
+    pub fn dir(&self, env: &Environment) -> PathBuf {
+        self.postgres_cache
+            .clone()
+            .or_else(|| env.get_os("ISOSPEC_POSTGRES_CACHE").map(PathBuf::from))
+            .unwrap_or_else(|| {
+                pgdist::default_cache_dir(
+                    env.get_os("XDG_CACHE_HOME").map(PathBuf::from),
+                    env.get_os("HOME").map(PathBuf::from),
+                    nix::unistd::geteuid().is_root(),
+                )
+            })
     }
 }
 
@@ -48,12 +54,17 @@ pub enum PostgresCommand {
 
 /// The server binaries of `version`, fetched if need be, with progress on
 /// stderr and one line saying which are used and why.
-pub fn ensure(version: &str, source: &str, cache: &CacheArgs) -> Result<Installed, String> {
-    let dir = cache.dir();
+pub fn ensure(
+    version: &str,
+    source: &str,
+    cache: &CacheArgs,
+    env: &Environment,
+) -> Result<Installed, String> {
+    let dir = cache.dir(env);
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut bar: Option<ProgressBar> = None;
-    let clients = || Clients::find(std::env::var_os("PATH").as_deref());
+    let clients = || Clients::find(env.path());
     let result = pgdist::ensure(version, &dir, clients, |ev| {
         let line = match &ev {
             Event::Waiting { lock } => format!(
@@ -116,10 +127,10 @@ pub fn ensure(version: &str, source: &str, cache: &CacheArgs) -> Result<Installe
     Ok(installed)
 }
 
-pub fn main(cmd: PostgresCommand) -> i32 {
+pub fn main(cmd: PostgresCommand, env: &Environment) -> i32 {
     match cmd {
         PostgresCommand::Fetch { version, cache } => {
-            match ensure(&version, "isospec postgres fetch", &cache) {
+            match ensure(&version, "isospec postgres fetch", &cache, env) {
                 Ok(i) => {
                     println!("{}", i.bindir.display());
                     0
@@ -131,7 +142,7 @@ pub fn main(cmd: PostgresCommand) -> i32 {
             }
         }
         PostgresCommand::List { cache } => {
-            let dir = cache.dir();
+            let dir = cache.dir(env);
             println!("cache: {}", dir.display());
             for (major, p) in pgdist::pinned() {
                 let cached = pgdist::cached_bindir(&dir, &p).is_some();

@@ -1,18 +1,20 @@
 //! One configuration path for a run, as ripgrep separates raw flags from
 //! validated settings: each front end (`isospec run`'s clap flags,
 //! `pg_isolation_regress`'s getopt options) fills one `RunRequest` with
-//! what the user said, and `resolve` alone applies the environment
-//! (`ISOSPEC_*`, `GITHUB_STEP_SUMMARY`, `GITHUB_ACTIONS`, `NO_COLOR`, the timeout
-//! variables) and the defaults, checks the combination, and builds the
-//! run's `RunConfig` and the reporter's options.
+//! what the user said (the shared flag groups already resolved by
+//! `flags`), and `resolve` applies the rest of the environment snapshot
+//! (`ISOSPEC_JOBS`, `GITHUB_STEP_SUMMARY`, `GITHUB_ACTIONS`,
+//! `GITHUB_WORKSPACE`, `NO_COLOR`, the timeout variables) and the
+//! defaults, checks the combination, and builds the run's `RunConfig` and
+//! the reporter's options.
 
+use super::flags::Waiting;
 use super::{AnnotationsChoice, ColorChoice};
+use crate::environment::Environment;
 use crate::executor::ExecOptions;
 use crate::report::{Annotations, PgRegressStyle, ReportFiles, ReporterOptions};
 use crate::run::{self, DatabaseSetup, RunConfig, ServerChoice, TestCase};
-use crate::wait::DetectorKind;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// What one run asks for, before the environment and defaults.
 #[derive(Debug)]
@@ -30,18 +32,13 @@ pub(crate) struct RunRequest {
     pub drop_after: bool,
     pub load_extensions: Vec<String>,
     pub server: ServerChoice,
-    pub timeout: Option<u64>,
-    /// None: `ISOSPEC_GRACE`, else 10 s.
-    pub grace: Option<Duration>,
-    /// None: `ISOSPEC_WAIT_DETECTOR`, else the function.
-    pub detector: Option<DetectorKind>,
-    /// None: `ISOSPEC_WAIT_FUNCTION` / `ISOSPEC_WAIT_QUERY`.
-    pub wait_function: Option<String>,
-    pub wait_query: Option<String>,
+    /// The step timeout, the grace period and the wait detector.
+    pub wait: Waiting,
     pub only_permutation: Option<usize>,
     pub prepared_waits: bool,
     pub wait_graph_in_transcript: bool,
-    pub jobs: usize,
+    /// None: `ISOSPEC_JOBS`, else 1.
+    pub jobs: Option<usize>,
     pub repeat: usize,
     pub until_fail: bool,
     pub accept: bool,
@@ -72,13 +69,9 @@ pub(crate) struct ReportRequest {
     pub pg_regress: Option<PgRegressStyle>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl RunRequest {
     /// The run's configuration and the reporter's options.
-    pub fn resolve(self) -> Result<(RunConfig, ReporterOptions), String> {
+    pub fn resolve(self, env: &Environment) -> Result<(RunConfig, ReporterOptions), String> {
         let mut tests = self.tests;
         if tests.is_empty() && !self.allow_empty {
             return Err(
@@ -94,31 +87,27 @@ impl RunRequest {
                 ));
             }
         }
-        if self.jobs == 0 {
+        let jobs = match self.jobs {
+            Some(j) => j,
+            None => super::env::number(env, "ISOSPEC_JOBS")?.unwrap_or(1),
+        };
+        if jobs == 0 {
             return Err("--jobs must be at least 1".into());
         }
-        let detector = match self.detector {
-            Some(d) => d,
-            None => match env("ISOSPEC_WAIT_DETECTOR") {
-                Some(v) => <DetectorKind as clap::ValueEnum>::from_str(&v, true)
-                    .map_err(|_| format!("ISOSPEC_WAIT_DETECTOR: unknown detector \"{v}\""))?,
-                None => DetectorKind::Function,
-            },
-        };
-        let grace = match self.grace {
-            Some(g) => g,
-            None => match env("ISOSPEC_GRACE") {
-                Some(v) => super::parse_grace(&v).map_err(|e| format!("ISOSPEC_GRACE: {e}"))?,
-                None => crate::stop::DEFAULT_GRACE,
-            },
-        };
+        let Waiting {
+            detector,
+            wait_function,
+            wait_query,
+            timeout,
+            grace,
+        } = self.wait;
         let r = self.report;
         let annotations = match r.annotations {
             Some(AnnotationsChoice::Github) => true,
             Some(AnnotationsChoice::None) => false,
-            None => env("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
+            None => env.get("GITHUB_ACTIONS") == Some("true"),
         };
-        let workspace = env("GITHUB_WORKSPACE").map(PathBuf::from);
+        let workspace = env.get_os("GITHUB_WORKSPACE").map(PathBuf::from);
         let annotations = annotations.then(|| Annotations {
             workspace: workspace.clone(),
         });
@@ -131,7 +120,7 @@ impl RunRequest {
                 ColorChoice::Never => false,
                 ColorChoice::Auto => {
                     std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        && env("NO_COLOR").is_none()
+                        && env.get("NO_COLOR").is_none()
                 }
             },
             files: ReportFiles {
@@ -140,7 +129,7 @@ impl RunRequest {
                 html: r.html,
                 markdown_summary: r
                     .step_summary
-                    .then(|| env("GITHUB_STEP_SUMMARY").map(PathBuf::from))
+                    .then(|| env.get_os("GITHUB_STEP_SUMMARY").map(PathBuf::from))
                     .flatten(),
             },
             pg_regress: r.pg_regress,
@@ -157,19 +146,19 @@ impl RunRequest {
             drop_after: self.drop_after,
             load_extensions: self.load_extensions,
             server: self.server,
-            timeout: self.timeout.map(Duration::from_secs),
+            timeout,
             grace,
-            timeout_env: crate::timeouts::TimeoutEnv::from_env(),
+            timeout_env: crate::timeouts::TimeoutEnv::of(env),
             exec: ExecOptions {
                 detector,
                 only_permutation: self.only_permutation,
                 prepared_waits: self.prepared_waits,
                 wait_graph_in_transcript: self.wait_graph_in_transcript,
-                wait_function: self.wait_function.or_else(|| env("ISOSPEC_WAIT_FUNCTION")),
-                wait_query: self.wait_query.or_else(|| env("ISOSPEC_WAIT_QUERY")),
+                wait_function,
+                wait_query,
                 ..Default::default()
             },
-            jobs: self.jobs,
+            jobs,
             repeat: self.repeat,
             until_fail: self.until_fail,
             accept: self.accept,

@@ -146,7 +146,7 @@ fn render(opts: ReporterOptions, version_num: u32) -> String {
 
 fn golden(name: &str, got: &str) {
     let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var("ISOSPEC_BLESS").is_ok_and(|v| v == "1") {
+    if crate::cli::env::snapshot().get("ISOSPEC_BLESS") == Some("1") {
         std::fs::write(&path, got).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();

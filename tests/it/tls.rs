@@ -148,6 +148,7 @@ impl TlsServer {
         .unwrap();
         std::fs::set_permissions(&hba, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut opts = isospec::server::TempInstanceOptions::new(dir.join("srv"));
+        opts.environment = crate::util::environment();
         opts.bindir = bindir;
         opts.extra_settings = vec![
             "listen_addresses = '127.0.0.1'".into(),

@@ -46,7 +46,7 @@ pub fn isospec() -> Command {
 pub fn no_server_reason() -> Option<String> {
     let missing: Vec<&str> = ["initdb", "postgres"]
         .into_iter()
-        .filter(|b| isospec::server::find_binary(None, b).is_err())
+        .filter(|b| isospec::server::find_binary(None, b, environment().path()).is_err())
         .collect();
     if missing.is_empty() {
         None
@@ -218,10 +218,16 @@ pub fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> Child {
 /// A throwaway server started by the library (the tests' "existing"
 /// server), in `dir`/srv; stopped when dropped.
 pub fn start_instance(dir: &Path) -> isospec::server::TempInstance {
-    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions::new(
-        dir.join("srv"),
-    ))
+    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
+        environment: environment(),
+        ..isospec::server::TempInstanceOptions::new(dir.join("srv"))
+    })
     .unwrap()
+}
+
+/// The tests' environment, as isospec's command line snapshots its own.
+pub fn environment() -> isospec::environment::Environment {
+    isospec::environment::Environment::from_pairs(std::env::vars_os())
 }
 
 /// `isospec run` against `inst` as its superuser, outputs in `dir`.

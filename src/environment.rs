@@ -1,0 +1,119 @@
+//! The environment variables isospec uses, as a value.  The command line
+//! (`cli::env`) takes one snapshot of them at start-up, and everything
+//! else (connection resolution, the temporary instance, the step timeout,
+//! the run's settings) gets that snapshot as input, never the process
+//! environment: so each variable is read in one place, and resolution is
+//! tested with plain maps.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+/// Variables by name, as they were when the snapshot was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    vars: BTreeMap<String, OsString>,
+}
+
+/// Whether isospec reads variable `name`: libpq's `PG*` (and
+/// `PG_TEST_*`), isospec's `ISOSPEC_*`, GitHub Actions' `GITHUB_*`, and a
+/// few of the system's.
+pub fn is_used(name: &str) -> bool {
+    name.starts_with("PG")
+        || name.starts_with("ISOSPEC_")
+        || name.starts_with("GITHUB_")
+        || matches!(
+            name,
+            "PATH"
+                | "HOME"
+                | "USER"
+                | "XDG_CACHE_HOME"
+                | "NO_COLOR"
+                | "LC_ALL"
+                | "LC_CTYPE"
+                | "LANG"
+        )
+}
+
+impl Environment {
+    /// The variables among `pairs` that isospec uses (`is_used`).
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        Environment {
+            vars: pairs
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let k = k.into().into_string().ok()?;
+                    is_used(&k).then(|| (k, v.into()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Variable `name` when set, not empty, and valid UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_os(name).and_then(OsStr::to_str)
+    }
+
+    /// `get`, as an owned string.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+
+    /// Variable `name` when set and not empty, whatever its bytes.
+    pub fn get_os(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .get(name)
+            .map(OsString::as_os_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A copy with `name` set to `value` (tests, and callers that add a
+    /// setting of their own).
+    pub fn with(mut self, name: &str, value: impl Into<OsString>) -> Self {
+        self.vars.insert(name.to_string(), value.into());
+        self
+    }
+
+    /// `PATH`, where server binaries and clients are looked up.
+    pub fn path(&self) -> Option<&OsStr> {
+        self.get_os("PATH")
+    }
+
+    /// The user's home directory as libpq's pqGetHomeDirectory finds it:
+    /// `HOME`, else the password database.
+    pub fn home_dir(&self) -> Option<PathBuf> {
+        if let Some(h) = self.get_os("HOME") {
+            return Some(PathBuf::from(h));
+        }
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_variables_isospec_uses_and_empty_is_unset() {
+        let e = Environment::from_pairs([
+            ("PGHOST", "/tmp"),
+            ("PGPORT", ""),
+            ("ISOSPEC_JOBS", "2"),
+            ("SECRET_TOKEN", "x"),
+            ("HOME", "/home/u"),
+        ]);
+        assert_eq!(e.get("PGHOST"), Some("/tmp"));
+        assert_eq!(e.get("PGPORT"), None);
+        assert_eq!(e.get("ISOSPEC_JOBS"), Some("2"));
+        assert_eq!(e.get("SECRET_TOKEN"), None);
+        assert_eq!(e.home_dir(), Some(PathBuf::from("/home/u")));
+        assert_eq!(e.clone().with("PGPORT", "5433").get("PGPORT"), Some("5433"));
+    }
+}
