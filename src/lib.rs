@@ -23,6 +23,7 @@ mod cli;
 mod differ;
 pub mod environment;
 mod executor;
+pub mod exit;
 mod explore;
 mod jobs;
 mod libc_like;

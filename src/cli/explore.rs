@@ -7,6 +7,7 @@
 
 use crate::environment::Environment;
 use crate::executor::ExecOptions;
+use crate::exit::Exit;
 use crate::explore::{bound, report, walk};
 use crate::outcome::RunEvent;
 use crate::run::{self, DatabasePlan, Events, Footing};
@@ -137,19 +138,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// `isospec explore`: 0 when every invariant held, 1 when one was
-/// violated, 2 on errors.
-pub fn main(a: ExploreArgs, env: &Environment) -> i32 {
+/// `isospec explore`: Success when every invariant held, Failed when one
+/// was violated, Error on errors.
+pub fn main(a: ExploreArgs, env: &Environment) -> Exit {
     match run(a, env) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("isospec: error: {e}");
-            2
+            Exit::Error
         }
     }
 }
 
-fn run(a: ExploreArgs, env: &Environment) -> Result<i32, String> {
+fn run(a: ExploreArgs, env: &Environment) -> Result<Exit, String> {
     if !a.merge.is_empty() {
         return merge(&a);
     }
@@ -216,7 +217,7 @@ fn explore_all(
     footing: &Footing,
     events: &Events,
     seed: u64,
-) -> Result<i32, String> {
+) -> Result<Exit, String> {
     let params = &footing.params;
     let plan = DatabasePlan {
         use_existing: a.use_existing,
@@ -243,7 +244,7 @@ fn explore_all(
         wait_query: waiting.wait_query.clone(),
         ..ExecOptions::default()
     };
-    let mut code = 0;
+    let mut code = Exit::Success;
     let mut all_json = Vec::new();
     let mut pages = Vec::new();
     for path in &a.specs {
@@ -314,7 +315,7 @@ fn explore_all(
         let signal = supervised.signal;
         let Some(exploration) = supervised.output else {
             // Stopped at once (a second signal, or the grace ran out).
-            return Ok(128 + signal.unwrap_or(2));
+            return Ok(Exit::Signal(signal.unwrap_or(2)));
         };
         if let Some(b) = &bar {
             b.finish_and_clear();
@@ -410,7 +411,7 @@ fn explore_all(
         ));
         if exploration.cut_short && stop.requested() {
             println!("interrupted: the classes above are those found so far");
-            code = code.max(128 + signal.unwrap_or(2));
+            code = code.worst(Exit::Signal(signal.unwrap_or(2)));
             break;
         }
     }
@@ -421,20 +422,22 @@ fn explore_all(
     Ok(code)
 }
 
-/// The exit code after one more spec: 1 once an invariant was violated,
-/// else 2 once an interleaving could not run.
-fn worse(code: i32, e: &walk::Exploration) -> i32 {
-    if e.classes
+/// The exit code after one more spec: Failed once an invariant was
+/// violated, Error once an interleaving could not run (the graver wins).
+fn worse(code: Exit, e: &walk::Exploration) -> Exit {
+    let this = if !e.errors.is_empty() {
+        Exit::Error
+    } else if e
+        .classes
         .list()
         .iter()
         .any(|c| !c.outcome.violated.is_empty())
     {
-        1
-    } else if !e.errors.is_empty() && code == 0 {
-        2
+        Exit::Failed
     } else {
-        code
-    }
+        Exit::Success
+    };
+    code.worst(this)
 }
 
 /// `--json FILE`: every spec's exploration.
@@ -447,7 +450,7 @@ fn write_json(path: Option<&std::path::Path>, specs: Vec<serde_json::Value>) -> 
 
 /// `--merge`: the parts' JSON files combined into what one exploration of
 /// the whole reports.
-fn merge(a: &ExploreArgs) -> Result<i32, String> {
+fn merge(a: &ExploreArgs) -> Result<Exit, String> {
     let mut parts = Vec::new();
     for path in &a.merge {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -456,7 +459,7 @@ fn merge(a: &ExploreArgs) -> Result<i32, String> {
         parts.push((path.display().to_string(), v));
     }
     let merged = report::merge(&parts)?;
-    let mut code = 0;
+    let mut code = Exit::Success;
     let mut all_json = Vec::new();
     for m in merged {
         let checked = spec::load(std::path::Path::new(&m.name)).map_err(|e| e.to_string())?;

@@ -7,6 +7,7 @@
 
 use super::TempSetupArgs;
 use crate::environment::Environment;
+use crate::exit::Exit;
 use crate::server::TempInstance;
 use clap::Args;
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -29,12 +30,12 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-pub fn main(a: TempInstanceArgs, env: &Environment) -> i32 {
+pub fn main(a: TempInstanceArgs, env: &Environment) -> Exit {
     let opts = match a.setup.options(a.dir, env) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("isospec: error: {e}");
-            return 2;
+            return Exit::Error;
         }
     };
     // Signals are taken by sigwait below; children get an empty mask from
@@ -45,13 +46,13 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> i32 {
     }
     if let Err(e) = signals.thread_block() {
         eprintln!("isospec: error: could not block signals: {e}");
-        return 2;
+        return Exit::Error;
     }
     let mut inst = match TempInstance::start(&opts) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("isospec: error: {e}");
-            return 2;
+            return Exit::Error;
         }
     };
     if let Some((note, _, _)) = &inst.relocated {
@@ -70,7 +71,7 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> i32 {
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
         inst.stop();
-        return 2;
+        return Exit::Error;
     }
     drop(out);
     // End of standard input (the starting program closed it or died)
@@ -84,7 +85,7 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> i32 {
     });
     let _ = signals.wait();
     inst.stop();
-    0
+    Exit::Success
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! main stays a thin shell around `cli::main`.
 
 use crate::environment::Environment;
+use crate::exit::Exit;
 use crate::pgwire::{ConnParams, ConnRequest};
 use crate::report::{Reporter, ReporterOptions};
 use crate::run::{self, RunConfig};
@@ -303,15 +304,15 @@ fn run_config(a: RunArgs, env: &Environment) -> Result<(RunConfig, ReporterOptio
     .resolve(env)
 }
 
-fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
-    let mut code = 0;
+fn list_files(files: &[PathBuf], permutations: bool) -> Exit {
+    let mut code = Exit::Success;
     for f in files {
         let name = f.display().to_string();
         let c = match spec::load(f) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
-                code = 2;
+                code = Exit::Error;
                 continue;
             }
         };
@@ -337,8 +338,8 @@ fn list_files(files: &[PathBuf], permutations: bool) -> i32 {
     code
 }
 
-fn check_files(files: &[PathBuf]) -> i32 {
-    let mut code = 0;
+fn check_files(files: &[PathBuf]) -> Exit {
+    let mut code = Exit::Success;
     for f in files {
         let name = f.display().to_string();
         match spec::load(f) {
@@ -356,7 +357,7 @@ fn check_files(files: &[PathBuf]) -> i32 {
             }
             Err(e) => {
                 eprintln!("{e}");
-                code = 2;
+                code = Exit::Error;
             }
         }
     }
@@ -366,14 +367,14 @@ fn check_files(files: &[PathBuf]) -> i32 {
 /// `isospec run`: the exit code of the run, or an error for usage,
 /// connection and setup problems (exit code 2).  The run emits events; the
 /// reporter, running alongside on the same thread, prints them.
-fn run_command(a: RunArgs, env: &Environment) -> anyhow::Result<i32> {
+fn run_command(a: RunArgs, env: &Environment) -> anyhow::Result<Exit> {
     let (cfg, report) = run_config(a, env).map_err(anyhow::Error::msg)?;
     run_with(cfg, report)
 }
 
 /// Runs `cfg`, reporting with `report`: the exit code, or an error for
 /// connection and setup problems.
-fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<i32> {
+fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<Exit> {
     use anyhow::Context;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -412,11 +413,11 @@ fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<i32> {
     match result {
         Ok(summary) => {
             reported?;
-            Ok(summary.exit_code())
+            Ok(summary.exit())
         }
         Err(run::RunError::Interrupted(sig)) => {
             eprintln!("isospec: interrupted by signal {sig}");
-            Ok(128 + sig)
+            Ok(Exit::Signal(sig))
         }
         Err(e) => Err(e.into()),
     }
@@ -424,6 +425,11 @@ fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<i32> {
 
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
+    command().code()
+}
+
+/// The command the arguments name, run.
+fn command() -> Exit {
     let args: Vec<String> = std::env::args().collect();
     // Called through a link named pg_isolation_regress, or as
     // `isospec pg_isolation_regress …`: pg_regress's own command line.
@@ -461,11 +467,11 @@ pub fn main() -> i32 {
                 for p in written {
                     println!("accepted {}", p.display());
                 }
-                0
+                Exit::Success
             }
             Err(e) => {
                 eprintln!("isospec: error: {e}");
-                2
+                Exit::Error
             }
         },
         Command::Run(a) => match run_command(*a, &env) {
@@ -473,7 +479,7 @@ pub fn main() -> i32 {
             Err(e) => {
                 // anyhow at the edge: the typed error with its context chain.
                 eprintln!("isospec: error: {e:#}");
-                2
+                Exit::Error
             }
         },
     }

@@ -11,6 +11,7 @@
 //! said so once on stderr.
 
 use crate::environment::Environment;
+use crate::exit::Exit;
 use crate::pgwire::ConnParams;
 use crate::report::{PgRegressStyle, ReporterOptions};
 use crate::run::{DatabaseSetup, RunConfig, ServerChoice, TestCase};
@@ -538,31 +539,31 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
 
 /// Entry point of `isospec pg_isolation_regress ARGS` and of the binary
 /// called as `pg_isolation_regress`; returns the exit code.
-pub fn main(prog: &str, args: &[String], env: &Environment) -> i32 {
+pub fn main(prog: &str, args: &[String], env: &Environment) -> Exit {
     let r = match parse(args) {
         Ok(Request::Help) => {
             print!("{}", help(prog));
-            return 0;
+            return Exit::Success;
         }
         Ok(Request::Version) => {
             println!(
                 "pg_isolation_regress (isospec) {}",
                 env!("CARGO_PKG_VERSION")
             );
-            return 0;
+            return Exit::Success;
         }
         Ok(Request::Run(r)) => r,
         Err(e) => {
             eprintln!("{prog}: {e}");
             eprintln!("Try \"{prog} --help\" for more information.");
-            return 2;
+            return Exit::Error;
         }
     };
     if r.config_auth.is_some() {
         // pg_regress configures SSPI authentication on Windows only, and
         // exits at once.
         eprintln!("{prog}: --config-auth: nothing to do outside Windows");
-        return 0;
+        return Exit::Success;
     }
     if r.make_testtablespace_dir {
         let dir = absolute(&r.outputdir).join("testtablespace");
@@ -572,14 +573,14 @@ pub fn main(prog: &str, args: &[String], env: &Environment) -> i32 {
                 "{prog}: could not create directory \"{}\": {e}",
                 dir.display()
             );
-            return 2;
+            return Exit::Error;
         }
     }
     let p = match prepare(&r, env) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{prog}: {e}");
-            return 2;
+            return Exit::Error;
         }
     };
     for n in &p.notes {
@@ -590,15 +591,15 @@ pub fn main(prog: &str, args: &[String], env: &Environment) -> i32 {
             "{prog}: could not create directory \"{}\": {e}",
             p.config.outputdir.display()
         );
-        return 2;
+        return Exit::Error;
     }
     match super::run_with(p.config, p.report) {
         // pg_regress: 1 when a test failed, whatever the reason.
-        Ok(2) => 1,
+        Ok(Exit::Error) => Exit::Failed,
         Ok(code) => code,
         Err(e) => {
             eprintln!("{prog}: {e:#}");
-            2
+            Exit::Error
         }
     }
 }

@@ -4,6 +4,7 @@
 //! stderr, and says which server binaries a run uses and why.
 
 use crate::environment::Environment;
+use crate::exit::Exit;
 use crate::pgdist::{self, Clients, Event, Installed};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -127,17 +128,17 @@ pub fn ensure(
     Ok(installed)
 }
 
-pub fn main(cmd: PostgresCommand, env: &Environment) -> i32 {
+pub fn main(cmd: PostgresCommand, env: &Environment) -> Exit {
     match cmd {
         PostgresCommand::Fetch { version, cache } => {
             match ensure(&version, "isospec postgres fetch", &cache, env) {
                 Ok(i) => {
                     println!("{}", i.bindir.display());
-                    0
+                    Exit::Success
                 }
                 Err(e) => {
                     eprintln!("isospec: error: {e}");
-                    2
+                    Exit::Error
                 }
             }
         }
@@ -152,7 +153,7 @@ pub fn main(cmd: PostgresCommand, env: &Environment) -> i32 {
                     if cached { "  (cached)" } else { "" }
                 );
             }
-            0
+            Exit::Success
         }
     }
 }

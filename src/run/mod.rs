@@ -25,6 +25,7 @@ pub use accept::accept;
 pub use select::{partition, resolve_tests, scheduled, TestCase};
 
 use crate::executor::ExecOptions;
+use crate::exit::Exit;
 use crate::jobs::Timings;
 use crate::outcome::{Phase, RunEvent, Status, TempServer, TestOutcome};
 use crate::pgwire::ConnParams;
@@ -263,19 +264,19 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// 0 all passed, 1 some differed or failed at run time, 2 a spec could
-    /// not be parsed.
-    pub fn exit_code(&self) -> i32 {
+    /// Success when all passed, Failed when some differed or failed at
+    /// run time, Error when a spec could not be parsed.
+    pub fn exit(&self) -> Exit {
         if self
             .outcomes
             .iter()
             .any(|o| matches!(o.status, Status::BadSpec(_)))
         {
-            2
+            Exit::Error
         } else if self.flaky.is_empty() && self.outcomes.iter().all(|o| o.status.passed()) {
-            0
+            Exit::Success
         } else {
-            1
+            Exit::Failed
         }
     }
 }
