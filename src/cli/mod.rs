@@ -428,6 +428,15 @@ pub fn main() -> i32 {
     command().code()
 }
 
+/// A command's exit, or its error said on stderr (anyhow at the edge:
+/// the typed error with its context chain) and Error.
+fn edge(r: anyhow::Result<Exit>) -> Exit {
+    r.unwrap_or_else(|e| {
+        eprintln!("isospec: error: {e:#}");
+        Exit::Error
+    })
+}
+
 /// The command the arguments name, run.
 fn command() -> Exit {
     let args: Vec<String> = std::env::args().collect();
@@ -447,7 +456,7 @@ fn command() -> Exit {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { files } => check_files(&files),
-        Command::Explore(a) => explore::main(*a, &env),
+        Command::Explore(a) => edge(explore::main(*a, &env)),
         Command::TempInstance(a) => instance::main(a, &env),
         Command::Postgres(c) => postgres::main(c, &env),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
@@ -474,13 +483,6 @@ fn command() -> Exit {
                 Exit::Error
             }
         },
-        Command::Run(a) => match run_command(*a, &env) {
-            Ok(code) => code,
-            Err(e) => {
-                // anyhow at the edge: the typed error with its context chain.
-                eprintln!("isospec: error: {e:#}");
-                Exit::Error
-            }
-        },
+        Command::Run(a) => edge(run_command(*a, &env)),
     }
 }

@@ -14,13 +14,16 @@
 //!   about, which shrinking keeps;
 //! - `classes`: groups interleavings by what happened, with a stable
 //!   representative;
-//! - `report`: the text, JSON and `--write` output, and `--merge`.
+//! - `driver`: the command's work on `run`'s footing (server, databases,
+//!   signals), spec by spec, emitting `ExploreEvent`s; and `--merge`.
 //!
-//! The command line is `cli::explore`, on `run`'s footing.
+//! Everything it shows is `report::explore`'s (text, progress, JSON,
+//! HTML, `--write`); the command line is `cli::explore`, which fills an
+//! `ExploreRequest` and prints nothing.
 
 pub mod bound;
 pub mod classes;
+pub mod driver;
 pub mod observe;
-pub mod report;
 pub mod space;
 pub mod walk;

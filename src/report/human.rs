@@ -89,19 +89,10 @@ impl Human {
     }
 
     fn phase(&self, p: &Phase) -> Vec<Line> {
-        let text = match p {
-            Phase::CreatingInstance(dir) => {
-                format!("creating temporary instance in {}", dir.display())
-            }
-            Phase::DroppingDatabase(d) => format!("dropping database \"{d}\""),
-            Phase::CreatingDatabase(d) => format!("creating database \"{d}\""),
-            Phase::Installing(x) => format!("installing {x}"),
-            Phase::DroppingRole(r) => format!("dropping role \"{r}\""),
-            Phase::CreatingRole(r) => format!("creating role \"{r}\""),
-            Phase::RunningTests => "running regression test queries".into(),
-            _ => return Vec::new(),
-        };
-        vec![self.banner(&text)]
+        match phase_text(p) {
+            Some(text) => vec![self.banner(&text)],
+            None => Vec::new(),
+        }
     }
 
     fn outcome(&self, number: usize, o: &TestOutcome) -> Vec<Line> {
@@ -238,4 +229,21 @@ impl Human {
 /// "1 test", "3 tests".
 pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What a phase of the set-up is called where it is shown (None: not
+/// shown): `run`'s banners, `explore`'s notes.
+pub(super) fn phase_text(p: &Phase) -> Option<String> {
+    Some(match p {
+        Phase::CreatingInstance(dir) => {
+            format!("creating temporary instance in {}", dir.display())
+        }
+        Phase::DroppingDatabase(d) => format!("dropping database \"{d}\""),
+        Phase::CreatingDatabase(d) => format!("creating database \"{d}\""),
+        Phase::Installing(x) => format!("installing {x}"),
+        Phase::DroppingRole(r) => format!("dropping role \"{r}\""),
+        Phase::CreatingRole(r) => format!("creating role \"{r}\""),
+        Phase::RunningTests => "running regression test queries".into(),
+        _ => return None,
+    })
 }

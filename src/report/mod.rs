@@ -11,18 +11,19 @@
 
 mod annotations;
 mod counts;
+pub mod explore;
 mod html;
 mod human;
 mod json;
 mod junit;
 mod markdown;
 mod pg_regress;
+mod progress;
 mod render;
 #[cfg(test)]
 mod tests;
 
 pub use annotations::{Annotation, Annotations};
-pub use html::{write_explore, ExploreClass, ExploreReport};
 
 use crate::outcome::{RunEvent, Status, TestOutcome};
 use render::{note, Context, Line, Render, To};
@@ -115,7 +116,7 @@ struct Output {
     log: Option<File>,
     quiet: bool,
     /// A progress bar on stderr, only when it is a terminal.
-    progress: Option<indicatif::ProgressBar>,
+    progress: Option<progress::Progress>,
     /// The first error writing a file; the run goes on, and `finish` says so.
     error: Option<ReportError>,
 }
@@ -165,7 +166,7 @@ impl Output {
 
     fn finish_progress(&mut self) {
         if let Some(pb) = self.progress.take() {
-            pb.finish_and_clear();
+            pb.finish();
         }
     }
 }
@@ -222,8 +223,7 @@ impl Reporter {
             RunEvent::Started { total: Some(total) } => self.start_progress(*total),
             RunEvent::SpecFinished { outcome, .. } => {
                 if let Some(pb) = &self.output.progress {
-                    pb.inc(1);
-                    pb.set_message(outcome.name.clone());
+                    pb.inc(&outcome.name);
                 }
             }
             RunEvent::Finished { .. } => self.output.finish_progress(),
@@ -287,15 +287,8 @@ impl Reporter {
     /// Shows a progress bar for `total` spec runs when stderr is a terminal
     /// (plain status lines otherwise).
     fn start_progress(&mut self, total: u64) {
-        if total > 1 && !self.opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            let pb = indicatif::ProgressBar::new(total);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} specs  {elapsed_precise}  {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            self.output.progress = Some(pb);
+        if total > 1 && !self.opts.quiet {
+            self.output.progress = progress::Progress::specs(total);
         }
     }
 

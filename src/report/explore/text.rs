@@ -1,0 +1,318 @@
+//! An exploration as text: the terminal report of each spec, the preface
+//! of a bounded or reduced search, and the permutation lines `--write`
+//! appends to the spec.  Pure functions of an `Exploration`.
+
+use crate::explore::bound;
+use crate::explore::classes::{describe, Class};
+use crate::explore::space::Space;
+use crate::explore::walk::{self, Exploration, Search};
+use crate::spec::CheckedSpec;
+
+fn space_of(spec: &CheckedSpec) -> Space {
+    Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
+}
+
+/// The representative's permutation line of a class.
+pub fn line(spec: &CheckedSpec, class: &Class) -> String {
+    let interleaving = space_of(spec)
+        .nth(class.first)
+        .expect("a class's index is in the space");
+    interleaving_line(spec, &interleaving)
+}
+
+/// The permutation line of an interleaving (session numbers in the order
+/// their steps run), as the spec's own syntax prints it.
+pub fn interleaving_line(spec: &CheckedSpec, interleaving: &[usize]) -> String {
+    let mut next = vec![0usize; spec.spec.sessions.len()];
+    let steps: Vec<crate::spec::PStep> = interleaving
+        .iter()
+        .map(|&s| {
+            next[s] += 1;
+            crate::spec::PStep {
+                session: s,
+                step: next[s] - 1,
+                blockers: Vec::new(),
+            }
+        })
+        .collect();
+    spec.permutation_text(&steps)
+}
+
+/// The line a class is shown and pinned with: its shrunk representative
+/// (`--shrink`), else its representative.
+pub fn class_line(spec: &CheckedSpec, e: &Exploration, class: &Class) -> String {
+    match e.shrunk.get(&class.first) {
+        Some(steps) => spec.permutation_text(steps),
+        None => line(spec, class),
+    }
+}
+
+pub(super) fn size_text(size: Option<u128>) -> String {
+    size.map_or("more than 2^128".to_string(), thousands)
+}
+
+/// "1 interleaving", "5,280 interleavings": grouped as every number of a
+/// line is.
+fn counted(n: u128, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// 1234567 as "1,234,567".
+pub fn thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// "1 class", "3 classes".
+fn plural_es(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "es" })
+}
+
+/// What a bounded or reduced search is about to run, printed before it
+/// runs: the size of a preemption bound's part of the space, or the
+/// commuting steps.
+pub fn search_preface(name: &str, spec: &CheckedSpec, search: &Search, max: Option<u64>) -> String {
+    let steps: Vec<usize> = spec.spec.sessions.iter().map(|s| s.steps.len()).collect();
+    match search {
+        Search::Space | Search::RisingPreemptions => String::new(),
+        Search::Preemptions(k) => {
+            let count = bound::count_bounded(&steps, *k);
+            let limit = max.unwrap_or(walk::DEFAULT_MAX);
+            let capped = match count {
+                Some(c) if c > u128::from(limit) => {
+                    format!(
+                        " (the first {} of them: --max {limit})",
+                        thousands(limit.into())
+                    )
+                }
+                Some(_) => String::new(),
+                None => format!(" (at most {} of them: --max)", thousands(limit.into())),
+            };
+            format!(
+                "{name}: K={k}: {} interleavings with at most {} (of {}){capped}\n",
+                count.map_or("too many to count".to_string(), thousands),
+                plural(*k, "preemption"),
+                size_text(Space::new(steps).size())
+            )
+        }
+        Search::Reduced(commutes) => {
+            let names: Vec<&str> = spec
+                .spec
+                .sessions
+                .iter()
+                .zip(commutes)
+                .flat_map(|(s, c)| {
+                    s.steps
+                        .iter()
+                        .zip(c)
+                        .filter(|(_, &yes)| yes)
+                        .map(|(st, _)| st.name.as_str())
+                })
+                .collect();
+            if names.is_empty() {
+                format!("{name}: no step commutes: nothing to reduce\n")
+            } else {
+                format!("{name}: commuting steps: {}\n", names.join(" "))
+            }
+        }
+    }
+}
+
+/// The terminal report for one spec.
+pub fn text(
+    name: &str,
+    spec: &CheckedSpec,
+    e: &Exploration,
+    seed: u64,
+    invariants: &[String],
+) -> String {
+    let mut out = String::new();
+    let steps: Vec<String> = spec
+        .spec
+        .sessions
+        .iter()
+        .map(|s| s.steps.len().to_string())
+        .collect();
+    out.push_str(&format!(
+        "{name}: {} {} of {} ({} steps)\n",
+        size_text(e.space),
+        if e.space == Some(1) {
+            "interleaving"
+        } else {
+            "interleavings"
+        },
+        plural(spec.spec.sessions.len(), "session"),
+        steps.join(" + ")
+    ));
+    let secs = e.elapsed.as_secs_f64().max(1e-9);
+    let how = if let Search::Preemptions(k) = e.search {
+        format!(
+            "{} with at most {}{}",
+            counted(e.runs as u128, "interleaving", "interleavings"),
+            plural(k, "preemption"),
+            if e.complete {
+                ", all of them"
+            } else {
+                ", cut short"
+            }
+        )
+    } else if e.search == Search::RisingPreemptions {
+        let per: Vec<String> = e
+            .per_k
+            .iter()
+            .enumerate()
+            .map(|(k, n)| format!("K={k}: {}", thousands(*n)))
+            .collect();
+        format!(
+            "{} by rising preemptions ({}){}",
+            counted(e.runs as u128, "interleaving", "interleavings"),
+            per.join(", "),
+            if e.complete { ", all of them" } else { "" }
+        )
+    } else if let Search::Reduced(_) = e.search {
+        format!(
+            "{} standing for {}{} (reduction x{:.1})",
+            counted(e.runs as u128, "interleaving", "interleavings"),
+            thousands(e.explored()),
+            if e.exhaustive { ", all of them" } else { "" },
+            e.explored() as f64 / (e.runs.max(1)) as f64
+        )
+    } else if e.exhaustive {
+        "all of them".to_string()
+    } else if e.partition.is_some() && !e.sampled {
+        counted(e.runs as u128, "interleaving", "interleavings")
+    } else if !e.sampled {
+        format!(
+            "the first {} in the stable order before stopping",
+            thousands(e.explored())
+        )
+    } else if e.interrupted {
+        format!(
+            "a uniform sample of {} (seed {seed})",
+            thousands(e.explored())
+        )
+    } else {
+        format!(
+            "a uniform sample of {} (seed {seed}; --seed {seed} --max {} reproduces it)",
+            e.explored(),
+            e.explored()
+        )
+    };
+    let part = e
+        .partition
+        .map_or(String::new(), |(k, n)| format!(" (part {k} of {n})"));
+    out.push_str(&format!(
+        "explored {how}{part} in {:.1} s ({:.1} interleavings/s)\n",
+        e.elapsed.as_secs_f64(),
+        e.runs as f64 / secs
+    ));
+    let classes = e.classes.list();
+    out.push_str(&format!(
+        "{} over {}",
+        plural_es(classes.len(), "class"),
+        counted(e.classes.explored(), "interleaving", "interleavings")
+    ));
+    if e.unrealizable > 0 {
+        out.push_str(&format!(
+            "; {} not realizable (a step was due while its session waited for a step not yet run)",
+            e.unrealizable
+        ));
+    }
+    out.push('\n');
+    for (k, c) in classes.iter().enumerate() {
+        out.push_str(&format!(
+            "\nclass {} ({}, {}): {}\n",
+            k + 1,
+            counted(c.count, "interleaving", "interleavings"),
+            plural(c.preemptions, "preemption"),
+            describe(&c.outcome)
+        ));
+        for &v in &c.outcome.violated {
+            out.push_str(&format!(
+                "  INVARIANT VIOLATED: {}\n",
+                invariants.get(v).map_or("?", String::as_str)
+            ));
+        }
+        out.push_str(&format!("  {}\n", line(spec, c)));
+        if let Some(steps) = e.shrunk.get(&c.first) {
+            out.push_str(&format!("  shrunk: {}\n", spec.permutation_text(steps)));
+        }
+    }
+    for (index, message) in &e.errors {
+        let interleaving = space_of(spec).nth(*index).unwrap_or_default();
+        out.push_str(&format!(
+            "\nerror in {}: {message}\n",
+            interleaving_line(spec, &interleaving)
+        ));
+    }
+    out
+}
+
+/// The text `--write` appends to the spec: each class's representative
+/// line with a comment naming its outcome; lines already in the spec are
+/// left out.  Empty when there is nothing new.
+pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
+    let have: Vec<String> = existing
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut out = String::new();
+    for (k, c) in e.classes.list().iter().enumerate() {
+        let l = class_line(spec, e, c);
+        if have.contains(&l) {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n# isospec explore, class {} ({}): {}\n{l}\n",
+            k + 1,
+            counted(c.count, "interleaving", "interleavings"),
+            describe(&c.outcome)
+        ));
+    }
+    out
+}
+
+pub(super) fn search_word(search: &Search) -> String {
+    match search {
+        Search::Space => "space".into(),
+        Search::Preemptions(k) => format!("preemptions {k}"),
+        Search::RisingPreemptions => "preemptions auto".into(),
+        Search::Reduced(_) => "reduced".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1234), "1,234");
+        assert_eq!(thousands(63_063_000), "63,063,000");
+    }
+
+    #[test]
+    fn lines_follow_each_sessions_order_and_quote_names() {
+        let text = "session a\nstep r1 { SELECT 1; }\nstep w1 { SELECT 1; }\n\
+                    session b\nstep \"r 2\" { SELECT 1; }\nstep w2 { SELECT 1; }\n";
+        let spec = crate::spec::parse("t.spec", text.as_bytes()).unwrap();
+        let checked = crate::spec::check("t.spec", spec).unwrap();
+        assert_eq!(
+            interleaving_line(&checked, &[0, 1, 1, 0]),
+            "permutation r1 \"r 2\" w2 w1"
+        );
+    }
+}
