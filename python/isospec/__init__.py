@@ -25,17 +25,8 @@ from __future__ import annotations
 
 from ._api import IsospecError, explore, run
 from ._binary import IsospecNotFound, binary
-from ._results import (
-    ExploreClass,
-    ExploreResult,
-    ExploreSpec,
-    Failure,
-    RunResult,
-    SpecResult,
-    Status,
-    StepTiming,
-    Where,
-)
+from ._explore import ExploreClass, ExploreResult, ExploreSpec, Failure
+from ._results import Annotation, RunResult, SpecResult, Status, StepTiming, Where
 
 
 def _version() -> str:
@@ -64,6 +55,7 @@ __all__ = [
     "Status",
     "StepTiming",
     "Where",
+    "Annotation",
     "ExploreResult",
     "ExploreSpec",
     "ExploreClass",

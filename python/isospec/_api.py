@@ -14,13 +14,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._postgres import SERVER_ENV, server_bindir
 from ._binary import binary as _binary
-from ._results import (
-    ExploreResult,
-    RunResult,
-    explore_specs,
-    read_run_report,
-    spec_results,
-)
+from ._explore import ExploreResult, explore_specs
+from ._results import RunResult, read_run_report, spec_results
 
 __all__ = ["IsospecError", "run", "explore", "run_args"]
 

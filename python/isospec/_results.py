@@ -1,31 +1,29 @@
-"""Typed results of ``isospec run`` and ``isospec explore``, read from their
-``--json`` reports.
+"""Typed results of ``isospec run``, read from its ``--json`` report.
 
-The run report's per-spec fields ``spec``, ``result_file``, ``diff`` and
-``where`` are used when the binary writes them; with a binary that does
-not, they are filled in from the files a run leaves: the spec's chunk of
-``regression.diffs``, ``results/NAME.out``, and the first line where the
-transcript departs from the expected file.
+Each spec's status, timings, diff, where its transcript departs and its
+GitHub annotation are the report's, as the binary wrote them: nothing here
+works them out again.  Only the report of an older binary, which has no
+``spec``/``result_file``/``diff``/``where`` fields, is filled in from the
+files the run left (``_diffs``).  The results of ``isospec explore`` are
+in ``_explore``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple
+
+from ._diffs import chunk_for, departure, diff_chunks
 
 __all__ = [
     "Status",
     "StepTiming",
     "Where",
+    "Annotation",
     "SpecResult",
     "RunResult",
-    "Failure",
-    "ExploreClass",
-    "ExploreSpec",
-    "ExploreResult",
 ]
 
 #: A spec's status in a run, as isospec's JSON report spells it.
@@ -46,16 +44,16 @@ class StepTiming:
 class Where:
     """Where a spec's transcript first departs from its expected output.
 
-    ``kind`` is ``differs``, ``spec-error`` or ``run-error``;
+    ``kind`` is ``differs``, ``spec-error``, ``run-error`` or ``invariant``;
     ``permutation`` is 1-based (``None`` when the difference comes before
     the first permutation) and ``permutation_steps`` its step list;
     ``step`` (and its ``session``) the step whose output departs, when
     known; ``expected``/``actual`` the first differing lines (``None`` when
     a line is missing on that side); ``title``/``message`` a summary.
     ``file``/``line``/``column`` point at the departure: the binary points
-    into the spec (its permutation line, or the step's definition); when
-    the binary reports no place and it is worked out from the diff, they
-    point at the line of the result file.
+    into the spec (its permutation line, or the step's definition); in the
+    report of an older binary, which has no place, it is worked out from
+    the diff and they point at the line of the result file.
     """
 
     kind: Optional[str] = None
@@ -97,6 +95,23 @@ class Where:
 
 
 @dataclass(frozen=True)
+class Annotation:
+    """A failing spec's GitHub Actions annotation, as ``isospec run`` makes
+    it: ``command`` is the whole ``::error file=...,line=...,title=...::message``
+    workflow command (what the pytest plugin prints); ``file`` is relative
+    to ``GITHUB_WORKSPACE`` in isospec's environment (else its working
+    directory) when under it; ``col`` is set only for a spec that does not
+    parse."""
+
+    file: Optional[str]
+    line: int
+    col: Optional[int]
+    title: str
+    message: str
+    command: str
+
+
+@dataclass(frozen=True)
 class SpecResult:
     """One spec's outcome in a run.
 
@@ -105,7 +120,8 @@ class SpecResult:
     ``diff`` the unified diff against the closest expected file (failed
     specs); ``where`` where the transcript departs; ``result_file`` the
     transcript written (``results/NAME.out``); ``detail`` the error text
-    of spec and run errors (and the destination of an accepted one).
+    of spec and run errors (and the destination of an accepted one);
+    ``annotation`` its GitHub annotation (a spec that ran and did not pass).
     """
 
     name: str
@@ -118,6 +134,7 @@ class SpecResult:
     detail: Optional[str] = None
     permutations: int = 0
     steps: Tuple[StepTiming, ...] = ()
+    annotation: Optional[Annotation] = None
 
     @property
     def passed(self) -> bool:
@@ -166,180 +183,28 @@ class RunResult:
         return len(self.specs)
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A step that failed in an explored interleaving."""
-
-    step: str
-    sqlstate: Optional[str]
-    message: Optional[str]
-
-
-@dataclass(frozen=True)
-class ExploreClass:
-    """Interleavings with one outcome: how many, a representative
-    ``permutation`` line (and ``shrunk``, its shortest form, with
-    ``--shrink``), and the outcome (failed steps, steps that waited,
-    outcome query rows, violated invariants).  ``runs`` counts the
-    interleavings actually run (fewer than ``count`` with ``--reduce``),
-    ``preemptions`` those of the representative."""
-
-    count: int
-    first: int
-    permutation: str
-    description: str
-    failures: Tuple[Failure, ...] = ()
-    waited: Tuple[str, ...] = ()
-    results: Tuple[Any, ...] = ()
-    violated: Tuple[str, ...] = ()
-    runs: Optional[int] = None
-    preemptions: Optional[int] = None
-    shrunk: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class ExploreSpec:
-    """One spec's exploration: the size of its space, what ran, and its
-    classes.  ``search`` says how the interleavings were chosen (``space``,
-    a sample, preemption bounds) and ``complete`` whether every one the
-    search covers ran."""
-
-    spec: str
-    space: str
-    exhaustive: bool
-    sampled: bool
-    cut_short: bool
-    seed: int
-    explored: int
-    unrealizable: int
-    seconds: float
-    classes: Tuple[ExploreClass, ...]
-    errors: Tuple[Tuple[int, str], ...] = ()
-    search: Optional[str] = None
-    complete: Optional[bool] = None
-    invariants: Tuple[str, ...] = ()
-
-    @property
-    def violations(self) -> Tuple[ExploreClass, ...]:
-        """The classes that violate an invariant."""
-        return tuple(c for c in self.classes if c.violated)
-
-
-@dataclass(frozen=True)
-class ExploreResult:
-    """What ``isospec explore`` found, spec by spec."""
-
-    returncode: int
-    specs: Tuple[ExploreSpec, ...]
-    command: Tuple[str, ...] = ()
-    stdout: str = ""
-    stderr: str = ""
-
-    def __getitem__(self, spec: str) -> ExploreSpec:
-        """The exploration of ``spec`` (as given, or its file name)."""
-        for s in self.specs:
-            if s.spec == spec or Path(s.spec).name == spec or Path(s.spec).stem == spec:
-                return s
-        raise KeyError(spec)
-
-
 # ---------------------------------------------------------------------------
 # Reading the run report
 
 
-_DIFF_HEADER = re.compile(r"^diff -U\d+ ")
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-_STEP = re.compile(r"^step (.+?):(?: |$)")
-_PERMUTATION = "starting permutation:"
-
-
-def diff_chunks(text: str) -> Dict[str, str]:
-    """Splits ``regression.diffs`` into its chunks (one per differing spec),
-    keyed by each chunk's ``diff -U3 EXPECTED RESULT`` header line."""
-    chunks: Dict[str, str] = {}
-    header: Optional[str] = None
-    lines: List[str] = []
-    for line in text.splitlines(keepends=True):
-        if _DIFF_HEADER.match(line):
-            if header is not None:
-                chunks[header] = "".join(lines)
-            header, lines = line.rstrip("\n"), [line]
-        elif header is not None:
-            lines.append(line)
-    if header is not None:
-        chunks[header] = "".join(lines)
-    return chunks
-
-
-def chunk_for(chunks: Dict[str, str], name: str) -> Optional[str]:
-    """The chunk of the spec named ``name`` (the one comparing ``results/NAME.out``)."""
-    for header, text in chunks.items():
-        if header.endswith(f" results/{name}.out") or header.endswith(f"/results/{name}.out"):
-            return text
-    return None
-
-
 def where_from(diff: str, transcript: Optional[str], result_file: Optional[str]) -> Optional[Where]:
-    """Where a transcript departs, from its unified diff and the transcript
-    itself: the first changed line, the permutation it belongs to (counting
-    ``starting permutation:`` lines), and the last step reported before it."""
-    line_no: Optional[int] = None
-    expected: Optional[str] = None
-    actual: Optional[str] = None
-    new = 0
-    in_hunk = False
-    for raw in diff.splitlines():
-        m = _HUNK.match(raw)
-        if m:
-            if line_no is not None:
-                break
-            # The result file's line the hunk starts at (after it, when empty).
-            new = int(m.group(3)) + (1 if m.group(4) == "0" else 0)
-            in_hunk = True
-            continue
-        if not in_hunk or not raw:
-            continue
-        tag, body = raw[0], raw[1:]
-        if tag == " ":
-            if line_no is not None:
-                break  # the end of the first change
-            new += 1
-        elif tag == "-":
-            line_no = new if line_no is None else line_no
-            expected = body if expected is None else expected
-        elif tag == "+":
-            line_no = new if line_no is None else line_no
-            actual = body if actual is None else actual
-            new += 1
-    if line_no is None:
+    """Where a transcript departs, worked out from its diff: only for the
+    report of an older binary, which has no ``where`` (see ``_diffs``).
+    The place is the line of the result file."""
+    d = departure(diff, transcript)
+    if d is None:
         return None
-    permutation: Optional[int] = None
-    permutation_steps: Tuple[str, ...] = ()
-    permutations: Optional[int] = None
-    step: Optional[str] = None
-    if transcript is not None:
-        lines = transcript.splitlines()
-        permutations = sum(1 for l in lines if l.startswith(_PERMUTATION))
-        for l in lines[: max(line_no, 1)]:
-            if l.startswith(_PERMUTATION):
-                permutation = (permutation or 0) + 1
-                permutation_steps = tuple(l[len(_PERMUTATION) :].split())
-                step = None
-            else:
-                sm = _STEP.match(l)
-                if sm:
-                    step = sm.group(1)
     return Where(
         kind="differs",
         file=result_file,
-        line=line_no,
+        line=d.line,
         column=1,
-        permutation=permutation,
-        permutations=permutations,
-        permutation_steps=permutation_steps,
-        step=step,
-        expected=expected,
-        actual=actual,
+        permutation=d.permutation,
+        permutations=d.permutations,
+        permutation_steps=d.permutation_steps,
+        step=d.step,
+        expected=d.expected,
+        actual=d.actual,
         title="transcript differs",
         message=None,
     )
@@ -375,13 +240,18 @@ def _where_from_json(w: Any) -> Optional[Where]:
     )
 
 
-def _opt_int(v: Any) -> Optional[int]:
-    if v is None or isinstance(v, bool):
+def _annotation_from_json(a: Any) -> Optional[Annotation]:
+    if not isinstance(a, dict) or not isinstance(a.get("command"), str):
         return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+    file, line, col = a.get("file"), a.get("line"), a.get("col")
+    return Annotation(
+        file=file if isinstance(file, str) else None,
+        line=line if isinstance(line, int) and not isinstance(line, bool) else 1,
+        col=col if isinstance(col, int) and not isinstance(col, bool) else None,
+        title=str(a.get("title") or ""),
+        message=str(a.get("message") or ""),
+        command=a["command"],
+    )
 
 
 def _int(v: Any) -> int:
@@ -420,6 +290,7 @@ def spec_results(
             result_file = guess if guess.is_file() and status != "not-run" else None
         diff = s.get("diff") if isinstance(s.get("diff"), str) else None
         if diff is None and "diff" not in s and status == "failed":
+            # An older binary's report: the spec's chunk of regression.diffs.
             if chunks is None:
                 if diffs_text is None:
                     try:
@@ -430,8 +301,11 @@ def spec_results(
                         diffs_text = ""
                 chunks = diff_chunks(diffs_text)
             diff = chunk_for(chunks, name)
-        where = _where_from_json(s.get("where"))
-        if where is None and diff is not None:
+        where: Optional[Where] = None
+        if "where" in s:
+            where = _where_from_json(s.get("where"))
+        elif diff is not None:
+            # An older binary's report: worked out from the diff (_diffs).
             transcript = None
             if result_file is not None:
                 try:
@@ -456,6 +330,7 @@ def spec_results(
                     for t in s.get("steps", [])
                     if isinstance(t, dict)
                 ),
+                annotation=_annotation_from_json(s.get("annotation")),
             )
         )
     return results
@@ -469,49 +344,3 @@ def read_run_report(path: Path) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def explore_specs(report: Dict[str, Any]) -> List[ExploreSpec]:
-    """The specs of an ``isospec explore --json`` report."""
-    out: List[ExploreSpec] = []
-    for s in report.get("specs", []):
-        classes = tuple(
-            ExploreClass(
-                count=_int(c.get("count")),
-                first=_int(c.get("first")),
-                permutation=str(c.get("permutation", "")),
-                description=str(c.get("description", "")),
-                failures=tuple(
-                    Failure(str(f.get("step", "")), f.get("sqlstate"), f.get("message"))
-                    for f in c.get("failures", [])
-                ),
-                waited=tuple(str(w) for w in c.get("waited", [])),
-                results=tuple(c.get("results", [])),
-                violated=tuple(str(v) for v in c.get("violated", [])),
-                runs=_opt_int(c.get("runs")),
-                preemptions=_opt_int(c.get("preemptions")),
-                shrunk=c.get("shrunk") if isinstance(c.get("shrunk"), str) else None,
-            )
-            for c in s.get("classes", [])
-        )
-        out.append(
-            ExploreSpec(
-                spec=str(s.get("spec", "")),
-                space=str(s.get("space", "")),
-                exhaustive=bool(s.get("exhaustive")),
-                sampled=bool(s.get("sampled")),
-                cut_short=bool(s.get("cut_short")),
-                seed=_int(s.get("seed")),
-                explored=_int(s.get("explored")),
-                unrealizable=_int(s.get("unrealizable")),
-                seconds=float(s.get("seconds") or 0.0),
-                classes=classes,
-                errors=tuple(
-                    (_int(e.get("first")), str(e.get("message", ""))) for e in s.get("errors", [])
-                ),
-                search=str(s["search"]) if s.get("search") is not None else None,
-                complete=bool(s["complete"]) if s.get("complete") is not None else None,
-                invariants=tuple(str(i) for i in s.get("invariants", [])),
-            )
-        )
-    return out

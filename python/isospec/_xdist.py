@@ -17,11 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
 
-
-def is_spec_nodeid(nodeid: str) -> bool:
-    """Whether ``nodeid`` is a spec item's (``path/NAME.spec::NAME``)."""
-    head, sep, _ = nodeid.partition("::")
-    return bool(sep) and head.endswith(".spec")
+from ._collect import is_spec_nodeid
 
 
 def balance(
