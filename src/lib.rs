@@ -6,7 +6,7 @@
 //! `executor` runs one spec over `pgwire` connections and emits typed
 //! events, `wait` asks the server whether a step is blocked, `transcript`
 //! renders isolationtester's text, `differ` compares transcripts with
-//! expected files, `report` alone prints, `schedule` reads pg_regress
+//! expected files, `report` shows (only it and `cli` print), `schedule` reads pg_regress
 //! schedules, `server` manages a throwaway instance, `pgdist` fetches and caches a
 //! chosen version's server binaries, `timeouts` chooses the
 //! step timeout, `jobs` and `affinity` place -j work, `explore` walks the
@@ -15,15 +15,15 @@
 //! reads the process's environment.
 
 // Public: what the binary (`main`), the integration tests (`server`,
-// `environment`) and
-// the fuzz targets (`spec`, `schedule`, the backend `protocol`) use.
+// `environment`) and the fuzz targets (`spec`, `schedule`, the backend
+// `protocol`) use.
 // Everything else is private, so that the compiler flags what nothing uses.
 mod affinity;
 mod cli;
 mod differ;
 pub mod environment;
 mod executor;
-pub mod exit;
+mod exit;
 mod explore;
 mod jobs;
 mod libc_like;

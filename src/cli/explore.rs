@@ -94,6 +94,7 @@ pub struct ExploreArgs {
     pub wait: super::WaitArgs,
 }
 
+/// `--preemptions`: a number, or `auto`.
 fn parse_preemptions(s: &str) -> Result<Preemptions, String> {
     if s == "auto" {
         return Ok(Preemptions::Rising);
@@ -103,6 +104,7 @@ fn parse_preemptions(s: &str) -> Result<Preemptions, String> {
         .map_err(|_| format!("expected a number of preemptions or auto, not \"{s}\""))
 }
 
+/// `--budget`: "30s", "5m", "1h", "250ms" or plain seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s

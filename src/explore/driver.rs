@@ -209,8 +209,12 @@ impl Context<'_> {
             } else {
                 format!("{}_{k}", req.dbname)
             };
-            self.rt
-                .block_on(run::prepare_database(&plan, params, &db, Some(self.run_events)))?;
+            self.rt.block_on(run::prepare_database(
+                &plan,
+                params,
+                &db,
+                Some(self.run_events),
+            ))?;
             dbs.push(db);
         }
         let exec = ExecOptions {
@@ -405,7 +409,7 @@ pub fn outcome_exit(e: &Exploration) -> Exit {
 /// exploration of the whole reports, each spec's as if it had just been
 /// explored (no server needed; the specs must be those the parts explored).
 pub fn merge(files: &[PathBuf], events: Sender<ExploreEvent>) -> Result<Exit, DriverError> {
-    use crate::report::explore::json::{merge, ExploreDocument};
+    use super::document::{merge, ExploreDocument};
     let mut parts = Vec::new();
     for path in files {
         let file = path.display().to_string();

@@ -14,6 +14,9 @@
 //!   about, which shrinking keeps;
 //! - `classes`: groups interleavings by what happened, with a stable
 //!   representative;
+//! - `lines`: permutation lines of interleavings and classes;
+//! - `document`: the `--json` format as types, and `--merge`, which reads
+//!   parts' documents back and combines them;
 //! - `driver`: the command's work on `run`'s footing (server, databases,
 //!   signals), spec by spec, emitting `ExploreEvent`s; and `--merge`.
 //!
@@ -23,7 +26,9 @@
 
 pub mod bound;
 pub mod classes;
+pub mod document;
 pub mod driver;
+pub mod lines;
 pub mod observe;
 pub mod space;
 pub mod walk;

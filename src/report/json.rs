@@ -1,5 +1,7 @@
 //! The JSON report (`--json FILE`): each spec's status, duration,
-//! permutations and per-step timings, streamed to the file.
+//! permutations and per-step timings, streamed to the file.  The structs
+//! are the format; docs/run.schema.json describes it, and the tests
+//! validate every report they produce against it.
 
 use super::{io_error, Diffs, ReportError};
 use crate::outcome::{Departure, DepartureKind, TestOutcome};
@@ -12,8 +14,16 @@ struct JsonStep<'a> {
     micros: u64,
 }
 
+/// What the document is, for a reader that gets one without context.
+pub const FORMAT: &str = "isospec-run";
+/// Raised when a field changes meaning or goes away (a new field does not
+/// raise it).
+pub const FORMAT_VERSION: u32 = 1;
+
 #[derive(serde::Serialize)]
 struct JsonReport<'a> {
+    format: &'static str,
+    format_version: u32,
     specs: Vec<JsonSpec<'a>>,
 }
 
@@ -140,7 +150,14 @@ pub(super) fn write(
     // Streamed to the file: a suite's per-step timings are large.
     let file = std::fs::File::create(path).map_err(io_error(path))?;
     let mut w = std::io::BufWriter::new(file);
-    serde_json::to_writer_pretty(&mut w, &JsonReport { specs })?;
+    serde_json::to_writer_pretty(
+        &mut w,
+        &JsonReport {
+            format: FORMAT,
+            format_version: FORMAT_VERSION,
+            specs,
+        },
+    )?;
     w.write_all(b"\n")
         .and_then(|()| w.flush())
         .map_err(io_error(path))

@@ -7,7 +7,9 @@
 //! - `select`: which specs, in which groups (targets, schedules, partitions);
 //! - `database`: the test databases and what the run asks the server;
 //! - `one`: one spec, once: executor, results/NAME.out, comparison;
-//! - `passes`: repeated passes, the sink every finished spec goes through;
+//! - `passes`: repeated passes;
+//! - `sink`: what every finished spec goes through (regression.diffs,
+//!   `--accept`, flakes, its `SpecFinished` event);
 //! - `lanes`: one group, serially or on -j lanes;
 //! - `flaky`: distinct transcripts over repeats;
 //! - `accept`: copying transcripts into expected/.

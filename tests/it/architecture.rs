@@ -213,7 +213,15 @@ fn the_cycle_finder_sees_a_cycle_through_super_paths() {
 fn the_reporter_knows_only_the_outcome_types() {
     let graph = module_graph();
     let report: Vec<&String> = graph["report"].iter().collect();
-    assert_eq!(report, ["outcome"]);
+    // The outcome types; what explore found (its classes and documents),
+    // and the spec whose permutation lines explore's report writes.
+    assert_eq!(report, ["explore", "outcome", "spec"]);
+    // The explore driver emits events; it never calls the reporter.
+    assert!(
+        !graph["explore"].contains("report"),
+        "{:?}",
+        graph["explore"]
+    );
     // The run emits events; it never calls the reporter.
     assert!(!graph["run"].contains("report"), "{:?}", graph["run"]);
     assert!(!graph["executor"].contains("run"));

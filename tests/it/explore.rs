@@ -43,7 +43,7 @@ fn explore(
         text(&out.stdout),
         text(&out.stderr)
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: Value = crate::util::read_json(&json);
     (code, v["specs"][0].clone())
 }
 

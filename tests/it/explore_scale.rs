@@ -43,7 +43,7 @@ fn explore_json(
             text(&out.stdout)
         }
     };
-    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v: Value = crate::util::read_json(&json);
     (stdout, v["specs"][0].clone())
 }
 
@@ -276,6 +276,7 @@ fn parts_merge_into_what_the_whole_reports() {
                 "{}",
                 text(&out.stderr)
             );
+            crate::util::read_json(&part);
             parts.push(part);
         }
         let merged = dir.path().join("merged.json");
@@ -288,7 +289,7 @@ fn parts_merge_into_what_the_whole_reports() {
             .unwrap();
         let merged_text = expect_exit(&out, 1);
         let read = |p: &Path| -> Value {
-            let mut v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            let mut v: Value = crate::util::read_json(p);
             v["specs"][0]["seconds"] = Value::Null;
             if v["specs"][0]["sampled"] == false {
                 v["specs"][0]["seed"] = Value::Null;

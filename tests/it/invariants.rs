@@ -81,7 +81,7 @@ fn a_violated_invariant_fails_the_spec_in_every_report_until_the_sql_is_fixed() 
         stdout.contains("::error file=specs/booking.spec,line=2,title=booking%3A invariant violated after permutation 1 of 1"),
         "{stdout}"
     );
-    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let j: serde_json::Value = crate::util::read_json(&json);
     let s = &j["specs"][0];
     assert_eq!(s["status"], "invariant-violated");
     assert_eq!(s["violations"][0]["line"], 2);

@@ -92,9 +92,7 @@ fn a_parallel_runs_junit_report_carries_the_diff() {
 fn a_parallel_runs_json_report_has_status_permutations_and_steps() {
     require_server!();
     let (dir, _) = broken_parallel_run();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = crate::util::read_json(&dir.path().join("report.json"));
     let specs = report["specs"].as_array().unwrap();
     let locks = specs.iter().find(|s| s["name"] == "locks").unwrap();
     assert_eq!(locks["status"], "failed");

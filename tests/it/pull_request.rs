@@ -159,7 +159,7 @@ fn the_json_report_carries_the_diff_and_where() {
         &["--json", json.to_str().unwrap(), specs.to_str().unwrap()],
     );
     expect_exit(&out, 2);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v: serde_json::Value = crate::util::read_json(&json);
     let spec = |name: &str| {
         v["specs"]
             .as_array()
@@ -355,7 +355,7 @@ fn the_explore_html_shows_each_class_with_its_representative_timeline() {
         .output()
         .unwrap();
     expect_exit(&out, 1);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v: serde_json::Value = crate::util::read_json(&json);
     let classes = v["specs"][0]["classes"].as_array().unwrap().len();
     assert!(classes >= 2);
     let dom = Html::parse_document(&browser.dump_dom(&html, "#all"));

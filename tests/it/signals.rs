@@ -179,8 +179,7 @@ fn schedule_interrupt_case(jobs: &str) {
     // and their earlier results are untouched.
     let regression_out = std::fs::read_to_string(dir.path().join("regression.out")).unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: serde_json::Value = crate::util::read_json(&json);
     for n in ["b", "c", "d"] {
         let tap = format!("- {n} # SKIP not run (interrupted)");
         assert!(stdout.contains(&tap), "{stdout}");

@@ -816,6 +816,7 @@ fn no_output_carries_the_password() {
         .unwrap();
     let all = all_output(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
+    crate::util::read_json(&d.join("report.json"));
     let mut texts = vec![("output".to_string(), all)];
     for f in walk(&d.join("out")).into_iter().chain([
         d.join("junit.xml"),

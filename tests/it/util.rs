@@ -601,3 +601,38 @@ pub fn png_size(png: &Path) -> (u32, u32) {
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
 }
+
+/// An isospec JSON document (`run --json`, `explore --json`) read from
+/// `path`, after checking it against its published schema.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+    validate_json(&v);
+    v
+}
+
+/// Checks an isospec JSON document against the schema its `format` names
+/// (docs/schemas/run.schema.json or explore.schema.json).
+pub fn validate_json(v: &serde_json::Value) {
+    let kind = match v["format"].as_str() {
+        Some("isospec-run") => "run",
+        Some("isospec-explore") => "explore",
+        other => panic!("not an isospec document (format {other:?}): {v}"),
+    };
+    let path = manifest().join(format!("docs/schemas/{kind}.schema.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{}: not a valid schema: {e}", path.display()));
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} (at {})", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the document does not follow {}:\n{}\n{v:#}",
+        path.display(),
+        errors.join("\n")
+    );
+}

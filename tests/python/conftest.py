@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, List
 
+import json
 import pytest
 
 import isospec
@@ -25,6 +26,59 @@ import isospec
 pytest_plugins = ["pytester"]
 
 REQUIRE_ALL = os.environ.get("ISOSPEC_TESTS_REQUIRE_ALL") == "1"
+
+# The published schemas of isospec's JSON documents.
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+
+_KEEPING_WRAPPER = """#!/bin/sh
+# isospec, keeping a copy of the document it writes with --json.
+json=
+prev=
+for a in "$@"; do
+  [ "$prev" = "--json" ] && json=$a
+  case $a in --json=*) json=${a#--json=} ;; esac
+  prev=$a
+done
+[ -z "$json" ] && exec "{real}" "$@"
+"{real}" "$@"
+rc=$?
+[ -f "$json" ] && cp "$json" "{keep}/$$-$(date +%s%N).json"
+exit $rc
+"""
+
+
+def validate_document(path: Path) -> None:
+    """Checks an isospec JSON document against the schema its ``format``
+    names (docs/schemas/run.schema.json or explore.schema.json)."""
+    import jsonschema
+
+    doc = json.loads(path.read_text())
+    kind = {"isospec-run": "run", "isospec-explore": "explore"}.get(doc.get("format"))
+    assert kind is not None, f"{path}: not an isospec document: {doc!r:.300}"
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=str)
+    assert not errors, f"{path} does not follow {kind}.schema.json:\n" + "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
+
+
+@pytest.fixture(autouse=True)
+def json_documents_follow_their_schemas(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Generator[None, None, None]:
+    """Every JSON document isospec writes during a test (the plugin's and
+    the API's ``run --json`` and ``explore --json``) is checked against its
+    published schema when the test ends: ISOSPEC_BIN is a wrapper that
+    keeps a copy of each."""
+    real = isospec.binary()
+    keep = tmp_path_factory.mktemp("isospec-json")
+    wrapper = keep / "isospec-keeping-json"
+    wrapper.write_text(_KEEPING_WRAPPER.replace("{real}", str(real)).replace("{keep}", str(keep)))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setenv("ISOSPEC_BIN", str(wrapper))
+    yield
+    for doc in sorted(keep.glob("*.json")):
+        validate_document(doc)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,7 +15,9 @@ from conftest import WAIT_OUT, WAIT_SPEC, Project, counter_out, counter_spec, py
 import isospec
 
 
-def test_python_m_isospec_runs_the_installed_binary() -> None:
+def test_python_m_isospec_runs_the_installed_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without ISOSPEC_BIN (conftest's JSON-keeping wrapper sets it).
+    monkeypatch.delenv("ISOSPEC_BIN")
     out = subprocess.run(
         [sys.executable, "-m", "isospec", "--version"], capture_output=True, text=True, check=True
     )

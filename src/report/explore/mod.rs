@@ -5,14 +5,15 @@
 //! the JSON and HTML files written at the end.
 //!
 //! - `text`: the terminal report, the search's preface, `--write`'s lines;
-//! - `json`: the `--json` format as types, written and read back (`--merge`).
+//!   the JSON document's types are `explore::document`'s (shared with
+//!   `--merge`, which reads them back).
 
-pub mod json;
 pub mod text;
 
 use super::html::{ExploreClass, ExploreReport};
 use super::progress::Progress;
 use super::{io_error, ReportError};
+use crate::explore::document::{self as json, ExploreDocument};
 use crate::explore::driver::{ExploreEvent, SpecExplored};
 use crate::outcome::RunEvent;
 use std::io::Write;
@@ -167,7 +168,7 @@ impl ExploreReporter {
         }
         let _ = self.stdout.flush();
         if let Some(path) = &self.opts.json {
-            let doc = json::ExploreDocument::new(std::mem::take(&mut self.docs));
+            let doc = ExploreDocument::new(std::mem::take(&mut self.docs));
             let text = serde_json::to_string_pretty(&doc)?;
             if let Err(e) = std::fs::write(path, text + "\n").map_err(io_error(path)) {
                 self.error.get_or_insert(e);
@@ -206,7 +207,7 @@ fn page(s: &SpecExplored, summary: String) -> ExploreReport {
                 outcome: crate::explore::classes::describe(&c.outcome),
                 preemptions: c.preemptions,
                 violation: !c.outcome.violated.is_empty(),
-                line: text::class_line(&s.spec, &s.exploration, c),
+                line: crate::explore::lines::class_line(&s.spec, &s.exploration, c),
             })
             .collect(),
         trace,

@@ -3,7 +3,8 @@
 //! appends to the spec.  Pure functions of an `Exploration`.
 
 use crate::explore::bound;
-use crate::explore::classes::{describe, Class};
+use crate::explore::classes::describe;
+use crate::explore::lines::{class_line, interleaving_line, line};
 use crate::explore::space::Space;
 use crate::explore::walk::{self, Exploration, Search};
 use crate::spec::CheckedSpec;
@@ -12,42 +13,7 @@ fn space_of(spec: &CheckedSpec) -> Space {
     Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
 }
 
-/// The representative's permutation line of a class.
-pub fn line(spec: &CheckedSpec, class: &Class) -> String {
-    let interleaving = space_of(spec)
-        .nth(class.first)
-        .expect("a class's index is in the space");
-    interleaving_line(spec, &interleaving)
-}
-
-/// The permutation line of an interleaving (session numbers in the order
-/// their steps run), as the spec's own syntax prints it.
-pub fn interleaving_line(spec: &CheckedSpec, interleaving: &[usize]) -> String {
-    let mut next = vec![0usize; spec.spec.sessions.len()];
-    let steps: Vec<crate::spec::PStep> = interleaving
-        .iter()
-        .map(|&s| {
-            next[s] += 1;
-            crate::spec::PStep {
-                session: s,
-                step: next[s] - 1,
-                blockers: Vec::new(),
-            }
-        })
-        .collect();
-    spec.permutation_text(&steps)
-}
-
-/// The line a class is shown and pinned with: its shrunk representative
-/// (`--shrink`), else its representative.
-pub fn class_line(spec: &CheckedSpec, e: &Exploration, class: &Class) -> String {
-    match e.shrunk.get(&class.first) {
-        Some(steps) => spec.permutation_text(steps),
-        None => line(spec, class),
-    }
-}
-
-pub(super) fn size_text(size: Option<u128>) -> String {
+fn size_text(size: Option<u128>) -> String {
     size.map_or("more than 2^128".to_string(), thousands)
 }
 
@@ -281,15 +247,6 @@ pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
         ));
     }
     out
-}
-
-pub(super) fn search_word(search: &Search) -> String {
-    match search {
-        Search::Space => "space".into(),
-        Search::Preemptions(k) => format!("preemptions {k}"),
-        Search::RisingPreemptions => "preemptions auto".into(),
-        Search::Reduced(_) => "reduced".into(),
-    }
 }
 
 #[cfg(test)]

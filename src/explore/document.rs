@@ -1,14 +1,16 @@
-//! `isospec explore --json`: the format, as types.  The same structs
-//! write a document and read one back for `--merge`, so the two cannot
-//! drift; docs/explore.schema.json describes it for the people who parse
-//! it, and the tests validate every document they produce against it.
+//! `isospec explore --json`'s format, as types: the reporter
+//! (`report::explore`) writes a document of them, and `--merge` reads
+//! the parts' documents back through the same types and combines them,
+//! so the two cannot drift.  docs/schemas/explore.schema.json describes
+//! it for the people who parse it, and the tests validate every document
+//! they produce against it.
 //!
 //! Numbers that may exceed what JSON numbers hold exactly (indices in the
 //! space, its size, per-K counts) are strings.
 
-use super::text::{class_line, line, search_word, size_text};
-use crate::explore::classes::{describe, Class, Outcome};
-use crate::explore::walk::{Exploration, Search};
+use super::classes::{describe, Class, Outcome};
+use super::lines::{class_line, line, parse_search, search_word};
+use super::walk::Exploration;
 use crate::spec::CheckedSpec;
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +68,7 @@ pub struct ClassDocument {
     pub first: String,
     pub permutation: String,
     pub description: String,
-    pub failures: Vec<crate::explore::classes::Failure>,
+    pub failures: Vec<super::classes::Failure>,
     pub waited: Vec<String>,
     pub results: Vec<Vec<Vec<Option<String>>>>,
     /// The violated invariants' SQL.
@@ -114,7 +116,10 @@ pub fn spec_document(
         .collect();
     SpecDocument {
         spec: name.to_string(),
-        space: size_text(e.space),
+        // Digits alone (the terminal groups them): --merge reads it back.
+        space: e
+            .space
+            .map_or_else(|| "more than 2^128".to_string(), |n| n.to_string()),
         exhaustive: e.exhaustive,
         sampled: e.sampled,
         cut_short: e.cut_short,
@@ -187,15 +192,6 @@ struct Key<'a> {
     parts: usize,
     max: Option<u64>,
     invariants: &'a [String],
-}
-
-fn parse_search(s: &str) -> Search {
-    match s {
-        "space" => Search::Space,
-        "preemptions auto" => Search::RisingPreemptions,
-        "reduced" => Search::Reduced(Vec::new()),
-        s => Search::Preemptions(s.trim_start_matches("preemptions ").parse().unwrap_or(0)),
-    }
 }
 
 /// Combines the documents of the parts of one partitioned exploration
@@ -322,6 +318,22 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_spaces_survive_the_round_trip_through_merge() {
+        let text = "session a\nstep a1 { SELECT 1; }\nsession b\nstep b1 { SELECT 1; }\n";
+        let spec = crate::spec::parse("t.spec", text.as_bytes()).unwrap();
+        let checked = crate::spec::check("t.spec", spec).unwrap();
+        let e = Exploration {
+            space: Some(369_600),
+            partition: Some((1, 1)),
+            ..Exploration::default()
+        };
+        let doc = spec_document("t.spec", &checked, &e, 7, &[]);
+        assert_eq!(doc.space, "369600");
+        let merged = merge(&[("p.json".into(), ExploreDocument::new(vec![doc]))]).unwrap();
+        assert_eq!(merged[0].exploration.space, Some(369_600));
+    }
 
     #[test]
     fn documents_of_another_kind_or_version_are_refused() {
