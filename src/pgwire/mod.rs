@@ -6,6 +6,7 @@
 //! - `resolve`: flags, conninfo or URI, service file, environment, defaults → `ConnParams`;
 //! - `files`: the password file and the service file, read as libpq reads them;
 //! - `tls`: certificates, verification and host name checks (rustls);
+//! - `client_key`: the client's private key, decrypted with `sslpassword`;
 //! - `transport`: the byte stream (TCP, Unix socket, TLS) and libpq's non-blocking reads;
 //! - `connect`: host lists, sslmode's attempts, startup, target_session_attrs;
 //! - `auth`: passwords, SCRAM-SHA-256 and channel binding;
@@ -14,6 +15,7 @@
 //! - `conn`: the asynchronous query API the executor drives.
 
 mod auth;
+mod client_key;
 mod conn;
 mod connect;
 pub(crate) mod files;

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A password: never printed, not even by `{:?}`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(pub Vec<u8>);
 
 impl fmt::Debug for Secret {
@@ -141,6 +141,8 @@ pub struct TlsSettings {
     pub rootcert: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// `sslpassword`: the passphrase of an encrypted `key`.
+    pub key_password: Option<Secret>,
     /// `sslcertmode=disable`: never send a client certificate.
     pub no_client_cert: bool,
     pub crl: Option<PathBuf>,
@@ -162,6 +164,7 @@ impl TlsSettings {
             rootcert: None,
             cert: None,
             key: None,
+            key_password: None,
             no_client_cert: false,
             crl: None,
             crldir: None,

@@ -206,14 +206,9 @@ fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, String> {
     }
     let data = std::fs::read(&key)
         .map_err(|e| format!("could not load private key file \"{}\": {e}", key.display()))?;
-    let k = rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| format!("could not load private key file \"{}\": {e}", key.display()))?
-        .ok_or_else(|| {
-            format!(
-                "could not load private key file \"{}\": no private key found (an encrypted key needs sslpassword, which isospec does not support)",
-                key.display()
-            )
-        })?;
+    let password = s.key_password.as_ref().map(|p| p.0.as_slice());
+    let k = super::client_key::load(&data, password)
+        .map_err(|e| format!("could not load private key file \"{}\": {e}", key.display()))?;
     Ok(Some((certs, k, key)))
 }
 

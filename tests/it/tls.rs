@@ -282,34 +282,51 @@ fn tls_server() -> Option<(tempfile::TempDir, TlsServer)> {
 /// extensions), as many how-tos do, signed by the test CA: libpq and the
 /// server accept it.
 fn openssl_v1_client_cert(certs: &Certs, cn: &str) -> (PathBuf, PathBuf) {
+    openssl_client_cert(
+        certs,
+        cn,
+        "v1",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+    )
+}
+
+/// Runs openssl, which must succeed.
+fn openssl_ok(c: &mut Command) {
+    let out = c.output().expect("openssl (Debian: openssl) is needed");
+    assert!(out.status.success(), "{}", all_output(&out));
+}
+
+/// A client certificate for `cn` signed by the test CA with `openssl x509
+/// -req` (X.509 v1), its key made by `openssl req` with `newkey`; files
+/// `stem`.key and `stem`.crt beside the CA.
+fn openssl_client_cert(certs: &Certs, cn: &str, stem: &str, newkey: &[&str]) -> (PathBuf, PathBuf) {
     let dir = certs.ca.parent().unwrap();
-    let (key, csr, crt) = (dir.join("v1.key"), dir.join("v1.csr"), dir.join("v1.crt"));
-    let ok = |c: &mut Command| {
-        let out = c.output().expect("openssl (Debian: openssl) is needed");
-        assert!(out.status.success(), "{}", all_output(&out));
-    };
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args(["-subj", &format!("/CN={cn}"), "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr));
-    ok(Command::new("openssl")
-        .args(["x509", "-req", "-days", "2", "-in"])
-        .arg(&csr)
-        .arg("-CA")
-        .arg(&certs.ca)
-        .arg("-CAkey")
-        .arg(dir.join("ca.key"))
-        .args(["-CAcreateserial", "-out"])
-        .arg(&crt));
+    let (key, csr, crt) = (
+        dir.join(format!("{stem}.key")),
+        dir.join(format!("{stem}.csr")),
+        dir.join(format!("{stem}.crt")),
+    );
+    openssl_ok(
+        Command::new("openssl")
+            .arg("req")
+            .args(newkey)
+            .arg("-nodes")
+            .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    openssl_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&certs.ca)
+            .arg("-CAkey")
+            .arg(dir.join("ca.key"))
+            .args(["-CAcreateserial", "-out"])
+            .arg(&crt),
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     (crt, key)
 }
@@ -393,6 +410,54 @@ tls_test!(
     |s, d| {
         let (crt, key) = openssl_v1_client_cert(&s.certs, "certuser");
         passes_over(&s, d, "X.509 v1 client certificate", &s.certuser(&crt, &key, ""), &[]);
+    }
+);
+
+tls_test!(
+    /// sslpassword opens client keys openssl encrypted: PKCS#8 (PBES2 with
+    /// AES, and with scrypt) and the traditional RSA and EC forms (AES-256,
+    /// DES-EDE3); a wrong or missing passphrase is refused in one line.
+    with_an_encrypted_client_key_and_sslpassword,
+    |s, d| {
+        let (rsa_crt, rsa_key) = openssl_client_cert(&s.certs, "certuser", "rsa", &["-newkey", "rsa:2048"]);
+        let (ec_crt, ec_key) = openssl_v1_client_cert(&s.certs, "certuser");
+        let pass = "pass:S3cret pass";
+        let encrypted = |name: &str, args: &[&str], from: &Path, header: &str| -> PathBuf {
+            let out = d.join(name);
+            openssl_ok(Command::new("openssl")
+                .args(args)
+                .arg("-in")
+                .arg(from)
+                .arg("-out")
+                .arg(&out)
+                .args(["-passout", pass]));
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let text = std::fs::read_to_string(&out).unwrap();
+            assert!(text.contains(header), "{name}: {text}");
+            out
+        };
+        let cases = [
+            ("pkcs8-aes.key", &rsa_crt, encrypted("pkcs8-aes.key", &["pkcs8", "-topk8", "-v2", "aes-256-cbc"], &rsa_key, "BEGIN ENCRYPTED PRIVATE KEY")),
+            ("pkcs8-scrypt.key", &ec_crt, encrypted("pkcs8-scrypt.key", &["pkcs8", "-topk8", "-scrypt"], &ec_key, "BEGIN ENCRYPTED PRIVATE KEY")),
+            ("rsa-aes256.key", &rsa_crt, encrypted("rsa-aes256.key", &["rsa", "-aes256", "-traditional"], &rsa_key, "DEK-Info: AES-256-CBC")),
+            ("ec-des3.key", &ec_crt, encrypted("ec-des3.key", &["ec", "-des3"], &ec_key, "DEK-Info: DES-EDE3-CBC")),
+        ];
+        for (name, crt, key) in &cases {
+            let conn = s.certuser(crt, key, "sslpassword='S3cret pass'");
+            assert_passes(&s.run(&d.join(format!("ok-{name}")), &conn, &[]), name);
+            let wrong = s.certuser(crt, key, "sslpassword=nope");
+            assert_refused(
+                &s.run(&d.join(format!("wrong-{name}")), &wrong, &[]),
+                name,
+                &format!("could not load private key file \"{}\": bad decrypt (is sslpassword right?)", key.display()),
+            );
+            let none = s.certuser(crt, key, "");
+            assert_refused(
+                &s.run(&d.join(format!("none-{name}")), &none, &[]),
+                name,
+                "the key is encrypted: give its passphrase as sslpassword",
+            );
+        }
     }
 );
 

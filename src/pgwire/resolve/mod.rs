@@ -311,9 +311,6 @@ fn refuse_unsupported(vals: &Values) -> Result<(), ResolveError> {
             }
         }
     }
-    if get("sslpassword").is_some() {
-        return Err(ResolveError::Unsupported("sslpassword is not supported by isospec: decrypt the client key (sslkey) into a file of mode 0600 instead".into()));
-    }
     if get("require_auth").is_some() {
         return Err(ResolveError::Unsupported(
             "require_auth is not supported by isospec".into(),
