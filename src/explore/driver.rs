@@ -305,7 +305,7 @@ impl Context<'_> {
         }
         let trace = (req.trace && !stop.requested()).then(|| {
             let indices: Vec<u128> = exploration.classes.list().iter().map(|c| c.first).collect();
-            self.rt.block_on(walk::trace(
+            self.rt.block_on(super::rerun::trace(
                 &checked,
                 &lanes[0],
                 exec,
@@ -359,13 +359,13 @@ impl Context<'_> {
             .and_then(|c| space.nth(c.first));
         for c in classes.iter().filter(|c| eventful(&c.outcome)) {
             let il = space.nth(c.first).expect("a class's index is in the space");
-            let shrunk = self.rt.block_on(walk::shrink(
+            let shrunk = self.rt.block_on(super::rerun::shrink(
                 checked,
                 params,
                 exec,
                 Some(stop),
                 plan,
-                walk::ShrinkTarget {
+                super::rerun::ShrinkTarget {
                     interleaving: &il,
                     baseline: baseline.as_deref(),
                     outcome: &c.outcome,

@@ -8,8 +8,9 @@
 //! - `bound`: the searches beyond `--max`: interleavings with at most K
 //!   preemptions, and one interleaving per trace of commuting steps;
 //! - `walk`: runs them through the executor in batches, in one or -j
-//!   databases or one part of N, folding events into outcomes; shrinks
-//!   representatives;
+//!   databases or one part of N, folding events into outcomes;
+//! - `rerun`: a representative run again: shrunk (`--shrink`), or traced
+//!   for the HTML report;
 //! - `observe`: the steps that only read and show what a class is
 //!   about, which shrinking keeps;
 //! - `classes`: groups interleavings by what happened, with a stable
@@ -30,5 +31,6 @@ pub mod document;
 pub mod driver;
 pub mod lines;
 pub mod observe;
+pub mod rerun;
 pub mod space;
 pub mod walk;

@@ -7,6 +7,7 @@
 //! parsed spec can be shown, normalised or round-trip tested.
 
 mod check;
+mod directives;
 mod parse;
 
 pub use check::{check, CheckError, CheckedSpec, PBlocker, PStep};
