@@ -19,6 +19,7 @@
 // `protocol`) use.
 // Everything else is private, so that the compiler flags what nothing uses.
 mod affinity;
+mod c_atoi;
 mod cli;
 mod differ;
 pub mod environment;
@@ -26,7 +27,6 @@ mod executor;
 mod exit;
 mod explore;
 mod jobs;
-mod libc_like;
 mod outcome;
 mod pgdist;
 mod pgwire;

@@ -164,7 +164,7 @@ pub struct TempInstance {
 }
 
 /// The settings pg_regress adds to a temporary instance.
-pub const PG_REGRESS_SETTINGS: &[&str] = &[
+pub(crate) const PG_REGRESS_SETTINGS: &[&str] = &[
     "log_autovacuum_min_duration = 0",
     "log_checkpoints = on",
     "log_line_prefix = '%m %b[%p] %q%a '",
@@ -239,11 +239,16 @@ fn world_searchable(dir: &Path) -> bool {
     true
 }
 
-impl TempInstance {
-    pub fn start(opts: &TempInstanceOptions) -> Result<TempInstance, ServerError> {
-        let path = opts.environment.path();
-        let initdb = find_binary(opts.bindir.as_deref(), "initdb", path)?;
-        let postgres = find_binary(opts.bindir.as_deref(), "postgres", path)?;
+/// Who runs a temporary instance: the OS user the server runs as when
+/// isospec runs as root (None: isospec's own user), and the database
+/// superuser initdb makes.
+struct Owner {
+    run_as: Option<User>,
+    superuser: String,
+}
+
+impl Owner {
+    fn of(opts: &TempInstanceOptions) -> Result<Owner, ServerError> {
         let as_root = nix::unistd::geteuid().is_root();
         let run_as = if as_root {
             let u = User::from_name(&opts.os_user)
@@ -267,6 +272,151 @@ impl TempInstance {
                 }),
         };
 
+        Ok(Owner { run_as, superuser })
+    }
+
+    /// Runs `cmd` as the server's OS user (with that user's HOME).
+    fn apply(&self, cmd: &mut Command) {
+        if let Some(u) = &self.run_as {
+            cmd.uid(u.uid.as_raw())
+                .gid(u.gid.as_raw())
+                .env("HOME", &u.dir);
+        }
+    }
+
+    /// initdb into the layout's data directory, its output in
+    /// initdb.log.
+    fn initdb(
+        &self,
+        opts: &TempInstanceOptions,
+        initdb: &Path,
+        layout: &Layout,
+    ) -> Result<(), ServerError> {
+        let Layout { data, logdir, .. } = layout;
+        let superuser = &self.superuser;
+        let initdb_log = logdir.join("initdb.log");
+        let log_file = fs::File::create(&initdb_log)
+            .map_err(io(format!("could not create {}", initdb_log.display())))?;
+        let mut cmd = Command::new(initdb);
+        cmd.arg("-D")
+            .arg(data)
+            .args(["--no-clean", "--no-sync", "-A", "trust", "-U", superuser])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(io("log file"))?)
+            .stderr(log_file)
+            .env_remove("PGDATA");
+        if opts.debug {
+            cmd.arg("--debug");
+        }
+        match opts.locale {
+            InitdbLocale::CUtf8 => {
+                cmd.args(["-E", "UTF8", "--locale=C"]).env("LC_ALL", "C");
+            }
+            InitdbLocale::Environment => {
+                cmd.env_remove("LC_ALL")
+                    .env_remove("LANGUAGE")
+                    .env("LC_MESSAGES", "C");
+            }
+            InitdbLocale::NoLocale => {
+                cmd.arg("--no-locale");
+                for v in [
+                    "LC_ALL",
+                    "LANGUAGE",
+                    "LC_COLLATE",
+                    "LC_CTYPE",
+                    "LC_MONETARY",
+                    "LC_NUMERIC",
+                    "LC_TIME",
+                    "LANG",
+                ] {
+                    cmd.env_remove(v);
+                }
+                cmd.env("LC_MESSAGES", "C");
+            }
+        }
+        if let Some(extra) = opts.environment.get("PG_TEST_INITDB_EXTRA_OPTS") {
+            cmd.args(extra.split_whitespace());
+        }
+        self.apply(&mut cmd);
+        let status = cmd
+            .status()
+            .map_err(io(format!("could not run {}", initdb.display())))?;
+        if !status.success() {
+            return Err(ServerError::Initdb {
+                status: status.to_string(),
+                log: initdb_log.display().to_string(),
+                tail: tail(&initdb_log, 20),
+            });
+        }
+
+        Ok(())
+    }
+
+    /// The postmaster, started in its own process group with its output
+    /// in postmaster.log; that log's path.
+    fn spawn_postmaster(
+        &self,
+        opts: &TempInstanceOptions,
+        postgres: &Path,
+        layout: &Layout,
+        port: u16,
+    ) -> Result<(Child, PathBuf), ServerError> {
+        let Layout {
+            data, logdir, sock, ..
+        } = layout;
+        let server_log = logdir.join("postmaster.log");
+        let lf = fs::File::create(&server_log)
+            .map_err(io(format!("could not create {}", server_log.display())))?;
+        if let Some(u) = &self.run_as {
+            let _ = nix::unistd::chown(server_log.as_path(), Some(u.uid), Some(u.gid));
+        }
+        let mut cmd = Command::new(postgres);
+        cmd.arg("-D")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(lf.try_clone().map_err(io("log file"))?)
+            .stderr(lf)
+            // The instance's backends that connect back to it (postgres_fdw's
+            // and dblink's loopback servers) find it through PGHOST/PGPORT,
+            // as under pg_regress.
+            .env("PGHOST", sock)
+            .env("PGPORT", port.to_string())
+            // Own process group: a terminal's Ctrl-C reaches isospec, which
+            // then stops the server itself after trying teardown.
+            .process_group(0);
+        for v in LIBPQ_VARS_CLEARED {
+            cmd.env_remove(v);
+        }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        if opts.debug {
+            cmd.args(["-d", "5"]);
+        }
+        self.apply(&mut cmd);
+        let child = cmd
+            .spawn()
+            .map_err(io(format!("could not run {}", postgres.display())))?;
+        Ok((child, server_log))
+    }
+}
+
+/// Where a temporary instance lives: the directory asked for, the one
+/// used (in /tmp when the server's user cannot reach the one asked for),
+/// its data and log directories, and its socket directory.
+struct Layout {
+    requested: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    logdir: PathBuf,
+    sock: PathBuf,
+    /// What to tell the user when the instance had to move to /tmp.
+    relocated: Option<String>,
+}
+
+impl Layout {
+    /// Creates the directories (replacing an earlier data/ and log/), the
+    /// socket directory, and gives them to the server's OS user.
+    fn make(opts: &TempInstanceOptions, owner: &Owner) -> Result<Layout, ServerError> {
+        let run_as = &owner.run_as;
         fs::create_dir_all(&opts.dir)
             .map_err(io(format!("could not create {}", opts.dir.display())))?;
         let requested = opts
@@ -333,140 +483,88 @@ impl TempInstance {
                 })?;
             }
         }
-        let initdb_log = logdir.join("initdb.log");
-        let log_file = fs::File::create(&initdb_log)
-            .map_err(io(format!("could not create {}", initdb_log.display())))?;
-        let mut cmd = Command::new(&initdb);
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["--no-clean", "--no-sync", "-A", "trust", "-U", &superuser])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(io("log file"))?)
-            .stderr(log_file)
-            .env_remove("PGDATA");
-        if opts.debug {
-            cmd.arg("--debug");
-        }
-        match opts.locale {
-            InitdbLocale::CUtf8 => {
-                cmd.args(["-E", "UTF8", "--locale=C"]).env("LC_ALL", "C");
-            }
-            InitdbLocale::Environment => {
-                cmd.env_remove("LC_ALL")
-                    .env_remove("LANGUAGE")
-                    .env("LC_MESSAGES", "C");
-            }
-            InitdbLocale::NoLocale => {
-                cmd.arg("--no-locale");
-                for v in [
-                    "LC_ALL",
-                    "LANGUAGE",
-                    "LC_COLLATE",
-                    "LC_CTYPE",
-                    "LC_MONETARY",
-                    "LC_NUMERIC",
-                    "LC_TIME",
-                    "LANG",
-                ] {
-                    cmd.env_remove(v);
-                }
-                cmd.env("LC_MESSAGES", "C");
-            }
-        }
-        if let Some(extra) = opts.environment.get("PG_TEST_INITDB_EXTRA_OPTS") {
-            cmd.args(extra.split_whitespace());
-        }
-        if let Some(u) = &run_as {
-            cmd.uid(u.uid.as_raw())
-                .gid(u.gid.as_raw())
-                .env("HOME", &u.dir);
-        }
-        let status = cmd
-            .status()
-            .map_err(io(format!("could not run {}", initdb.display())))?;
-        if !status.success() {
-            let _ = fs::remove_dir_all(&sock);
-            return Err(ServerError::Initdb {
-                status: status.to_string(),
-                log: initdb_log.display().to_string(),
-                tail: tail(&initdb_log, 20),
-            });
-        }
+        Ok(Layout {
+            requested,
+            dir,
+            data,
+            logdir,
+            sock,
+            relocated,
+        })
+    }
+}
 
+/// postgresql.conf: pg_regress's settings, the port and socket directory,
+/// then `--temp-config` files and extra lines.
+fn configure(opts: &TempInstanceOptions, layout: &Layout, port: u16) -> Result<(), ServerError> {
+    let Layout { data, sock, .. } = layout;
+    let conf = data.join("postgresql.conf");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .map_err(io(format!("could not open {}", conf.display())))?;
+    let mut add = String::from("\n# Configuration added by isospec (as pg_regress does)\n\n");
+    for s in PG_REGRESS_SETTINGS {
+        add.push_str(s);
+        add.push('\n');
+    }
+    add.push_str("fsync = off\n");
+    add.push_str(&format!(
+        "port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{}'\n",
+        sock.display()
+    ));
+    for file in &opts.temp_config {
+        let text = fs::read_to_string(file).map_err(io(format!(
+            "could not read --temp-config {}",
+            file.display()
+        )))?;
+        add.push_str(&format!("\n# from {}\n{}\n", file.display(), text));
+    }
+    for s in &opts.extra_settings {
+        add.push_str(s);
+        add.push('\n');
+    }
+    f.write_all(add.as_bytes())
+        .map_err(io(format!("could not write {}", conf.display())))?;
+    drop(f);
+
+    Ok(())
+}
+
+impl TempInstance {
+    /// Starts the instance: who runs it, its directories, initdb, its
+    /// configuration, the postmaster, and the wait until it accepts
+    /// connections.
+    pub fn start(opts: &TempInstanceOptions) -> Result<TempInstance, ServerError> {
+        let path = opts.environment.path();
+        let initdb = find_binary(opts.bindir.as_deref(), "initdb", path)?;
+        let postgres = find_binary(opts.bindir.as_deref(), "postgres", path)?;
+        let owner = Owner::of(opts)?;
+        let layout = Layout::make(opts, &owner)?;
+        let cleanup = |e: ServerError| {
+            let _ = fs::remove_dir_all(&layout.sock);
+            e
+        };
+        owner.initdb(opts, &initdb, &layout).map_err(cleanup)?;
         let port = opts.port.unwrap_or_else(free_port);
-        let conf = data.join("postgresql.conf");
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(&conf)
-            .map_err(io(format!("could not open {}", conf.display())))?;
-        let mut add = String::from("\n# Configuration added by isospec (as pg_regress does)\n\n");
-        for s in PG_REGRESS_SETTINGS {
-            add.push_str(s);
-            add.push('\n');
-        }
-        add.push_str("fsync = off\n");
-        add.push_str(&format!(
-            "port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{}'\n",
-            sock.display()
-        ));
-        for file in &opts.temp_config {
-            let text = fs::read_to_string(file).map_err(io(format!(
-                "could not read --temp-config {}",
-                file.display()
-            )))?;
-            add.push_str(&format!("\n# from {}\n{}\n", file.display(), text));
-        }
-        for s in &opts.extra_settings {
-            add.push_str(s);
-            add.push('\n');
-        }
-        f.write_all(add.as_bytes())
-            .map_err(io(format!("could not write {}", conf.display())))?;
-        drop(f);
-
-        let server_log = logdir.join("postmaster.log");
-        let lf = fs::File::create(&server_log)
-            .map_err(io(format!("could not create {}", server_log.display())))?;
-        if let Some(u) = &run_as {
-            let _ = nix::unistd::chown(server_log.as_path(), Some(u.uid), Some(u.gid));
-        }
-        let mut cmd = Command::new(&postgres);
-        cmd.arg("-D")
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stdout(lf.try_clone().map_err(io("log file"))?)
-            .stderr(lf)
-            // The instance's backends that connect back to it (postgres_fdw's
-            // and dblink's loopback servers) find it through PGHOST/PGPORT,
-            // as under pg_regress.
-            .env("PGHOST", &sock)
-            .env("PGPORT", port.to_string())
-            // Own process group: a terminal's Ctrl-C reaches isospec, which
-            // then stops the server itself after trying teardown.
-            .process_group(0);
-        for v in LIBPQ_VARS_CLEARED {
-            cmd.env_remove(v);
-        }
-        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
-        if opts.debug {
-            cmd.args(["-d", "5"]);
-        }
-        if let Some(u) = &run_as {
-            cmd.uid(u.uid.as_raw())
-                .gid(u.gid.as_raw())
-                .env("HOME", &u.dir);
-        }
-        let child = cmd
-            .spawn()
-            .map_err(io(format!("could not run {}", postgres.display())))?;
+        configure(opts, &layout, port)?;
+        let (child, log_file) = owner.spawn_postmaster(opts, &postgres, &layout, port)?;
+        let Layout {
+            requested,
+            dir,
+            data,
+            sock,
+            relocated,
+            ..
+        } = layout;
         let mut inst = TempInstance {
             child: Some(child),
-            relocated: relocated.map(|note| (note, requested.clone(), dir.clone())),
+            relocated: relocated.map(|note| (note, requested, dir)),
             port,
             socket_dir: sock,
-            superuser,
+            superuser: owner.superuser,
             data_dir: data,
-            log_file: server_log,
+            log_file,
             bindir: opts.bindir.clone(),
         };
         inst.wait_ready()?;
@@ -522,7 +620,7 @@ impl TempInstance {
 
     /// `stop`, done by `deadline` if one is given: the fast shutdown gets
     /// what is left before it (less half a second for the immediate one).
-    pub fn stop_by(&mut self, deadline: Option<Instant>) {
+    pub(crate) fn stop_by(&mut self, deadline: Option<Instant>) {
         self.stop_server(deadline);
         if let Some((_, requested, actual)) = self.relocated.take() {
             let logs = requested.join("log");

@@ -40,7 +40,7 @@ pub struct StepTimeout {
 
 /// A number of seconds as isolationtester reads it (atoi; negative: 0).
 fn secs(v: &str) -> u64 {
-    crate::libc_like::atoi(v).max(0) as u64
+    crate::c_atoi::atoi(v).max(0) as u64
 }
 
 /// The step timeout for a server of major version `major` (e.g. 15, 17):

@@ -241,7 +241,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             "debug" => r.debug = true,
             "inputdir" => r.inputdir = v,
             "load-language" => r.load_languages.push(v),
-            "max-connections" => r.max_connections = crate::libc_like::atoi(&v),
+            "max-connections" => r.max_connections = crate::c_atoi::atoi(&v),
             "encoding" => r.encoding = Some(v),
             "outputdir" => r.outputdir = v,
             "schedule" => r.schedules.push(v),
@@ -258,7 +258,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             "launcher" => r.launcher = Some(v),
             "load-extension" => r.load_extensions.push(v),
             "config-auth" => r.config_auth = Some(v),
-            "max-concurrent-tests" => r.max_concurrent_tests = crate::libc_like::atoi(&v),
+            "max-concurrent-tests" => r.max_concurrent_tests = crate::c_atoi::atoi(&v),
             "make-testtablespace-dir" => r.make_testtablespace_dir = true,
             "expecteddir" => r.expecteddir = Some(v),
             other => unreachable!("option table and match disagree on --{other}"),
@@ -433,7 +433,7 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
     let tests = test_cases(r)?;
     let port = match &r.port {
         Some(p) => {
-            let n = crate::libc_like::atoi(p);
+            let n = crate::c_atoi::atoi(p);
             Some(u16::try_from(n).map_err(|_| format!("invalid port number \"{p}\""))?)
         }
         None => None,
@@ -738,10 +738,10 @@ mod tests {
 
     #[test]
     fn atoi_like_c() {
-        assert_eq!(crate::libc_like::atoi("20"), 20);
-        assert_eq!(crate::libc_like::atoi(" 7x"), 7);
-        assert_eq!(crate::libc_like::atoi("x"), 0);
-        assert_eq!(crate::libc_like::atoi("-3"), -3);
+        assert_eq!(crate::c_atoi::atoi("20"), 20);
+        assert_eq!(crate::c_atoi::atoi(" 7x"), 7);
+        assert_eq!(crate::c_atoi::atoi("x"), 0);
+        assert_eq!(crate::c_atoi::atoi("-3"), -3);
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl<'a, C: Connection> Executor<'a, C> {
     pub(super) async fn run_permutation(
         &mut self,
         index: usize,
-        steps: &[PStep],
+        steps: &[CheckedStep],
     ) -> Result<(), SpecError> {
         let spec = self.spec;
         let names: Vec<String> = steps
@@ -146,7 +146,7 @@ impl<'a, C: Connection> Executor<'a, C> {
             self.sessions[si].active = Some(i);
             self.sessions[si].launched_at = Some(Instant::now());
             for (j, b) in pstep.blockers.iter().enumerate() {
-                if let PBlocker::Notices { session, count, .. } = b {
+                if let CheckedBlocker::Notices { session, count, .. } = b {
                     st.targets[i][j] = count + self.sessions[*session].total_notices;
                 }
             }
@@ -376,8 +376,8 @@ impl<'a, C: Connection> Executor<'a, C> {
         let pstep = &st.steps[idx];
         for (j, b) in pstep.blockers.iter().enumerate() {
             match b {
-                PBlocker::Once => {}
-                PBlocker::OtherStep { session, step } => {
+                CheckedBlocker::Once => {}
+                CheckedBlocker::OtherStep { session, step } => {
                     if let Some(a) = self.sessions[*session].active {
                         let ap = &st.steps[a];
                         if ap.session == *session && ap.step == *step {
@@ -385,7 +385,7 @@ impl<'a, C: Connection> Executor<'a, C> {
                         }
                     }
                 }
-                PBlocker::Notices { session, .. } => {
+                CheckedBlocker::Notices { session, .. } => {
                     if self.sessions[*session].total_notices < st.targets[idx][j] {
                         return true;
                     }
@@ -414,7 +414,7 @@ impl<'a, C: Connection> Executor<'a, C> {
         // waits while the server says it is blocked, or while a step named
         // in its markers is running.  Each is looked at only if the one
         // before did not hold the step back (isolationtester's order).
-        let waiting = (!flags.retry && pstep.blockers.contains(&PBlocker::Once))
+        let waiting = (!flags.retry && pstep.blockers.contains(&CheckedBlocker::Once))
             || matches!(
                 self.watch_step(si, &name, &session, flags).await?,
                 Watch::Blocked

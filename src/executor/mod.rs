@@ -21,7 +21,7 @@ mod tests;
 pub use event::{Event, LockRow, WaitGraph, WaitRow, Who};
 
 use crate::pgwire::{Conn, ConnParams, Connection, PgResult, WireError};
-use crate::spec::{CheckedSpec, PBlocker, PStep};
+use crate::spec::{CheckedBlocker, CheckedSpec, CheckedStep};
 use crate::stop::StopSignal;
 use crate::wait::{Detector, DetectorKind, Probe};
 use std::time::Duration;
@@ -224,7 +224,7 @@ struct SessionConn<C> {
 
 /// Per-permutation step state.
 struct PermState<'p> {
-    steps: &'p [PStep],
+    steps: &'p [CheckedStep],
     /// For `notices` markers: the target notice count, per step and marker.
     targets: Vec<Vec<i64>>,
 }
@@ -353,11 +353,11 @@ impl<'a, C: Connection> Executor<'a, C> {
         self.rt.stop.as_ref().is_some_and(StopSignal::requested)
     }
 
-    fn step_name(&self, p: &PStep) -> &'a str {
+    fn step_name(&self, p: &CheckedStep) -> &'a str {
         &self.spec.spec.sessions[p.session].steps[p.step].name
     }
 
-    fn step_sql(&self, p: &PStep) -> &'a str {
+    fn step_sql(&self, p: &CheckedStep) -> &'a str {
         &self.spec.spec.sessions[p.session].steps[p.step].sql
     }
 

@@ -63,7 +63,7 @@ pub struct Class {
 
 /// What is kept of a class while interleavings come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tally {
+struct ClassSoFar {
     count: u128,
     runs: u64,
     /// (preemptions, index) of the representative: the least.
@@ -73,14 +73,14 @@ struct Tally {
 /// Explored interleavings, grouped by outcome.
 #[derive(Debug, Default)]
 pub struct Classes {
-    by_outcome: BTreeMap<Outcome, Tally>,
+    by_outcome: BTreeMap<Outcome, ClassSoFar>,
 }
 
 impl Classes {
     /// Records that interleaving `index`, with `preemptions`, had
     /// `outcome`, standing for `weight` interleavings.
     pub fn add(&mut self, index: u128, preemptions: usize, weight: u128, outcome: Outcome) {
-        let e = self.by_outcome.entry(outcome).or_insert(Tally {
+        let e = self.by_outcome.entry(outcome).or_insert(ClassSoFar {
             count: 0,
             runs: 0,
             first: (preemptions, index),
@@ -93,11 +93,14 @@ impl Classes {
     /// Adds another exploration's classes (a shard of the same space).
     pub fn merge(&mut self, other: &[Class]) {
         for c in other {
-            let e = self.by_outcome.entry(c.outcome.clone()).or_insert(Tally {
-                count: 0,
-                runs: 0,
-                first: (c.preemptions, c.first),
-            });
+            let e = self
+                .by_outcome
+                .entry(c.outcome.clone())
+                .or_insert(ClassSoFar {
+                    count: 0,
+                    runs: 0,
+                    first: (c.preemptions, c.first),
+                });
             e.count += c.count;
             e.runs += c.runs;
             e.first = e.first.min((c.preemptions, c.first));

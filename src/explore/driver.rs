@@ -1,4 +1,4 @@
-//! `isospec explore`'s driver, on `run`'s footing: the same server
+//! `isospec explore`'s driver, on `run`'s ground: the same server
 //! resolution (a temporary instance when no server is named), the step
 //! timeout of the server version's isolationtester, the same database
 //! preparation and session settings, and the same stop on SIGINT/SIGTERM.
@@ -14,7 +14,7 @@ use super::walk::{self, Exploration, Plan, Search};
 use crate::executor::ExecOptions;
 use crate::exit::Exit;
 use crate::outcome::{RunEvent, SpecTrace};
-use crate::run::{self, DatabasePlan, Events, Footing, ServerChoice};
+use crate::run::{self, DatabasePlan, Events, PreparedServer, ServerChoice};
 use crate::spec::{self, CheckedSpec};
 use crate::wait::DetectorKind;
 use std::path::PathBuf;
@@ -80,7 +80,7 @@ pub struct SpecExplored {
 /// What an exploration reports, in order.
 #[derive(Debug)]
 pub enum ExploreEvent {
-    /// The footing's phases, notes and diagnostics, as `run` emits them.
+    /// The server's preparation: its phases, notes and diagnostics, as `run` emits them.
     Run(RunEvent),
     /// A spec is about to be explored with this search.
     SpecStarted {
@@ -132,7 +132,7 @@ pub fn explore(req: ExploreRequest, events: Sender<ExploreEvent>) -> Result<Exit
         let _in_runtime = rt.enter();
         crate::stop::Stopper::install(req.grace).map_err(DriverError::Signals)?
     };
-    // The footing's events, forwarded as they come.
+    // The preparation's events, forwarded as they come.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run_events = Events::new(tx);
     let forward = {
@@ -148,24 +148,24 @@ pub fn explore(req: ExploreRequest, events: Sender<ExploreEvent>) -> Result<Exit
     } else {
         "postgres"
     };
-    let footing = rt.block_on(run::footing(
+    let prepared = rt.block_on(run::prepare_server(
         &req.server,
         admin_db,
         req.timeout,
         &req.timeout_env,
         &run_events,
     ));
-    let result = match footing {
-        Ok(footing) => {
+    let result = match prepared {
+        Ok(server) => {
             let ctx = Context {
                 req: &req,
                 rt: &rt,
-                footing: &footing,
+                server: &server,
                 run_events: &run_events,
                 events: &events,
             };
             let result = ctx.explore_all(&mut stopper);
-            let Footing { instance, .. } = footing;
+            let PreparedServer { instance, .. } = server;
             if let Some(mut inst) = instance {
                 // Outside the runtime: stopping the server blocks.
                 inst.stop();
@@ -183,7 +183,7 @@ pub fn explore(req: ExploreRequest, events: Sender<ExploreEvent>) -> Result<Exit
 struct Context<'a> {
     req: &'a ExploreRequest,
     rt: &'a tokio::runtime::Runtime,
-    footing: &'a Footing,
+    server: &'a PreparedServer,
     run_events: &'a Events,
     events: &'a Sender<ExploreEvent>,
 }
@@ -195,11 +195,11 @@ impl Context<'_> {
 
     fn explore_all(&self, stopper: &mut crate::stop::Stopper) -> Result<Exit, DriverError> {
         let req = self.req;
-        let params = &self.footing.params;
+        let params = &self.server.params;
         let plan = DatabasePlan {
             use_existing: req.use_existing,
             drop_existing: req.drop_existing,
-            fresh_server: self.footing.instance.is_some(),
+            fresh_server: self.server.instance.is_some(),
             ..DatabasePlan::default()
         };
         let mut dbs = Vec::new();
@@ -218,7 +218,7 @@ impl Context<'_> {
             dbs.push(db);
         }
         let exec = ExecOptions {
-            step_timeout: self.footing.step_timeout,
+            step_timeout: self.server.step_timeout,
             detector: req.detector,
             wait_function: req.wait_function.clone(),
             wait_query: req.wait_query.clone(),
@@ -253,7 +253,7 @@ impl Context<'_> {
             .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
         let lanes: Vec<_> = dbs
             .iter()
-            .map(|db| run::session_params(&self.footing.params, db, &test))
+            .map(|db| run::session_params(&self.server.params, db, &test))
             .collect();
         // The command line's queries first, then the spec's own.
         let outcomes = [&req.outcomes[..], &checked.spec.options.outcomes].concat();

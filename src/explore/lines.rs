@@ -19,11 +19,11 @@ pub fn line(spec: &CheckedSpec, class: &Class) -> String {
 /// their steps run), as the spec's own syntax prints it.
 pub fn interleaving_line(spec: &CheckedSpec, interleaving: &[usize]) -> String {
     let mut next = vec![0usize; spec.spec.sessions.len()];
-    let steps: Vec<crate::spec::PStep> = interleaving
+    let steps: Vec<crate::spec::CheckedStep> = interleaving
         .iter()
         .map(|&s| {
             next[s] += 1;
-            crate::spec::PStep {
+            crate::spec::CheckedStep {
                 session: s,
                 step: next[s] - 1,
                 blockers: Vec::new(),

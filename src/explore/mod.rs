@@ -18,7 +18,7 @@
 //! - `lines`: permutation lines of interleavings and classes;
 //! - `document`: the `--json` format as types, and `--merge`, which reads
 //!   parts' documents back and combines them;
-//! - `driver`: the command's work on `run`'s footing (server, databases,
+//! - `driver`: the command's work on `run`'s ground (server, databases,
 //!   signals), spec by spec, emitting `ExploreEvent`s; and `--merge`.
 //!
 //! Everything it shows is `report::explore`'s (text, progress, JSON,

@@ -8,7 +8,7 @@ use super::space::Space;
 use super::walk::{explore_options, psteps, run_batch, Plan};
 use crate::executor::{run_spec, Event, ExecOptions};
 use crate::pgwire::ConnParams;
-use crate::spec::{CheckedSpec, PStep};
+use crate::spec::{CheckedSpec, CheckedStep};
 use std::time::Duration;
 
 /// What `shrink` shrinks: a class's representative and outcome, and the
@@ -45,7 +45,7 @@ pub async fn shrink(
     stop: Option<&crate::stop::StopSignal>,
     plan: &Plan,
     target: ShrinkTarget<'_>,
-) -> Vec<PStep> {
+) -> Vec<CheckedStep> {
     let ShrinkTarget {
         interleaving,
         baseline,
@@ -88,11 +88,11 @@ pub async fn shrink(
             }
         }
     }
-    let step_name = |p: &PStep| spec.spec.sessions[p.session].steps[p.step].name.as_str();
+    let step_name = |p: &CheckedStep| spec.spec.sessions[p.session].steps[p.step].name.as_str();
     let watched_ref = &watched;
     let base_ref = &base_rows;
     // Some(keeps the outcome); None: the candidate could not run at all.
-    let keeps = |cand: Vec<PStep>| {
+    let keeps = |cand: Vec<CheckedStep>| {
         let opts = &opts;
         async move {
             let observe = !watched_ref.is_empty();
@@ -119,7 +119,7 @@ pub async fn shrink(
         {
             continue;
         }
-        let cand: Vec<PStep> = current.iter().filter(|p| p.session != s).cloned().collect();
+        let cand: Vec<CheckedStep> = current.iter().filter(|p| p.session != s).cloned().collect();
         if cand.is_empty() || cand.len() == current.len() {
             continue;
         }

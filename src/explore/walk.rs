@@ -10,7 +10,7 @@ use super::observe::StepRows;
 use super::space::{Interleaving, Space};
 use crate::executor::{run_spec, Event, ExecOptions};
 use crate::pgwire::ConnParams;
-use crate::spec::{CheckedSpec, PStep};
+use crate::spec::{CheckedSpec, CheckedStep};
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ pub struct Exploration {
     pub partition: Option<(usize, usize)>,
     /// `--shrink`: each class's shrunk representative, by the class's
     /// representative index.
-    pub shrunk: std::collections::BTreeMap<u128, Vec<PStep>>,
+    pub shrunk: std::collections::BTreeMap<u128, Vec<CheckedStep>>,
     /// Interleavings the executor gave up on (timeouts, lost connections).
     pub errors: Vec<(u128, String)>,
     pub elapsed: Duration,
@@ -305,13 +305,13 @@ impl Order {
 }
 
 /// The permutation (resolved steps) of an interleaving.
-pub(super) fn psteps(interleaving: &[usize], sessions: usize) -> Vec<PStep> {
+pub(super) fn psteps(interleaving: &[usize], sessions: usize) -> Vec<CheckedStep> {
     let mut next = vec![0usize; sessions];
     interleaving
         .iter()
         .map(|&s| {
             next[s] += 1;
-            PStep {
+            CheckedStep {
                 session: s,
                 step: next[s] - 1,
                 blockers: Vec::new(),
@@ -461,7 +461,14 @@ pub async fn explore(
     } else {
         None
     };
+    let opts = explore_options(exec, plan);
     let shared = Shared {
+        spec,
+        opts: &opts,
+        stop,
+        plan,
+        start,
+        planned,
         order: std::cell::RefCell::new(order),
         result: std::cell::RefCell::new(Exploration {
             space: size,
@@ -474,13 +481,7 @@ pub async fn explore(
         failure: std::cell::RefCell::new(None),
         progress: std::cell::RefCell::new(progress),
     };
-    let opts = explore_options(exec, plan);
-    futures_util::future::join_all(
-        lanes
-            .iter()
-            .map(|params| lane(spec, params, &opts, stop, plan, start, planned, &shared)),
-    )
-    .await;
+    futures_util::future::join_all(lanes.iter().map(|params| lane(params, &shared))).await;
     if let Some(e) = shared.failure.into_inner() {
         return Err(e);
     }
@@ -495,8 +496,16 @@ pub async fn explore(
     Ok(result)
 }
 
-/// What the lanes share (one thread: the lanes are futures of one task).
-struct Shared<P> {
+/// What the lanes share (one thread: the lanes are futures of one task):
+/// the walk's inputs, and its order and result as it goes.
+struct Shared<'a, P> {
+    spec: &'a CheckedSpec,
+    opts: &'a ExecOptions,
+    stop: Option<&'a crate::stop::StopSignal>,
+    plan: &'a Plan,
+    start: Instant,
+    /// How many interleavings the walk will run, when known.
+    planned: Option<u128>,
     order: std::cell::RefCell<Order>,
     result: std::cell::RefCell<Exploration>,
     failure: std::cell::RefCell<Option<ExploreError>>,
@@ -505,17 +514,16 @@ struct Shared<P> {
 
 /// One lane: batches of interleavings over its own connections until the
 /// order is done, the budget spent, the run interrupted or a lane failed.
-#[allow(clippy::too_many_arguments)]
-async fn lane<P: FnMut(u64, Option<u128>)>(
-    spec: &CheckedSpec,
-    params: &ConnParams,
-    opts: &ExecOptions,
-    stop: Option<&crate::stop::StopSignal>,
-    plan: &Plan,
-    start: Instant,
-    planned: Option<u128>,
-    shared: &Shared<P>,
-) {
+async fn lane<P: FnMut(u64, Option<u128>)>(params: &ConnParams, shared: &Shared<'_, P>) {
+    let Shared {
+        spec,
+        opts,
+        stop,
+        plan,
+        start,
+        planned,
+        ..
+    } = *shared;
     let sessions = spec.spec.sessions.len();
     let mut pending: Vec<u128> = Vec::new();
     loop {
@@ -550,7 +558,7 @@ async fn lane<P: FnMut(u64, Option<u128>)>(
         if pending.is_empty() {
             return;
         }
-        let perms: Vec<Vec<PStep>> = {
+        let perms: Vec<Vec<CheckedStep>> = {
             let order = shared.order.borrow();
             pending
                 .iter()
@@ -634,7 +642,7 @@ pub(super) async fn run_batch(
     opts: &ExecOptions,
     stop: Option<&crate::stop::StopSignal>,
     n_outcomes: usize,
-    perms: Vec<Vec<PStep>>,
+    perms: Vec<Vec<CheckedStep>>,
     observe: bool,
 ) -> (Result<(), crate::executor::SpecError>, Fold) {
     let mut batch_spec = spec.clone();

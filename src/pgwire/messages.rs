@@ -49,12 +49,12 @@ impl ServerMessage {
         let mut cursor: Option<(&str, i64)> = None;
         if let Some(pos) = self.field(b'P') {
             match query {
-                Some(q) => cursor = Some((q, crate::libc_like::atoi(pos))),
+                Some(q) => cursor = Some((q, crate::c_atoi::atoi(pos))),
                 None => msg.push_str(&format!(" at character {pos}")),
             }
         } else if let Some(pos) = self.field(b'p') {
             match self.field(b'q') {
-                Some(q) => cursor = Some((q, crate::libc_like::atoi(pos))),
+                Some(q) => cursor = Some((q, crate::c_atoi::atoi(pos))),
                 None => msg.push_str(&format!(" at character {pos}")),
             }
         }

@@ -14,13 +14,13 @@ use postgres_protocol::message::backend;
 use std::collections::VecDeque;
 
 /// libpq's limit for messages that are never long (fe-protocol3.c).
-pub const MAX_SHORT_MESSAGE: i32 = 30_000;
+pub(crate) const MAX_SHORT_MESSAGE: i32 = 30_000;
 /// The limit for the types that may be long (rows, row descriptions,
 /// errors, notices, notifications, COPY data): PostgreSQL's own bound on
 /// any allocation (MaxAllocSize), which no server message exceeds.
-pub const MAX_LONG_MESSAGE: i32 = 0x3fff_ffff;
+pub(crate) const MAX_LONG_MESSAGE: i32 = 0x3fff_ffff;
 /// libpq's limit for an authentication request during startup.
-pub const MAX_AUTH_MESSAGE: i32 = 2000;
+pub(crate) const MAX_AUTH_MESSAGE: i32 = 2000;
 
 /// libpq's VALID_LONG_MESSAGE_TYPE.
 fn is_long_type(tag: u8) -> bool {
@@ -57,7 +57,7 @@ fn is_known_type(tag: u8) -> bool {
 
 /// A message type as libpq's `%c` would show it, readable when it is not
 /// a printable character.
-pub fn shown_type(tag: u8) -> String {
+pub(crate) fn shown_type(tag: u8) -> String {
     if tag.is_ascii_graphic() {
         (tag as char).to_string()
     } else {
@@ -198,7 +198,7 @@ impl Inbox {
 
     /// The lost connection's result for the query in progress (libpq's
     /// "server closed the connection unexpectedly"); the query is over.
-    pub fn closed_result(&mut self, text: &str) -> PgResult {
+    pub(crate) fn closed_result(&mut self, text: &str) -> PgResult {
         self.error_message.push_str(text);
         self.building = None;
         self.state = AsyncState::Idle;
@@ -414,7 +414,7 @@ impl Inbox {
     }
 }
 
-pub fn parse_fields(mut fields: backend::ErrorFields<'_>) -> std::io::Result<ServerMessage> {
+pub(crate) fn parse_fields(mut fields: backend::ErrorFields<'_>) -> std::io::Result<ServerMessage> {
     let mut m = ServerMessage::default();
     while let Some(f) = fields.next()? {
         m.fields.push((

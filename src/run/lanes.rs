@@ -4,7 +4,7 @@
 //! own, started longest first as `jobs` orders them.
 
 use super::database::prepare_database;
-use super::one::{load_spec, run_one, Loaded, SpecRun};
+use super::one::{load_spec, run_one, Loaded, Place, SpecRun};
 use super::sink::Sink;
 use super::{Events, RunConfig, RunError, Runtime, TestCase};
 use crate::jobs::{self, Timings};
@@ -108,17 +108,12 @@ pub(super) async fn run_group(
             if sink.rt.interrupted() {
                 break;
             }
-            let r = run_one(
-                cfg,
-                sink.rt,
-                None,
+            let place = Place {
                 params,
-                t,
-                load_spec(t),
-                &cfg.dbname,
-                sink.events,
-            )
-            .await?;
+                db: &cfg.dbname,
+                pin: None,
+            };
+            let r = run_one(cfg, sink.rt, place, t, load_spec(t), sink.events).await?;
             sink.done(offset + k, r)?;
         }
         return Ok(());
@@ -329,16 +324,12 @@ impl Lane {
                 loaded,
             }) = jobs.recv().await
             {
-                let one = run_one(
-                    &self.cfg,
-                    &self.rt,
+                let place = Place {
+                    params: &self.params,
+                    db: &self.db,
                     pin,
-                    &self.params,
-                    &t,
-                    loaded,
-                    &self.db,
-                    &self.events,
-                );
+                };
+                let one = run_one(&self.cfg, &self.rt, place, &t, loaded, &self.events);
                 let run = std::panic::AssertUnwindSafe(one)
                     .catch_unwind()
                     .await

@@ -36,7 +36,7 @@ use crate::server::{TempInstance, TempInstanceOptions};
 use database::server_version_num;
 use flaky::Variants;
 use passes::run_passes;
-use sink::Tally;
+use sink::ClassSoFar;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -172,7 +172,7 @@ impl Runtime {
 
 /// The server a run or an exploration works on, and what was learned of it
 /// before any spec: the step timeout of its version's isolationtester.
-pub struct Footing {
+pub struct PreparedServer {
     pub params: ConnParams,
     pub instance: Option<TempInstance>,
     pub step_timeout: Duration,
@@ -181,13 +181,13 @@ pub struct Footing {
 /// Starts a temporary instance or takes the user's server, asks its
 /// version (in `admin_db`) and chooses the step timeout.  Shared by `run`
 /// and `explore`.
-pub async fn footing(
+pub async fn prepare_server(
     server: &ServerChoice,
     admin_db: &str,
     timeout: Option<Duration>,
     timeout_env: &crate::timeouts::TimeoutEnv,
     events: &Events,
-) -> Result<Footing, RunError> {
+) -> Result<PreparedServer, RunError> {
     let (params, instance) = start_server(server, events).await?;
     let step_timeout = server_step_timeout(
         &params,
@@ -198,7 +198,7 @@ pub async fn footing(
         events,
     )
     .await?;
-    Ok(Footing {
+    Ok(PreparedServer {
         params,
         instance,
         step_timeout,
@@ -323,11 +323,11 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     } else {
         "postgres".to_string()
     };
-    let Footing {
+    let PreparedServer {
         params,
         instance,
         step_timeout,
-    } = footing(
+    } = prepare_server(
         &cfg.server,
         &admin_db,
         cfg.timeout,
@@ -336,7 +336,7 @@ pub async fn run(cfg: RunConfig, events: Events) -> Result<RunSummary, RunError>
     )
     .await?;
 
-    let mut tally = Tally {
+    let mut tally = ClassSoFar {
         outcomes: Vec::new(),
         variants: cfg.tests.iter().map(|_| Variants::default()).collect(),
         finished: vec![false; cfg.tests.len()],
@@ -495,13 +495,13 @@ async fn server_step_timeout(
 /// durations are kept for the next -j run; flakes are reported.
 fn finish(
     cfg: &RunConfig,
-    tally: Tally,
+    tally: ClassSoFar,
     why: Option<&str>,
     timings: Timings,
     results_dir: &Path,
     events: &Events,
 ) -> RunSummary {
-    let Tally {
+    let ClassSoFar {
         mut outcomes,
         variants,
         finished,

@@ -128,19 +128,26 @@ pub(super) fn load_spec(t: &TestCase) -> Loaded {
         .map_err(|e| (e.to_string(), e.position()))
 }
 
-/// Runs one test case, loaded as `loaded`, in database `db`; writes
+/// Where a spec runs: the server, the database, and the CPU its lane and
+/// backends are bound to (`-j` with pinning).
+#[derive(Clone, Copy)]
+pub(super) struct Place<'a> {
+    pub params: &'a ConnParams,
+    pub db: &'a str,
+    pub pin: Option<(i32, usize)>,
+}
+
+/// Runs one test case, loaded as `loaded`, at `place`; writes
 /// results/NAME.out.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_one(
     cfg: &RunConfig,
     rt: &Runtime,
-    pin: Option<(i32, usize)>,
-    params: &ConnParams,
+    place: Place<'_>,
     t: &TestCase,
     loaded: Loaded,
-    db: &str,
     events: &Events,
 ) -> Result<SpecRun, RunError> {
+    let Place { params, db, pin } = place;
     if rt.interrupted() {
         return Ok(SpecRun::not_run(t));
     }

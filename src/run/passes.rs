@@ -4,7 +4,7 @@
 
 use super::database::{drop_database, max_prepared_transactions, prepare_database, spec_database};
 use super::lanes::{run_group, PassEnv, WorkerDbs};
-use super::sink::{Sink, Tally};
+use super::sink::{ClassSoFar, Sink};
 use super::{Events, RunConfig, RunError, Runtime};
 use crate::jobs::Timings;
 use crate::outcome::{Phase, RunEvent};
@@ -19,7 +19,7 @@ pub(super) async fn run_passes(
     timings: &Timings,
     events: &Events,
     diffs_path: &Path,
-    tally: &mut Tally,
+    tally: &mut ClassSoFar,
 ) -> Result<(), RunError> {
     // One database per worker slot under -j (the first is --dbname itself,
     // so specs that name the database work when run alone), dropped at the end.

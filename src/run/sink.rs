@@ -12,7 +12,7 @@ use crate::outcome::{RunEvent, Status, TestOutcome};
 use std::path::Path;
 
 /// What the specs of a run have given so far.
-pub(super) struct Tally {
+pub(super) struct ClassSoFar {
     pub outcomes: Vec<TestOutcome>,
     /// Distinct transcripts per test (flake hunting).
     pub variants: Vec<Variants>,
@@ -27,7 +27,7 @@ pub(super) struct Sink<'x> {
     pub rt: &'x Runtime,
     pub events: &'x Events,
     pub diffs_path: &'x Path,
-    pub tally: &'x mut Tally,
+    pub tally: &'x mut ClassSoFar,
     pub counter: usize,
     /// A spec of the current pass did not pass.
     pub failed: bool,

@@ -7,7 +7,7 @@ use std::fmt;
 
 /// A resolved marker of a permutation step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PBlocker {
+pub enum CheckedBlocker {
     /// `(*)`
     Once,
     /// `(other)`: blocked while `other` (session, step index) is active.
@@ -23,17 +23,17 @@ pub enum PBlocker {
 
 /// One step of a permutation, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PStep {
+pub struct CheckedStep {
     pub session: usize,
     pub step: usize,
-    pub blockers: Vec<PBlocker>,
+    pub blockers: Vec<CheckedBlocker>,
 }
 
 impl CheckedSpec {
     /// The `permutation` line of a resolved permutation, in the spec's own
     /// syntax (names quoted where needed, markers included): the one way
     /// isospec prints a permutation (`list`, explore's lines).
-    pub fn permutation_text(&self, steps: &[PStep]) -> String {
+    pub fn permutation_text(&self, steps: &[CheckedStep]) -> String {
         let name =
             |session: usize, step: usize| self.spec.sessions[session].steps[step].name.clone();
         let p = super::Permutation {
@@ -47,14 +47,16 @@ impl CheckedSpec {
                         .blockers
                         .iter()
                         .map(|b| match b {
-                            PBlocker::Once => super::Blocker::Once {
+                            CheckedBlocker::Once => super::Blocker::Once {
                                 pos: Default::default(),
                             },
-                            PBlocker::OtherStep { session, step } => super::Blocker::OtherStep {
-                                step: name(*session, *step),
-                                pos: Default::default(),
-                            },
-                            PBlocker::Notices {
+                            CheckedBlocker::OtherStep { session, step } => {
+                                super::Blocker::OtherStep {
+                                    step: name(*session, *step),
+                                    pos: Default::default(),
+                                }
+                            }
+                            CheckedBlocker::Notices {
                                 session,
                                 step,
                                 count,
@@ -77,7 +79,7 @@ impl CheckedSpec {
 pub struct CheckedSpec {
     pub spec: TestSpec,
     /// Explicit permutations, resolved; empty when the spec has none.
-    pub permutations: Vec<Vec<PStep>>,
+    pub permutations: Vec<Vec<CheckedStep>>,
     /// isolationtester's warnings (`unused step name: X`), in its order.
     pub warnings: Vec<String>,
 }
@@ -140,7 +142,7 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
             match by_name.get(ps.name.as_str()) {
                 Some(&(si, ti)) => {
                     used[si][ti] = true;
-                    resolved.push(PStep {
+                    resolved.push(CheckedStep {
                         session: si,
                         step: ti,
                         blockers: Vec::new(),
@@ -159,7 +161,7 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
             for b in &ps.blockers {
                 let (name, pos) = match b {
                     Blocker::Once { .. } => {
-                        resolved[j].blockers.push(PBlocker::Once);
+                        resolved[j].blockers.push(CheckedBlocker::Once);
                         continue;
                     }
                     Blocker::OtherStep { step, pos } | Blocker::Notices { step, pos, .. } => {
@@ -193,12 +195,12 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
                     continue;
                 }
                 resolved[j].blockers.push(match b {
-                    Blocker::Notices { count, .. } => PBlocker::Notices {
+                    Blocker::Notices { count, .. } => CheckedBlocker::Notices {
                         session: bs,
                         step: bt,
                         count: *count,
                     },
-                    _ => PBlocker::OtherStep {
+                    _ => CheckedBlocker::OtherStep {
                         session: bs,
                         step: bt,
                     },
@@ -251,7 +253,7 @@ impl CheckedSpec {
     }
 
     /// Iterates the permutations to run, in isolationtester's order.
-    pub fn iter_permutations(&self) -> Box<dyn Iterator<Item = Vec<PStep>> + Send + '_> {
+    pub fn iter_permutations(&self) -> Box<dyn Iterator<Item = Vec<CheckedStep>> + Send + '_> {
         if !self.permutations.is_empty() {
             return Box::new(self.permutations.iter().cloned());
         }
@@ -283,9 +285,9 @@ impl AllPermutations {
 }
 
 impl Iterator for AllPermutations {
-    type Item = Vec<PStep>;
+    type Item = Vec<CheckedStep>;
 
-    fn next(&mut self) -> Option<Vec<PStep>> {
+    fn next(&mut self) -> Option<Vec<CheckedStep>> {
         let seq = self.seq.as_mut()?;
         let mut next_idx = vec![0usize; self.nsessions];
         let out = seq
@@ -293,7 +295,7 @@ impl Iterator for AllPermutations {
             .map(|&s| {
                 let step = next_idx[s];
                 next_idx[s] += 1;
-                PStep {
+                CheckedStep {
                     session: s,
                     step,
                     blockers: Vec::new(),
@@ -335,7 +337,7 @@ mod tests {
         check("t.spec", parse("t.spec", src.as_bytes()).unwrap())
     }
 
-    fn names(c: &CheckedSpec, p: &[PStep]) -> String {
+    fn names(c: &CheckedSpec, p: &[CheckedStep]) -> String {
         p.iter()
             .map(|s| c.spec.sessions[s.session].steps[s.step].name.clone())
             .collect::<Vec<_>>()
@@ -445,12 +447,12 @@ mod tests {
         assert_eq!(
             c.permutations[0][0].blockers,
             vec![
-                PBlocker::Once,
-                PBlocker::OtherStep {
+                CheckedBlocker::Once,
+                CheckedBlocker::OtherStep {
                     session: 1,
                     step: 0
                 },
-                PBlocker::Notices {
+                CheckedBlocker::Notices {
                     session: 1,
                     step: 0,
                     count: 2

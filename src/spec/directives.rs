@@ -3,19 +3,15 @@
 //! isospec as options: outcome queries, invariants, commuting steps and
 //! switches such as `prepared-waits` or `known-violations`.
 
-use super::parse::ParseError;
 use super::{Pos, SpecOptions};
 
-/// Reads `# isospec: OPTION …` directives out of a comment.
-pub(super) fn directive(
-    comment: &[u8],
-    pos: Pos,
-    options: &mut SpecOptions,
-    errors: &mut Vec<ParseError>,
-) {
+/// Reads `# isospec: OPTION …` directives out of a comment into
+/// `options`; the messages of the options it does not know, if any.
+pub(super) fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions) -> Vec<String> {
+    let mut errors = Vec::new();
     let text = String::from_utf8_lossy(&comment[1..]);
     let Some(rest) = text.trim_start().strip_prefix("isospec:") else {
-        return;
+        return errors;
     };
     // `outcome SQL` and `invariant SQL` take the rest of the line.
     let rest = rest.trim();
@@ -31,7 +27,7 @@ pub(super) fn directive(
                 options.invariants.push(sql);
                 options.invariant_pos.push(pos);
             }
-            return;
+            return errors;
         }
     }
     if let Some(names) = rest
@@ -42,17 +38,15 @@ pub(super) fn directive(
             let name = name.trim_matches('"').to_string();
             options.commutes.push((name, pos));
         }
-        return;
+        return errors;
     }
     for word in rest.split_whitespace() {
         if !options.set(word) {
-            errors.push(ParseError {
-                pos,
-                message: format!(
-                    "unknown isospec option \"{word}\" (known: {})",
-                    SpecOptions::KNOWN.join(", ")
-                ),
-            });
+            errors.push(format!(
+                "unknown isospec option \"{word}\" (known: {})",
+                SpecOptions::KNOWN.join(", ")
+            ));
         }
     }
+    errors
 }

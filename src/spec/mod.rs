@@ -10,7 +10,7 @@ mod check;
 mod directives;
 mod parse;
 
-pub use check::{check, CheckError, CheckedSpec, PBlocker, PStep};
+pub use check::{check, CheckError, CheckedBlocker, CheckedSpec, CheckedStep};
 pub use parse::{parse, ParseError, ParseErrors};
 
 use std::fmt;
@@ -114,7 +114,7 @@ pub struct SpecOptions {
 }
 
 impl SpecOptions {
-    pub const KNOWN: &'static [&'static str] = &[
+    pub(crate) const KNOWN: &'static [&'static str] = &[
         "prepared-waits",
         "alone",
         "pooled",
@@ -197,7 +197,7 @@ fn is_ident_cont(b: u8) -> bool {
 
 /// Writes a name the way the spec language reads it back: bare when it is a
 /// plain identifier and not a keyword, otherwise double-quoted.
-pub fn quote_name(name: &str) -> String {
+pub(crate) fn quote_name(name: &str) -> String {
     let b = name.as_bytes();
     let plain = !b.is_empty()
         && is_ident_start(b[0])

@@ -149,7 +149,9 @@ fn lex(
         }
         if let Ok((r, _)) = comment(rest) {
             let end = src.len() - r.len();
-            directive(&src[i..end], pos, options, errors);
+            for message in directive(&src[i..end], pos, options) {
+                errors.push(ParseError { pos, message });
+            }
             i = end;
             continue;
         }
