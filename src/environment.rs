@@ -9,22 +9,31 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-/// Variables by name, as they were when the snapshot was taken.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Variables by name, as they were when the snapshot was taken.  Its
+/// `Debug` shows the names only: values may be secrets (`PGPASSWORD`).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: BTreeMap<String, OsString>,
 }
 
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
+}
+
 /// Whether isospec reads variable `name`: libpq's `PG*` (and
-/// `PG_TEST_*`), isospec's `ISOSPEC_*`, GitHub Actions' `GITHUB_*`, and a
-/// few of the system's.
+/// `PG_TEST_*`), isospec's `ISOSPEC_*`, three of GitHub Actions' (never
+/// its tokens), and a few of the system's.
 pub fn is_used(name: &str) -> bool {
     name.starts_with("PG")
         || name.starts_with("ISOSPEC_")
-        || name.starts_with("GITHUB_")
         || matches!(
             name,
-            "PATH"
+            "GITHUB_ACTIONS"
+                | "GITHUB_STEP_SUMMARY"
+                | "GITHUB_WORKSPACE"
+                | "PATH"
                 | "HOME"
                 | "USER"
                 | "XDG_CACHE_HOME"
@@ -115,5 +124,13 @@ mod tests {
         assert_eq!(e.get("SECRET_TOKEN"), None);
         assert_eq!(e.home_dir(), Some(PathBuf::from("/home/u")));
         assert_eq!(e.clone().with("PGPORT", "5433").get("PGPORT"), Some("5433"));
+        // Names, never values, in Debug; no GitHub token in the snapshot.
+        let e = e.with("PGPASSWORD", "hunter2");
+        let shown = format!("{e:?}");
+        assert!(
+            shown.contains("PGPASSWORD") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(!is_used("GITHUB_TOKEN") && is_used("GITHUB_WORKSPACE"));
     }
 }

@@ -37,7 +37,7 @@ pub struct TempInstanceOptions {
     pub port: Option<u16>,
     /// Environment for the postmaster and so its backends, beyond PGHOST
     /// and PGPORT (which always name the instance itself).
-    pub env: Vec<(String, String)>,
+    pub postmaster_env: Vec<(String, String)>,
     /// Where initdb.log and postmaster.log go (default: `dir`/log;
     /// pg_regress uses its output directory's log/).
     pub log_dir: Option<PathBuf>,
@@ -49,8 +49,10 @@ pub struct TempInstanceOptions {
 }
 
 impl TempInstanceOptions {
-    /// isospec's defaults for a throwaway instance in `dir`.
-    pub fn new(dir: PathBuf) -> Self {
+    /// isospec's defaults for a throwaway instance in `dir`, which finds
+    /// its binaries and names its superuser with `environment` (the
+    /// command line's snapshot).
+    pub fn new(dir: PathBuf, environment: Environment) -> Self {
         TempInstanceOptions {
             dir,
             bindir: None,
@@ -60,9 +62,9 @@ impl TempInstanceOptions {
             locale: InitdbLocale::CUtf8,
             debug: false,
             port: None,
-            env: Vec::new(),
+            postmaster_env: Vec::new(),
             log_dir: None,
-            environment: Environment::default(),
+            environment,
         }
     }
 }
@@ -387,7 +389,7 @@ impl Owner {
         for v in LIBPQ_VARS_CLEARED {
             cmd.env_remove(v);
         }
-        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(opts.postmaster_env.iter().map(|(k, v)| (k, v)));
         if opts.debug {
             cmd.args(["-d", "5"]);
         }
@@ -413,6 +415,15 @@ struct Layout {
 }
 
 impl Layout {
+    /// Removes what this instance made in /tmp (its socket directory, and
+    /// its directory when relocated there): after a failed start.
+    fn discard(&self) {
+        let _ = fs::remove_dir_all(&self.sock);
+        if self.relocated.is_some() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
     /// Creates the directories (replacing an earlier data/ and log/), the
     /// socket directory, and gives them to the server's OS user.
     fn make(opts: &TempInstanceOptions, owner: &Owner) -> Result<Layout, ServerError> {
@@ -452,35 +463,63 @@ impl Layout {
             }
             _ => requested.clone(),
         };
+        // Whatever fails from here leaves no directory of this instance
+        // behind in /tmp (a relocated instance's, or its socket's).
+        let discard = |sock: Option<&Path>| {
+            if let Some(sock) = sock {
+                let _ = fs::remove_dir_all(sock);
+            }
+            if relocated.is_some() {
+                let _ = fs::remove_dir_all(&dir);
+            }
+        };
         let data = dir.join("data");
         let logdir = opts.log_dir.clone().unwrap_or_else(|| dir.join("log"));
-        for d in [&data, &dir.join("log")] {
-            if d.exists() {
-                fs::remove_dir_all(d)
-                    .map_err(io(format!("could not remove old {}", d.display())))?;
+        let prepared = (|| {
+            for d in [&data, &dir.join("log")] {
+                if d.exists() {
+                    fs::remove_dir_all(d)
+                        .map_err(io(format!("could not remove old {}", d.display())))?;
+                }
             }
+            fs::create_dir_all(&logdir)
+                .map_err(io(format!("could not create {}", logdir.display())))
+        })();
+        if let Err(e) = prepared {
+            discard(None);
+            return Err(e);
         }
-        fs::create_dir_all(&logdir)
-            .map_err(io(format!("could not create {}", logdir.display())))?;
-        let sock = nix::unistd::mkdtemp("/tmp/isospec-XXXXXX").map_err(|e| ServerError::Io {
-            what: "could not create a socket directory in /tmp".into(),
-            source: e.into(),
-        })?;
-        if let Some(u) = &run_as {
-            if !world_searchable(&dir) {
-                let _ = fs::remove_dir_all(&sock);
-                return Err(ServerError::Unreachable {
-                    user: u.name.clone(),
-                    dir: dir.display().to_string(),
+        let sock = match nix::unistd::mkdtemp("/tmp/isospec-XXXXXX") {
+            Ok(s) => s,
+            Err(e) => {
+                discard(None);
+                return Err(ServerError::Io {
+                    what: "could not create a socket directory in /tmp".into(),
+                    source: e.into(),
                 });
             }
-            for d in [&dir, &logdir, &sock] {
-                nix::unistd::chown(d.as_path(), Some(u.uid), Some(u.gid)).map_err(|e| {
-                    ServerError::Io {
-                        what: format!("could not chown {} to {}", d.display(), u.name),
-                        source: e.into(),
-                    }
-                })?;
+        };
+        if let Some(u) = &run_as {
+            let owned = (|| {
+                if !world_searchable(&dir) {
+                    return Err(ServerError::Unreachable {
+                        user: u.name.clone(),
+                        dir: dir.display().to_string(),
+                    });
+                }
+                for d in [&dir, &logdir, &sock] {
+                    nix::unistd::chown(d.as_path(), Some(u.uid), Some(u.gid)).map_err(|e| {
+                        ServerError::Io {
+                            what: format!("could not chown {} to {}", d.display(), u.name),
+                            source: e.into(),
+                        }
+                    })?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = owned {
+                discard(Some(&sock));
+                return Err(e);
             }
         }
         Ok(Layout {
@@ -541,14 +580,18 @@ impl TempInstance {
         let postgres = find_binary(opts.bindir.as_deref(), "postgres", path)?;
         let owner = Owner::of(opts)?;
         let layout = Layout::make(opts, &owner)?;
-        let cleanup = |e: ServerError| {
-            let _ = fs::remove_dir_all(&layout.sock);
-            e
-        };
-        owner.initdb(opts, &initdb, &layout).map_err(cleanup)?;
         let port = opts.port.unwrap_or_else(free_port);
-        configure(opts, &layout, port)?;
-        let (child, log_file) = owner.spawn_postmaster(opts, &postgres, &layout, port)?;
+        let started = owner
+            .initdb(opts, &initdb, &layout)
+            .and_then(|()| configure(opts, &layout, port))
+            .and_then(|()| owner.spawn_postmaster(opts, &postgres, &layout, port));
+        let (child, log_file) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                layout.discard();
+                return Err(e);
+            }
+        };
         let Layout {
             requested,
             dir,

@@ -11,13 +11,13 @@ pub(crate) fn snapshot() -> Environment {
     Environment::from_pairs(std::env::vars_os())
 }
 
-/// A boolean variable as clap's BoolishValueParser reads one (1, true,
-/// yes, on, y; 0, false, no, off, n); an error names the variable.
+/// A boolean variable as clap's BoolishValueParser reads one (y, yes, t,
+/// true, on, 1; n, no, f, false, off, 0); an error names the variable.
 pub(crate) fn boolish(env: &Environment, name: &str) -> Result<bool, String> {
     match env.get(name).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(false),
-        Some("1" | "true" | "yes" | "on" | "y") => Ok(true),
-        Some("0" | "false" | "no" | "off" | "n") => Ok(false),
+        Some("1" | "true" | "t" | "yes" | "on" | "y") => Ok(true),
+        Some("0" | "false" | "f" | "no" | "off" | "n") => Ok(false),
         Some(v) => Err(format!("{name}: \"{v}\" is not a boolean (true or false)")),
     }
 }

@@ -151,10 +151,18 @@ pub fn main(a: ExploreArgs, env: &Environment) -> anyhow::Result<Exit> {
     let exit = work
         .join()
         .map_err(|_| anyhow::anyhow!("the exploration's thread panicked"))?;
-    let reported = reporter.finish();
-    let exit = exit?;
-    reported?;
-    Ok(exit)
+    // Files only for an exploration that ran (to its end or to a signal):
+    // an error leaves an earlier --json or --html file as it was.
+    match exit {
+        Ok(exit) => {
+            reporter.finish()?;
+            Ok(exit)
+        }
+        Err(e) => {
+            reporter.abandon();
+            Err(e.into())
+        }
+    }
 }
 
 /// The flags, resolved.

@@ -182,8 +182,7 @@ impl TempSetupArgs {
             bindir,
             os_user: temp_instance_user(self.temp_instance_user.as_deref(), env),
             temp_config: self.temp_config.clone(),
-            environment: env.clone(),
-            ..TempInstanceOptions::new(dir)
+            ..TempInstanceOptions::new(dir, env.clone())
         })
     }
 }

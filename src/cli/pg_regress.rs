@@ -451,10 +451,9 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
                 },
                 debug: r.debug,
                 port,
-                env: postmaster_env(r, env),
-                environment: env.clone(),
+                postmaster_env: postmaster_env(r, env),
                 log_dir: Some(outputdir.join("log")),
-                ..TempInstanceOptions::new(absolute(dir))
+                ..TempInstanceOptions::new(absolute(dir), env.clone())
             };
             (ServerChoice::Temp(opts), None)
         }

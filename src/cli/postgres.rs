@@ -7,10 +7,8 @@ use crate::environment::Environment;
 use crate::exit::Exit;
 use crate::pgdist::{self, Clients, Event, Installed};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Where fetched server binaries are cached (`--postgres-cache`).
 #[derive(Debug, Clone, Args)]
@@ -62,9 +60,8 @@ pub fn ensure(
     env: &Environment,
 ) -> Result<Installed, String> {
     let dir = cache.dir(env);
-    let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut bar: Option<ProgressBar> = None;
+    let bar = crate::report::progress::Progress::fetch();
     let clients = || Clients::find(env.path());
     let result = pgdist::ensure(version, &dir, clients, |ev| {
         let line = match &ev {
@@ -86,24 +83,13 @@ pub fn ensure(
                 format!("checking the {package}'s published hash and unpacking it")
             }
         };
-        if tty {
-            let b = bar.get_or_insert_with(|| {
-                let b = ProgressBar::new_spinner();
-                b.set_style(
-                    ProgressStyle::with_template("isospec: {spinner} {msg} [{elapsed}]")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                b.enable_steady_tick(Duration::from_millis(120));
-                b
-            });
-            b.println(format!("isospec: {line}"));
-            b.set_message(line);
-        } else {
-            eprintln!("isospec: {line}");
+        match &bar {
+            Some(b) => b.println(format!("isospec: {line}"), line),
+            None => eprintln!("isospec: {line}"),
         }
     });
     if let Some(b) = bar {
-        b.finish_and_clear();
+        b.finish();
     }
     let installed = result.map_err(|e| e.to_string())?;
     let how = if installed.cached {

@@ -168,6 +168,11 @@ impl ExploreDocument {
                     ));
                 }
             }
+            (None, None) if v.get("specs").is_some() => {
+                return Err(format!(
+                    "{file}: written by an isospec older than format versions: explore the part again with this isospec"
+                ))
+            }
             _ => return Err(format!("{file}: not an isospec explore --json file")),
         }
         serde_json::from_value(v).map_err(|e| format!("{file}: {e}"))
@@ -241,7 +246,8 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
                             seed: sp.seed,
                             invariants: sp.invariants.clone(),
                             exploration: Exploration {
-                                search: parse_search(&sp.search),
+                                search: parse_search(&sp.search)
+                                    .map_err(|e| format!("{file}: {name}: {e}"))?,
                                 max: sp.max,
                                 complete: true,
                                 ..Exploration::default()
@@ -345,8 +351,11 @@ mod tests {
             .unwrap_err()
             .contains("format version 2"));
         assert_eq!(
-            ExploreDocument::parse("b.json", "{\"specs\": []}").unwrap_err(),
+            ExploreDocument::parse("b.json", "{\"rows\": []}").unwrap_err(),
             "b.json: not an isospec explore --json file"
         );
+        assert!(ExploreDocument::parse("c.json", "{\"specs\": []}")
+            .unwrap_err()
+            .contains("older than format versions"));
     }
 }

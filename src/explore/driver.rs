@@ -228,9 +228,11 @@ impl Context<'_> {
         for path in &req.specs {
             match self.explore_one(path, &dbs, &exec, stopper)? {
                 Step::Explored(e) => exit = exit.worst(e),
-                Step::Stopped(sig) => {
-                    self.emit(ExploreEvent::Interrupted);
-                    return Ok(exit.worst(Exit::Signal(sig)));
+                Step::Stopped { signal, shown } => {
+                    if shown {
+                        self.emit(ExploreEvent::Interrupted);
+                    }
+                    return Ok(exit.worst(Exit::Signal(signal)));
                 }
             }
         }
@@ -293,8 +295,12 @@ impl Context<'_> {
         });
         let signal = supervised.signal.unwrap_or(2);
         let Some(exploration) = supervised.output else {
-            // Stopped at once (a second signal, or the grace ran out).
-            return Ok(Step::Stopped(signal));
+            // Stopped at once (a second signal, or the grace ran out):
+            // this spec's classes are not shown.
+            return Ok(Step::Stopped {
+                signal,
+                shown: false,
+            });
         };
         let mut exploration = exploration.map_err(|e| DriverError::Explore {
             name: name.clone(),
@@ -326,7 +332,10 @@ impl Context<'_> {
             trace,
         })));
         Ok(if cut_short && stop.requested() {
-            Step::Stopped(signal)
+            Step::Stopped {
+                signal,
+                shown: true,
+            }
         } else {
             Step::Explored(exit)
         })
@@ -343,14 +352,7 @@ impl Context<'_> {
         plan: &Plan,
         exploration: &mut Exploration,
     ) {
-        let space = Space::new(
-            checked
-                .spec
-                .sessions
-                .iter()
-                .map(|s| s.steps.len())
-                .collect(),
-        );
+        let space = Space::of(checked);
         let classes = exploration.classes.list();
         let baseline = classes
             .iter()
@@ -379,7 +381,11 @@ impl Context<'_> {
 /// How one spec's exploration ended.
 enum Step {
     Explored(Exit),
-    Stopped(i32),
+    /// A signal stopped it; `shown`: the classes found so far were reported.
+    Stopped {
+        signal: i32,
+        shown: bool,
+    },
 }
 
 /// Classes with something to show: a violation, a failure or a wait (an
@@ -426,14 +432,7 @@ pub fn merge(files: &[PathBuf], events: Sender<ExploreEvent>) -> Result<Exit, Dr
         let checked = spec::load(&path).map_err(|e| DriverError::Spec(e.to_string()))?;
         let mut exploration = m.exploration;
         // The lines are the spec's: it must be the spec the parts explored.
-        let space = Space::new(
-            checked
-                .spec
-                .sessions
-                .iter()
-                .map(|s| s.steps.len())
-                .collect(),
-        );
+        let space = Space::of(&checked);
         if space.size() != exploration.space {
             return Err(DriverError::Spec(format!(
                 "{}: the spec has changed since its parts were explored ({} interleavings now)",

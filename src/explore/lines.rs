@@ -9,7 +9,7 @@ use crate::spec::CheckedSpec;
 
 /// The representative's permutation line of a class.
 pub fn line(spec: &CheckedSpec, class: &Class) -> String {
-    let interleaving = Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
+    let interleaving = Space::of(spec)
         .nth(class.first)
         .expect("a class's index is in the space");
     interleaving_line(spec, &interleaving)
@@ -54,11 +54,15 @@ pub fn search_word(search: &Search) -> String {
 
 /// The search a document's `search` names (a reduction's commuting steps
 /// are the spec's, worked out again by the reader).
-pub fn parse_search(s: &str) -> Search {
+pub fn parse_search(s: &str) -> Result<Search, String> {
     match s {
-        "space" => Search::Space,
-        "preemptions auto" => Search::RisingPreemptions,
-        "reduced" => Search::Reduced(Vec::new()),
-        s => Search::Preemptions(s.trim_start_matches("preemptions ").parse().unwrap_or(0)),
+        "space" => Ok(Search::Space),
+        "preemptions auto" => Ok(Search::RisingPreemptions),
+        "reduced" => Ok(Search::Reduced(Vec::new())),
+        s => s
+            .strip_prefix("preemptions ")
+            .and_then(|k| k.parse().ok())
+            .map(Search::Preemptions)
+            .ok_or_else(|| format!("unknown search \"{s}\"")),
     }
 }

@@ -161,7 +161,7 @@ pub async fn trace(
     indices: &[u128],
 ) -> Result<crate::outcome::SpecTrace, String> {
     let sessions = spec.spec.sessions.len();
-    let space = Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect());
+    let space = Space::of(spec);
     let mut batch_spec = spec.clone();
     batch_spec.permutations = indices
         .iter()

@@ -24,6 +24,11 @@ impl Space {
         Space { steps }
     }
 
+    /// The interleavings of a spec's sessions' steps.
+    pub fn of(spec: &crate::spec::CheckedSpec) -> Space {
+        Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
+    }
+
     /// The steps of each session.
     pub fn steps(&self) -> &[usize] {
         &self.steps

@@ -434,8 +434,7 @@ pub async fn explore(
     progress: impl FnMut(u64, Option<u128>),
 ) -> Result<Exploration, ExploreError> {
     let start = Instant::now();
-    let counts: Vec<usize> = spec.spec.sessions.iter().map(|s| s.steps.len()).collect();
-    let space = Space::new(counts);
+    let space = Space::of(spec);
     let size = space.size();
     if size.is_none() {
         return Err(ExploreError::TooLarge);

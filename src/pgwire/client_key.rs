@@ -88,9 +88,20 @@ pub fn load(data: &[u8], password: Option<&[u8]>) -> Result<PrivateKeyDer<'stati
     if block.label == "ENCRYPTED PRIVATE KEY" {
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.der.as_slice())
             .map_err(|e| format!("not a PKCS#8 encrypted key: {e}"))?;
-        let doc = info
-            .decrypt(password)
-            .map_err(|_| "bad decrypt (is sslpassword right?)".to_string())?;
+        let doc = info.decrypt(password).map_err(|e| match e {
+            // An algorithm (PBES1, say) this reader lacks: not the
+            // passphrase's fault.
+            pkcs8::Error::EncryptedPrivateKey(
+                pkcs5::Error::NoPbes1CryptSupport
+                | pkcs5::Error::UnsupportedAlgorithm { .. }
+                | pkcs5::Error::AlgorithmParametersInvalid { .. },
+            ) => format!(
+                "its encryption is not supported: {e} (re-encrypt it with openssl pkcs8 -topk8 -v2 aes-256-cbc)"
+            ),
+            // pkcs5 says "encryption failed" for a padding that does not
+            // check out: the passphrase, as a rule.
+            _ => "bad decrypt (is sslpassword right?)".to_string(),
+        })?;
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             doc.as_bytes().to_vec(),
         )));

@@ -1,6 +1,6 @@
 //! The JSON report (`--json FILE`): each spec's status, duration,
 //! permutations and per-step timings, streamed to the file.  The structs
-//! are the format; docs/run.schema.json describes it, and the tests
+//! are the format; docs/schemas/run.schema.json describes it, and the tests
 //! validate every report they produce against it.
 
 use super::{io_error, Diffs, ReportError};

@@ -18,7 +18,7 @@ mod json;
 mod junit;
 mod markdown;
 mod pg_regress;
-mod progress;
+pub(crate) mod progress;
 mod render;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! The one progress bar: specs for `run`, interleavings for `explore`.
-//! Shown on stderr only when it is a terminal; lines printed meanwhile go
-//! through `suspend` so that the bar never tears them.
+//! The one progress display: a bar of specs for `run`, of interleavings
+//! for `explore`, and a spinner for a server fetch (`--postgres`).  Shown
+//! on stderr only when it is a terminal; lines printed meanwhile go
+//! through `suspend` or `println` so that it never tears them.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -40,6 +41,26 @@ impl Progress {
             "{prefix} [{bar:30}] {pos}/{len} interleavings, {per_sec}, ETA {eta}",
             Some(name.to_string()),
         )
+    }
+
+    /// `--postgres`: a spinner with the fetch's current step and its time.
+    pub(crate) fn fetch() -> Option<Self> {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return None;
+        }
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("isospec: {spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(Progress(pb))
+    }
+
+    /// A line above the display, which then shows `message`.
+    pub(crate) fn println(&self, line: String, message: String) {
+        self.0.println(line);
+        self.0.set_message(message);
     }
 
     /// One more done, `message` naming it.

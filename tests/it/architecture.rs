@@ -251,3 +251,46 @@ fn only_the_reporter_and_the_cli_print() {
     }
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+#[test]
+fn only_the_cli_reads_the_process_environment() {
+    let src = manifest().join("src");
+    let mut offenders = Vec::new();
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(&src).unwrap();
+        if path.extension().is_none_or(|e| e != "rs") || rel.starts_with("cli") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for needle in ["env::var(", "env::var_os(", "env::vars(", "env::vars_os("] {
+            if text.contains(needle) {
+                offenders.push(format!("{}: {needle}", path.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read the environment::Environment snapshot instead: {offenders:?}"
+    );
+}
+
+#[test]
+fn no_source_file_is_too_long_to_read() {
+    let mut long = Vec::new();
+    for (dir, ext, max) in [("src", "rs", 800), ("python/isospec", "py", 400)] {
+        for entry in walkdir::WalkDir::new(manifest().join(dir)) {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != ext) {
+                continue;
+            }
+            let lines = std::fs::read_to_string(path).unwrap().lines().count();
+            if lines > max {
+                long.push(format!("{}: {lines} lines (at most {max})", path.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split by job: {long:?}");
+}

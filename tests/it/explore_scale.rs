@@ -148,18 +148,28 @@ fn a_preemption_bound_finds_the_narrow_violation_and_its_line_pins_it() {
     );
 }
 
+/// One of the project's explore specs without what pins it: its
+/// permutation lines, their comments and `known-violations`.
+fn unpinned(name: &str) -> String {
+    std::fs::read_to_string(manifest().join("specs").join(name))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.starts_with("permutation")
+                && !l.starts_with("# isospec explore,")
+                && *l != "# isospec: known-violations"
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn shrinking_drops_what_the_outcome_does_not_need() {
     require_server!();
     let dir = workdir();
     let inst = start_instance(dir.path());
     // The lost update at READ COMMITTED, with a session that only reads.
-    let src = std::fs::read_to_string(manifest().join("specs/explore-lost-update-rc.spec"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("permutation") && !l.starts_with("# isospec explore,"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let src = unpinned("explore-lost-update-rc.spec")
         + "\nsession bystander\nstep look { SELECT count(*) FROM acct; }\n";
     let path = dir.path().join("lu.spec");
     std::fs::write(&path, src).unwrap();
@@ -195,16 +205,7 @@ fn shrinking_keeps_the_observer_that_shows_the_violation() {
     // Three sessions taking max(id) + 1, an audit session listing the
     // ids (what shows the duplicate) and one whose read shows the same
     // thing whatever the order.
-    let src = std::fs::read_to_string(manifest().join("specs/explore-max-id-plain.spec"))
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.starts_with("permutation")
-                && !l.starts_with("# isospec explore,")
-                && *l != "# isospec: known-violations"
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let src = unpinned("explore-max-id-plain.spec")
         + "\nsession audit\nstep look { SELECT id, who FROM t ORDER BY id, who; }\n\
            session bystander\nstep other { SELECT count(*) > 0 AS any FROM pg_class; }\n";
     let specs = dir.path().join("specs");

@@ -147,8 +147,8 @@ impl TlsServer {
         )
         .unwrap();
         std::fs::set_permissions(&hba, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let mut opts = isospec::server::TempInstanceOptions::new(dir.join("srv"));
-        opts.environment = crate::util::environment();
+        let mut opts =
+            isospec::server::TempInstanceOptions::new(dir.join("srv"), crate::util::environment());
         opts.bindir = bindir;
         opts.extra_settings = vec![
             "listen_addresses = '127.0.0.1'".into(),
@@ -415,8 +415,9 @@ tls_test!(
 
 tls_test!(
     /// sslpassword opens client keys openssl encrypted: PKCS#8 (PBES2 with
-    /// AES, and with scrypt) and the traditional RSA and EC forms (AES-256,
-    /// DES-EDE3); a wrong or missing passphrase is refused in one line.
+    /// AES, with scrypt, and with DES-EDE3) and the traditional RSA and EC
+    /// forms (AES-256, DES-EDE3); a wrong or missing passphrase is refused
+    /// in one line.
     with_an_encrypted_client_key_and_sslpassword,
     |s, d| {
         let (rsa_crt, rsa_key) = openssl_client_cert(&s.certs, "certuser", "rsa", &["-newkey", "rsa:2048"]);
@@ -439,6 +440,7 @@ tls_test!(
         let cases = [
             ("pkcs8-aes.key", &rsa_crt, encrypted("pkcs8-aes.key", &["pkcs8", "-topk8", "-v2", "aes-256-cbc"], &rsa_key, "BEGIN ENCRYPTED PRIVATE KEY")),
             ("pkcs8-scrypt.key", &ec_crt, encrypted("pkcs8-scrypt.key", &["pkcs8", "-topk8", "-scrypt"], &ec_key, "BEGIN ENCRYPTED PRIVATE KEY")),
+            ("pkcs8-des3.key", &ec_crt, encrypted("pkcs8-des3.key", &["pkcs8", "-topk8", "-v2", "des3"], &ec_key, "BEGIN ENCRYPTED PRIVATE KEY")),
             ("rsa-aes256.key", &rsa_crt, encrypted("rsa-aes256.key", &["rsa", "-aes256", "-traditional"], &rsa_key, "DEK-Info: AES-256-CBC")),
             ("ec-des3.key", &ec_crt, encrypted("ec-des3.key", &["ec", "-des3"], &ec_key, "DEK-Info: DES-EDE3-CBC")),
         ];

@@ -218,10 +218,10 @@ pub fn spawn_run(dir: &Path, tmp: &Path, specs: &Path, jobs: &str) -> Child {
 /// A throwaway server started by the library (the tests' "existing"
 /// server), in `dir`/srv; stopped when dropped.
 pub fn start_instance(dir: &Path) -> isospec::server::TempInstance {
-    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions {
-        environment: environment(),
-        ..isospec::server::TempInstanceOptions::new(dir.join("srv"))
-    })
+    isospec::server::TempInstance::start(&isospec::server::TempInstanceOptions::new(
+        dir.join("srv"),
+        environment(),
+    ))
     .unwrap()
 }
 

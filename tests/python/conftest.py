@@ -40,8 +40,17 @@ for a in "$@"; do
   prev=$a
 done
 [ -z "$json" ] && exec "{real}" "$@"
-"{real}" "$@"
-rc=$?
+# A child, not exec: the copy is made when it ends.  Signals sent to this
+# wrapper (the plugin's SIGTERM on -x) are passed on to it.
+"{real}" "$@" &
+child=$!
+trap 'kill -TERM $child 2>/dev/null' TERM
+trap 'kill -INT $child 2>/dev/null' INT
+while :; do
+  wait $child
+  rc=$?
+  kill -0 $child 2>/dev/null || break
+done
 [ -f "$json" ] && cp "$json" "{keep}/$$-$(date +%s%N).json"
 exit $rc
 """

@@ -81,6 +81,14 @@ def test_run_without_a_server_raises(project: Project, tmp_path: Path) -> None:
     assert "connection to server" in e.value.stderr
 
 
+def test_explore_without_a_server_raises(project: Project, tmp_path: Path) -> None:
+    spec = project.spec("wait", WAIT_SPEC, WAIT_OUT)
+    with pytest.raises(isospec.IsospecError) as e:
+        isospec.explore(spec, dsn=f"host={tmp_path} port=1", cwd=project.root)
+    assert e.value.returncode == 2
+    assert "connection to server" in e.value.stderr
+
+
 EXPLORE_SPEC = """\
 # Two sessions read a counter and write back what they read plus one.
 setup    { CREATE TABLE c (v int); INSERT INTO c VALUES (0); }

@@ -65,9 +65,7 @@ pub(super) fn tls_settings(vals: &Values, home: Option<&Path>) -> Result<TlsSett
         rootcert,
         cert: get("sslcert").map(PathBuf::from),
         key: get("sslkey").map(PathBuf::from),
-        key_password: vals
-            .get("sslpassword")
-            .map(|p| Secret(p.as_bytes().to_vec())),
+        key_password: get("sslpassword").map(|p| Secret(p.as_bytes().to_vec())),
         no_client_cert: get("sslcertmode") == Some("disable"),
         crl: get("sslcrl").map(PathBuf::from),
         crldir: get("sslcrldir").map(PathBuf::from),

@@ -160,6 +160,15 @@ impl ExploreReporter {
         Ok(())
     }
 
+    /// Ends the report of an exploration that could not be made: no file
+    /// is written.
+    pub fn abandon(mut self) {
+        if let Some(p) = self.progress.take() {
+            p.finish();
+        }
+        let _ = self.stdout.flush();
+    }
+
     /// Ends the report: the JSON and HTML files, then the first error met
     /// writing a file, if any.
     pub fn finish(mut self) -> Result<(), ReportError> {

@@ -9,10 +9,6 @@ use crate::explore::space::Space;
 use crate::explore::walk::{self, Exploration, Search};
 use crate::spec::CheckedSpec;
 
-fn space_of(spec: &CheckedSpec) -> Space {
-    Space::new(spec.spec.sessions.iter().map(|s| s.steps.len()).collect())
-}
-
 fn size_text(size: Option<u128>) -> String {
     size.map_or("more than 2^128".to_string(), thousands)
 }
@@ -216,7 +212,7 @@ pub fn text(
         }
     }
     for (index, message) in &e.errors {
-        let interleaving = space_of(spec).nth(*index).unwrap_or_default();
+        let interleaving = Space::of(spec).nth(*index).unwrap_or_default();
         out.push_str(&format!(
             "\nerror in {}: {message}\n",
             interleaving_line(spec, &interleaving)
