@@ -20,10 +20,6 @@ from typing import Any, List, Optional, Tuple
 
 from ._results import SpecResult
 
-# At most this many annotations (as `isospec run` prints), then one line
-# that says how many more.
-ANNOTATIONS_CAP = 10
-
 
 class SpecFailure(Exception):
     """A spec that did not pass: carries the report text."""
@@ -181,18 +177,10 @@ def terminal_summary(terminalreporter: Any, github: bool, temp_instance: Optiona
     if github:
         # Workflow commands: GitHub shows each failing spec on the pull
         # request's diff at the line where it departs.  Each is isospec's
-        # own (the JSON report's annotation.command); the specs of a
-        # session may come from several runs (xdist workers), so the cap
-        # is the session's.
-        lines = _properties(terminalreporter, ("failed", "error"), "isospec_annotation")
-        for line in lines[:ANNOTATIONS_CAP]:
+        # own (the JSON report's annotation.command), printed as it is;
+        # GitHub shows the first ten of a step, the log has them all.
+        for line in _properties(terminalreporter, ("failed", "error"), "isospec_annotation"):
             terminalreporter.write_line(line)
-        more = len(lines) - ANNOTATIONS_CAP
-        if more > 0:
-            terminalreporter.write_line(
-                f"::error title=isospec%3A {more} more failing specs::"
-                f"{more} more specs failed and are not annotated (see the log)"
-            )
     if accepted:
         terminalreporter.write_sep("-", "isospec: accepted transcripts")
         for a in accepted:
