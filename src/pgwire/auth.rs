@@ -21,7 +21,24 @@ pub struct Authenticator {
     plus: bool,
 }
 
-const NO_PASSWORD: &str = "fe_sendauth: no password supplied";
+/// Why authentication failed, with libpq's messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("fe_sendauth: no password supplied")]
+    NoPassword,
+    /// channel_binding's requirements not met.
+    #[error("{0}")]
+    ChannelBinding(&'static str),
+    /// The server's SCRAM exchange does not check out.
+    #[error("{0}")]
+    Scram(String),
+    /// A method (or SASL mechanism) isospec does not speak.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A message that could not be read or written.
+    #[error("{0}")]
+    Message(String),
+}
 
 impl Authenticator {
     pub fn new(
@@ -42,14 +59,12 @@ impl Authenticator {
         }
     }
 
-    fn password(&self) -> Result<&[u8], String> {
-        self.password
-            .as_deref()
-            .ok_or_else(|| NO_PASSWORD.to_string())
+    fn password(&self) -> Result<&[u8], AuthError> {
+        self.password.as_deref().ok_or(AuthError::NoPassword)
     }
 
     /// libpq's check_expected_areq under channel_binding=require.
-    fn require_binding(&self, ok: bool) -> Result<(), String> {
+    fn require_binding(&self, ok: bool) -> Result<(), AuthError> {
         if self.channel_binding != ChannelBinding::Require {
             return Ok(());
         }
@@ -57,19 +72,23 @@ impl Authenticator {
             if self.plus && self.scram.is_none() {
                 return Ok(());
             }
-            return Err(
-                "channel binding required, but server authenticated client without channel binding"
-                    .into(),
-            );
+            return Err(AuthError::ChannelBinding(
+                "channel binding required, but server authenticated client without channel binding",
+            ));
         }
-        Err("channel binding required but not supported by server's authentication request".into())
+        Err(AuthError::ChannelBinding(
+            "channel binding required but not supported by server's authentication request",
+        ))
     }
 
     /// The answer to one authentication message (None: nothing to send);
     /// `Ok(true)` in the second value once AuthenticationOk arrived.
-    pub fn respond(&mut self, msg: &backend::Message) -> Result<(Option<BytesMut>, bool), String> {
+    pub fn respond(
+        &mut self,
+        msg: &backend::Message,
+    ) -> Result<(Option<BytesMut>, bool), AuthError> {
         let mut out = BytesMut::new();
-        let io = |e: std::io::Error| e.to_string();
+        let io = |e: std::io::Error| AuthError::Message(e.to_string());
         match msg {
             backend::Message::AuthenticationOk => {
                 self.require_binding(true)?;
@@ -86,7 +105,9 @@ impl Authenticator {
             }
             backend::Message::AuthenticationSasl(body) => {
                 if self.channel_binding == ChannelBinding::Require && !self.tls {
-                    return Err("channel binding required, but SSL not in use".into());
+                    return Err(AuthError::ChannelBinding(
+                        "channel binding required, but SSL not in use",
+                    ));
                 }
                 let mut plain = false;
                 let mut plus = false;
@@ -96,25 +117,24 @@ impl Authenticator {
                     plus |= m == sasl::SCRAM_SHA_256_PLUS;
                 }
                 if plus && !self.tls {
-                    return Err(
+                    return Err(AuthError::Scram(
                         "server offered SCRAM-SHA-256-PLUS authentication over a non-SSL connection"
                             .into(),
-                    );
+                    ));
                 }
                 let use_plus = plus && self.channel_binding != ChannelBinding::Disable;
                 if self.channel_binding == ChannelBinding::Require && !use_plus {
-                    return Err("channel binding is required, but server did not offer an authentication method that supports channel binding".into());
+                    return Err(AuthError::ChannelBinding("channel binding is required, but server did not offer an authentication method that supports channel binding"));
                 }
                 if !use_plus && !plain {
-                    return Err(
-                        "none of the server's SASL authentication mechanisms are supported".into(),
-                    );
+                    return Err(AuthError::Unsupported(
+                        "none of the server's SASL authentication mechanisms are supported",
+                    ));
                 }
                 let binding = if use_plus {
-                    let hash = self
-                        .end_point
-                        .clone()
-                        .ok_or("could not generate peer certificate hash")?;
+                    let hash = self.end_point.clone().ok_or_else(|| {
+                        AuthError::Scram("could not generate peer certificate hash".into())
+                    })?;
                     sasl::ChannelBinding::tls_server_end_point(hash)
                 } else if self.tls && self.channel_binding != ChannelBinding::Disable {
                     sasl::ChannelBinding::unrequested()
@@ -132,21 +152,19 @@ impl Authenticator {
                 self.scram = Some(s);
             }
             backend::Message::AuthenticationSaslContinue(body) => {
-                let s = self
-                    .scram
-                    .as_mut()
-                    .ok_or("malformed SCRAM message (unexpected SASL continue)")?;
+                let s = self.scram.as_mut().ok_or_else(|| {
+                    AuthError::Scram("malformed SCRAM message (unexpected SASL continue)".into())
+                })?;
                 s.update(body.data())
-                    .map_err(|e| format!("malformed SCRAM message: {e}"))?;
+                    .map_err(|e| AuthError::Scram(format!("malformed SCRAM message: {e}")))?;
                 frontend::sasl_response(s.message(), &mut out).map_err(io)?;
             }
             backend::Message::AuthenticationSaslFinal(body) => {
-                let s = self
-                    .scram
-                    .as_mut()
-                    .ok_or("malformed SCRAM message (unexpected SASL final)")?;
+                let s = self.scram.as_mut().ok_or_else(|| {
+                    AuthError::Scram("malformed SCRAM message (unexpected SASL final)".into())
+                })?;
                 s.finish(body.data())
-                    .map_err(|e| format!("incorrect server signature: {e}"))?;
+                    .map_err(|e| AuthError::Scram(format!("incorrect server signature: {e}")))?;
                 self.scram = None;
                 return Ok((None, false));
             }
@@ -154,12 +172,20 @@ impl Authenticator {
             | backend::Message::AuthenticationGss
             | backend::Message::AuthenticationSspi
             | backend::Message::AuthenticationGssContinue(_) => {
-                return Err("GSSAPI/SSPI authentication is not supported by isospec".into());
+                return Err(AuthError::Unsupported(
+                    "GSSAPI/SSPI authentication is not supported by isospec",
+                ));
             }
             backend::Message::AuthenticationScmCredential => {
-                return Err("SCM_CRED authentication method not supported".into());
+                return Err(AuthError::Unsupported(
+                    "SCM_CRED authentication method not supported",
+                ));
             }
-            _ => return Err("authentication method requested by server is not supported".into()),
+            _ => {
+                return Err(AuthError::Unsupported(
+                    "authentication method requested by server is not supported",
+                ))
+            }
         }
         Ok((Some(out), false))
     }

@@ -146,9 +146,9 @@ impl Conn {
         loop {
             if let Some((tag, len)) = protocol::header(&self.inbox.inbuf) {
                 if authenticating {
-                    protocol::check_auth_header(tag, len)?;
+                    protocol::check_auth_header(tag, len).map_err(|v| v.to_string())?;
                 } else {
-                    protocol::check_header(tag, len)?;
+                    protocol::check_header(tag, len).map_err(|v| v.to_string())?;
                 }
                 if self.inbox.inbuf.len() > len as usize {
                     let mut one = self.inbox.inbuf.split_to(len as usize + 1);

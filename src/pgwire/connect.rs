@@ -320,7 +320,9 @@ async fn startup(
         if let backend::Message::ErrorResponse(body) = &msg {
             return Err(rejected(body, from_file.as_ref()));
         }
-        let (answer, done) = auth.respond(&msg).map_err(Failure::new)?;
+        let (answer, done) = auth
+            .respond(&msg)
+            .map_err(|e| Failure::new(e.to_string()))?;
         if let Some(a) = answer {
             conn.write_raw(&a)
                 .await

@@ -73,37 +73,42 @@ pub fn header(buf: &[u8]) -> Option<(u8, i32)> {
     Some((buf[0], i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]])))
 }
 
+/// A message header that breaks the protocol, with libpq's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// During startup, a message that is neither an authentication
+    /// request nor an error.
+    #[error("expected authentication request from server, but received {}", shown_type(*tag))]
+    NotAuthentication { tag: u8 },
+    /// An error message of an impossible length.
+    #[error("received invalid error message")]
+    InvalidError,
+    /// A length below 4 or above the type's limit.
+    #[error("lost synchronization with server: got message type \"{}\", length {len}", shown_type(*tag))]
+    LostSync { tag: u8, len: i32 },
+}
+
 /// During startup, before AuthenticationOk: only an authentication request
 /// or an error may come (libpq 15's CONNECTION_AWAITING_RESPONSE checks).
-pub fn check_auth_header(tag: u8, len: i32) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "expected authentication request from server, but received {}",
-            shown_type(tag)
-        )
-    };
+pub fn check_auth_header(tag: u8, len: i32) -> Result<(), ProtocolViolation> {
     match tag {
         b'R' if (8..=MAX_AUTH_MESSAGE).contains(&len) => Ok(()),
-        b'R' => Err(bad()),
         b'E' if (8..=MAX_SHORT_MESSAGE).contains(&len) => Ok(()),
-        b'E' => Err("received invalid error message".into()),
-        _ => Err(bad()),
+        b'E' => Err(ProtocolViolation::InvalidError),
+        _ => Err(ProtocolViolation::NotAuthentication { tag }),
     }
 }
 
 /// pqParseInput3's length check: a length below 4, or above the limit for
 /// the type, means the stream is not PostgreSQL's protocol any more.
-pub fn check_header(tag: u8, len: i32) -> Result<(), String> {
+pub fn check_header(tag: u8, len: i32) -> Result<(), ProtocolViolation> {
     let limit = if is_long_type(tag) {
         MAX_LONG_MESSAGE
     } else {
         MAX_SHORT_MESSAGE
     };
     if len < 4 || len > limit {
-        return Err(format!(
-            "lost synchronization with server: got message type \"{}\", length {len}",
-            shown_type(tag)
-        ));
+        return Err(ProtocolViolation::LostSync { tag, len });
     }
     Ok(())
 }
@@ -273,8 +278,8 @@ impl Inbox {
             let Some((tag, len)) = header(&self.inbuf) else {
                 return;
             };
-            if let Err(text) = check_header(tag, len) {
-                self.sync_loss(text);
+            if let Err(v) = check_header(tag, len) {
+                self.sync_loss(v.to_string());
                 return;
             }
             let total = len as usize + 1;
@@ -446,19 +451,21 @@ mod tests {
     fn authentication_phase_accepts_only_requests_and_errors() {
         assert!(check_auth_header(b'R', 8).is_ok());
         assert_eq!(
-            check_auth_header(b'R', 2_147_483_632).unwrap_err(),
+            check_auth_header(b'R', 2_147_483_632)
+                .unwrap_err()
+                .to_string(),
             "expected authentication request from server, but received R"
         );
         assert_eq!(
-            check_auth_header(b'Z', 5).unwrap_err(),
+            check_auth_header(b'Z', 5).unwrap_err().to_string(),
             "expected authentication request from server, but received Z"
         );
         assert_eq!(
-            check_auth_header(0x9c, 5).unwrap_err(),
+            check_auth_header(0x9c, 5).unwrap_err().to_string(),
             "expected authentication request from server, but received \\x9c"
         );
         assert_eq!(
-            check_auth_header(b'E', 40_000).unwrap_err(),
+            check_auth_header(b'E', 40_000).unwrap_err().to_string(),
             "received invalid error message"
         );
     }

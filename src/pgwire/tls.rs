@@ -24,15 +24,31 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Why TLS could not be set up or the server's certificate is refused,
+/// with libpq's messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// The client's own side: root certificates, CRLs, the client
+    /// certificate and key, protocol versions.
+    #[error("{0}")]
+    Config(String),
+    /// verify-full: the certificate names another host.
+    #[error("{0}")]
+    HostName(String),
+    /// The server's certificate could not be read.
+    #[error("{0}")]
+    Certificate(String),
+}
+
 /// A client configuration per distinct TLS settings: 100 sessions read
 /// the certificate files once.
-pub fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
     static CACHE: OnceLock<Mutex<HashMap<TlsSettings, Arc<ClientConfig>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(c) = cache.lock().unwrap().get(s) {
         return Ok(c.clone());
     }
-    let c = Arc::new(build_config(s)?);
+    let c = Arc::new(build_config(s).map_err(TlsError::Config)?);
     cache.lock().unwrap().insert(s.clone(), c.clone());
     Ok(c)
 }
@@ -563,11 +579,13 @@ fn name_matches(name: &str, host: &str) -> bool {
 
 /// verify-full's check of the server certificate's names against `host`
 /// (pq_verify_peer_name_matches_certificate), with libpq's texts.
-pub fn check_host_name(cert_der: &[u8], host: &str) -> Result<(), String> {
+pub fn check_host_name(cert_der: &[u8], host: &str) -> Result<(), TlsError> {
     if host.is_empty() {
-        return Err("host name must be specified for a verified SSL connection".into());
+        return Err(TlsError::HostName(
+            "host name must be specified for a verified SSL connection".into(),
+        ));
     }
-    let names = cert_names(cert_der)?;
+    let names = cert_names(cert_der).map_err(TlsError::Certificate)?;
     let host_ip: Option<IpAddr> = host.parse().ok();
     let host_is_ip = host_ip.is_some();
     let mut examined = names.all.clone();
@@ -593,28 +611,29 @@ pub fn check_host_name(cert_der: &[u8], host: &str) -> Result<(), String> {
     if found {
         return Ok(());
     }
-    match examined.len() {
-        0 => Err("could not get server's host name from server certificate".into()),
-        1 => Err(format!(
+    Err(TlsError::HostName(match examined.len() {
+        0 => "could not get server's host name from server certificate".into(),
+        1 => format!(
             "server certificate for \"{}\" does not match host name \"{host}\"",
             examined[0]
-        )),
-        n => Err(format!(
+        ),
+        n => format!(
             "server certificate for \"{}\" (and {} other name{}) does not match host name \"{host}\"",
             examined[0],
             n - 1,
             if n == 2 { "" } else { "s" }
-        )),
-    }
+        ),
+    }))
 }
 
 /// The `tls-server-end-point` channel binding data: the certificate's
 /// hash with its signature's digest (SHA-256 for MD5 and SHA-1).
-pub fn end_point_hash(cert_der: &[u8]) -> Result<Vec<u8>, String> {
+pub fn end_point_hash(cert_der: &[u8]) -> Result<Vec<u8>, TlsError> {
     use sha2::Digest;
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|_| "could not determine server certificate signature algorithm".to_string())?;
+    let (_, cert) = X509Certificate::from_der(cert_der).map_err(|_| {
+        TlsError::Certificate("could not determine server certificate signature algorithm".into())
+    })?;
     let oid = cert.signature_algorithm.algorithm.to_id_string();
     Ok(match oid.as_str() {
         // sha384WithRSAEncryption, ecdsa-with-SHA384
@@ -646,7 +665,7 @@ mod tests {
         assert!(check_host_name(&c, "127.0.0.1").is_ok());
         assert_eq!(
             check_host_name(&c, "db.example.com").unwrap_err(),
-            "server certificate for \"localhost\" (and 1 other name) does not match host name \"db.example.com\""
+            TlsError::HostName("server certificate for \"localhost\" (and 1 other name) does not match host name \"db.example.com\"".into())
         );
         // With a dNSName SAN the CN is not a name of the server.
         assert!(check_host_name(&c, "ignored-cn").is_err());
@@ -654,7 +673,7 @@ mod tests {
         let c = cert(&[], "db.example.com");
         assert!(check_host_name(&c, "db.example.com").is_ok());
         assert_eq!(
-            check_host_name(&c, "other").unwrap_err(),
+            check_host_name(&c, "other").unwrap_err().to_string(),
             "server certificate for \"db.example.com\" does not match host name \"other\""
         );
         // Wildcards match one label only.
@@ -663,7 +682,7 @@ mod tests {
         assert!(check_host_name(&c, "a.b.example.com").is_err());
         assert!(check_host_name(&c, "example.com").is_err());
         assert_eq!(
-            check_host_name(&c, "").unwrap_err(),
+            check_host_name(&c, "").unwrap_err().to_string(),
             "host name must be specified for a verified SSL connection"
         );
     }

@@ -247,7 +247,7 @@ pub(crate) async fn handshake(
         }
     }
     let end_point = match conn.peer_certificates().and_then(|c| c.first()) {
-        Some(c) => Some(tls::end_point_hash(c.as_ref())?),
+        Some(c) => Some(tls::end_point_hash(c.as_ref()).map_err(|e| e.to_string())?),
         None => None,
     };
     let mut st = TlsState {
@@ -382,7 +382,7 @@ pub(crate) async fn open(
     if want == Want::Plain {
         return Ok(Stream::Tcp(tcp));
     }
-    let config = tls::client_config(settings).map_err(Failure::tls)?;
+    let config = tls::client_config(settings).map_err(|e| Failure::tls(e.to_string()))?;
     if !settings.direct {
         let mut req = BytesMut::new();
         frontend::ssl_request(&mut req);
@@ -445,7 +445,7 @@ pub(crate) async fn open(
         let cert = stream
             .peer_certificate()
             .ok_or_else(|| Failure::new("server certificate could not be obtained"))?;
-        tls::check_host_name(&cert, &host).map_err(Failure::new)?;
+        tls::check_host_name(&cert, &host).map_err(|e| Failure::new(e.to_string()))?;
     }
     Ok(Stream::Tls(Box::new(stream)))
 }
