@@ -17,6 +17,8 @@ pub enum Exit {
     Error,
     /// 128 + the signal: interrupted by SIGINT (130) or SIGTERM (143).
     Signal(i32),
+    /// `record`: the recorded command's own exit status (not 0).
+    Command(i32),
 }
 
 impl Exit {
@@ -27,6 +29,7 @@ impl Exit {
             Exit::Failed => 1,
             Exit::Error => 2,
             Exit::Signal(sig) => 128 + sig,
+            Exit::Command(code) => code,
         }
     }
 

@@ -30,6 +30,7 @@ mod jobs;
 mod outcome;
 mod pgdist;
 mod pgwire;
+mod record;
 mod report;
 mod run;
 pub mod schedule;

@@ -15,6 +15,7 @@ mod flags;
 mod instance;
 mod pg_regress;
 mod postgres;
+mod record;
 mod request;
 use clap::{Args, Parser, Subcommand};
 pub use flags::{InstanceArgs, ServerArgs, TempSetupArgs, WaitArgs};
@@ -81,6 +82,10 @@ pub enum Command {
     /// or a signal comes (for tools that run several isospec commands
     /// against one server, such as the pytest plugin).
     TempInstance(instance::TempInstanceArgs),
+    /// Record what a program does through a proxy and write it as a spec:
+    /// each connection a session, each statement a step, the observed
+    /// order as a permutation (`isospec record -o x.spec -- pytest -k t`).
+    Record(Box<record::RecordArgs>),
 }
 
 /// `--annotations`: workflow commands for a CI system's log.
@@ -457,6 +462,7 @@ fn command() -> Exit {
     match cli.command {
         Command::Check { files } => check_files(&files),
         Command::Explore(a) => edge(explore::main(*a, &env)),
+        Command::Record(a) => edge(record::main(*a, &env)),
         Command::TempInstance(a) => instance::main(a, &env),
         Command::Postgres(c) => postgres::main(c, &env),
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),

@@ -396,6 +396,66 @@ impl Conn {
     /// the address the connection went to and encrypted when it was (as
     /// libpq 17's PQcancelCreate does).
     pub async fn cancel(&self) -> Result<(), WireError> {
+        self.cancel_key().send().await
+    }
+
+    /// What a cancel request for this connection needs, apart from it.
+    pub(crate) fn cancel_key(&self) -> CancelKey {
+        CancelKey {
+            params: self.params.clone(),
+            endpoint: self.endpoint.clone(),
+            pid: self.key_pid,
+            secret: self.secret,
+        }
+    }
+
+    /// The connection as a byte pipe, for a proxy that relays a client's
+    /// messages after this connection's startup: the stream, what was
+    /// read past the last startup message, the ParameterStatus values
+    /// reported, and the cancel key.
+    pub(crate) fn into_relay(self) -> Relay {
+        Relay {
+            leftover: self.inbox.inbuf.to_vec(),
+            parameters: self.inbox.parameters.clone(),
+            cancel: CancelKey {
+                params: self.params,
+                endpoint: self.endpoint,
+                pid: self.key_pid,
+                secret: self.secret,
+            },
+            stream: self.stream,
+        }
+    }
+
+    /// Sends Terminate; the connection is unusable afterwards.
+    pub async fn close(mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = self.stream.write_all(&out).await;
+    }
+}
+
+/// A connection taken apart for relaying (see `Conn::into_relay`).
+pub(crate) struct Relay {
+    pub stream: Stream,
+    pub leftover: Vec<u8>,
+    pub parameters: Vec<(String, String)>,
+    pub cancel: CancelKey,
+}
+
+/// Where and with which key to send a cancel request for one backend.
+#[derive(Clone)]
+pub(crate) struct CancelKey {
+    params: ConnParams,
+    endpoint: Endpoint,
+    pub pid: i32,
+    pub secret: i32,
+}
+
+impl CancelKey {
+    /// Sends the cancel request and waits for the server to close the
+    /// cancel connection, as PQcancel does.
+    pub async fn send(&self) -> Result<(), WireError> {
         let want = if self.endpoint.tls {
             Want::MustTls
         } else {
@@ -427,9 +487,8 @@ impl Conn {
             }
         };
         let mut out = BytesMut::new();
-        frontend::cancel_request(self.key_pid, self.secret, &mut out);
+        frontend::cancel_request(self.pid, self.secret, &mut out);
         s.write_all(&out).await?;
-        // Wait for the server to close the cancel connection, as PQcancel does.
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             let mut buf = [0u8; 64];
             loop {
@@ -446,13 +505,6 @@ impl Conn {
         })
         .await;
         Ok(())
-    }
-
-    /// Sends Terminate; the connection is unusable afterwards.
-    pub async fn close(mut self) {
-        let mut out = BytesMut::new();
-        frontend::terminate(&mut out);
-        let _ = self.stream.write_all(&out).await;
     }
 }
 

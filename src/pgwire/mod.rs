@@ -27,9 +27,11 @@ mod tls;
 mod transport;
 
 pub use conn::{parse_options, Conn, Connection};
+pub(crate) use conn::{CancelKey, Relay};
 pub use protocol::{PgResult, Tuples};
 pub use resolve::{resolve, ConnRequest};
 pub use settings::ConnParams;
+pub(crate) use transport::Stream as RelayStream;
 
 use std::io;
 

@@ -233,7 +233,7 @@ pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// What a phase of the set-up is called where it is shown (None: not
 /// shown): `run`'s banners, `explore`'s notes.
-pub(super) fn phase_text(p: &Phase) -> Option<String> {
+pub(crate) fn phase_text(p: &Phase) -> Option<String> {
     Some(match p {
         Phase::CreatingInstance(dir) => {
             format!("creating temporary instance in {}", dir.display())

@@ -14,6 +14,7 @@ mod counts;
 pub mod explore;
 mod html;
 mod human;
+pub(crate) use human::phase_text;
 mod json;
 mod junit;
 mod markdown;

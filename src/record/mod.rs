@@ -1,0 +1,496 @@
+//! `isospec record`: turns a test that drives PostgreSQL from a client
+//! program (a pytest thread pool, a Rust or Go service test) into a spec.
+//! The database is prepared as `run` prepares it, the setup runs, and a
+//! recording proxy on a loopback port stands between the program and the
+//! server; every statement the program sends becomes a step and the order
+//! in which they reached the server becomes the spec's permutation, so
+//! that `isospec run` replays the interleaving the scheduler happened to
+//! pick and `isospec explore` tries the others.
+//!
+//! The parts: `proxy` (the listener and the byte relay), `trace` (the
+//! protocol read along the relay), `literal` (bound parameters as SQL),
+//! `types` (what the server says about parameter types) and `write` (the
+//! spec text).  This module runs them and emits `RecordEvent`s; it never
+//! prints.
+
+pub mod literal;
+mod proxy;
+pub mod trace;
+mod types;
+pub mod write;
+
+use crate::exit::Exit;
+use crate::outcome::RunEvent;
+use crate::pgwire::Conn;
+use crate::run::{self, DatabasePlan, Events, RunError, ServerChoice};
+use crate::wait::{Detector, Probe};
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+pub use write::StepsMode;
+
+/// Everything `isospec record` was asked, resolved.
+#[derive(Debug, Clone)]
+pub struct RecordRequest {
+    pub output: PathBuf,
+    /// The setup and teardown SQL, with the files they came from.
+    pub setup: Option<(PathBuf, String)>,
+    pub teardown: Option<(PathBuf, String)>,
+    pub dbname: String,
+    pub use_existing: bool,
+    pub drop_existing: bool,
+    pub server: ServerChoice,
+    pub probe: Probe,
+    pub timeout_env: crate::timeouts::TimeoutEnv,
+    /// Where the proxy listens (port 0: a free one).
+    pub listen: SocketAddr,
+    pub steps: StepsMode,
+    /// The program and its arguments; empty: record until SIGINT.
+    pub command: Vec<OsString>,
+}
+
+/// What happens during a recording, in order.
+#[derive(Debug, Clone)]
+pub enum RecordEvent {
+    /// Preparing the server and database, as `run` reports it.
+    Run(Box<RunEvent>),
+    /// The proxy listens; the variables the command gets.
+    Listening {
+        addr: SocketAddr,
+        url: String,
+        waiting_for_signal: bool,
+    },
+    /// Something the recording could not represent, or a fault.
+    Warning(String),
+    /// The spec is written.
+    Wrote {
+        path: PathBuf,
+        sessions: usize,
+        steps: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{file}: {why}")]
+    Script { file: String, why: String },
+    #[error("the setup ({file}) failed on {server}:\n{message}")]
+    Setup {
+        file: String,
+        server: String,
+        message: String,
+    },
+    #[error("the teardown ({file}) failed on {server}:\n{message}")]
+    Teardown {
+        file: String,
+        server: String,
+        message: String,
+    },
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("could not start {command}: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("the wait detector's connection to {server} failed: {message}")]
+    Control { server: String, message: String },
+    #[error("nothing to write to {path}: {why}")]
+    Empty { path: String, why: String },
+    #[error("could not write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the recorded spec does not parse back (a bug in isospec record, please report it):\n{0}"
+    )]
+    Unparsable(String),
+    #[error("could not start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The command line as one shell-like string, for the spec's header.
+fn shown(command: &[OsString]) -> String {
+    command
+        .iter()
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.into_owned()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A setup or teardown file's SQL must fit in a spec block.
+fn check_block(file: &std::path::Path, sql: &str) -> Result<(), RecordError> {
+    if let Some(line) = sql.lines().position(|l| l.contains('}')) {
+        return Err(RecordError::Script {
+            file: format!("{}:{}", file.display(), line + 1),
+            why: "contains '}', which ends a block in the spec language (write the SQL without it, e.g. ARRAY[...] for an array literal)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Records; the exit is the command's (or Success after SIGINT without one).
+pub fn record(req: RecordRequest, events: Sender<RecordEvent>) -> Result<Exit, RecordError> {
+    for (f, sql) in req.setup.iter().chain(req.teardown.iter()) {
+        check_block(f, sql)?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RecordError::Runtime)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run_events = Events::new(tx);
+    let forward = {
+        let events = events.clone();
+        rt.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let _ = events.send(RecordEvent::Run(Box::new(e)));
+            }
+        })
+    };
+    let admin_db = if req.use_existing {
+        req.dbname.as_str()
+    } else {
+        "postgres"
+    };
+    let prepared = rt.block_on(run::prepare_server(
+        &req.server,
+        admin_db,
+        None,
+        &req.timeout_env,
+        &run_events,
+    ));
+    let result = match prepared {
+        Ok(server) => {
+            let r = rt.block_on(recording(&req, &server, &run_events, &events));
+            let run::PreparedServer { instance, .. } = server;
+            if let Some(mut inst) = instance {
+                inst.stop();
+            }
+            r
+        }
+        Err(e) => Err(e.into()),
+    };
+    drop(run_events);
+    let _ = rt.block_on(forward);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn exec_script(params: &crate::pgwire::ConnParams, sql: &str) -> Result<(), String> {
+    let mut c = Conn::connect(params).await.map_err(|e| e.to_string())?;
+    let r = c.exec(sql).await;
+    let out = match r {
+        Ok(Some(crate::pgwire::PgResult::Error(_) | crate::pgwire::PgResult::ClientError(_))) => {
+            Err(c.error_message().trim_end().to_string())
+        }
+        Ok(_) => {
+            // The rest of a multi-statement script's results.
+            loop {
+                match c.get_result().await {
+                    Ok(None) => break Ok(()),
+                    Ok(Some(
+                        crate::pgwire::PgResult::Error(_) | crate::pgwire::PgResult::ClientError(_),
+                    )) => break Err(c.error_message().trim_end().to_string()),
+                    Ok(Some(_)) => {}
+                    Err(e) => break Err(e.to_string()),
+                }
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    c.close().await;
+    out
+}
+
+async fn recording(
+    req: &RecordRequest,
+    server: &run::PreparedServer,
+    run_events: &Events,
+    events: &Sender<RecordEvent>,
+) -> Result<Exit, RecordError> {
+    let plan = DatabasePlan {
+        use_existing: req.use_existing,
+        drop_existing: req.drop_existing,
+        fresh_server: server.instance.is_some(),
+        ..DatabasePlan::default()
+    };
+    run::prepare_database(&plan, &server.params, &req.dbname, Some(run_events)).await?;
+    let mut params = server.params.clone();
+    params.dbname = req.dbname.clone();
+    let describe = params.describe_server();
+    let mut admin = params.clone();
+    admin.application_name = Some("isospec".into());
+    if let Some((file, sql)) = &req.setup {
+        exec_script(&admin, sql)
+            .await
+            .map_err(|message| RecordError::Setup {
+                file: file.display().to_string(),
+                server: describe.clone(),
+                message,
+            })?;
+    }
+    let listener = tokio::net::TcpListener::bind(req.listen)
+        .await
+        .map_err(|source| RecordError::Listen {
+            addr: req.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| RecordError::Listen {
+            addr: req.listen,
+            source,
+        })?;
+    let shared = proxy::Shared::new(params.clone());
+    let serving = tokio::spawn(proxy::serve(listener, shared.clone()));
+    let mut control = Conn::connect(&admin)
+        .await
+        .map_err(|e| RecordError::Control {
+            server: describe.clone(),
+            message: e.to_string(),
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = {
+        let shared = shared.clone();
+        let probe = req.probe.clone();
+        tokio::spawn(async move {
+            watch(&shared, &mut control, &probe, stop_rx).await;
+            control
+        })
+    };
+    let host = match addr.ip() {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let url = format!(
+        "postgresql://{}@{host}:{}/{}",
+        percent(&params.user),
+        addr.port(),
+        percent(&req.dbname)
+    );
+    let _ = events.send(RecordEvent::Listening {
+        addr,
+        url: url.clone(),
+        waiting_for_signal: req.command.is_empty(),
+    });
+    let exit = if req.command.is_empty() {
+        wait_for_signal().await;
+        Exit::Success
+    } else {
+        run_command(req, addr, &params.user, &url).await?
+    };
+    // Let the relays see the command's connections close.
+    settle(&shared).await;
+    let _ = stop_tx.send(true);
+    serving.abort();
+    let mut control = watcher.await.map_err(|e| RecordError::Control {
+        server: describe.clone(),
+        message: e.to_string(),
+    })?;
+    let log = std::mem::take(&mut *shared.log.lock().unwrap());
+    for w in &log.warnings {
+        let _ = events.send(RecordEvent::Warning(w.clone()));
+    }
+    let (log, types) = types::resolve(log, &mut control).await;
+    control.close().await;
+    let command = if req.command.is_empty() {
+        "(a client, until SIGINT)".to_string()
+    } else {
+        shown(&req.command)
+    };
+    let frame = write::Frame {
+        command: &command,
+        setup: req.setup.as_ref().map(|(_, s)| s.as_str()),
+        teardown: req.teardown.as_ref().map(|(_, s)| s.as_str()),
+        steps: req.steps,
+    };
+    let written = write::write(&log, &types, &frame);
+    if let Some((file, sql)) = &req.teardown {
+        exec_script(&admin, sql)
+            .await
+            .map_err(|message| RecordError::Teardown {
+                file: file.display().to_string(),
+                server: describe.clone(),
+                message,
+            })?;
+    }
+    let written = written.map_err(|why| RecordError::Empty {
+        path: req.output.display().to_string(),
+        why,
+    })?;
+    for w in &written.warnings {
+        let _ = events.send(RecordEvent::Warning(w.clone()));
+    }
+    crate::spec::parse(&req.output.display().to_string(), written.text.as_bytes())
+        .map_err(|e| RecordError::Unparsable(e.to_string()))?;
+    std::fs::write(&req.output, &written.text).map_err(|source| RecordError::Write {
+        path: req.output.display().to_string(),
+        source,
+    })?;
+    let _ = events.send(RecordEvent::Wrote {
+        path: req.output.clone(),
+        sessions: written.sessions,
+        steps: written.steps,
+    });
+    Ok(exit)
+}
+
+fn percent(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Runs the command with libpq's variables and DATABASE_URL naming the
+/// proxy; its exit status (128 + the signal that killed it).
+async fn run_command(
+    req: &RecordRequest,
+    addr: SocketAddr,
+    user: &str,
+    url: &str,
+) -> Result<Exit, RecordError> {
+    let mut cmd = tokio::process::Command::new(&req.command[0]);
+    cmd.args(&req.command[1..])
+        .env("PGHOST", addr.ip().to_string())
+        .env("PGPORT", addr.port().to_string())
+        .env("PGDATABASE", &req.dbname)
+        .env("PGUSER", user)
+        .env("DATABASE_URL", url)
+        .env("PGSSLMODE", "disable")
+        .env_remove("PGHOSTADDR")
+        .env_remove("PGSERVICE");
+    let mut child = cmd.spawn().map_err(|source| RecordError::Spawn {
+        command: shown(&req.command),
+        source,
+    })?;
+    // SIGINT reaches the command too (the terminal's process group); the
+    // recording outlives it and writes what was recorded.
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    let status = status.map_err(|source| RecordError::Spawn {
+        command: shown(&req.command),
+        source,
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(0), _) => Exit::Success,
+        (Some(c), _) => Exit::Command(c),
+        (None, Some(sig)) => Exit::Command(128 + sig),
+        (None, None) => Exit::Error,
+    })
+}
+
+/// Waits until every recorded session has ended (the relays saw their
+/// connections close), at most a few seconds: a connection the command
+/// left open (a pool's idle one, a detached child's) is recorded as it is.
+async fn settle(shared: &proxy::Shared) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        {
+            let log = shared.log.lock().unwrap();
+            if log
+                .sessions
+                .iter()
+                .all(|s| s.terminated || s.ended.is_some())
+            {
+                return;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// While statements are in flight, asks the server whether their backends
+/// wait for another recorded session, with run's detector.
+async fn watch(
+    shared: &proxy::Shared,
+    control: &mut Conn,
+    probe: &Probe,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut prepared_for: Vec<i32> = Vec::new();
+    let mut detector: Option<Detector> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        let (ids, pids, all) = {
+            let log = shared.log.lock().unwrap();
+            let mut seen = std::collections::HashSet::new();
+            let (mut ids, mut pids) = (Vec::new(), Vec::new());
+            for (i, pid) in log.in_flight() {
+                // The first statement of a session in flight is the one running.
+                if seen.insert(log.stmts[i].session) && pid != 0 {
+                    ids.push(i);
+                    pids.push(pid);
+                }
+            }
+            let all: Vec<i32> = log
+                .sessions
+                .iter()
+                .map(|s| s.pid)
+                .filter(|&p| p != 0)
+                .collect();
+            (ids, pids, all)
+        };
+        if ids.is_empty() || all.len() < 2 {
+            continue;
+        }
+        if all != prepared_for {
+            let _ = control.exec("DEALLOCATE ALL").await;
+            detector = Detector::prepare(control, probe, &all, false).await.ok();
+            prepared_for = all;
+        }
+        let Some(d) = &detector else { continue };
+        if let Ok(blocked) = d.are_blocked(control, &pids).await {
+            let mut log = shared.log.lock().unwrap();
+            for (i, b) in ids.iter().zip(blocked) {
+                if b && log.stmts[*i].finished.is_none() {
+                    log.stmts[*i].waited = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The recording proxy: a loopback listener that speaks the server's side
+//! of the startup to each client (no TLS, no password: the proxy connects
+//! upstream with the recording's own credentials, as `run` connects),
+//! then relays every byte unchanged in both directions while a `Tracer`
+//! reads along.  Cancel requests are forwarded to the backend they name.
+
+use super::trace::{Log, SessionInfo, Tracer};
+use crate::pgwire::{CancelKey, Conn, ConnParams, Relay};
+use bytes::{BufMut, BytesMut};
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SSL_REQUEST: i32 = 80_877_103;
+const GSSENC_REQUEST: i32 = 80_877_104;
+const CANCEL_REQUEST: i32 = 80_877_102;
+const PROTOCOL_3_0: i32 = 196_608;
+
+/// What every connection of the proxy shares.
+pub struct Shared {
+    pub log: Mutex<Log>,
+    /// How to reach the server (the recording's database and user).
+    pub upstream: ConnParams,
+    /// Cancel keys by backend pid.
+    cancels: Mutex<HashMap<(i32, i32), CancelKey>>,
+}
+
+impl Shared {
+    pub fn new(upstream: ConnParams) -> Arc<Shared> {
+        Arc::new(Shared {
+            log: Mutex::new(Log::default()),
+            upstream,
+            cancels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn warn(&self, text: String) {
+        self.log.lock().unwrap().warnings.push(text);
+    }
+}
+
+/// Accepts clients until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, _)) => {
+                let _ = sock.set_nodelay(true);
+                tokio::spawn(client(sock, shared.clone()));
+            }
+            Err(e) => {
+                shared.warn(format!("accepting a client failed: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+async fn read_packet(sock: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let len = sock.read_i32().await?;
+    if !(8..=10_000).contains(&len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("invalid startup packet length {len}"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize - 4];
+    sock.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::with_capacity(body.len() + 5);
+    out.put_u8(tag);
+    out.put_i32(body.len() as i32 + 4);
+    out.put_slice(body);
+    out.to_vec()
+}
+
+fn fatal(sqlstate: &str, text: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (t, v) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', sqlstate),
+        (b'M', text),
+    ] {
+        b.push(t);
+        b.extend_from_slice(v.as_bytes());
+        b.push(0);
+    }
+    b.push(0);
+    message(b'E', &b)
+}
+
+/// The startup packet's parameters, in order.
+fn startup_params(body: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut parts = body
+        .split(|&c| c == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        if k.is_empty() {
+            break;
+        }
+        out.push((k, v));
+    }
+    out
+}
+
+async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
+    let params = loop {
+        let body = match read_packet(&mut sock).await {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let code = i32::from_be_bytes(body[..4].try_into().unwrap());
+        match code {
+            SSL_REQUEST | GSSENC_REQUEST => {
+                if sock.write_all(b"N").await.is_err() {
+                    return;
+                }
+            }
+            CANCEL_REQUEST if body.len() >= 12 => {
+                let pid = i32::from_be_bytes(body[4..8].try_into().unwrap());
+                let secret = i32::from_be_bytes(body[8..12].try_into().unwrap());
+                let key = shared.cancels.lock().unwrap().get(&(pid, secret)).cloned();
+                match key {
+                    Some(k) => {
+                        shared.log.lock().unwrap().canceled(pid);
+                        if let Err(e) = k.send().await {
+                            shared.warn(format!("forwarding a cancel request for backend {pid} failed: {e}"));
+                        }
+                    }
+                    None => shared.warn(format!("a cancel request named backend {pid}, which is not one of the recorded sessions: dropped")),
+                }
+                return;
+            }
+            c if c >> 16 == 3 => {
+                let params = startup_params(&body[4..]);
+                if c != PROTOCOL_3_0 {
+                    // NegotiateProtocolVersion: 3.0, no protocol options.
+                    let mut b = PROTOCOL_3_0.to_be_bytes().to_vec();
+                    let opts: Vec<&(String, String)> = params
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("_pq_."))
+                        .collect();
+                    b.extend((opts.len() as i32).to_be_bytes());
+                    for (k, _) in opts {
+                        b.extend(k.as_bytes());
+                        b.push(0);
+                    }
+                    if sock.write_all(&message(b'v', &b)).await.is_err() {
+                        return;
+                    }
+                }
+                break params;
+            }
+            c => {
+                let _ = sock
+                    .write_all(&fatal(
+                        "08P01",
+                        &format!("unsupported frontend protocol {}.{}", c >> 16, c & 0xffff),
+                    ))
+                    .await;
+                return;
+            }
+        }
+    };
+    let mut up = shared.upstream.clone();
+    let mut info = SessionInfo::default();
+    let mut extra = Vec::new();
+    let mut replication = false;
+    for (k, v) in &params {
+        match k.as_str() {
+            "user" => {
+                if *v != up.user {
+                    shared.warn(format!(
+                        "a client asked for user \"{v}\": the proxy connects as \"{}\", the user the spec will run as",
+                        up.user
+                    ));
+                }
+            }
+            "database" => {
+                if *v != up.dbname {
+                    shared.warn(format!(
+                        "a client asked for database \"{v}\": the proxy connects to \"{}\", where the setup ran and the spec will run",
+                        up.dbname
+                    ));
+                }
+            }
+            "application_name" => {
+                up.application_name = Some(v.clone());
+                info.application_name = Some(v.clone());
+            }
+            "options" => {
+                up.options = Some(v.clone());
+                info.settings.extend(crate::pgwire::parse_options(v));
+            }
+            "replication" => {
+                replication = true;
+                extra.push((k.clone(), v.clone()));
+            }
+            k if k.starts_with("_pq_.") => {}
+            _ => {
+                extra.push((k.clone(), v.clone()));
+                info.settings.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    up.extra = extra;
+    let conn = match Conn::connect(&up).await {
+        Ok(c) => c,
+        Err(e) => {
+            let text = format!(
+                "isospec record: the proxy could not connect to {}: {e}",
+                up.describe_server()
+            );
+            shared.warn(text.clone());
+            let _ = sock.write_all(&fatal("08006", &text)).await;
+            return;
+        }
+    };
+    let Relay {
+        stream,
+        leftover,
+        parameters,
+        cancel,
+    } = conn.into_relay();
+    let mut hello = message(b'R', &0i32.to_be_bytes());
+    for (k, v) in &parameters {
+        let mut b = k.as_bytes().to_vec();
+        b.push(0);
+        b.extend(v.as_bytes());
+        b.push(0);
+        hello.extend(message(b'S', &b));
+    }
+    let mut key = cancel.pid.to_be_bytes().to_vec();
+    key.extend(cancel.secret.to_be_bytes());
+    hello.extend(message(b'K', &key));
+    hello.extend(message(b'Z', b"I"));
+    info.pid = cancel.pid;
+    info.secret = cancel.secret;
+    shared
+        .cancels
+        .lock()
+        .unwrap()
+        .insert((cancel.pid, cancel.secret), cancel);
+    let session = if replication {
+        shared.warn(
+            "a replication connection went through the proxy: forwarded, not recorded".into(),
+        );
+        None
+    } else {
+        let mut log = shared.log.lock().unwrap();
+        log.sessions.push(info);
+        Some(log.sessions.len() - 1)
+    };
+    if sock.write_all(&hello).await.is_err() {
+        return;
+    }
+    relay(sock, stream, leftover, session, &shared).await;
+}
+
+/// Copies both ways until one side closes; the tracer reads along.
+async fn relay(
+    mut sock: TcpStream,
+    mut up: crate::pgwire::RelayStream,
+    leftover: Vec<u8>,
+    session: Option<usize>,
+    shared: &Shared,
+) {
+    let mut tracer = session.map(Tracer::new);
+    let from_server = |data: &[u8], tracer: &mut Option<Tracer>| {
+        if let Some(t) = tracer {
+            t.server_bytes(data, &mut shared.log.lock().unwrap());
+        }
+    };
+    if !leftover.is_empty() {
+        from_server(&leftover, &mut tracer);
+        if sock.write_all(&leftover).await.is_err() {
+            return end(shared, session, "the client closed its connection");
+        }
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            r = sock.readable() => {
+                if r.is_err() {
+                    return end(shared, session, "the client's connection failed");
+                }
+                match sock.try_read(&mut buf) {
+                    Ok(0) => return end(shared, session, "the client closed its connection"),
+                    Ok(n) => {
+                        if let Some(t) = &mut tracer {
+                            t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap());
+                        }
+                        if up.write_all(&buf[..n]).await.is_err() {
+                            let _ = sock.shutdown().await;
+                            return end(shared, session, "the server's connection failed");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return end(shared, session, "the client's connection failed"),
+                }
+            }
+            r = up.readable() => {
+                if r.is_err() {
+                    let _ = sock.shutdown().await;
+                    return end(shared, session, "the server's connection failed");
+                }
+                match up.recv_now(&mut buf) {
+                    Ok(0) => {
+                        let _ = sock.shutdown().await;
+                        return end(shared, session, "the server closed the connection");
+                    }
+                    Ok(n) => {
+                        from_server(&buf[..n], &mut tracer);
+                        if sock.write_all(&buf[..n]).await.is_err() {
+                            return end(shared, session, "the client closed its connection");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        let _ = sock.shutdown().await;
+                        return end(shared, session, "the server's connection failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn end(shared: &Shared, session: Option<usize>, why: &str) {
+    let Some(k) = session else { return };
+    let mut log = shared.log.lock().unwrap();
+    if !log.sessions[k].terminated {
+        log.sessions[k].ended = Some(why.to_string());
+    }
+}

@@ -1,0 +1,682 @@
+//! What a recorded connection did, read off its traffic: the proxy hands
+//! every byte it forwards (in either direction) to a `Tracer`, which
+//! frames the messages, follows the extended protocol's queue of pending
+//! replies (a pipeline included: an error skips everything up to Sync),
+//! and writes each statement that reached the server into the `Log`, with
+//! when it was sent and when it completed.  Nothing here does I/O.
+
+use bytes::{Buf, BytesMut};
+use std::collections::{HashMap, VecDeque};
+
+/// One parameter as bound: its bytes (None for NULL) and format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub value: Option<Vec<u8>>,
+    pub binary: bool,
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still in flight when the recording ended.
+    Running,
+    /// CommandComplete's tag (or "" for an empty query).
+    Done(String),
+    /// The server's SQLSTATE and message.
+    Failed { sqlstate: String, message: String },
+}
+
+/// A statement a client sent, in the order the proxy forwarded them.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub session: usize,
+    pub sql: String,
+    /// Bound parameters (extended protocol only).
+    pub params: Vec<Param>,
+    /// The parameter types: those the client declared in Parse, completed
+    /// by a ParameterDescription the client asked for; 0 is unknown.
+    pub oids: Vec<u32>,
+    /// The name of the prepared statement (for the types the end asks).
+    pub extended: bool,
+    /// The log's clock when the statement was forwarded and when its
+    /// completion came back.
+    pub sent: u64,
+    pub finished: Option<u64>,
+    pub outcome: Outcome,
+    /// Why the statement cannot be a step (COPY, a row limit, ...).
+    pub unrepresentable: Option<String>,
+    /// The server skipped it (an earlier error in its pipeline).
+    pub skipped: bool,
+    /// The wait detector saw it waiting for another recorded session.
+    pub waited: bool,
+    /// A cancel request for its session came while it ran.
+    pub canceled: bool,
+    /// The transaction status of the ReadyForQuery that followed it.
+    pub txn_after: Option<u8>,
+}
+
+/// A recorded client connection.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub application_name: Option<String>,
+    /// Startup parameters that are settings (from `options` and the
+    /// packet's other parameters), in the order given.
+    pub settings: Vec<(String, String)>,
+    /// The backend's pid and cancel key.
+    pub pid: i32,
+    pub secret: i32,
+    /// Why the session ended other than by Terminate, if it did.
+    pub ended: Option<String>,
+    pub terminated: bool,
+}
+
+/// Everything recorded, shared by the proxy's connections.
+#[derive(Debug, Default)]
+pub struct Log {
+    clock: u64,
+    pub stmts: Vec<Stmt>,
+    pub sessions: Vec<SessionInfo>,
+    /// Warnings for stderr, in order, not yet taken.
+    pub warnings: Vec<String>,
+}
+
+impl Log {
+    pub fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Statements sent but not completed, with their sessions' pids.
+    pub fn in_flight(&self) -> Vec<(usize, i32)> {
+        self.stmts
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.finished.is_none() && !s.skipped)
+            .map(|(i, s)| (i, self.sessions[s.session].pid))
+            .collect()
+    }
+
+    /// Marks what is in flight in `session` as canceled (a cancel request came).
+    pub fn canceled(&mut self, pid: i32) {
+        let Some(k) = self.sessions.iter().position(|s| s.pid == pid) else {
+            return;
+        };
+        for s in self.stmts.iter_mut() {
+            if s.session == k && s.finished.is_none() && !s.skipped {
+                s.canceled = true;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    sql: String,
+    oids: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Portal {
+    statement: Prepared,
+    params: Vec<Param>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    Parse,
+    Bind,
+    DescribeStatement(String),
+    DescribePortal,
+    Execute(usize),
+    Close,
+    Sync,
+    Query(usize),
+    FunctionCall,
+}
+
+/// Frames one direction's bytes into whole messages.
+#[derive(Default)]
+struct Framer {
+    buf: BytesMut,
+}
+
+impl Framer {
+    fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next whole message: its type and body.
+    fn next(&mut self) -> Option<(u8, BytesMut)> {
+        if self.buf.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+        if len < 4 || self.buf.len() < len + 1 {
+            return None;
+        }
+        let mut m = self.buf.split_to(len + 1);
+        let tag = m[0];
+        m.advance(5);
+        Some((tag, m))
+    }
+}
+
+fn cstr(b: &mut BytesMut) -> Option<String> {
+    let end = b.iter().position(|&c| c == 0)?;
+    let s = String::from_utf8_lossy(&b[..end]).into_owned();
+    b.advance(end + 1);
+    Some(s)
+}
+
+fn i16_at(b: &mut BytesMut) -> Option<i16> {
+    (b.len() >= 2).then(|| b.get_i16())
+}
+
+fn i32_at(b: &mut BytesMut) -> Option<i32> {
+    (b.len() >= 4).then(|| b.get_i32())
+}
+
+/// ErrorResponse's SQLSTATE and message fields.
+fn error_fields(mut b: BytesMut) -> (String, String) {
+    let (mut code, mut msg) = (String::new(), String::new());
+    while let Some(&t) = b.first() {
+        if t == 0 {
+            break;
+        }
+        b.advance(1);
+        let Some(v) = cstr(&mut b) else { break };
+        match t {
+            b'C' => code = v,
+            b'M' => msg = v,
+            _ => {}
+        }
+    }
+    (code, msg)
+}
+
+/// One connection's protocol state.
+pub struct Tracer {
+    session: usize,
+    client: Framer,
+    server: Framer,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Portal>,
+    pending: VecDeque<Pending>,
+    /// After an extended-protocol error with no Sync sent yet: the server
+    /// discards what comes until Sync.
+    discarding: bool,
+}
+
+impl Tracer {
+    pub fn new(session: usize) -> Tracer {
+        Tracer {
+            session,
+            client: Framer::default(),
+            server: Framer::default(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            pending: VecDeque::new(),
+            discarding: false,
+        }
+    }
+
+    fn statement(
+        &mut self,
+        log: &mut Log,
+        sql: String,
+        params: Vec<Param>,
+        oids: Vec<u32>,
+        extended: bool,
+    ) -> usize {
+        let sent = log.tick();
+        log.stmts.push(Stmt {
+            session: self.session,
+            sql,
+            params,
+            oids,
+            extended,
+            sent,
+            finished: None,
+            outcome: Outcome::Running,
+            unrepresentable: None,
+            skipped: false,
+            waited: false,
+            canceled: false,
+            txn_after: None,
+        });
+        log.stmts.len() - 1
+    }
+
+    /// Bytes the client sent (after the startup packet), as forwarded.
+    pub fn client_bytes(&mut self, data: &[u8], log: &mut Log) {
+        self.client.push(data);
+        while let Some((tag, body)) = self.client.next() {
+            self.client_message(tag, body, log);
+        }
+    }
+
+    fn client_message(&mut self, tag: u8, mut b: BytesMut, log: &mut Log) {
+        if self.discarding {
+            if tag == b'S' {
+                self.discarding = false;
+                self.pending.push_back(Pending::Sync);
+            }
+            return;
+        }
+        match tag {
+            b'Q' => {
+                let sql = cstr(&mut b).unwrap_or_default();
+                let k = self.statement(log, sql, Vec::new(), Vec::new(), false);
+                self.pending.push_back(Pending::Query(k));
+            }
+            b'P' => {
+                let name = cstr(&mut b).unwrap_or_default();
+                let sql = cstr(&mut b).unwrap_or_default();
+                let n = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                let oids = (0..n).map(|_| i32_at(&mut b).unwrap_or(0) as u32).collect();
+                self.statements.insert(name, Prepared { sql, oids });
+                self.pending.push_back(Pending::Parse);
+            }
+            b'B' => {
+                let portal = cstr(&mut b).unwrap_or_default();
+                let name = cstr(&mut b).unwrap_or_default();
+                let nf = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                let formats: Vec<i16> = (0..nf).map(|_| i16_at(&mut b).unwrap_or(0)).collect();
+                let np = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                let mut params = Vec::with_capacity(np);
+                for i in 0..np {
+                    let len = i32_at(&mut b).unwrap_or(-1);
+                    let value = if len < 0 || b.len() < len as usize {
+                        None
+                    } else {
+                        Some(b.split_to(len as usize).to_vec())
+                    };
+                    let binary = match formats.len() {
+                        0 => false,
+                        1 => formats[0] == 1,
+                        _ => formats.get(i) == Some(&1),
+                    };
+                    params.push(Param { value, binary });
+                }
+                let statement = self.statements.get(&name).cloned().unwrap_or_default();
+                self.portals.insert(portal, Portal { statement, params });
+                self.pending.push_back(Pending::Bind);
+            }
+            b'D' => {
+                let kind = b.first().copied().unwrap_or(b'S');
+                b.advance(1.min(b.len()));
+                let name = cstr(&mut b).unwrap_or_default();
+                self.pending.push_back(if kind == b'S' {
+                    Pending::DescribeStatement(name)
+                } else {
+                    Pending::DescribePortal
+                });
+            }
+            b'E' => {
+                let portal = cstr(&mut b).unwrap_or_default();
+                let max_rows = i32_at(&mut b).unwrap_or(0);
+                let p = self.portals.get(&portal).cloned().unwrap_or(Portal {
+                    statement: Prepared::default(),
+                    params: Vec::new(),
+                });
+                let mut oids = p.statement.oids.clone();
+                oids.resize(p.params.len(), 0);
+                let k = self.statement(log, p.statement.sql, p.params, oids, true);
+                if max_rows > 0 {
+                    log.stmts[k].unrepresentable = Some(format!(
+                        "an Execute with a row limit ({max_rows} rows at a time)"
+                    ));
+                }
+                self.pending.push_back(Pending::Execute(k));
+            }
+            b'C' => {
+                let kind = b.first().copied().unwrap_or(b'S');
+                b.advance(1.min(b.len()));
+                let name = cstr(&mut b).unwrap_or_default();
+                if kind == b'S' {
+                    self.statements.remove(&name);
+                } else {
+                    self.portals.remove(&name);
+                }
+                self.pending.push_back(Pending::Close);
+            }
+            b'S' => self.pending.push_back(Pending::Sync),
+            b'F' => {
+                let k = self.statement(log, String::new(), Vec::new(), Vec::new(), false);
+                log.stmts[k].unrepresentable = Some("a fast-path function call".into());
+                log.stmts[k].skipped = true;
+                self.pending.push_back(Pending::FunctionCall);
+            }
+            b'X' => log.sessions[self.session].terminated = true,
+            // CopyData, CopyDone, CopyFail, Flush: no reply of their own.
+            _ => {}
+        }
+    }
+
+    /// The statement the server is answering now, if any.
+    fn current(&self) -> Option<usize> {
+        match self.pending.front() {
+            Some(Pending::Execute(k) | Pending::Query(k)) => Some(*k),
+            _ => None,
+        }
+    }
+
+    fn finish(&self, log: &mut Log, k: usize, outcome: Outcome) {
+        let t = log.tick();
+        let s = &mut log.stmts[k];
+        if s.finished.is_none() {
+            s.finished = Some(t);
+        }
+        if s.outcome == Outcome::Running || matches!(outcome, Outcome::Failed { .. }) {
+            s.outcome = outcome;
+        }
+    }
+
+    /// Bytes the server sent, as forwarded to the client.
+    pub fn server_bytes(&mut self, data: &[u8], log: &mut Log) {
+        self.server.push(data);
+        while let Some((tag, body)) = self.server.next() {
+            self.server_message(tag, body, log);
+        }
+    }
+
+    fn server_message(&mut self, tag: u8, mut b: BytesMut, log: &mut Log) {
+        match tag {
+            // Asynchronous: notices, notifications, parameter changes.
+            b'N' | b'A' | b'S' => {}
+            b'1' | b'2' | b'3' | b'n' => {
+                if matches!(
+                    self.pending.front(),
+                    Some(
+                        Pending::Parse
+                            | Pending::Bind
+                            | Pending::Close
+                            | Pending::DescribePortal
+                            | Pending::DescribeStatement(_)
+                    )
+                ) {
+                    self.pending.pop_front();
+                }
+            }
+            b't' => {
+                if let Some(Pending::DescribeStatement(name)) = self.pending.front().cloned() {
+                    let n = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                    let oids: Vec<u32> =
+                        (0..n).map(|_| i32_at(&mut b).unwrap_or(0) as u32).collect();
+                    if let Some(p) = self.statements.get_mut(&name) {
+                        p.oids = oids;
+                    }
+                    // The RowDescription or NoData that follows ends it.
+                    self.pending.pop_front();
+                    self.pending.push_front(Pending::DescribePortal);
+                }
+            }
+            b'T' => {
+                if matches!(
+                    self.pending.front(),
+                    Some(Pending::DescribePortal | Pending::DescribeStatement(_))
+                ) {
+                    self.pending.pop_front();
+                }
+            }
+            b'G' | b'H' | b'W' => {
+                if let Some(k) = self.current() {
+                    log.stmts[k].unrepresentable = Some("COPY".into());
+                }
+            }
+            b'C' | b'I' | b's' => {
+                let tag_text = if tag == b'C' {
+                    cstr(&mut b).unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                match self.pending.front() {
+                    Some(Pending::Execute(k)) => {
+                        let k = *k;
+                        if tag_text == "LISTEN" {
+                            log.stmts[k].unrepresentable = Some("LISTEN".into());
+                        }
+                        self.finish(log, k, Outcome::Done(tag_text));
+                        self.pending.pop_front();
+                    }
+                    Some(Pending::Query(k)) => {
+                        let k = *k;
+                        if tag_text == "LISTEN" {
+                            log.stmts[k].unrepresentable = Some("LISTEN".into());
+                        }
+                        let s = &mut log.stmts[k];
+                        if s.outcome == Outcome::Running {
+                            s.outcome = Outcome::Done(tag_text);
+                        } else if let Outcome::Done(t) = &mut s.outcome {
+                            *t = tag_text;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            b'E' => {
+                let (sqlstate, message) = error_fields(b);
+                let failed = Outcome::Failed { sqlstate, message };
+                match self.pending.front().cloned() {
+                    Some(Pending::Query(k)) => self.finish(log, k, failed),
+                    Some(Pending::FunctionCall) => {}
+                    Some(_) => {
+                        if let Some(Pending::Execute(k)) = self.pending.front() {
+                            let k = *k;
+                            self.finish(log, k, failed);
+                        }
+                        // The server skips everything up to Sync.
+                        while let Some(p) = self.pending.front() {
+                            match p {
+                                Pending::Sync => break,
+                                Pending::Execute(k) => {
+                                    let k = *k;
+                                    if log.stmts[k].finished.is_none() {
+                                        log.stmts[k].skipped = true;
+                                    }
+                                }
+                                _ => {}
+                            }
+                            self.pending.pop_front();
+                        }
+                        if self.pending.is_empty() {
+                            self.discarding = true;
+                        }
+                    }
+                    // An error with nothing pending (a fatal one): ends the session.
+                    None => {}
+                }
+            }
+            b'Z' => {
+                let status = b.first().copied().unwrap_or(b'I');
+                while let Some(p) = self.pending.pop_front() {
+                    match p {
+                        Pending::Sync | Pending::FunctionCall => break,
+                        Pending::Query(k) => {
+                            self.finish(log, k, Outcome::Done(String::new()));
+                            break;
+                        }
+                        Pending::Execute(k) if log.stmts[k].finished.is_none() => {
+                            log.stmts[k].skipped = true;
+                        }
+                        _ => {}
+                    }
+                }
+                for s in log.stmts.iter_mut().rev() {
+                    if s.session != self.session {
+                        continue;
+                    }
+                    if s.txn_after.is_some() {
+                        break;
+                    }
+                    if s.finished.is_some() && !s.skipped {
+                        s.txn_after = Some(status);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend(((body.len() + 4) as u32).to_be_bytes());
+        v.extend(body);
+        v
+    }
+
+    fn z(s: &[u8]) -> Vec<u8> {
+        let mut v = s.to_vec();
+        v.push(0);
+        v
+    }
+
+    fn parse(sql: &str, oids: &[u32]) -> Vec<u8> {
+        let mut b = z(b"");
+        b.extend(z(sql.as_bytes()));
+        b.extend((oids.len() as i16).to_be_bytes());
+        for o in oids {
+            b.extend(o.to_be_bytes());
+        }
+        msg(b'P', &b)
+    }
+
+    fn bind(params: &[&[u8]], binary: bool) -> Vec<u8> {
+        let mut b = z(b"");
+        b.extend(z(b""));
+        b.extend(1i16.to_be_bytes());
+        b.extend((binary as i16).to_be_bytes());
+        b.extend((params.len() as i16).to_be_bytes());
+        for p in params {
+            b.extend((p.len() as i32).to_be_bytes());
+            b.extend(*p);
+        }
+        b.extend(0i16.to_be_bytes());
+        msg(b'B', &b)
+    }
+
+    fn execute() -> Vec<u8> {
+        let mut b = z(b"");
+        b.extend(0i32.to_be_bytes());
+        msg(b'E', &b)
+    }
+
+    fn setup() -> (Tracer, Log) {
+        let mut log = Log::default();
+        log.sessions.push(SessionInfo::default());
+        (Tracer::new(0), log)
+    }
+
+    #[test]
+    fn a_simple_query_and_its_transaction_status() {
+        let (mut t, mut log) = setup();
+        t.client_bytes(&msg(b'Q', &z(b"BEGIN")), &mut log);
+        assert_eq!(log.in_flight().len(), 1);
+        // Split across reads on purpose.
+        let reply = [msg(b'C', &z(b"BEGIN")), msg(b'Z', b"T")].concat();
+        t.server_bytes(&reply[..3], &mut log);
+        t.server_bytes(&reply[3..], &mut log);
+        let s = &log.stmts[0];
+        assert_eq!(
+            (s.sql.as_str(), &s.outcome, s.txn_after),
+            ("BEGIN", &Outcome::Done("BEGIN".into()), Some(b'T'))
+        );
+        assert!(log.in_flight().is_empty());
+    }
+
+    #[test]
+    fn a_pipeline_error_skips_to_sync() {
+        let (mut t, mut log) = setup();
+        let out = [
+            parse("SELECT 1/$1", &[23]),
+            bind(&[b"0"], false),
+            execute(),
+            parse("SELECT $1", &[0]),
+            bind(&[b"x"], false),
+            execute(),
+            msg(b'S', b""),
+            parse("SELECT 2", &[]),
+            bind(&[], false),
+            execute(),
+            msg(b'S', b""),
+        ]
+        .concat();
+        t.client_bytes(&out, &mut log);
+        assert_eq!(log.stmts.len(), 3);
+        let back = [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(
+                b'E',
+                &[b"SERROR\0C22012\0Mdivision by zero\0".as_slice(), b"\0"].concat(),
+            ),
+            msg(b'Z', b"I"),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'C', &z(b"SELECT 1")),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        t.server_bytes(&back, &mut log);
+        assert_eq!(
+            log.stmts[0].outcome,
+            Outcome::Failed {
+                sqlstate: "22012".into(),
+                message: "division by zero".into()
+            }
+        );
+        assert!(log.stmts[1].skipped);
+        assert_eq!(log.stmts[2].outcome, Outcome::Done("SELECT 1".into()));
+        assert_eq!(log.stmts[0].oids, vec![23]);
+        assert_eq!(
+            log.stmts[1].params[0].value.as_deref(),
+            Some(b"x".as_slice())
+        );
+    }
+
+    #[test]
+    fn described_types_and_row_limits() {
+        let (mut t, mut log) = setup();
+        let mut d = vec![b'S'];
+        d.extend(z(b""));
+        t.client_bytes(
+            &[parse("SELECT $1", &[]), msg(b'D', &d), msg(b'S', b"")].concat(),
+            &mut log,
+        );
+        let mut pd = 1i16.to_be_bytes().to_vec();
+        pd.extend(20i32.to_be_bytes());
+        t.server_bytes(
+            &[
+                msg(b'1', b""),
+                msg(b't', &pd),
+                msg(b'T', &0i16.to_be_bytes()),
+                msg(b'Z', b"I"),
+            ]
+            .concat(),
+            &mut log,
+        );
+        let mut e = z(b"");
+        e.extend(10i32.to_be_bytes());
+        t.client_bytes(
+            &[
+                bind(&[&7i64.to_be_bytes()], true),
+                msg(b'E', &e),
+                msg(b'S', b""),
+            ]
+            .concat(),
+            &mut log,
+        );
+        assert_eq!(log.stmts[0].oids, vec![20]);
+        assert!(log.stmts[0].params[0].binary);
+        assert!(log.stmts[0]
+            .unrepresentable
+            .as_deref()
+            .unwrap()
+            .contains("row limit"));
+    }
+}

@@ -1,0 +1,407 @@
+//! The recording as a spec: sessions with their startup settings, one step
+//! per statement (or per transaction), the parameters inlined as literals,
+//! comments where a statement could not become a step, and one
+//! permutation line in the order the statements reached the server.
+
+use super::literal::{self, quote_string, TypeInfo};
+use super::trace::{Log, Outcome, Stmt};
+use crate::spec::quote_name;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// `--steps`: how statements become steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StepsMode {
+    /// One step per statement.
+    #[default]
+    Statement,
+    /// One step per transaction (BEGIN … COMMIT, or one autocommit statement).
+    Transaction,
+}
+
+/// What goes around the recorded sessions.
+pub struct Frame<'a> {
+    pub command: &'a str,
+    pub setup: Option<&'a str>,
+    pub teardown: Option<&'a str>,
+    pub steps: StepsMode,
+}
+
+/// The spec text, and the warnings (one per statement left out).
+pub struct Written {
+    pub text: String,
+    pub warnings: Vec<String>,
+    pub sessions: usize,
+    pub steps: usize,
+}
+
+/// Replaces `$n` outside literals, quoted identifiers and comments.
+pub fn inline_params(sql: &str, values: &[String]) -> Result<String, String> {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' => {
+                let escapes = c == b'\''
+                    && i > 0
+                    && matches!(b[i - 1], b'E' | b'e')
+                    && (i < 2 || !is_ident(b[i - 2]));
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == c {
+                        if b.get(i + 1) == Some(&c) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'$' if i == 0 || !is_ident(b[i - 1]) => {
+                let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if digits > 0 {
+                    let n: usize = sql[i + 1..i + 1 + digits]
+                        .parse()
+                        .map_err(|_| format!("bad parameter number in {sql:?}"))?;
+                    let v = values.get(n.wrapping_sub(1)).ok_or_else(|| {
+                        format!(
+                            "the statement names ${n} but {} parameter(s) were bound",
+                            values.len()
+                        )
+                    })?;
+                    out.push_str(&sql[last..i]);
+                    out.push('(');
+                    out.push_str(v);
+                    out.push(')');
+                    i += 1 + digits;
+                    last = i;
+                    continue;
+                }
+                // A dollar quote: $tag$ … $tag$.
+                let tag_len = b[i + 1..]
+                    .iter()
+                    .take_while(|&&c| c != b'$' && is_ident(c))
+                    .count();
+                if b.get(i + 1 + tag_len) == Some(&b'$') {
+                    let tag = &sql[i..i + tag_len + 2];
+                    match sql[i + tag.len()..].find(tag) {
+                        Some(k) => i += tag.len() + k + tag.len(),
+                        None => i = b.len(),
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[last..]);
+    Ok(out)
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 || c == b'$'
+}
+
+/// A statement's step text, or why it cannot be one.
+fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> {
+    if let Some(why) = &s.unrepresentable {
+        return Err(format!("{why} cannot be replayed as a step"));
+    }
+    if s.canceled {
+        return Err("it was canceled by a cancel request while it ran".into());
+    }
+    if s.outcome == Outcome::Running {
+        return Err("it was still running when its connection or the recording ended".into());
+    }
+    let sql = if s.extended {
+        let mut values = Vec::with_capacity(s.params.len());
+        for (i, p) in s.params.iter().enumerate() {
+            let oid = s.oids.get(i).copied().unwrap_or(0);
+            values.push(
+                literal::literal(i + 1, p.value.as_deref(), p.binary, oid, types)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        inline_params(&s.sql, &values)?
+    } else {
+        s.sql.clone()
+    };
+    if sql.contains('}') {
+        return Err("its text contains '}', which ends a step in the spec language".into());
+    }
+    let trimmed = sql.trim();
+    if trimmed.is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(trimmed.to_string())
+}
+
+fn comment_lines(out: &mut String, text: &str) {
+    for l in text.lines() {
+        let _ = writeln!(out, "# {l}");
+    }
+}
+
+/// A setting from the startup packet as a statement of the session's setup.
+fn setting(name: &str, value: &str) -> Option<String> {
+    match name.to_ascii_lowercase().as_str() {
+        "application_name" | "fallback_application_name" => None,
+        "client_encoding"
+            if matches!(
+                value.to_ascii_lowercase().replace(['-', '_'], "").as_str(),
+                "utf8" | "unicode"
+            ) =>
+        {
+            None
+        }
+        _ => Some(format!(
+            "SET {} TO {}",
+            quote_name(name),
+            quote_string(value)
+        )),
+    }
+}
+
+/// Writes the recording as a spec.
+pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Result<Written, String> {
+    // Session names: unique application_names, else c1, c2, ...
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for s in &log.sessions {
+        if let Some(a) = s.application_name.as_deref().filter(|a| !a.is_empty()) {
+            *counts.entry(a).or_default() += 1;
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Recorded by `isospec record` from: {}",
+        frame.command.replace('\n', " ")
+    );
+    comment_lines(
+        &mut out,
+        "Each client connection is a session and each statement a step; the
+permutation at the end is the order in which the statements reached the
+server.  Values the client computed from earlier results are frozen here as
+the literals it sent: a read-modify-write done in the client replays with the
+recorded numbers, and `isospec explore` cannot see that dependency.  To let
+explore see it, move the computation into SQL (UPDATE ... SET n = n + 1,
+INSERT ... SELECT, a server-side function).",
+    );
+    out.push('\n');
+    if let Some(s) = frame.setup {
+        let _ = writeln!(out, "setup\n{{\n{}\n}}\n", s.trim_end());
+    }
+    if let Some(t) = frame.teardown {
+        let _ = writeln!(out, "teardown\n{{\n{}\n}}\n", t.trim_end());
+    }
+    // (first statement's clock, step name, waited, stmt index) per step.
+    let mut steps: Vec<(u64, String, usize)> = Vec::new();
+    let mut names: HashMap<usize, String> = HashMap::new();
+    let mut sessions = 0;
+    let mut used_names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut anon = 0;
+    for (k, info) in log.sessions.iter().enumerate() {
+        let mine: Vec<usize> = (0..log.stmts.len())
+            .filter(|&i| log.stmts[i].session == k && !log.stmts[i].skipped)
+            .collect();
+        let name = match info.application_name.as_deref() {
+            Some(a) if !a.is_empty() && counts.get(a) == Some(&1) && !used_names.contains(a) => {
+                a.to_string()
+            }
+            _ => loop {
+                anon += 1;
+                let n = format!("c{anon}");
+                if !counts.contains_key(n.as_str()) {
+                    break n;
+                }
+            },
+        };
+        used_names.insert(name.clone());
+        let mut body = String::new();
+        let mut n = 0;
+        let mut group: Vec<(usize, String)> = Vec::new();
+        let mut flush = |group: &mut Vec<(usize, String)>, body: &mut String, n: &mut usize| {
+            if group.is_empty() {
+                return;
+            }
+            *n += 1;
+            let step = format!("{name}_{n}");
+            let sql: Vec<&str> = group.iter().map(|(_, s)| s.as_str()).collect();
+            let text = if sql.len() == 1 {
+                sql[0].to_string()
+            } else {
+                sql.join(";\n")
+            };
+            let _ = writeln!(body, "step {} {{ {} }}", quote_name(&step), text);
+            let first = group[0].0;
+            for (i, _) in group.iter() {
+                names.insert(*i, step.clone());
+            }
+            steps.push((log.stmts[first].sent, step, first));
+            group.clear();
+        };
+        for &i in &mine {
+            let s = &log.stmts[i];
+            match step_sql(s, types) {
+                Ok(sql) => {
+                    group.push((i, sql));
+                    let ends = frame.steps == StepsMode::Statement
+                        || s.txn_after != Some(b'T') && s.txn_after != Some(b'E');
+                    if ends {
+                        flush(&mut group, &mut body, &mut n);
+                    }
+                }
+                Err(why) => {
+                    flush(&mut group, &mut body, &mut n);
+                    let text = format!(
+                        "session {name}: a statement was left out: {why}:\n{}",
+                        s.sql.trim()
+                    );
+                    warnings.push(text.lines().next().unwrap_or("").to_string());
+                    comment_lines(&mut body, &text);
+                }
+            }
+        }
+        flush(&mut group, &mut body, &mut n);
+        if n == 0 {
+            if !body.is_empty() {
+                let _ = writeln!(out, "# session {name} recorded no step");
+                out.push_str(&body);
+                out.push('\n');
+            }
+            continue;
+        }
+        sessions += 1;
+        let _ = writeln!(out, "session {}", quote_name(&name));
+        let set: Vec<String> = info
+            .settings
+            .iter()
+            .filter_map(|(k, v)| setting(k, v))
+            .collect();
+        if !set.is_empty() {
+            let joined = set.join("; ");
+            if joined.contains('}') {
+                warnings.push(format!(
+                    "session {name}: its startup settings contain '}}' and were left out"
+                ));
+            } else {
+                let _ = writeln!(out, "setup {{ {joined}; }}");
+            }
+        }
+        out.push_str(&body);
+        if let Some(why) = &info.ended {
+            let _ = writeln!(out, "# {why} before it said goodbye (Terminate)");
+        }
+        out.push('\n');
+    }
+    if steps.is_empty() {
+        return Err("no statement was recorded: did the command connect through the proxy (PGHOST, PGPORT, DATABASE_URL)?".into());
+    }
+    steps.sort();
+    // Waits the detector saw, and the step that completed last before each
+    // waiting statement did (what released it).
+    for (_, step, first) in &steps {
+        let s = &log.stmts[*first];
+        if !s.waited {
+            continue;
+        }
+        let done = s.finished.unwrap_or(u64::MAX);
+        let releaser = log
+            .stmts
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| {
+                o.session != s.session
+                    && o.finished.is_some_and(|f| f < done && f > s.sent)
+                    && names.contains_key(i)
+            })
+            .max_by_key(|(_, o)| o.finished)
+            .map(|(i, _)| names[&i].clone());
+        match releaser {
+            Some(r) => {
+                let _ = writeln!(out, "# {step} waited for a lock; {r} released it");
+            }
+            None => {
+                let _ = writeln!(out, "# {step} waited for a lock");
+            }
+        }
+    }
+    let line: Vec<String> = steps.iter().map(|(_, s, _)| quote_name(s)).collect();
+    let _ = writeln!(out, "permutation {}", line.join(" "));
+    Ok(Written {
+        text: out,
+        warnings,
+        sessions,
+        steps: steps.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_inlined_outside_quotes_and_comments() {
+        let v = vec!["'7'::integer".to_string(), "'x'::text".to_string()];
+        assert_eq!(
+            inline_params(
+                "SELECT $1, '$1', \"$2\" -- $2\n, $2 /* $1 */, $$ $1 $$, E'\\'$1'",
+                &v
+            )
+            .unwrap(),
+            "SELECT ('7'::integer), '$1', \"$2\" -- $2\n, ('x'::text) /* $1 */, $$ $1 $$, E'\\'$1'"
+        );
+        assert_eq!(
+            inline_params("SELECT $3", &v).unwrap_err(),
+            "the statement names $3 but 2 parameter(s) were bound"
+        );
+        assert_eq!(
+            inline_params("SELECT a$1 FROM t", &v).unwrap(),
+            "SELECT a$1 FROM t"
+        );
+    }
+
+    #[test]
+    fn settings_become_set_statements() {
+        assert_eq!(
+            setting("DateStyle", "ISO, MDY").unwrap(),
+            "SET DateStyle TO 'ISO, MDY'"
+        );
+        assert_eq!(setting("client_encoding", "UTF8"), None);
+        assert_eq!(setting("client_encoding", "utf-8"), None);
+        assert_eq!(setting("application_name", "x"), None);
+    }
+}
