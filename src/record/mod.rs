@@ -17,13 +17,14 @@ pub mod literal;
 mod proxy;
 pub mod trace;
 mod types;
+mod waits;
 pub mod write;
 
 use crate::exit::Exit;
 use crate::outcome::RunEvent;
 use crate::pgwire::Conn;
 use crate::run::{self, DatabasePlan, Events, RunError, ServerChoice};
-use crate::wait::{Detector, Probe};
+use crate::wait::Probe;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -262,21 +263,15 @@ async fn recording(
         })?;
     let shared = proxy::Shared::new(params.clone());
     let serving = tokio::spawn(proxy::serve(listener, shared.clone()));
-    let mut control = Conn::connect(&admin)
+    let control = Conn::connect(&admin)
         .await
         .map_err(|e| RecordError::Control {
             server: describe.clone(),
             message: e.to_string(),
         })?;
+    *shared.waits.lock().await = Some(waits::Waits::new(control, req.probe.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let watcher = {
-        let shared = shared.clone();
-        let probe = req.probe.clone();
-        tokio::spawn(async move {
-            watch(&shared, &mut control, &probe, stop_rx).await;
-            control
-        })
-    };
+    let watcher = tokio::spawn(watch(shared.clone(), stop_rx));
     let host = match addr.ip() {
         IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
@@ -302,10 +297,16 @@ async fn recording(
     settle(&shared).await;
     let _ = stop_tx.send(true);
     serving.abort();
-    let mut control = watcher.await.map_err(|e| RecordError::Control {
-        server: describe.clone(),
-        message: e.to_string(),
-    })?;
+    let _ = watcher.await;
+    let Some(mut control) = shared
+        .waits
+        .lock()
+        .await
+        .take()
+        .map(waits::Waits::into_control)
+    else {
+        unreachable!("the wait detector is put back after each check")
+    };
     let log = std::mem::take(&mut *shared.log.lock().unwrap());
     for w in &log.warnings {
         let _ = events.send(RecordEvent::Warning(w.clone()));
@@ -441,56 +442,17 @@ async fn settle(shared: &proxy::Shared) {
     }
 }
 
-/// While statements are in flight, asks the server whether their backends
-/// wait for another recorded session, with run's detector.
+/// Asks about waits every 10 ms (isolationtester's own poll) until told
+/// to stop.
 async fn watch(
-    shared: &proxy::Shared,
-    control: &mut Conn,
-    probe: &Probe,
+    shared: std::sync::Arc<proxy::Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut prepared_for: Vec<i32> = Vec::new();
-    let mut detector: Option<Detector> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
-        let (ids, pids, all) = {
-            let log = shared.log.lock().unwrap();
-            let mut seen = std::collections::HashSet::new();
-            let (mut ids, mut pids) = (Vec::new(), Vec::new());
-            for (i, pid) in log.in_flight() {
-                // The first statement of a session in flight is the one running.
-                if seen.insert(log.stmts[i].session) && pid != 0 {
-                    ids.push(i);
-                    pids.push(pid);
-                }
-            }
-            let all: Vec<i32> = log
-                .sessions
-                .iter()
-                .map(|s| s.pid)
-                .filter(|&p| p != 0)
-                .collect();
-            (ids, pids, all)
-        };
-        if ids.is_empty() || all.len() < 2 {
-            continue;
-        }
-        if all != prepared_for {
-            let _ = control.exec("DEALLOCATE ALL").await;
-            detector = Detector::prepare(control, probe, &all, false).await.ok();
-            prepared_for = all;
-        }
-        let Some(d) = &detector else { continue };
-        if let Ok(blocked) = d.are_blocked(control, &pids).await {
-            let mut log = shared.log.lock().unwrap();
-            for (i, b) in ids.iter().zip(blocked) {
-                if b && log.stmts[*i].finished.is_none() {
-                    log.stmts[*i].waited = true;
-                }
-            }
-        }
+        shared.check_waits(None).await;
     }
 }

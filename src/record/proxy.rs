@@ -25,6 +25,8 @@ pub struct Shared {
     pub upstream: ConnParams,
     /// Cancel keys by backend pid.
     cancels: Mutex<HashMap<(i32, i32), CancelKey>>,
+    /// The wait detector on its control connection.
+    pub waits: tokio::sync::Mutex<Option<super::waits::Waits>>,
 }
 
 impl Shared {
@@ -33,7 +35,24 @@ impl Shared {
             log: Mutex::new(Log::default()),
             upstream,
             cancels: Mutex::new(HashMap::new()),
+            waits: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Asks the wait detector about the statements in flight in sessions
+    /// other than `except`.
+    pub async fn check_waits(&self, except: Option<usize>) {
+        let busy = {
+            let log = self.log.lock().unwrap();
+            log.in_flight()
+                .iter()
+                .any(|&(i, _)| Some(log.stmts[i].session) != except)
+        };
+        if busy {
+            if let Some(w) = self.waits.lock().await.as_mut() {
+                w.check(&self.log).await;
+            }
+        }
     }
 
     fn warn(&self, text: String) {
@@ -293,8 +312,15 @@ async fn relay(
                 match sock.try_read(&mut buf) {
                     Ok(0) => return end(shared, session, "the client closed its connection"),
                     Ok(n) => {
-                        if let Some(t) = &mut tracer {
-                            t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap());
+                        let statement = match &mut tracer {
+                            Some(t) => t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap()),
+                            None => false,
+                        };
+                        // Before a statement goes out, whatever is in flight
+                        // elsewhere is asked about: a wait this statement
+                        // ends is seen before it ends.
+                        if statement {
+                            shared.check_waits(session).await;
                         }
                         if up.write_all(&buf[..n]).await.is_err() {
                             let _ = sock.shutdown().await;
@@ -337,5 +363,9 @@ fn end(shared: &Shared, session: Option<usize>, why: &str) {
     let mut log = shared.log.lock().unwrap();
     if !log.sessions[k].terminated {
         log.sessions[k].ended = Some(why.to_string());
+        if why.starts_with("the server") {
+            let pid = log.sessions[k].pid;
+            log.warnings.push(format!("{why} of backend {pid}"));
+        }
     }
 }

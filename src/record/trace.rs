@@ -248,11 +248,15 @@ impl Tracer {
     }
 
     /// Bytes the client sent (after the startup packet), as forwarded.
-    pub fn client_bytes(&mut self, data: &[u8], log: &mut Log) {
+    /// Returns whether the bytes complete a statement (Query or Execute).
+    pub fn client_bytes(&mut self, data: &[u8], log: &mut Log) -> bool {
         self.client.push(data);
+        let mut statement = false;
         while let Some((tag, body)) = self.client.next() {
+            statement |= matches!(tag, b'Q' | b'E');
             self.client_message(tag, body, log);
         }
+        statement
     }
 
     fn client_message(&mut self, tag: u8, mut b: BytesMut, log: &mut Log) {

@@ -143,7 +143,7 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
         return Err("it was canceled by a cancel request while it ran".into());
     }
     if s.outcome == Outcome::Running {
-        return Err("it was still running when its connection or the recording ended".into());
+        return Err("it was still running when its connection or the recording ended (the server may have completed it)".into());
     }
     let sql = if s.extended {
         let mut values = Vec::with_capacity(s.params.len());

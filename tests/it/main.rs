@@ -20,6 +20,7 @@ mod parallel;
 mod pooler;
 mod postgres;
 mod pull_request;
+mod record;
 mod reports;
 mod run;
 mod signals;

@@ -1,0 +1,458 @@
+//! `isospec record` against a real server, with real clients as the
+//! recorded programs: psql (simple protocol) and a Rust client
+//! (tokio-postgres: prepared statements, binary parameters).  The Rust
+//! client is this test binary itself, run by `isospec record` as its
+//! COMMAND with `--ignored --exact record::client::<mode>`; it reads
+//! libpq's variables (which name the proxy) and, for waiting on states,
+//! `ISOSPEC_TEST_DIRECT` (the server itself, not recorded).
+//!
+//! Each recorded spec is checked, replayed twice with the same transcript,
+//! and its transcript compared with what the program saw.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::Output;
+
+/// `isospec record` against `inst`, writing `spec`, with `cmd` as the command.
+fn record(
+    inst: &isospec::server::TempInstance,
+    dir: &Path,
+    spec: &str,
+    extra: &[&str],
+    cmd: &[&str],
+) -> Output {
+    let direct = format!("{}:{}", inst.socket_dir.display(), inst.port);
+    isospec()
+        .current_dir(dir)
+        .env("ISOSPEC_TEST_DIRECT", direct)
+        .arg("record")
+        .args(["-o", spec])
+        .arg("--host")
+        .arg(&inst.socket_dir)
+        .args(["--port", &inst.port.to_string(), "--user", &Server::user()])
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap()
+}
+
+/// This test binary as the recorded program, in `mode`.
+fn client(mode: &str) -> Vec<String> {
+    vec![
+        std::env::current_exe().unwrap().display().to_string(),
+        "--ignored".into(),
+        "--exact".into(),
+        format!("record::client::{mode}"),
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+    ]
+}
+
+/// Replays `spec` twice against `inst`; both transcripts (they must match).
+fn replay_twice(inst: &isospec::server::TempInstance, dir: &Path, spec: &str) -> String {
+    let mut outs = Vec::new();
+    for _ in 0..2 {
+        let out = run_against(inst, dir).arg(dir.join(spec)).output().unwrap();
+        // A new spec has no expected file: exit 1 ("new"), the transcript in results/.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            text(&out.stderr)
+        );
+        let name = spec.trim_end_matches(".spec");
+        outs.push(
+            std::fs::read_to_string(dir.join("results").join(format!("{name}.out"))).unwrap(),
+        );
+    }
+    assert_eq!(outs[0], outs[1], "two replays of {spec} differ");
+    outs.remove(0)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn psql_sessions_are_recorded_as_sent_and_replay() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    write(
+        d,
+        "setup.sql",
+        "CREATE TABLE acct (id int PRIMARY KEY, balance int);\nINSERT INTO acct VALUES (1, 100);\n",
+    );
+    write(d, "teardown.sql", "DROP TABLE acct;\n");
+    let script =
+        "psql -X -v ON_ERROR_STOP=1 -c 'UPDATE acct SET balance = balance - 30 WHERE id = 1' \
+                  && PGAPPNAME=auditor psql -X -At -c 'SELECT balance FROM acct'";
+    let out = record(
+        &inst,
+        d,
+        "psql.spec",
+        &["--setup", "setup.sql", "--teardown", "teardown.sql"],
+        &["sh", "-c", script],
+    );
+    let stdout = expect_exit(&out, 0);
+    assert!(stdout.contains("70"), "{stdout}");
+    let spec = std::fs::read_to_string(d.join("psql.spec")).unwrap();
+    assert!(
+        spec.contains("step psql_1 { UPDATE acct SET balance = balance - 30 WHERE id = 1 }"),
+        "{spec}"
+    );
+    assert!(
+        spec.contains("session auditor\nstep auditor_1 { SELECT balance FROM acct }"),
+        "{spec}"
+    );
+    assert!(spec.contains("setup\n{\nCREATE TABLE acct"), "{spec}");
+    assert!(spec.contains("permutation psql_1 auditor_1"), "{spec}");
+    let check = isospec()
+        .arg("check")
+        .arg(d.join("psql.spec"))
+        .output()
+        .unwrap();
+    expect_exit(&check, 0);
+    let t = replay_twice(&inst, d, "psql.spec");
+    assert!(
+        t.contains("step auditor_1: SELECT balance FROM acct\nbalance\n-------\n     70\n(1 row)"),
+        "{t}"
+    );
+    // The teardown ran: the table is gone after the recording.
+    let srv = Server::ready(&inst.data_dir);
+    assert!(
+        srv.query("isolation_regression", "SELECT to_regclass('acct') IS NULL")
+            .unwrap()
+            == ["t"]
+    );
+}
+
+#[test]
+fn a_rust_client_with_binary_parameters_replays_its_values() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    write(
+        d,
+        "setup.sql",
+        "CREATE TABLE vals (b bool, s smallint, i int, l bigint, r real, f float8, t text, v varchar, y bytea, a bigint[], n int);\n",
+    );
+    let cmd = client("binary_types");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = record(&inst, d, "types.spec", &["--setup", "setup.sql"], &cmd);
+    let seen = expect_exit(&out, 0);
+    let spec = std::fs::read_to_string(d.join("types.spec")).unwrap();
+    assert!(!spec.contains("$1"), "{spec}");
+    assert!(spec.contains("'-9223372036854775808'::bigint"), "{spec}");
+    assert!(spec.contains("ARRAY['1', NULL, '-3']::bigint[]"), "{spec}");
+    assert!(spec.contains("'\\x00ff7d'::bytea"), "{spec}");
+    let t = replay_twice(&inst, d, "types.spec");
+    // The row the program read back through the proxy is the row the replay reads.
+    let line = seen
+        .lines()
+        .find_map(|l| l.split_once("row: ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("the client printed no row:\n{seen}\n{}", text(&out.stderr)));
+    // The transcript aligns columns (psql's format): compare without blanks.
+    let squeeze = |s: &str| s.replace(' ', "");
+    assert!(
+        squeeze(&t).contains(&squeeze(line)),
+        "replay:\n{t}\nprogram saw: {line}"
+    );
+}
+
+#[test]
+fn a_lock_wait_is_seen_and_replays_as_a_wait() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    write(
+        d,
+        "setup.sql",
+        "CREATE TABLE t (id int PRIMARY KEY, n int);\nINSERT INTO t VALUES (1, 0);\n",
+    );
+    let cmd = client("lock_wait");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = record(&inst, d, "wait.spec", &["--setup", "setup.sql"], &cmd);
+    expect_exit(&out, 0);
+    let spec = std::fs::read_to_string(d.join("wait.spec")).unwrap();
+    assert!(
+        spec.contains("# waiter_1 waited for a lock; holder_3 released it"),
+        "{spec}"
+    );
+    assert!(
+        spec.contains("permutation holder_1 holder_2 waiter_1 holder_3 waiter_2"),
+        "{spec}"
+    );
+    let t = replay_twice(&inst, d, "wait.spec");
+    assert!(
+        t.contains("step waiter_1: UPDATE t SET n = n + ('10'::integer) WHERE id = ('1'::integer) <waiting ...>"),
+        "{t}"
+    );
+    assert!(t.contains("step waiter_1: <... completed>"), "{t}");
+    assert!(t.contains("11"), "{t}");
+}
+
+#[test]
+fn faults_cancel_in_flight_client_drop_and_server_drop() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    write(
+        d,
+        "setup.sql",
+        "CREATE TABLE t (id int PRIMARY KEY, n int);\nINSERT INTO t VALUES (1, 0);\n",
+    );
+    let cmd = client("faults");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = record(&inst, d, "faults.spec", &["--setup", "setup.sql"], &cmd);
+    let seen = expect_exit(&out, 0);
+    let err = text(&out.stderr);
+    assert!(seen.contains("canceled: 57014"), "{seen}");
+    let spec = std::fs::read_to_string(d.join("faults.spec")).unwrap();
+    // The canceled statement and the one whose client vanished are comments, with warnings.
+    assert!(spec.contains("# session canceled: a statement was left out: it was canceled by a cancel request while it ran:"), "{spec}");
+    assert!(spec.contains("# session dropped: a statement was left out: it was still running when its connection or the recording ended (the server may have completed it):"), "{spec}");
+    assert!(
+        spec.contains("session victim\nstep victim_1 { SELECT 1 }")
+            && (spec.contains("# the server closed the connection before it said goodbye")
+                || spec.contains("# the server's connection failed before it said goodbye")),
+        "{spec}"
+    );
+    assert!(
+        err.contains("warning: session canceled: a statement was left out"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: session dropped: a statement was left out"),
+        "{err}"
+    );
+    let check = isospec()
+        .arg("check")
+        .arg(d.join("faults.spec"))
+        .output()
+        .unwrap();
+    expect_exit(&check, 0);
+    replay_twice(&inst, d, "faults.spec");
+}
+
+#[test]
+fn the_command_exit_status_is_record_s_and_a_bad_setup_is_named() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    let out = record(
+        &inst,
+        d,
+        "x.spec",
+        &[],
+        &["sh", "-c", "psql -X -c 'SELECT 1' >/dev/null; exit 3"],
+    );
+    expect_exit(&out, 3);
+    assert!(d.join("x.spec").exists());
+    write(d, "bad.sql", "CREATE TABLE (;\n");
+    let out = record(&inst, d, "y.spec", &["--setup", "bad.sql"], &["true"]);
+    let err = text(&out.stderr);
+    expect_exit(&out, 2);
+    assert!(
+        err.contains("the setup (bad.sql) failed on") && err.contains("syntax error"),
+        "{err}"
+    );
+    write(d, "brace.sql", "SELECT '{1}';\n");
+    let out = record(&inst, d, "z.spec", &["--setup", "brace.sql"], &["true"]);
+    expect_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("brace.sql:1: contains '}'"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing connected: nothing to write, said so.
+    let out = record(&inst, d, "w.spec", &[], &["true"]);
+    expect_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("no statement was recorded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The recorded programs.  Ignored: `isospec record` runs them.
+mod client {
+    use std::time::Duration;
+    use tokio_postgres::{Client, NoTls};
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A connection through the proxy (libpq's variables), named `app`.
+    async fn connect(app: &str) -> (Client, tokio::task::JoinHandle<()>) {
+        let var = |v: &str| {
+            std::env::var(v).unwrap_or_else(|_| panic!("{v} is not set: run by isospec record"))
+        };
+        let (c, conn) = tokio_postgres::Config::new()
+            .host(var("PGHOST"))
+            .port(var("PGPORT").parse().unwrap())
+            .user(var("PGUSER"))
+            .dbname(var("PGDATABASE"))
+            .application_name(app)
+            .connect(NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (c, task)
+    }
+
+    /// A connection to the server itself (not recorded), to wait for states.
+    async fn direct() -> Client {
+        let d = std::env::var("ISOSPEC_TEST_DIRECT").unwrap();
+        let (dir, port) = d.rsplit_once(':').unwrap();
+        let (c, conn) = tokio_postgres::Config::new()
+            .host_path(dir)
+            .port(port.parse().unwrap())
+            .user(std::env::var("PGUSER").unwrap())
+            .dbname(std::env::var("PGDATABASE").unwrap())
+            .connect(NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        c
+    }
+
+    /// Waits until a backend of `app` waits for a lock.
+    async fn until_waiting(direct: &Client, app: &str) {
+        for _ in 0..15_000 {
+            let r = direct
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                    &[&app],
+                )
+                .await
+                .unwrap();
+            if r.get::<_, i64>(0) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{app} never waited for a lock");
+    }
+
+    #[test]
+    #[ignore = "a program for isospec record, run by the record tests"]
+    fn binary_types() {
+        rt().block_on(async {
+            let (c, _t) = connect("typer").await;
+            let st = c
+                .prepare("INSERT INTO vals VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .await
+                .unwrap();
+            let arr: Vec<Option<i64>> = vec![Some(1), None, Some(-3)];
+            c.execute(
+                &st,
+                &[
+                    &true,
+                    &-7i16,
+                    &2_000_000_000i32,
+                    &i64::MIN,
+                    &1.5f32,
+                    &0.1f64,
+                    &"it's } here",
+                    &"vc",
+                    &vec![0u8, 255, 0x7d],
+                    &arr,
+                    &None::<i32>,
+                ],
+            )
+            .await
+            .unwrap();
+            let (a, _t2) = connect("reader").await;
+            let rows = a
+                .simple_query("SELECT b, s, i, l, r, f, t, v, y, a, n FROM vals")
+                .await
+                .unwrap();
+            for m in rows {
+                if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                    let cols: Vec<String> = (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("").to_string())
+                        .collect();
+                    println!("row: {}", cols.join("|"));
+                }
+            }
+        });
+    }
+
+    #[test]
+    #[ignore = "a program for isospec record, run by the record tests"]
+    fn lock_wait() {
+        rt().block_on(async {
+            let d = direct().await;
+            let (holder, _t1) = connect("holder").await;
+            let (waiter, _t2) = connect("waiter").await;
+            holder.batch_execute("BEGIN").await.unwrap();
+            holder
+                .execute("UPDATE t SET n = n + $1 WHERE id = $2", &[&1i32, &1i32])
+                .await
+                .unwrap();
+            let w = tokio::spawn(async move {
+                waiter
+                    .execute("UPDATE t SET n = n + $1 WHERE id = $2", &[&10i32, &1i32])
+                    .await
+                    .unwrap();
+                let n: i32 = waiter
+                    .query_one("SELECT n FROM t WHERE id = 1", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                println!("n = {n}");
+            });
+            until_waiting(&d, "waiter").await;
+            holder.batch_execute("COMMIT").await.unwrap();
+            w.await.unwrap();
+        });
+    }
+
+    #[test]
+    #[ignore = "a program for isospec record, run by the record tests"]
+    fn faults() {
+        rt().block_on(async {
+            let d = direct().await;
+            let (holder, _t1) = connect("holder").await;
+            holder.batch_execute("BEGIN; UPDATE t SET n = 1 WHERE id = 1").await.unwrap();
+            // A cancel while the statement waits: forwarded to its backend.
+            let (canceled, _t2) = connect("canceled").await;
+            let token = canceled.cancel_token();
+            let w = tokio::spawn(async move { canceled.batch_execute("UPDATE t SET n = 2 WHERE id = 1").await });
+            until_waiting(&d, "canceled").await;
+            token.cancel_query(NoTls).await.unwrap();
+            let e = w.await.unwrap().unwrap_err();
+            println!("canceled: {}", e.code().map(|c| c.code()).unwrap_or("?"));
+            // A client that vanishes while its statement waits.
+            let (dropped, t3) = connect("dropped").await;
+            let w = tokio::spawn(async move { dropped.batch_execute("UPDATE t SET n = 3 WHERE id = 1").await });
+            until_waiting(&d, "dropped").await;
+            w.abort();
+            t3.abort();
+            let _ = w.await;
+            let _ = t3.await;
+            // The server ends a session.
+            let (victim, _t4) = connect("victim").await;
+            victim.batch_execute("SELECT 1").await.unwrap();
+            d.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'victim'", &[])
+                .await
+                .unwrap();
+            assert!(victim.batch_execute("SELECT 2").await.is_err());
+            holder.batch_execute("COMMIT").await.unwrap();
+        });
+    }
+}
