@@ -52,6 +52,8 @@ pub mod oid {
 pub struct TypeInfo {
     pub name: String,
     pub elem: Option<u32>,
+    /// An enum: its binary form is its label's text.
+    pub is_enum: bool,
 }
 
 /// Looks types up by oid (the server's answers, asked once per recording).
@@ -112,6 +114,9 @@ pub fn literal(
     let name = ty.map_or_else(|| format!("oid {oid}"), |t| t.name.clone());
     if let Some(elem) = ty.and_then(|t| t.elem) {
         return array(index, value, elem, &name, types);
+    }
+    if ty.is_some_and(|t| t.is_enum) {
+        return decode(index, value, oid::TEXT, &name).map(cast);
     }
     let text = decode(index, value, oid, &name)?;
     Ok(cast(text))
@@ -396,14 +401,21 @@ fn array(
             let elem_name = types
                 .info(elem)
                 .map_or_else(|| format!("oid {elem}"), |t| t.name.clone());
-            items.push(decode(index, bytes, elem, &elem_name).map_err(|e| match e {
-                LiteralError::Undecodable { .. } => LiteralError::Undecodable {
-                    index,
-                    oid: elem,
-                    ty: ty.to_string(),
-                },
-                e => e,
-            })?);
+            let as_oid = if types.info(elem).is_some_and(|t| t.is_enum) {
+                oid::TEXT
+            } else {
+                elem
+            };
+            items.push(
+                decode(index, bytes, as_oid, &elem_name).map_err(|e| match e {
+                    LiteralError::Undecodable { .. } => LiteralError::Undecodable {
+                        index,
+                        oid: elem,
+                        ty: ty.to_string(),
+                    },
+                    e => e,
+                })?,
+            );
         }
     }
     if at != v.len() {
@@ -459,6 +471,7 @@ mod tests {
                 TypeInfo {
                     name: name.into(),
                     elem: None,
+                    is_enum: false,
                 },
             );
         }
@@ -467,6 +480,15 @@ mod tests {
             TypeInfo {
                 name: "integer[]".into(),
                 elem: Some(23),
+                is_enum: false,
+            },
+        );
+        m.insert(
+            90001,
+            TypeInfo {
+                name: "mood".into(),
+                elem: None,
+                is_enum: true,
             },
         );
         m
@@ -593,6 +615,7 @@ mod tests {
         v.extend(7i32.to_be_bytes());
         v.extend((-1i32).to_be_bytes());
         assert_eq!(bin(1007, &v).unwrap(), "ARRAY['7', NULL]::integer[]");
+        assert_eq!(bin(90001, b"red").unwrap(), "'red'::mood");
         let err = bin(600, &[0; 16]).unwrap_err();
         assert_eq!(
             err.to_string(),

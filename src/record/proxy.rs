@@ -259,6 +259,7 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
     key.extend(cancel.secret.to_be_bytes());
     hello.extend(message(b'K', &key));
     hello.extend(message(b'Z', b"I"));
+    info.reported = parameters.clone();
     info.pid = cancel.pid;
     info.secret = cancel.secret;
     shared

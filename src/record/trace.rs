@@ -53,6 +53,14 @@ pub struct Stmt {
     pub canceled: bool,
     /// The transaction status of the ReadyForQuery that followed it.
     pub txn_after: Option<u8>,
+    /// The client's batch: the extended-protocol messages up to a Sync
+    /// (one implicit transaction, skipped after an error as a whole), or
+    /// one simple query.
+    pub batch: u64,
+    /// Execute's row limit, when the client set one.
+    pub row_limit: Option<i32>,
+    /// The portal was suspended (rows left) and never run to completion.
+    pub suspended: bool,
 }
 
 /// A recorded client connection.
@@ -65,6 +73,8 @@ pub struct SessionInfo {
     /// The backend's pid and cancel key.
     pub pid: i32,
     pub secret: i32,
+    /// The ParameterStatus values the server reported at startup.
+    pub reported: Vec<(String, String)>,
     /// Why the session ended other than by Terminate, if it did.
     pub ended: Option<String>,
     pub terminated: bool,
@@ -119,6 +129,9 @@ struct Prepared {
 struct Portal {
     statement: Prepared,
     params: Vec<Param>,
+    /// The statement an earlier Execute of this portal recorded: a later
+    /// Execute fetches more of its rows.
+    executed: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +141,8 @@ enum Pending {
     DescribeStatement(String),
     DescribePortal,
     Execute(usize),
+    /// An Execute that fetches more rows of a suspended portal.
+    Continue(usize),
     Close,
     Sync,
     Query(usize),
@@ -205,6 +220,8 @@ pub struct Tracer {
     /// After an extended-protocol error with no Sync sent yet: the server
     /// discards what comes until Sync.
     discarding: bool,
+    /// The current batch (see `Stmt::batch`).
+    batch: u64,
 }
 
 impl Tracer {
@@ -217,6 +234,7 @@ impl Tracer {
             portals: HashMap::new(),
             pending: VecDeque::new(),
             discarding: false,
+            batch: 0,
         }
     }
 
@@ -243,6 +261,9 @@ impl Tracer {
             waited: false,
             canceled: false,
             txn_after: None,
+            batch: self.batch,
+            row_limit: None,
+            suspended: false,
         });
         log.stmts.len() - 1
     }
@@ -259,18 +280,35 @@ impl Tracer {
         statement
     }
 
-    fn client_message(&mut self, tag: u8, mut b: BytesMut, log: &mut Log) {
+    fn client_message(&mut self, tag: u8, b: BytesMut, log: &mut Log) {
         if self.discarding {
             if tag == b'S' {
                 self.discarding = false;
+                self.batch += 1;
                 self.pending.push_back(Pending::Sync);
+                return;
+            }
+            // The server discards it; a statement is still written down,
+            // skipped, as part of its batch.
+            let before = self.pending.len();
+            self.client_message_now(tag, b, log);
+            while self.pending.len() > before {
+                if let Some(Pending::Execute(k)) = self.pending.pop_back() {
+                    log.stmts[k].skipped = true;
+                }
             }
             return;
         }
+        self.client_message_now(tag, b, log);
+    }
+
+    fn client_message_now(&mut self, tag: u8, mut b: BytesMut, log: &mut Log) {
         match tag {
             b'Q' => {
                 let sql = cstr(&mut b).unwrap_or_default();
+                self.batch += 1;
                 let k = self.statement(log, sql, Vec::new(), Vec::new(), false);
+                self.batch += 1;
                 self.pending.push_back(Pending::Query(k));
             }
             b'P' => {
@@ -303,7 +341,14 @@ impl Tracer {
                     params.push(Param { value, binary });
                 }
                 let statement = self.statements.get(&name).cloned().unwrap_or_default();
-                self.portals.insert(portal, Portal { statement, params });
+                self.portals.insert(
+                    portal,
+                    Portal {
+                        statement,
+                        params,
+                        executed: None,
+                    },
+                );
                 self.pending.push_back(Pending::Bind);
             }
             b'D' => {
@@ -322,14 +367,20 @@ impl Tracer {
                 let p = self.portals.get(&portal).cloned().unwrap_or(Portal {
                     statement: Prepared::default(),
                     params: Vec::new(),
+                    executed: None,
                 });
+                if let Some(k) = p.executed {
+                    self.pending.push_back(Pending::Continue(k));
+                    return;
+                }
                 let mut oids = p.statement.oids.clone();
                 oids.resize(p.params.len(), 0);
                 let k = self.statement(log, p.statement.sql, p.params, oids, true);
                 if max_rows > 0 {
-                    log.stmts[k].unrepresentable = Some(format!(
-                        "an Execute with a row limit ({max_rows} rows at a time)"
-                    ));
+                    log.stmts[k].row_limit = Some(max_rows);
+                }
+                if let Some(p) = self.portals.get_mut(&portal) {
+                    p.executed = Some(k);
                 }
                 self.pending.push_back(Pending::Execute(k));
             }
@@ -344,7 +395,10 @@ impl Tracer {
                 }
                 self.pending.push_back(Pending::Close);
             }
-            b'S' => self.pending.push_back(Pending::Sync),
+            b'S' => {
+                self.batch += 1;
+                self.pending.push_back(Pending::Sync);
+            }
             b'F' => {
                 let k = self.statement(log, String::new(), Vec::new(), Vec::new(), false);
                 log.stmts[k].unrepresentable = Some("a fast-path function call".into());
@@ -440,7 +494,16 @@ impl Tracer {
                         if tag_text == "LISTEN" {
                             log.stmts[k].unrepresentable = Some("LISTEN".into());
                         }
+                        log.stmts[k].suspended = tag == b's';
                         self.finish(log, k, Outcome::Done(tag_text));
+                        self.pending.pop_front();
+                    }
+                    Some(Pending::Continue(k)) => {
+                        let k = *k;
+                        log.stmts[k].suspended = tag == b's';
+                        if tag == b'C' {
+                            log.stmts[k].outcome = Outcome::Done(tag_text);
+                        }
                         self.pending.pop_front();
                     }
                     Some(Pending::Query(k)) => {
@@ -465,8 +528,15 @@ impl Tracer {
                     Some(Pending::Query(k)) => self.finish(log, k, failed),
                     Some(Pending::FunctionCall) => {}
                     Some(_) => {
-                        if let Some(Pending::Execute(k)) = self.pending.front() {
-                            let k = *k;
+                        // The statement failed: the Execute at the head, or
+                        // the one whose Parse, Bind or Describe failed (an
+                        // unnamed statement is planned at Bind).
+                        let failing = self.pending.iter().find_map(|p| match p {
+                            Pending::Execute(k) => Some(Some(*k)),
+                            Pending::Sync | Pending::Continue(_) => Some(None),
+                            _ => None,
+                        });
+                        if let Some(Some(k)) = failing {
                             self.finish(log, k, failed);
                         }
                         // The server skips everything up to Sync.
@@ -677,10 +747,20 @@ mod tests {
         );
         assert_eq!(log.stmts[0].oids, vec![20]);
         assert!(log.stmts[0].params[0].binary);
-        assert!(log.stmts[0]
-            .unrepresentable
-            .as_deref()
-            .unwrap()
-            .contains("row limit"));
+        assert_eq!(log.stmts[0].row_limit, Some(10));
+        // Suspended, then fetched to the end by a second Execute: one statement.
+        t.server_bytes(
+            &[msg(b'2', b""), msg(b's', b""), msg(b'Z', b"T")].concat(),
+            &mut log,
+        );
+        assert!(log.stmts[0].suspended);
+        t.client_bytes(&[msg(b'E', &e), msg(b'S', b"")].concat(), &mut log);
+        t.server_bytes(
+            &[msg(b'C', &z(b"SELECT 3")), msg(b'Z', b"T")].concat(),
+            &mut log,
+        );
+        assert_eq!(log.stmts.len(), 1);
+        assert!(!log.stmts[0].suspended);
+        assert_eq!(log.stmts[0].outcome, Outcome::Done("SELECT 3".into()));
     }
 }

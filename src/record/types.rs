@@ -59,7 +59,7 @@ async fn names(control: &mut Conn, oids: &HashSet<u32>, into: &mut HashMap<u32, 
         return;
     }
     let sql = format!(
-        "SELECT t.oid, pg_catalog.format_type(t.oid, NULL), CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem END \
+        "SELECT t.oid, pg_catalog.format_type(t.oid, NULL), CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem END, t.typtype = 'e' \
 FROM pg_catalog.pg_type t WHERE t.oid = ANY ('{{{}}}'::pg_catalog.oid[])",
         missing.join(",")
     );
@@ -70,7 +70,15 @@ FROM pg_catalog.pg_type t WHERE t.oid = ANY ('{{{}}}'::pg_catalog.oid[])",
                 continue;
             };
             let elem = get(2).and_then(|e| e.parse().ok());
-            into.insert(oid, TypeInfo { name, elem });
+            let is_enum = get(3).as_deref() == Some("t");
+            into.insert(
+                oid,
+                TypeInfo {
+                    name,
+                    elem,
+                    is_enum,
+                },
+            );
         }
     }
 }

@@ -142,7 +142,7 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
     if s.canceled {
         return Err("it was canceled by a cancel request while it ran".into());
     }
-    if s.outcome == Outcome::Running {
+    if s.outcome == Outcome::Running && !s.skipped {
         return Err("it was still running when its connection or the recording ended (the server may have completed it)".into());
     }
     let sql = if s.extended {
@@ -161,11 +161,22 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
     if sql.contains('}') {
         return Err("its text contains '}', which ends a step in the spec language".into());
     }
-    let trimmed = sql.trim();
+    let trimmed = sql.trim().trim_end_matches(';').trim_end();
     if trimmed.is_empty() {
         return Err("it is empty".into());
     }
-    Ok(trimmed.to_string())
+    match s.row_limit {
+        // The client fetched only the first rows and let the rest go: a
+        // query that only reads is replayed with that many rows.
+        Some(n) if s.suspended => {
+            if crate::explore::observe::read_only(trimmed) {
+                Ok(format!("SELECT * FROM ({trimmed}) AS fetched LIMIT {n}"))
+            } else {
+                Err(format!("an Execute with a row limit ({n} rows) whose remaining rows were never fetched, of a statement that writes, cannot be replayed as a step"))
+            }
+        }
+        _ => Ok(trimmed.to_string()),
+    }
 }
 
 fn comment_lines(out: &mut String, text: &str) {
@@ -174,13 +185,36 @@ fn comment_lines(out: &mut String, text: &str) {
     }
 }
 
+/// The settings a session's setup restores: those of its startup packet,
+/// then the reported DateStyle, IntervalStyle and TimeZone it did not set
+/// (the server's defaults where it was recorded, which `run`, like
+/// pg_regress, would otherwise replace).
+fn session_settings(info: &super::trace::SessionInfo) -> Vec<(String, String)> {
+    let mut out = info.settings.clone();
+    for name in ["DateStyle", "IntervalStyle", "TimeZone"] {
+        let given = out.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if let Some((_, v)) = info
+            .reported
+            .iter()
+            .find(|(k, _)| k == name)
+            .filter(|_| !given)
+        {
+            out.push((name.to_string(), v.clone()));
+        }
+    }
+    out
+}
+
 /// A setting from the startup packet as a statement of the session's setup.
 fn setting(name: &str, value: &str) -> Option<String> {
     match name.to_ascii_lowercase().as_str() {
         "application_name" | "fallback_application_name" => None,
         "client_encoding"
             if matches!(
-                value.to_ascii_lowercase().replace(['-', '_'], "").as_str(),
+                value
+                    .to_ascii_lowercase()
+                    .replace(['-', '_', '\''], "")
+                    .as_str(),
                 "utf8" | "unicode"
             ) =>
         {
@@ -273,22 +307,47 @@ INSERT ... SELECT, a server-side function).",
             steps.push((log.stmts[first].sent, step, first));
             group.clear();
         };
+        // A client's batch (its statements up to a Sync) is one step: the
+        // server ran it as one implicit transaction and skipped the rest of
+        // it after an error, as it does a multi-statement query.
+        let mut units: Vec<Vec<usize>> = Vec::new();
         for &i in &mine {
             let s = &log.stmts[i];
-            match step_sql(s, types) {
+            match units.last_mut() {
+                Some(u)
+                    if s.extended
+                        && log.stmts[u[0]].extended
+                        && log.stmts[u[0]].batch == s.batch =>
+                {
+                    u.push(i)
+                }
+                _ => units.push(vec![i]),
+            }
+        }
+        for unit in units {
+            if unit.iter().all(|&i| log.stmts[i].skipped) {
+                continue;
+            }
+            let rendered: Result<Vec<String>, String> = unit
+                .iter()
+                .map(|&i| step_sql(&log.stmts[i], types))
+                .collect();
+            let last = &log.stmts[*unit.last().unwrap()];
+            match rendered {
                 Ok(sql) => {
-                    group.push((i, sql));
+                    group.push((unit[0], sql.join(";\n")));
                     let ends = frame.steps == StepsMode::Statement
-                        || s.txn_after != Some(b'T') && s.txn_after != Some(b'E');
+                        || last.txn_after != Some(b'T') && last.txn_after != Some(b'E');
                     if ends {
                         flush(&mut group, &mut body, &mut n);
                     }
                 }
                 Err(why) => {
                     flush(&mut group, &mut body, &mut n);
+                    let sql: Vec<&str> = unit.iter().map(|&i| log.stmts[i].sql.trim()).collect();
                     let text = format!(
                         "session {name}: a statement was left out: {why}:\n{}",
-                        s.sql.trim()
+                        sql.join(";\n")
                     );
                     warnings.push(text.lines().next().unwrap_or("").to_string());
                     comment_lines(&mut body, &text);
@@ -306,8 +365,7 @@ INSERT ... SELECT, a server-side function).",
         }
         sessions += 1;
         let _ = writeln!(out, "session {}", quote_name(&name));
-        let set: Vec<String> = info
-            .settings
+        let set: Vec<String> = session_settings(info)
             .iter()
             .filter_map(|(k, v)| setting(k, v))
             .collect();
@@ -402,6 +460,7 @@ mod tests {
         );
         assert_eq!(setting("client_encoding", "UTF8"), None);
         assert_eq!(setting("client_encoding", "utf-8"), None);
+        assert_eq!(setting("client_encoding", "'utf-8'"), None);
         assert_eq!(setting("application_name", "x"), None);
     }
 }
