@@ -103,7 +103,8 @@ fn psql_sessions_are_recorded_as_sent_and_replay() {
         "{spec}"
     );
     assert!(
-        spec.contains("session auditor\nstep auditor_1 { SELECT balance FROM acct }"),
+        spec.contains("session auditor\nsetup { SET DateStyle TO 'ISO, MDY'; SET IntervalStyle TO 'postgres'; SET TimeZone TO ")
+            && spec.contains("step auditor_1 { SELECT balance FROM acct }"),
         "{spec}"
     );
     assert!(spec.contains("setup\n{\nCREATE TABLE acct"), "{spec}");
@@ -217,7 +218,7 @@ fn faults_cancel_in_flight_client_drop_and_server_drop() {
     assert!(spec.contains("# session canceled: a statement was left out: it was canceled by a cancel request while it ran:"), "{spec}");
     assert!(spec.contains("# session dropped: a statement was left out: it was still running when its connection or the recording ended (the server may have completed it):"), "{spec}");
     assert!(
-        spec.contains("session victim\nstep victim_1 { SELECT 1 }")
+        spec.contains("step victim_1 { SELECT 1 }")
             && (spec.contains("# the server closed the connection before it said goodbye")
                 || spec.contains("# the server's connection failed before it said goodbye")),
         "{spec}"
