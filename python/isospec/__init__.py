@@ -19,11 +19,16 @@ The distribution installs three things that always come from one release:
     found = isospec.explore("specs/lost-update.spec", max=1000, seed=1)
     for cls in found.specs[0].classes:
         print(cls.count, cls.permutation, cls.description)
+
+    # A thread-pool test, recorded into a spec through isospec's proxy.
+    rec = isospec.record(["python3", "ids.py"], "specs/ids.spec", setup="setup.sql")
+    print(rec.returncode, rec.sessions, rec.steps, rec.warnings)
 """
 
 from __future__ import annotations
 
 from ._api import IsospecError, explore, run
+from ._record import RecordResult, record
 from ._binary import IsospecNotFound, binary
 from ._explore import ExploreClass, ExploreResult, ExploreSpec, Failure
 from ._results import Annotation, RunResult, SpecResult, Status, StepTiming, Where
@@ -48,6 +53,8 @@ __all__ = [
     "binary",
     "run",
     "explore",
+    "record",
+    "RecordResult",
     "IsospecError",
     "IsospecNotFound",
     "RunResult",

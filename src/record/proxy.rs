@@ -17,6 +17,9 @@ const SSL_REQUEST: i32 = 80_877_103;
 const GSSENC_REQUEST: i32 = 80_877_104;
 const CANCEL_REQUEST: i32 = 80_877_102;
 const PROTOCOL_3_0: i32 = 196_608;
+/// How long a statement is held back while another session's statement
+/// runs without a wait the detector sees.
+const GATE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every connection of the proxy shares.
 pub struct Shared {
@@ -27,6 +30,9 @@ pub struct Shared {
     cancels: Mutex<HashMap<(i32, i32), CancelKey>>,
     /// The wait detector on its control connection.
     pub waits: tokio::sync::Mutex<Option<super::waits::Waits>>,
+    /// Woken whenever the server answers something (a statement may have
+    /// completed).
+    progress: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -36,7 +42,36 @@ impl Shared {
             upstream,
             cancels: Mutex::new(HashMap::new()),
             waits: tokio::sync::Mutex::new(None),
+            progress: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Waits until no other session's statement runs without waiting for
+    /// a lock (asking the detector meanwhile), or until GATE_LIMIT passes
+    /// (a wait the detector cannot see: then the two overlap, and a
+    /// warning says so).
+    pub async fn gate(&self, session: usize) {
+        let start = tokio::time::Instant::now();
+        loop {
+            if !self.log.lock().unwrap().running_elsewhere(session) {
+                return;
+            }
+            self.check_waits(Some(session)).await;
+            if !self.log.lock().unwrap().running_elsewhere(session) {
+                return;
+            }
+            if start.elapsed() > GATE_LIMIT {
+                self.warn(format!(
+                    "a statement was let through after {} s while another session's statement still ran without a wait the detector sees: the spec runs them one after the other",
+                    GATE_LIMIT.as_secs()
+                ));
+                return;
+            }
+            tokio::select! {
+                _ = self.progress.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+        }
     }
 
     /// Asks the wait detector about the statements in flight in sessions
@@ -295,6 +330,7 @@ async fn relay(
     let from_server = |data: &[u8], tracer: &mut Option<Tracer>| {
         if let Some(t) = tracer {
             t.server_bytes(data, &mut shared.log.lock().unwrap());
+            shared.progress.notify_waiters();
         }
     };
     if !leftover.is_empty() {
@@ -317,11 +353,12 @@ async fn relay(
                             Some(t) => t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap()),
                             None => false,
                         };
-                        // Before a statement goes out, whatever is in flight
-                        // elsewhere is asked about: a wait this statement
-                        // ends is seen before it ends.
-                        if statement {
-                            shared.check_waits(session).await;
+                        // One statement at a time, as run replays them: a
+                        // statement goes out once no other session's
+                        // statement runs, or what runs waits for a lock.
+                        if let (true, Some(k)) = (statement, session) {
+                            shared.gate(k).await;
+                            shared.log.lock().unwrap().forwarded(k);
                         }
                         if up.write_all(&buf[..n]).await.is_err() {
                             let _ = sock.shutdown().await;
@@ -361,6 +398,7 @@ async fn relay(
 
 fn end(shared: &Shared, session: Option<usize>, why: &str) {
     let Some(k) = session else { return };
+    shared.progress.notify_waiters();
     let mut log = shared.log.lock().unwrap();
     if !log.sessions[k].terminated {
         log.sessions[k].ended = Some(why.to_string());

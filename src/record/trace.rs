@@ -101,9 +101,34 @@ impl Log {
         self.stmts
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.finished.is_none() && !s.skipped)
+            .filter(|(_, s)| s.sent > 0 && s.finished.is_none() && !s.skipped)
             .map(|(i, s)| (i, self.sessions[s.session].pid))
             .collect()
+    }
+
+    /// Statements of sessions other than `session` that run on the server
+    /// and do not wait for a lock (the detector's last answer).
+    pub fn running_elsewhere(&self, session: usize) -> bool {
+        self.stmts.iter().any(|s| {
+            s.session != session
+                && s.sent > 0
+                && s.finished.is_none()
+                && !s.skipped
+                && !s.waited
+                && self.sessions[s.session].ended.is_none()
+                && !self.sessions[s.session].terminated
+        })
+    }
+
+    /// Stamps the statements traced but not yet forwarded, in order: the
+    /// proxy forwards them now.
+    pub fn forwarded(&mut self, session: usize) {
+        for k in 0..self.stmts.len() {
+            if self.stmts[k].session == session && self.stmts[k].sent == 0 {
+                self.clock += 1;
+                self.stmts[k].sent = self.clock;
+            }
+        }
     }
 
     /// Marks what is in flight in `session` as canceled (a cancel request came).
@@ -246,7 +271,8 @@ impl Tracer {
         oids: Vec<u32>,
         extended: bool,
     ) -> usize {
-        let sent = log.tick();
+        // Stamped when the proxy forwards it (see `Log::forwarded`).
+        let sent = 0;
         log.stmts.push(Stmt {
             session: self.session,
             sql,
@@ -650,6 +676,8 @@ mod tests {
     fn a_simple_query_and_its_transaction_status() {
         let (mut t, mut log) = setup();
         t.client_bytes(&msg(b'Q', &z(b"BEGIN")), &mut log);
+        assert!(log.in_flight().is_empty(), "not forwarded yet");
+        log.forwarded(0);
         assert_eq!(log.in_flight().len(), 1);
         // Split across reads on purpose.
         let reply = [msg(b'C', &z(b"BEGIN")), msg(b'Z', b"T")].concat();
