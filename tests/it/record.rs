@@ -281,6 +281,75 @@ fn the_command_exit_status_is_record_s_and_a_bad_setup_is_named() {
     );
 }
 
+#[test]
+fn without_a_command_it_records_until_sigint_and_prints_the_address() {
+    require_server!();
+    use std::io::BufRead;
+    let dir = workdir();
+    let d = dir.path();
+    let inst = start_instance(d);
+    let mut child = isospec()
+        .current_dir(d)
+        .args(["record", "-o", "live.spec", "--host"])
+        .arg(&inst.socket_dir)
+        .args(["--port", &inst.port.to_string(), "--user", &Server::user()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "isospec record ended early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("isospec record: recording proxy on 127.0.0.1:")
+        {
+            break rest.to_string();
+        }
+    };
+    assert!(seen.contains("recording proxy on 127.0.0.1:"), "{seen}");
+    // A client pointed at the printed address by hand; sslmode=prefer
+    // asks for TLS first and gets the proxy's 'N'.
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            &Server::user(),
+            "-d",
+            "isolation_regression",
+        ])
+        .args(["-c", "SELECT 40 + 2"])
+        .env("PGSSLMODE", "prefer")
+        .env("PGAPPNAME", "by_hand")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "42", "{}", text(&out.stderr));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}{rest}");
+    let spec = std::fs::read_to_string(d.join("live.spec")).unwrap();
+    assert!(
+        spec.contains("step by_hand_1 { SELECT 40 + 2 }") && spec.contains("permutation by_hand_1"),
+        "{spec}"
+    );
+}
+
 /// The recorded programs.  Ignored: `isospec record` runs them.
 mod client {
     use std::time::Duration;

@@ -1113,3 +1113,42 @@ tls_test!(
         refused_over(&s, d, "sslcertmode=disable", &conn, "connection requires a valid client certificate");
     }
 );
+
+// isospec record connects upstream as run does: TLS required, the password
+// from ~/.pgpass, SCRAM.  The client talks to the proxy in the clear (the
+// command gets PGSSLMODE=disable over the user's PGSSLMODE=prefer); the
+// server sees a TLS connection.
+tls_test!(record_connects_upstream_like_run, |s, d| {
+    let home = d.join("rec/home");
+    std::fs::create_dir_all(&home).unwrap();
+    pgpass_for(&s, &home.join(".pgpass"));
+    let out = s
+        .command(&home, &[("PGSSLMODE", "prefer")])
+        .current_dir(d)
+        .args([
+            "record",
+            "-o",
+            "tls.spec",
+            "-d",
+            &without_password(&s),
+            "--",
+        ])
+        .args([
+            "psql",
+            "-X",
+            "-At",
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ])
+        .output()
+        .unwrap();
+    let all = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert_eq!(text(&out.stdout).trim(), "t", "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+    let spec = std::fs::read_to_string(d.join("tls.spec")).unwrap();
+    assert!(
+        spec.contains("step psql_1 { SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid() }"),
+        "{spec}"
+    );
+});
