@@ -4,9 +4,8 @@
 //! then relays every byte unchanged in both directions while a `Tracer`
 //! reads along.  Cancel requests are forwarded to the backend they name.
 
-use super::trace::{Log, SessionInfo, Tracer};
+use super::trace::{message, Log, SessionInfo, Tracer};
 use crate::pgwire::{CancelKey, Conn, ConnParams, Relay};
-use bytes::{BufMut, BytesMut};
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -122,14 +121,6 @@ async fn read_packet(sock: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut body = vec![0u8; len as usize - 4];
     sock.read_exact(&mut body).await?;
     Ok(body)
-}
-
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = BytesMut::with_capacity(body.len() + 5);
-    out.put_u8(tag);
-    out.put_i32(body.len() as i32 + 4);
-    out.put_slice(body);
-    out.to_vec()
 }
 
 fn fatal(sqlstate: &str, text: &str) -> Vec<u8> {

@@ -5,20 +5,11 @@
 //! `format_type` writes it, and for arrays their element types.
 
 use super::literal::TypeInfo;
-use super::trace::Log;
+use super::trace::{message, Log};
 use crate::pgwire::{Conn, PgResult};
-use bytes::{BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 use std::collections::{HashMap, HashSet};
-
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = BytesMut::with_capacity(body.len() + 5);
-    out.put_u8(tag);
-    out.put_i32(body.len() as i32 + 4);
-    out.put_slice(body);
-    out.to_vec()
-}
 
 /// The server's parameter types for `sql` with the client's declared
 /// `oids` (None when it cannot parse the statement now).

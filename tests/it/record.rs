@@ -73,6 +73,34 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// A recording of this binary's client `mode` against a fresh server,
+/// after `setup` SQL: the directory, the server, the output and the spec.
+struct Recorded {
+    dir: tempfile::TempDir,
+    inst: isospec::server::TempInstance,
+    out: Output,
+    spec: String,
+}
+
+fn record_client(mode: &str, spec: &str, setup: &str) -> Recorded {
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    write(dir.path(), "setup.sql", setup);
+    let cmd = client(mode);
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = record(&inst, dir.path(), spec, &["--setup", "setup.sql"], &cmd);
+    let text = std::fs::read_to_string(dir.path().join(spec)).unwrap_or_default();
+    Recorded {
+        dir,
+        inst,
+        out,
+        spec: text,
+    }
+}
+
+const COUNTER_ROW: &str =
+    "CREATE TABLE t (id int PRIMARY KEY, n int);\nINSERT INTO t VALUES (1, 0);\n";
+
 #[test]
 fn psql_sessions_are_recorded_as_sent_and_replay() {
     require_server!();
@@ -132,24 +160,14 @@ fn psql_sessions_are_recorded_as_sent_and_replay() {
 #[test]
 fn a_rust_client_with_binary_parameters_replays_its_values() {
     require_server!();
-    let dir = workdir();
-    let d = dir.path();
-    let inst = start_instance(d);
-    write(
-        d,
-        "setup.sql",
-        "CREATE TABLE vals (b bool, s smallint, i int, l bigint, r real, f float8, t text, v varchar, y bytea, a bigint[], n int);\n",
-    );
-    let cmd = client("binary_types");
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = record(&inst, d, "types.spec", &["--setup", "setup.sql"], &cmd);
-    let seen = expect_exit(&out, 0);
-    let spec = std::fs::read_to_string(d.join("types.spec")).unwrap();
+    let r = record_client("binary_types", "types.spec", "CREATE TABLE vals (b bool, s smallint, i int, l bigint, r real, f float8, t text, v varchar, y bytea, a bigint[], n int);\n");
+    let (d, inst, out, spec) = (r.dir.path(), &r.inst, &r.out, &r.spec);
+    let seen = expect_exit(out, 0);
     assert!(!spec.contains("$1"), "{spec}");
     assert!(spec.contains("'-9223372036854775808'::bigint"), "{spec}");
     assert!(spec.contains("ARRAY['1', NULL, '-3']::bigint[]"), "{spec}");
     assert!(spec.contains("'\\x00ff7d'::bytea"), "{spec}");
-    let t = replay_twice(&inst, d, "types.spec");
+    let t = replay_twice(inst, d, "types.spec");
     // The row the program read back through the proxy is the row the replay reads.
     let line = seen
         .lines()
@@ -166,19 +184,9 @@ fn a_rust_client_with_binary_parameters_replays_its_values() {
 #[test]
 fn a_lock_wait_is_seen_and_replays_as_a_wait() {
     require_server!();
-    let dir = workdir();
-    let d = dir.path();
-    let inst = start_instance(d);
-    write(
-        d,
-        "setup.sql",
-        "CREATE TABLE t (id int PRIMARY KEY, n int);\nINSERT INTO t VALUES (1, 0);\n",
-    );
-    let cmd = client("lock_wait");
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = record(&inst, d, "wait.spec", &["--setup", "setup.sql"], &cmd);
-    expect_exit(&out, 0);
-    let spec = std::fs::read_to_string(d.join("wait.spec")).unwrap();
+    let r = record_client("lock_wait", "wait.spec", COUNTER_ROW);
+    let (d, inst, out, spec) = (r.dir.path(), &r.inst, &r.out, &r.spec);
+    expect_exit(out, 0);
     assert!(
         spec.contains("# waiter_1 waited for a lock; holder_3 released it"),
         "{spec}"
@@ -187,7 +195,7 @@ fn a_lock_wait_is_seen_and_replays_as_a_wait() {
         spec.contains("permutation holder_1 holder_2 waiter_1 holder_3 waiter_2"),
         "{spec}"
     );
-    let t = replay_twice(&inst, d, "wait.spec");
+    let t = replay_twice(inst, d, "wait.spec");
     assert!(
         t.contains("step waiter_1: UPDATE t SET n = n + ('10'::integer) WHERE id = ('1'::integer) <waiting ...>"),
         "{t}"
@@ -199,21 +207,11 @@ fn a_lock_wait_is_seen_and_replays_as_a_wait() {
 #[test]
 fn faults_cancel_in_flight_client_drop_and_server_drop() {
     require_server!();
-    let dir = workdir();
-    let d = dir.path();
-    let inst = start_instance(d);
-    write(
-        d,
-        "setup.sql",
-        "CREATE TABLE t (id int PRIMARY KEY, n int);\nINSERT INTO t VALUES (1, 0);\n",
-    );
-    let cmd = client("faults");
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = record(&inst, d, "faults.spec", &["--setup", "setup.sql"], &cmd);
-    let seen = expect_exit(&out, 0);
+    let r = record_client("faults", "faults.spec", COUNTER_ROW);
+    let (d, inst, out, spec) = (r.dir.path(), &r.inst, &r.out, &r.spec);
+    let seen = expect_exit(out, 0);
     let err = text(&out.stderr);
     assert!(seen.contains("canceled: 57014"), "{seen}");
-    let spec = std::fs::read_to_string(d.join("faults.spec")).unwrap();
     // The canceled statement and the one whose client vanished are comments, with warnings.
     assert!(spec.contains("# session canceled: a statement was left out: it was canceled by a cancel request while it ran:"), "{spec}");
     assert!(spec.contains("# session dropped: a statement was left out: it was still running when its connection or the recording ended (the server may have completed it):"), "{spec}");
@@ -237,7 +235,7 @@ fn faults_cancel_in_flight_client_drop_and_server_drop() {
         .output()
         .unwrap();
     expect_exit(&check, 0);
-    replay_twice(&inst, d, "faults.spec");
+    replay_twice(inst, d, "faults.spec");
 }
 
 #[test]

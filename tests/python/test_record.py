@@ -49,6 +49,15 @@ def write_sql(path: Path, text: str) -> Path:
     return path
 
 
+def record_client(script: str, spec: str, setup: Path, server: str, cwd: Path, db: str) -> isospec.RecordResult:
+    """Records one of ``clients/`` with this interpreter (it has the drivers)."""
+    rec = isospec.record(
+        [sys.executable, str(CLIENTS / script)], spec, setup=setup, dsn=server, dbname=db, cwd=cwd
+    )
+    assert rec.returncode == 0, rec.stderr
+    return rec
+
+
 def test_a_thread_pool_test_becomes_a_spec_that_replays_and_explores(server: str, tmp_path: Path) -> None:
     setup = write_sql(
         tmp_path / "setup.sql",
@@ -102,15 +111,7 @@ def test_psycopg_text_binary_and_pipeline_replay_what_the_program_saw(server: st
         CREATE TABLE extra (u uuid, b bytea, ts timestamptz, j jsonb, ok bool, ints int8[]);
         """,
     )
-    rec = isospec.record(
-        [sys.executable, str(CLIENTS / "psycopg_modes.py")],
-        "modes.spec",
-        setup=setup,
-        dsn=server,
-        dbname="record_modes",
-        cwd=tmp_path,
-    )
-    assert rec.returncode == 0, rec.stderr
+    rec = record_client("psycopg_modes.py", "modes.spec", setup, server, tmp_path, "record_modes")
     assert "pipeline: division by zero" in rec.stdout
     table = re.search(r"^table: (.*)$", rec.stdout, re.M)
     assert table is not None
@@ -138,15 +139,7 @@ def test_asyncpg_prepared_statements_and_introspection_replay(server: str, tmp_p
         CREATE TABLE apg (id int, label text, ints int[], at timestamptz, mood mood);
         """,
     )
-    rec = isospec.record(
-        [sys.executable, str(CLIENTS / "asyncpg_client.py")],
-        "apg.spec",
-        setup=setup,
-        dsn=server,
-        dbname="record_apg",
-        cwd=tmp_path,
-    )
-    assert rec.returncode == 0, rec.stderr
+    rec = record_client("asyncpg_client.py", "apg.spec", setup, server, tmp_path, "record_apg")
     table = re.search(r"^table: (.*)$", rec.stdout, re.M)
     assert table is not None
     text = rec.text
