@@ -38,6 +38,8 @@ struct TlsState {
     plain: Vec<u8>,
     /// The peer sent close_notify or closed the socket.
     eof: bool,
+    /// Encrypted bytes `try_write` has not sent yet.
+    out: Vec<u8>,
 }
 
 /// One non-blocking recv() on `fd`; after "would block", tokio's readiness
@@ -122,6 +124,58 @@ impl Stream {
                 };
                 t.tcp.write_all(&out).await
             }
+        }
+    }
+
+    /// Writes without waiting, for a relay that must keep reading while
+    /// the peer is slow: the bytes the kernel took (TCP, Unix), or all of
+    /// `data` (TLS: encrypted into a buffer that `flush_now` and later
+    /// calls send as the socket allows).
+    pub(crate) fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write(data),
+            Stream::Unix(s) => s.try_write(data),
+            Stream::Tls(t) => {
+                {
+                    let mut st = t.state.lock().unwrap();
+                    st.conn.writer().write_all(data)?;
+                    let TlsState { conn, out, .. } = &mut *st;
+                    while conn.wants_write() {
+                        conn.write_tls(out)?;
+                    }
+                }
+                self.flush_now()?;
+                Ok(data.len())
+            }
+        }
+    }
+
+    /// Sends what TLS has buffered, as far as the socket takes it now.
+    pub(crate) fn flush_now(&self) -> io::Result<()> {
+        let Stream::Tls(t) = self else { return Ok(()) };
+        let mut st = t.state.lock().unwrap();
+        while !st.out.is_empty() {
+            match t.tcp.try_write(&st.out) {
+                Ok(n) => {
+                    st.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether TLS holds bytes not yet sent.
+    pub(crate) fn pending_out(&self) -> bool {
+        matches!(self, Stream::Tls(t) if !t.state.lock().unwrap().out.is_empty())
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.writable().await,
+            Stream::Unix(s) => s.writable().await,
+            Stream::Tls(t) => t.tcp.writable().await,
         }
     }
 
@@ -254,6 +308,7 @@ pub(crate) async fn handshake(
         conn,
         plain: Vec::new(),
         eof: false,
+        out: Vec::new(),
     };
     // Application data that came with the handshake's last flight.
     let io_state = st

@@ -383,10 +383,16 @@ fn array(
         dims.push(size as usize);
     }
     let mut at = 12 + 8 * ndim as usize;
+    // Each element takes at least its 4-byte length: a count the data
+    // cannot hold is refused before anything is allocated for it.
+    let room = (v.len() - at.min(v.len())) / 4;
     let total: usize = if dims.is_empty() {
         0
     } else {
-        dims.iter().product()
+        dims.iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&t| t <= room)
+            .ok_or_else(|| bad("more elements than the data holds"))?
     };
     let mut items = Vec::with_capacity(total);
     for _ in 0..total {
@@ -616,6 +622,14 @@ mod tests {
         v.extend((-1i32).to_be_bytes());
         assert_eq!(bin(1007, &v).unwrap(), "ARRAY['7', NULL]::integer[]");
         assert_eq!(bin(90001, b"red").unwrap(), "'red'::mood");
+        let mut huge = Vec::new();
+        for x in [1i32, 0, 23, i32::MAX, 1] {
+            huge.extend(x.to_be_bytes());
+        }
+        assert!(matches!(
+            bin(1007, &huge),
+            Err(LiteralError::Malformed { .. })
+        ));
         let err = bin(600, &[0; 16]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -297,6 +297,7 @@ async fn recording(
     settle(&shared).await;
     let _ = stop_tx.send(true);
     serving.abort();
+    shared.stop_relays();
     let _ = watcher.await;
     let Some(mut control) = shared
         .waits

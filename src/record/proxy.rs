@@ -32,6 +32,8 @@ pub struct Shared {
     /// Woken whenever the server answers something (a statement may have
     /// completed).
     progress: tokio::sync::Notify,
+    /// The connections' tasks, stopped before the recording is taken.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Shared {
@@ -42,7 +44,15 @@ impl Shared {
             cancels: Mutex::new(HashMap::new()),
             waits: tokio::sync::Mutex::new(None),
             progress: tokio::sync::Notify::new(),
+            tasks: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Stops relaying: every connection still open is closed.
+    pub fn stop_relays(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
     }
 
     /// Waits until no other session's statement runs without waiting for
@@ -100,7 +110,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((sock, _)) => {
                 let _ = sock.set_nodelay(true);
-                tokio::spawn(client(sock, shared.clone()));
+                let task = tokio::spawn(client(sock, shared.clone()));
+                shared.tasks.lock().unwrap().push(task.abort_handle());
             }
             Err(e) => {
                 shared.warn(format!("accepting a client failed: {e}"));
@@ -309,10 +320,16 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
     relay(sock, stream, leftover, session, &shared).await;
 }
 
-/// Copies both ways until one side closes; the tracer reads along.
+/// At most this much is read ahead of what the other side has taken.
+const RELAY_BUFFER: usize = 1 << 20;
+
+/// Copies both ways until one side closes; the tracer reads along.  Reads
+/// and writes of both sides are polled together, so that a peer that
+/// writes a lot before it reads (a large pipeline) never waits on a
+/// proxy that waits on it.
 async fn relay(
-    mut sock: TcpStream,
-    mut up: crate::pgwire::RelayStream,
+    sock: TcpStream,
+    up: crate::pgwire::RelayStream,
     leftover: Vec<u8>,
     session: Option<usize>,
     shared: &Shared,
@@ -324,21 +341,19 @@ async fn relay(
             shared.progress.notify_waiters();
         }
     };
-    if !leftover.is_empty() {
-        from_server(&leftover, &mut tracer);
-        if sock.write_all(&leftover).await.is_err() {
-            return end(shared, session, "the client closed its connection");
-        }
-    }
+    from_server(&leftover, &mut tracer);
+    let mut to_client = leftover;
+    let mut to_server: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    let why = loop {
+        let up_waits = !to_server.is_empty() || up.pending_out();
         tokio::select! {
-            r = sock.readable() => {
+            r = sock.readable(), if to_server.len() < RELAY_BUFFER => {
                 if r.is_err() {
-                    return end(shared, session, "the client's connection failed");
+                    break "the client's connection failed";
                 }
                 match sock.try_read(&mut buf) {
-                    Ok(0) => return end(shared, session, "the client closed its connection"),
+                    Ok(0) => break "the client closed its connection",
                     Ok(n) => {
                         let statement = match &mut tracer {
                             Some(t) => t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap()),
@@ -351,50 +366,103 @@ async fn relay(
                             shared.gate(k).await;
                             shared.log.lock().unwrap().forwarded(k);
                         }
-                        if up.write_all(&buf[..n]).await.is_err() {
-                            let _ = sock.shutdown().await;
-                            return end(shared, session, "the server's connection failed");
+                        to_server.extend_from_slice(&buf[..n]);
+                        if !push(&up, &mut to_server) {
+                            break "the server's connection failed";
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return end(shared, session, "the client's connection failed"),
+                    Err(_) => break "the client's connection failed",
                 }
             }
-            r = up.readable() => {
+            r = up.readable(), if to_client.len() < RELAY_BUFFER => {
                 if r.is_err() {
-                    let _ = sock.shutdown().await;
-                    return end(shared, session, "the server's connection failed");
+                    break "the server's connection failed";
                 }
                 match up.recv_now(&mut buf) {
-                    Ok(0) => {
-                        let _ = sock.shutdown().await;
-                        return end(shared, session, "the server closed the connection");
-                    }
+                    Ok(0) => break "the server closed the connection",
                     Ok(n) => {
                         from_server(&buf[..n], &mut tracer);
-                        if sock.write_all(&buf[..n]).await.is_err() {
-                            return end(shared, session, "the client closed its connection");
+                        to_client.extend_from_slice(&buf[..n]);
+                        if !push_client(&sock, &mut to_client) {
+                            break "the client closed its connection";
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        let _ = sock.shutdown().await;
-                        return end(shared, session, "the server's connection failed");
-                    }
+                    Err(_) => break "the server's connection failed",
+                }
+            }
+            r = up.writable(), if up_waits => {
+                if r.is_err() || !push(&up, &mut to_server) {
+                    break "the server's connection failed";
+                }
+            }
+            r = sock.writable(), if !to_client.is_empty() => {
+                if r.is_err() || !push_client(&sock, &mut to_client) {
+                    break "the client closed its connection";
                 }
             }
         }
+    };
+    // What one side said last (a Terminate, the server's FATAL) still
+    // reaches the other, then the connection is closed.
+    let mut up = up;
+    let mut sock = sock;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        if !to_server.is_empty() {
+            let _ = up.write_all(&to_server).await;
+        }
+        while up.pending_out() && up.writable().await.is_ok() && up.flush_now().is_ok() {}
+        if !to_client.is_empty() {
+            let _ = sock.write_all(&to_client).await;
+        }
+        let _ = sock.shutdown().await;
+    })
+    .await;
+    end(shared, session, why);
+}
+
+/// Sends what the server takes now; false when the connection failed.
+fn push(up: &crate::pgwire::RelayStream, pending: &mut Vec<u8>) -> bool {
+    while !pending.is_empty() {
+        match up.try_write(pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
     }
+    up.flush_now().is_ok()
+}
+
+/// Sends what the client takes now; false when the connection failed.
+fn push_client(sock: &TcpStream, pending: &mut Vec<u8>) -> bool {
+    while !pending.is_empty() {
+        match sock.try_write(pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn end(shared: &Shared, session: Option<usize>, why: &str) {
     let Some(k) = session else { return };
     shared.progress.notify_waiters();
     let mut log = shared.log.lock().unwrap();
-    if !log.sessions[k].terminated {
-        log.sessions[k].ended = Some(why.to_string());
+    // After the recording was taken (a connection left open) there is
+    // nothing to note.
+    let Some(s) = log.sessions.get_mut(k) else {
+        return;
+    };
+    if !s.terminated {
+        s.ended = Some(why.to_string());
         if why.starts_with("the server") {
-            let pid = log.sessions[k].pid;
+            let pid = s.pid;
             log.warnings.push(format!("{why} of backend {pid}"));
         }
     }

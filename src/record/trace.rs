@@ -108,12 +108,16 @@ impl Log {
 
     /// Statements of sessions other than `session` that run on the server
     /// and do not wait for a lock (the detector's last answer).
+    /// Only a session's first statement in flight counts: the ones behind
+    /// it in its pipeline wait for it, not for a lock.
     pub fn running_elsewhere(&self, session: usize) -> bool {
+        let mut seen = std::collections::HashSet::new();
         self.stmts.iter().any(|s| {
             s.session != session
                 && s.sent > 0
                 && s.finished.is_none()
                 && !s.skipped
+                && seen.insert(s.session)
                 && !s.waited
                 && self.sessions[s.session].ended.is_none()
                 && !self.sessions[s.session].terminated
@@ -171,7 +175,10 @@ enum Pending {
     Close,
     Sync,
     Query(usize),
-    FunctionCall,
+    FunctionCall(usize),
+    /// The client ended a COPY FROM STDIN (CopyDone or CopyFail) before
+    /// the proxy saw the server start it: no reply of its own.
+    CopyEnd,
 }
 
 /// Frames one direction's bytes into whole messages.
@@ -256,6 +263,9 @@ pub struct Tracer {
     discarding: bool,
     /// The current batch (see `Stmt::batch`).
     batch: u64,
+    /// Between CopyInResponse and the client's CopyDone or CopyFail: the
+    /// server ignores Sync and Flush meanwhile.
+    copy_in: bool,
 }
 
 impl Tracer {
@@ -269,6 +279,7 @@ impl Tracer {
             pending: VecDeque::new(),
             discarding: false,
             batch: 0,
+            copy_in: false,
         }
     }
 
@@ -328,10 +339,25 @@ impl Tracer {
             let before = self.pending.len();
             self.client_message_now(tag, b, log);
             while self.pending.len() > before {
-                if let Some(Pending::Execute(k)) = self.pending.pop_back() {
+                if let Some(Pending::Execute(k) | Pending::Query(k)) = self.pending.pop_back() {
                     log.stmts[k].skipped = true;
                 }
             }
+            return;
+        }
+        if self.copy_in {
+            match tag {
+                // Ignored by the server during COPY FROM STDIN.
+                b'S' | b'H' => return,
+                b'c' | b'f' => {
+                    self.copy_in = false;
+                    return;
+                }
+                _ => {}
+            }
+        } else if matches!(tag, b'c' | b'f') {
+            // The copy's end, before its start was seen.
+            self.pending.push_back(Pending::CopyEnd);
             return;
         }
         self.client_message_now(tag, b, log);
@@ -437,8 +463,7 @@ impl Tracer {
             b'F' => {
                 let k = self.statement(log, String::new(), Vec::new(), Vec::new(), false);
                 log.stmts[k].unrepresentable = Some("a fast-path function call".into());
-                log.stmts[k].skipped = true;
-                self.pending.push_back(Pending::FunctionCall);
+                self.pending.push_back(Pending::FunctionCall(k));
             }
             b'X' => log.sessions[self.session].terminated = true,
             // CopyData, CopyDone, CopyFail, Flush: no reply of their own.
@@ -516,6 +541,28 @@ impl Tracer {
                 if let Some(k) = self.current() {
                     log.stmts[k].unrepresentable = Some("COPY".into());
                 }
+                if tag == b'G' {
+                    // Syncs and Flushes the client sent before its CopyDone
+                    // are ignored by the server: they get no reply.
+                    let mut rest: VecDeque<Pending> = self.pending.drain(1..).collect();
+                    let end = rest.iter().position(|p| *p == Pending::CopyEnd);
+                    match end {
+                        Some(e) => {
+                            rest = rest
+                                .into_iter()
+                                .enumerate()
+                                .filter(|(i, p)| *i > e || !matches!(p, Pending::Sync))
+                                .map(|(_, p)| p)
+                                .collect();
+                            rest.retain(|p| *p != Pending::CopyEnd);
+                        }
+                        None => {
+                            rest.retain(|p| !matches!(p, Pending::Sync));
+                            self.copy_in = true;
+                        }
+                    }
+                    self.pending.extend(rest);
+                }
             }
             b'C' | b'I' | b's' => {
                 let tag_text = if tag == b'C' {
@@ -560,8 +607,22 @@ impl Tracer {
                 let (sqlstate, message) = error_fields(b);
                 let failed = Outcome::Failed { sqlstate, message };
                 match self.pending.front().cloned() {
-                    Some(Pending::Query(k)) => self.finish(log, k, failed),
-                    Some(Pending::FunctionCall) => {}
+                    Some(Pending::Query(k) | Pending::FunctionCall(k)) => {
+                        self.finish(log, k, failed)
+                    }
+                    // A failure at Sync: the implicit transaction's commit
+                    // (a deferred constraint, a serialization failure) is
+                    // the batch's last statement's.
+                    Some(Pending::Sync) => {
+                        let session = self.session;
+                        if let Some(s) =
+                            log.stmts.iter_mut().rev().find(|s| {
+                                s.session == session && s.extended && s.finished.is_some()
+                            })
+                        {
+                            s.outcome = failed;
+                        }
+                    }
                     Some(_) => {
                         // The statement failed: the Execute at the head, or
                         // the one whose Parse, Bind or Describe failed (an
@@ -600,8 +661,8 @@ impl Tracer {
                 let status = b.first().copied().unwrap_or(b'I');
                 while let Some(p) = self.pending.pop_front() {
                     match p {
-                        Pending::Sync | Pending::FunctionCall => break,
-                        Pending::Query(k) => {
+                        Pending::Sync => break,
+                        Pending::Query(k) | Pending::FunctionCall(k) => {
                             self.finish(log, k, Outcome::Done(String::new()));
                             break;
                         }

@@ -170,13 +170,24 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
         // query that only reads is replayed with that many rows.
         Some(n) if s.suspended => {
             if crate::explore::observe::read_only(trimmed) {
-                Ok(format!("SELECT * FROM ({trimmed}) AS fetched LIMIT {n}"))
+                let nl = if ends_in_comment(trimmed) { "\n" } else { "" };
+                Ok(format!(
+                    "SELECT * FROM ({trimmed}{nl}) AS fetched LIMIT {n}"
+                ))
             } else {
                 Err(format!("an Execute with a row limit ({n} rows) whose remaining rows were never fetched, of a statement that writes, cannot be replayed as a step"))
             }
         }
+        // A line comment at the end would swallow the `;` or `}` after it.
+        _ if ends_in_comment(trimmed) => Ok(format!("{trimmed}\n")),
         _ => Ok(trimmed.to_string()),
     }
+}
+
+/// Whether the last line of `sql` may end in a `--` comment (conservative:
+/// `--` inside a string on that line counts too).
+fn ends_in_comment(sql: &str) -> bool {
+    sql.lines().last().is_some_and(|l| l.contains("--"))
 }
 
 fn comment_lines(out: &mut String, text: &str) {
@@ -220,6 +231,16 @@ fn setting(name: &str, value: &str) -> Option<String> {
         {
             None
         }
+        // A list setting whose items are identifiers takes a string as one
+        // item in SET (GUC_LIST_QUOTE): set_config takes the list as sent.
+        "search_path"
+        | "temp_tablespaces"
+        | "local_preload_libraries"
+        | "session_preload_libraries" => Some(format!(
+            "SELECT pg_catalog.set_config({}, {}, false)",
+            quote_string(name),
+            quote_string(value)
+        )),
         _ => Some(format!(
             "SET {} TO {}",
             quote_name(name),
@@ -462,5 +483,42 @@ mod tests {
         assert_eq!(setting("client_encoding", "utf-8"), None);
         assert_eq!(setting("client_encoding", "'utf-8'"), None);
         assert_eq!(setting("application_name", "x"), None);
+        assert_eq!(
+            setting("search_path", "app,public").unwrap(),
+            "SELECT pg_catalog.set_config('search_path', 'app,public', false)"
+        );
+    }
+
+    #[test]
+    fn a_statement_ending_in_a_comment_keeps_what_follows() {
+        let mut s = Stmt {
+            session: 0,
+            sql: "UPDATE t SET n = 1 -- bump".into(),
+            params: Vec::new(),
+            oids: Vec::new(),
+            extended: false,
+            sent: 1,
+            finished: Some(2),
+            outcome: Outcome::Done("UPDATE 1".into()),
+            unrepresentable: None,
+            skipped: false,
+            waited: false,
+            canceled: false,
+            txn_after: Some(b'T'),
+            batch: 1,
+            row_limit: None,
+            suspended: false,
+        };
+        assert_eq!(
+            step_sql(&s, &HashMap::new()).unwrap(),
+            "UPDATE t SET n = 1 -- bump\n"
+        );
+        s.sql = "SELECT 1 -- one".into();
+        s.row_limit = Some(1);
+        s.suspended = true;
+        assert_eq!(
+            step_sql(&s, &HashMap::new()).unwrap(),
+            "SELECT * FROM (SELECT 1 -- one\n) AS fetched LIMIT 1"
+        );
     }
 }

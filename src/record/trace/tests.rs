@@ -170,3 +170,66 @@ fn described_types_and_row_limits() {
     assert!(!log.stmts[0].suspended);
     assert_eq!(log.stmts[0].outcome, Outcome::Done("SELECT 3".into()));
 }
+
+#[test]
+fn copy_from_stdin_over_the_extended_protocol_keeps_the_queue_in_step() {
+    let (mut t, mut log) = setup();
+    // libpq's PQexecParams: Parse/Bind/Describe/Execute/Sync, and a
+    // second Sync after CopyDone; the server ignores the first.
+    let mut d = vec![b'P'];
+    d.extend(z(b""));
+    t.client_bytes(
+        &[
+            parse("COPY t FROM STDIN", &[]),
+            bind(&[], false),
+            msg(b'D', &d),
+            execute(),
+            msg(b'S', b""),
+        ]
+        .concat(),
+        &mut log,
+    );
+    t.server_bytes(
+        &[
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'n', b""),
+            msg(b'G', &[0, 0, 0]),
+        ]
+        .concat(),
+        &mut log,
+    );
+    t.client_bytes(
+        &[msg(b'd', b"1\n"), msg(b'c', b""), msg(b'S', b"")].concat(),
+        &mut log,
+    );
+    t.server_bytes(
+        &[msg(b'C', &z(b"COPY 1")), msg(b'Z', b"I")].concat(),
+        &mut log,
+    );
+    assert_eq!(log.stmts[0].outcome, Outcome::Done("COPY 1".into()));
+    assert_eq!(log.stmts[0].unrepresentable.as_deref(), Some("COPY"));
+    // The next statement gets its own answer.
+    t.client_bytes(
+        &[
+            parse("SELECT 1", &[]),
+            bind(&[], false),
+            execute(),
+            msg(b'S', b""),
+        ]
+        .concat(),
+        &mut log,
+    );
+    t.server_bytes(
+        &[
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'C', &z(b"SELECT 1")),
+            msg(b'Z', b"I"),
+        ]
+        .concat(),
+        &mut log,
+    );
+    assert_eq!(log.stmts[1].outcome, Outcome::Done("SELECT 1".into()));
+    assert!(!log.stmts[1].skipped);
+}
