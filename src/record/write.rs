@@ -521,4 +521,87 @@ mod tests {
             "SELECT * FROM (SELECT 1 -- one\n) AS fetched LIMIT 1"
         );
     }
+
+    fn stmt(session: usize, sql: &str, sent: u64, finished: u64, txn_after: u8) -> Stmt {
+        Stmt {
+            session,
+            sql: sql.into(),
+            params: Vec::new(),
+            oids: Vec::new(),
+            extended: false,
+            sent,
+            finished: Some(finished),
+            outcome: Outcome::Done(String::new()),
+            unrepresentable: None,
+            skipped: false,
+            waited: false,
+            canceled: false,
+            txn_after: Some(txn_after),
+            batch: sent,
+            row_limit: None,
+            suspended: false,
+        }
+    }
+
+    fn two_sessions() -> Log {
+        let mut log = Log::default();
+        for app in ["worker", "worker"] {
+            log.sessions.push(super::super::trace::SessionInfo {
+                application_name: Some(app.into()),
+                terminated: true,
+                ..Default::default()
+            });
+        }
+        log.stmts = vec![
+            stmt(0, "BEGIN", 1, 2, b'T'),
+            stmt(0, "UPDATE t SET n = n + 1", 3, 4, b'T'),
+            stmt(1, "UPDATE t SET n = n + 10", 5, 8, b'I'),
+            stmt(0, "COMMIT", 6, 7, b'I'),
+        ];
+        log.stmts[2].waited = true;
+        log.stmts.push(stmt(1, "COPY t FROM STDIN", 9, 10, b'I'));
+        log.stmts[4].unrepresentable = Some("COPY".into());
+        log
+    }
+
+    #[test]
+    fn a_recording_as_a_spec() {
+        let frame = Frame {
+            command: "python3 t.py",
+            setup: Some("CREATE TABLE t (n int);"),
+            teardown: None,
+            steps: StepsMode::Statement,
+        };
+        let w = write(&two_sessions(), &HashMap::new(), &frame).unwrap();
+        // application_name "worker" is not unique: c1 and c2.
+        assert!(w.text.contains("session c1\nstep c1_1 { BEGIN }\nstep c1_2 { UPDATE t SET n = n + 1 }\nstep c1_3 { COMMIT }"), "{}", w.text);
+        assert!(w.text.contains("# session c2: a statement was left out: COPY cannot be replayed as a step:\n# COPY t FROM STDIN"), "{}", w.text);
+        assert!(
+            w.text.contains(
+                "# c2_1 waited for a lock; c1_3 released it\npermutation c1_1 c1_2 c2_1 c1_3\n"
+            ),
+            "{}",
+            w.text
+        );
+        assert_eq!((w.sessions, w.steps, w.warnings.len()), (2, 4, 1));
+        crate::spec::parse("t.spec", w.text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_transaction_as_one_step() {
+        let frame = Frame {
+            command: "t",
+            setup: None,
+            teardown: None,
+            steps: StepsMode::Transaction,
+        };
+        let w = write(&two_sessions(), &HashMap::new(), &frame).unwrap();
+        assert!(
+            w.text
+                .contains("step c1_1 { BEGIN;\nUPDATE t SET n = n + 1;\nCOMMIT }"),
+            "{}",
+            w.text
+        );
+        assert!(w.text.contains("permutation c1_1 c2_1\n"), "{}", w.text);
+    }
 }
