@@ -70,8 +70,9 @@ impl Shared {
                 return;
             }
             if start.elapsed() > GATE_LIMIT {
+                self.log.lock().unwrap().overtake(session);
                 self.warn(format!(
-                    "a statement was let through after {} s while another session's statement still ran without a wait the detector sees: the spec runs them one after the other",
+                    "a statement was let through after {} s while another session's statement still ran without a wait the detector sees: that step is marked (*) in the permutation",
                     GATE_LIMIT.as_secs()
                 ));
                 return;

@@ -51,6 +51,9 @@ pub struct Stmt {
     pub waited: bool,
     /// A cancel request for its session came while it ran.
     pub canceled: bool,
+    /// It ran on, without a wait the detector sees, past the time the
+    /// proxy holds other statements back: they went while it ran.
+    pub overtaken: bool,
     /// The transaction status of the ReadyForQuery that followed it.
     pub txn_after: Option<u8>,
     /// The client's batch: the extended-protocol messages up to a Sync
@@ -122,6 +125,24 @@ impl Log {
                 && self.sessions[s.session].ended.is_none()
                 && !self.sessions[s.session].terminated
         })
+    }
+
+    /// Marks what `running_elsewhere` counts as overtaken: a statement of
+    /// `session` goes while they run.
+    pub fn overtake(&mut self, session: usize) {
+        let mut seen = std::collections::HashSet::new();
+        for k in 0..self.stmts.len() {
+            let s = &self.stmts[k];
+            if s.session != session
+                && s.sent > 0
+                && s.finished.is_none()
+                && !s.skipped
+                && seen.insert(s.session)
+                && !s.waited
+            {
+                self.stmts[k].overtaken = true;
+            }
+        }
     }
 
     /// Stamps the statements traced but not yet forwarded, in order: the
@@ -306,6 +327,7 @@ impl Tracer {
             skipped: false,
             waited: false,
             canceled: false,
+            overtaken: false,
             txn_after: None,
             batch: self.batch,
             row_limit: None,

@@ -438,7 +438,32 @@ INSERT ... SELECT, a server-side function).",
             }
         }
     }
-    let line: Vec<String> = steps.iter().map(|(_, s, _)| quote_name(s)).collect();
+    // A statement that ran on while others went, without a wait the
+    // detector sees, is reported as waiting when launched (`(*)`): the
+    // replay goes on to the next steps as the recording did.
+    let overtaken: std::collections::HashSet<&str> = names
+        .iter()
+        .filter(|(i, _)| log.stmts[**i].overtaken)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    for (_, step, _) in &steps {
+        if overtaken.contains(step.as_str()) {
+            let _ = writeln!(
+                out,
+                "# {step} ran on while other sessions' statements went, without a wait the detector sees: (*)"
+            );
+        }
+    }
+    let line: Vec<String> = steps
+        .iter()
+        .map(|(_, s, _)| {
+            if overtaken.contains(s.as_str()) {
+                format!("{}(*)", quote_name(s))
+            } else {
+                quote_name(s)
+            }
+        })
+        .collect();
     let _ = writeln!(out, "permutation {}", line.join(" "));
     Ok(Written {
         text: out,
@@ -504,6 +529,7 @@ mod tests {
             skipped: false,
             waited: false,
             canceled: false,
+            overtaken: false,
             txn_after: Some(b'T'),
             batch: 1,
             row_limit: None,
@@ -536,6 +562,7 @@ mod tests {
             skipped: false,
             waited: false,
             canceled: false,
+            overtaken: false,
             txn_after: Some(txn_after),
             batch: sent,
             row_limit: None,

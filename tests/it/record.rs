@@ -348,6 +348,31 @@ fn without_a_command_it_records_until_sigint_and_prints_the_address() {
     );
 }
 
+#[test]
+fn a_wait_the_detector_cannot_see_is_marked_star() {
+    require_server!();
+    let r = record_client("invisible_wait", "star.spec", "SELECT 1;\n");
+    let (d, inst, out, spec) = (r.dir.path(), &r.inst, &r.out, &r.spec);
+    expect_exit(out, 0);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("that step is marked (*) in the permutation"),
+        "{err}"
+    );
+    assert!(
+        spec.contains("permutation sleeper_1(*) other_1 sleeper_2\n"),
+        "{spec}"
+    );
+    let t = replay_twice(inst, d, "star.spec");
+    assert!(
+        t.contains(
+            "step sleeper_1: SELECT pg_advisory_lock(7) <waiting ...>\nstep other_1: SELECT 1"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("step sleeper_1: <... completed>"), "{t}");
+}
+
 /// The recorded programs.  Ignored: `isospec record` runs them.
 mod client {
     use std::time::Duration;
@@ -521,6 +546,34 @@ mod client {
                 .unwrap();
             assert!(victim.batch_execute("SELECT 2").await.is_err());
             holder.batch_execute("COMMIT").await.unwrap();
+        });
+    }
+    #[test]
+    #[ignore = "a program for isospec record, run by the record tests"]
+    fn invisible_wait() {
+        rt().block_on(async {
+            let d = direct().await;
+            // A lock held outside the recorded sessions: the detector
+            // does not count a wait for it.
+            d.batch_execute("SELECT pg_advisory_lock(7)").await.unwrap();
+            let (sleeper, _t1) = connect("sleeper").await;
+            let w = tokio::spawn(async move {
+                sleeper
+                    .batch_execute("SELECT pg_advisory_lock(7)")
+                    .await
+                    .unwrap();
+                sleeper
+                    .batch_execute("SELECT pg_advisory_unlock(7)")
+                    .await
+                    .unwrap();
+            });
+            until_waiting(&d, "sleeper").await;
+            let (other, _t2) = connect("other").await;
+            other.batch_execute("SELECT 1").await.unwrap();
+            d.batch_execute("SELECT pg_advisory_unlock(7)")
+                .await
+                .unwrap();
+            w.await.unwrap();
         });
     }
 }
