@@ -306,9 +306,13 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
         .unwrap()
         .insert((cancel.pid, cancel.secret), cancel);
     let session = if replication {
-        shared.warn(
-            "a replication connection went through the proxy: forwarded, not recorded".into(),
+        let text = format!(
+            "a replication connection (application_name {}) went through the proxy: forwarded, not recorded",
+            info.application_name.as_deref().unwrap_or("unset")
         );
+        let mut log = shared.log.lock().unwrap();
+        log.warnings.push(text.clone());
+        log.notes.push(text);
         None
     } else {
         let mut log = shared.log.lock().unwrap();

@@ -91,6 +91,9 @@ pub struct Log {
     pub sessions: Vec<SessionInfo>,
     /// Warnings for stderr, in order, not yet taken.
     pub warnings: Vec<String>,
+    /// What the spec says in comments about traffic that has no session
+    /// (a replication connection).
+    pub notes: Vec<String>,
 }
 
 impl Log {

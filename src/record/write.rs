@@ -275,6 +275,9 @@ recorded numbers, and `isospec explore` cannot see that dependency.  To let
 explore see it, move the computation into SQL (UPDATE ... SET n = n + 1,
 INSERT ... SELECT, a server-side function).",
     );
+    for n in &log.notes {
+        comment_lines(&mut out, n);
+    }
     out.push('\n');
     if let Some(s) = frame.setup {
         let _ = writeln!(out, "setup\n{{\n{}\n}}\n", s.trim_end());
@@ -588,6 +591,7 @@ mod tests {
         log.stmts[2].waited = true;
         log.stmts.push(stmt(1, "COPY t FROM STDIN", 9, 10, b'I'));
         log.stmts[4].unrepresentable = Some("COPY".into());
+        log.notes.push("a replication connection (application_name x) went through the proxy: forwarded, not recorded".into());
         log
     }
 
@@ -611,6 +615,7 @@ mod tests {
             w.text
         );
         assert_eq!((w.sessions, w.steps, w.warnings.len()), (2, 4, 1));
+        assert!(w.text.contains("\n# a replication connection (application_name x) went through the proxy: forwarded, not recorded\n"), "{}", w.text);
         crate::spec::parse("t.spec", w.text.as_bytes()).unwrap();
     }
 
