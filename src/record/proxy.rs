@@ -464,7 +464,7 @@ fn end(shared: &Shared, session: Option<usize>, why: &str) {
     let Some(s) = log.sessions.get_mut(k) else {
         return;
     };
-    if !s.terminated {
+    if !s.terminated && s.ended.is_none() {
         s.ended = Some(why.to_string());
         if why.starts_with("the server") {
             let pid = s.pid;

@@ -257,8 +257,9 @@ fn i32_at(b: &mut BytesMut) -> Option<i32> {
 }
 
 /// ErrorResponse's SQLSTATE and message fields.
-fn error_fields(mut b: BytesMut) -> (String, String) {
-    let (mut code, mut msg) = (String::new(), String::new());
+/// ErrorResponse's SQLSTATE, message and (non-localized) severity.
+fn error_fields(mut b: BytesMut) -> (String, String, String) {
+    let (mut code, mut msg, mut severity) = (String::new(), String::new(), String::new());
     while let Some(&t) = b.first() {
         if t == 0 {
             break;
@@ -268,10 +269,12 @@ fn error_fields(mut b: BytesMut) -> (String, String) {
         match t {
             b'C' => code = v,
             b'M' => msg = v,
+            b'V' => severity = v,
+            b'S' if severity.is_empty() => severity = v,
             _ => {}
         }
     }
-    (code, msg)
+    (code, msg, severity)
 }
 
 /// One connection's protocol state.
@@ -629,7 +632,18 @@ impl Tracer {
                 }
             }
             b'E' => {
-                let (sqlstate, message) = error_fields(b);
+                let (sqlstate, message, severity) = error_fields(b);
+                if severity == "FATAL" || severity == "PANIC" {
+                    // The session ends (an administrator's terminate, a
+                    // shutdown): what was in flight did not fail by itself.
+                    let info = &mut log.sessions[self.session];
+                    if info.ended.is_none() {
+                        let why = format!("the server ended the session ({severity}: {message})");
+                        log.warnings.push(format!("{why}, backend {}", info.pid));
+                        info.ended = Some(why);
+                    }
+                    return;
+                }
                 let failed = Outcome::Failed { sqlstate, message };
                 match self.pending.front().cloned() {
                     Some(Pending::Query(k) | Pending::FunctionCall(k)) => {
