@@ -133,16 +133,7 @@ pub fn explore(req: ExploreRequest, events: Sender<ExploreEvent>) -> Result<Exit
         crate::stop::Stopper::install(req.grace).map_err(DriverError::Signals)?
     };
     // The preparation's events, forwarded as they come.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let run_events = Events::new(tx);
-    let forward = {
-        let events = events.clone();
-        rt.spawn(async move {
-            while let Some(e) = rx.recv().await {
-                let _ = events.send(ExploreEvent::Run(e));
-            }
-        })
-    };
+    let (run_events, forward) = Events::forwarding(&rt, events.clone(), ExploreEvent::Run);
     let admin_db = if req.use_existing {
         req.dbname.as_str()
     } else {

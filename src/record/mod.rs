@@ -157,16 +157,8 @@ pub fn record(req: RecordRequest, events: Sender<RecordEvent>) -> Result<Exit, R
         .enable_all()
         .build()
         .map_err(RecordError::Runtime)?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let run_events = Events::new(tx);
-    let forward = {
-        let events = events.clone();
-        rt.spawn(async move {
-            while let Some(e) = rx.recv().await {
-                let _ = events.send(RecordEvent::Run(Box::new(e)));
-            }
-        })
-    };
+    let (run_events, forward) =
+        Events::forwarding(&rt, events.clone(), |e| RecordEvent::Run(Box::new(e)));
     let admin_db = if req.use_existing {
         req.dbname.as_str()
     } else {

@@ -36,7 +36,8 @@ pub struct Stmt {
     /// The parameter types: those the client declared in Parse, completed
     /// by a ParameterDescription the client asked for; 0 is unknown.
     pub oids: Vec<u32>,
-    /// The name of the prepared statement (for the types the end asks).
+    /// Sent with the extended protocol (Parse/Bind/Execute): its
+    /// parameters are inlined.
     pub extended: bool,
     /// The log's clock when the statement was forwarded and when its
     /// completion came back.

@@ -292,6 +292,23 @@ impl Events {
         Events(tx)
     }
 
+    /// Events that another command (explore, record) passes on as its own,
+    /// as they come, through `wrap`: a task on `rt` forwards them until
+    /// the last `Events` is dropped (await the handle to see them all).
+    pub fn forwarding<E: Send + 'static>(
+        rt: &tokio::runtime::Runtime,
+        to: std::sync::mpsc::Sender<E>,
+        wrap: fn(RunEvent) -> E,
+    ) -> (Events, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = rt.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let _ = to.send(wrap(e));
+            }
+        });
+        (Events(tx), task)
+    }
+
     pub fn emit(&self, e: RunEvent) {
         // The receiver is gone only when nobody listens any more.
         let _ = self.0.send(e);
