@@ -413,8 +413,10 @@ INSERT ... SELECT, a server-side function).",
         return Err("no statement was recorded: did the command connect through the proxy (PGHOST, PGPORT, DATABASE_URL)?".into());
     }
     steps.sort();
-    // Waits the detector saw, and the step that completed last before each
-    // waiting statement did (what released it).
+    // Waits the detector saw, and what released each: the last statement of
+    // another session forwarded while it waited (its completion came after
+    // that statement reached the server; the order in which the two
+    // completions reached the proxy says nothing).
     for (_, step, first) in &steps {
         let s = &log.stmts[*first];
         if !s.waited {
@@ -426,11 +428,9 @@ INSERT ... SELECT, a server-side function).",
             .iter()
             .enumerate()
             .filter(|(i, o)| {
-                o.session != s.session
-                    && o.finished.is_some_and(|f| f < done && f > s.sent)
-                    && names.contains_key(i)
+                o.session != s.session && o.sent > s.sent && o.sent < done && names.contains_key(i)
             })
-            .max_by_key(|(_, o)| o.finished)
+            .max_by_key(|(_, o)| o.sent)
             .map(|(i, _)| names[&i].clone());
         match releaser {
             Some(r) => {
@@ -586,7 +586,8 @@ mod tests {
             stmt(0, "BEGIN", 1, 2, b'T'),
             stmt(0, "UPDATE t SET n = n + 1", 3, 4, b'T'),
             stmt(1, "UPDATE t SET n = n + 10", 5, 8, b'I'),
-            stmt(0, "COMMIT", 6, 7, b'I'),
+            // The waiter's completion reached the proxy before the commit's.
+            stmt(0, "COMMIT", 6, 9, b'I'),
         ];
         log.stmts[2].waited = true;
         log.stmts.push(stmt(1, "COPY t FROM STDIN", 9, 10, b'I'));
