@@ -32,6 +32,10 @@ pub struct RecordArgs {
     /// Drop the database even if isospec did not create it.
     #[arg(long)]
     pub drop_existing: bool,
+    /// Keep the database the recording made (by default it is dropped when
+    /// the spec is written; with --use-existing nothing is dropped).
+    #[arg(long)]
+    pub keep_database: bool,
     /// Where the proxy listens (default: a free port on 127.0.0.1; another
     /// address only when you mean it: the proxy asks clients for no password).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
@@ -90,6 +94,7 @@ pub fn main(a: RecordArgs, env: &Environment) -> anyhow::Result<Exit> {
         dbname: a.dbname,
         use_existing: a.use_existing,
         drop_existing: a.drop_existing,
+        keep_database: a.keep_database,
         server,
         probe,
         timeout_env: crate::timeouts::TimeoutEnv::of(env),

@@ -42,6 +42,9 @@ pub struct RecordRequest {
     pub dbname: String,
     pub use_existing: bool,
     pub drop_existing: bool,
+    /// Keep the database isospec made for the recording (else dropped at
+    /// the end, as `run --drop-database` does).
+    pub keep_database: bool,
     pub server: ServerChoice,
     pub probe: Probe,
     pub timeout_env: crate::timeouts::TimeoutEnv,
@@ -227,6 +230,26 @@ async fn recording(
         ..DatabasePlan::default()
     };
     run::prepare_database(&plan, &server.params, &req.dbname, Some(run_events)).await?;
+    let result = record_in(req, server, events).await;
+    if !req.use_existing && !req.keep_database {
+        if let Err(e) =
+            run::drop_when_unused(&server.params, &req.dbname, Duration::from_secs(10)).await
+        {
+            let _ = events.send(RecordEvent::Warning(format!(
+                "{e} (on {}): drop it by hand, or pass --keep-database",
+                server.params.describe_server()
+            )));
+        }
+    }
+    result
+}
+
+/// The recording proper, in the database `recording` prepared.
+async fn record_in(
+    req: &RecordRequest,
+    server: &run::PreparedServer,
+    events: &Sender<RecordEvent>,
+) -> Result<Exit, RecordError> {
     let mut params = server.params.clone();
     params.dbname = req.dbname.clone();
     let describe = params.describe_server();

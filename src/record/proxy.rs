@@ -4,7 +4,7 @@
 //! then relays every byte unchanged in both directions while a `Tracer`
 //! reads along.  Cancel requests are forwarded to the backend they name.
 
-use super::trace::{message, Log, SessionInfo, Tracer};
+use super::trace::{message, Ending, Log, SessionInfo, Tracer};
 use crate::pgwire::{CancelKey, Conn, ConnParams, Relay};
 use std::collections::HashMap;
 use std::io;
@@ -355,10 +355,10 @@ async fn relay(
         tokio::select! {
             r = sock.readable(), if to_server.len() < RELAY_BUFFER => {
                 if r.is_err() {
-                    break "the client's connection failed";
+                    break Ending::ClientFailed;
                 }
                 match sock.try_read(&mut buf) {
-                    Ok(0) => break "the client closed its connection",
+                    Ok(0) => break Ending::ClientClosed,
                     Ok(n) => {
                         let statement = match &mut tracer {
                             Some(t) => t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap()),
@@ -373,38 +373,38 @@ async fn relay(
                         }
                         to_server.extend_from_slice(&buf[..n]);
                         if !push(&up, &mut to_server) {
-                            break "the server's connection failed";
+                            break Ending::ServerFailed;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => break "the client's connection failed",
+                    Err(_) => break Ending::ClientFailed,
                 }
             }
             r = up.readable(), if to_client.len() < RELAY_BUFFER => {
                 if r.is_err() {
-                    break "the server's connection failed";
+                    break Ending::ServerFailed;
                 }
                 match up.recv_now(&mut buf) {
-                    Ok(0) => break "the server closed the connection",
+                    Ok(0) => break Ending::ServerClosed,
                     Ok(n) => {
                         from_server(&buf[..n], &mut tracer);
                         to_client.extend_from_slice(&buf[..n]);
                         if !push_client(&sock, &mut to_client) {
-                            break "the client closed its connection";
+                            break Ending::ClientClosed;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => break "the server's connection failed",
+                    Err(_) => break Ending::ServerFailed,
                 }
             }
             r = up.writable(), if up_waits => {
                 if r.is_err() || !push(&up, &mut to_server) {
-                    break "the server's connection failed";
+                    break Ending::ServerFailed;
                 }
             }
             r = sock.writable(), if !to_client.is_empty() => {
                 if r.is_err() || !push_client(&sock, &mut to_client) {
-                    break "the client closed its connection";
+                    break Ending::ClientClosed;
                 }
             }
         }
@@ -455,20 +455,13 @@ fn push_client(sock: &TcpStream, pending: &mut Vec<u8>) -> bool {
     true
 }
 
-fn end(shared: &Shared, session: Option<usize>, why: &str) {
+fn end(shared: &Shared, session: Option<usize>, why: Ending) {
     let Some(k) = session else { return };
     shared.progress.notify_waiters();
     let mut log = shared.log.lock().unwrap();
     // After the recording was taken (a connection left open) there is
     // nothing to note.
-    let Some(s) = log.sessions.get_mut(k) else {
-        return;
-    };
-    if !s.terminated && s.ended.is_none() {
-        s.ended = Some(why.to_string());
-        if why.starts_with("the server") {
-            let pid = s.pid;
-            log.warnings.push(format!("{why} of backend {pid}"));
-        }
+    if k < log.sessions.len() {
+        log.end(k, why);
     }
 }

@@ -79,9 +79,53 @@ pub struct SessionInfo {
     pub secret: i32,
     /// The ParameterStatus values the server reported at startup.
     pub reported: Vec<(String, String)>,
-    /// Why the session ended other than by Terminate, if it did.
-    pub ended: Option<String>,
+    /// Why the session ended other than by Terminate, if it did, and the
+    /// log's clock then.
+    pub ended: Option<(Ending, u64)>,
     pub terminated: bool,
+    /// The transaction status of the session's last ReadyForQuery.
+    pub txn: Option<u8>,
+}
+
+impl SessionInfo {
+    /// Whether the session's last ReadyForQuery said it was inside a
+    /// transaction (open or failed).
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.txn, Some(b'T' | b'E'))
+    }
+}
+
+/// How a session ended without saying goodbye (Terminate).  The spec's
+/// comment and the warning on stderr are both made from it, so each
+/// ending written into the spec is also shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The server's FATAL or PANIC (an administrator's terminate, a
+    /// shutdown, an idle-session timeout).
+    Fatal { severity: String, message: String },
+    /// The server closed the connection without a word.
+    ServerClosed,
+    /// Reading from or writing to the server failed.
+    ServerFailed,
+    /// The client closed its connection (a pool dropped it, the process
+    /// was killed or exited).
+    ClientClosed,
+    /// Reading from or writing to the client failed.
+    ClientFailed,
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Fatal { severity, message } => {
+                write!(f, "the server ended the session ({severity}: {message})")
+            }
+            Ending::ServerClosed => f.write_str("the server closed the connection"),
+            Ending::ServerFailed => f.write_str("the server's connection failed"),
+            Ending::ClientClosed => f.write_str("the client closed its connection"),
+            Ending::ClientFailed => f.write_str("the client's connection failed"),
+        }
+    }
 }
 
 /// Everything recorded, shared by the proxy's connections.
@@ -89,6 +133,10 @@ pub struct SessionInfo {
 pub struct Log {
     clock: u64,
     pub stmts: Vec<Stmt>,
+    /// The statements neither finished nor skipped (sent or not yet), in
+    /// order: what the proxy's per-statement questions look at, so that
+    /// their cost does not grow with the recording's length.
+    open: std::collections::BTreeSet<usize>,
     pub sessions: Vec<SessionInfo>,
     /// Warnings for stderr, in order, not yet taken.
     pub warnings: Vec<String>,
@@ -103,60 +151,102 @@ impl Log {
         self.clock
     }
 
+    /// A statement traced (not yet forwarded); its index.
+    pub fn push(&mut self, s: Stmt) -> usize {
+        self.stmts.push(s);
+        let k = self.stmts.len() - 1;
+        self.open.insert(k);
+        k
+    }
+
+    /// The server answered statement `k` (its first answer is its end).
+    pub fn finish(&mut self, k: usize, outcome: Outcome) {
+        let t = self.tick();
+        let s = &mut self.stmts[k];
+        if s.finished.is_none() {
+            s.finished = Some(t);
+        }
+        if s.outcome == Outcome::Running || matches!(outcome, Outcome::Failed { .. }) {
+            s.outcome = outcome;
+        }
+        self.open.remove(&k);
+    }
+
+    /// The server skipped statement `k` (an earlier error in its batch).
+    pub fn skip(&mut self, k: usize) {
+        self.stmts[k].skipped = true;
+        self.open.remove(&k);
+    }
+
     /// Statements sent but not completed, with their sessions' pids.
     pub fn in_flight(&self) -> Vec<(usize, i32)> {
-        self.stmts
+        self.open
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.sent > 0 && s.finished.is_none() && !s.skipped)
-            .map(|(i, s)| (i, self.sessions[s.session].pid))
+            .filter(|&&i| self.stmts[i].sent > 0)
+            .map(|&i| (i, self.sessions[self.stmts[i].session].pid))
+            .collect()
+    }
+
+    /// Marks `session` ended (first ending wins; a Terminate already seen
+    /// is a goodbye, not an ending).
+    pub fn end(&mut self, session: usize, why: Ending) {
+        let t = self.tick();
+        let s = &mut self.sessions[session];
+        if !s.terminated && s.ended.is_none() {
+            s.ended = Some((why, t));
+        }
+    }
+
+    /// Whether a session is still connected (not ended, no Terminate).
+    pub fn live(&self, session: usize) -> bool {
+        let s = &self.sessions[session];
+        s.ended.is_none() && !s.terminated
+    }
+
+    /// The statement each session other than `session` runs on the server
+    /// without waiting for a lock (the detector's last answer).  Only a
+    /// session's first statement in flight counts: the ones behind it in
+    /// its pipeline wait for it, not for a lock.
+    fn running_others(&self, session: usize) -> Vec<usize> {
+        let mut seen = std::collections::HashSet::new();
+        self.open
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let s = &self.stmts[i];
+                s.session != session && s.sent > 0 && seen.insert(s.session) && !s.waited
+            })
             .collect()
     }
 
     /// Statements of sessions other than `session` that run on the server
-    /// and do not wait for a lock (the detector's last answer).
-    /// Only a session's first statement in flight counts: the ones behind
-    /// it in its pipeline wait for it, not for a lock.
+    /// and do not wait for a lock.
     pub fn running_elsewhere(&self, session: usize) -> bool {
-        let mut seen = std::collections::HashSet::new();
-        self.stmts.iter().any(|s| {
-            s.session != session
-                && s.sent > 0
-                && s.finished.is_none()
-                && !s.skipped
-                && seen.insert(s.session)
-                && !s.waited
-                && self.sessions[s.session].ended.is_none()
-                && !self.sessions[s.session].terminated
-        })
+        self.running_others(session)
+            .iter()
+            .any(|&i| self.live(self.stmts[i].session))
     }
 
     /// Marks what `running_elsewhere` counts as overtaken: a statement of
     /// `session` goes while they run.
     pub fn overtake(&mut self, session: usize) {
-        let mut seen = std::collections::HashSet::new();
-        for k in 0..self.stmts.len() {
-            let s = &self.stmts[k];
-            if s.session != session
-                && s.sent > 0
-                && s.finished.is_none()
-                && !s.skipped
-                && seen.insert(s.session)
-                && !s.waited
-            {
-                self.stmts[k].overtaken = true;
-            }
+        for k in self.running_others(session) {
+            self.stmts[k].overtaken = true;
         }
     }
 
     /// Stamps the statements traced but not yet forwarded, in order: the
     /// proxy forwards them now.
     pub fn forwarded(&mut self, session: usize) {
-        for k in 0..self.stmts.len() {
-            if self.stmts[k].session == session && self.stmts[k].sent == 0 {
-                self.clock += 1;
-                self.stmts[k].sent = self.clock;
-            }
+        let unsent: Vec<usize> = self
+            .open
+            .iter()
+            .copied()
+            .filter(|&k| self.stmts[k].session == session && self.stmts[k].sent == 0)
+            .collect();
+        for k in unsent {
+            self.clock += 1;
+            self.stmts[k].sent = self.clock;
         }
     }
 
@@ -165,9 +255,9 @@ impl Log {
         let Some(k) = self.sessions.iter().position(|s| s.pid == pid) else {
             return;
         };
-        for s in self.stmts.iter_mut() {
-            if s.session == k && s.finished.is_none() && !s.skipped {
-                s.canceled = true;
+        for &i in &self.open {
+            if self.stmts[i].session == k {
+                self.stmts[i].canceled = true;
             }
         }
     }
@@ -321,7 +411,7 @@ impl Tracer {
     ) -> usize {
         // Stamped when the proxy forwards it (see `Log::forwarded`).
         let sent = 0;
-        log.stmts.push(Stmt {
+        log.push(Stmt {
             session: self.session,
             sql,
             params,
@@ -339,8 +429,7 @@ impl Tracer {
             batch: self.batch,
             row_limit: None,
             suspended: false,
-        });
-        log.stmts.len() - 1
+        })
     }
 
     /// Bytes the client sent (after the startup packet), as forwarded.
@@ -369,7 +458,7 @@ impl Tracer {
             self.client_message_now(tag, b, log);
             while self.pending.len() > before {
                 if let Some(Pending::Execute(k) | Pending::Query(k)) = self.pending.pop_back() {
-                    log.stmts[k].skipped = true;
+                    log.skip(k);
                 }
             }
             return;
@@ -509,14 +598,7 @@ impl Tracer {
     }
 
     fn finish(&self, log: &mut Log, k: usize, outcome: Outcome) {
-        let t = log.tick();
-        let s = &mut log.stmts[k];
-        if s.finished.is_none() {
-            s.finished = Some(t);
-        }
-        if s.outcome == Outcome::Running || matches!(outcome, Outcome::Failed { .. }) {
-            s.outcome = outcome;
-        }
+        log.finish(k, outcome);
     }
 
     /// Bytes the server sent, as forwarded to the client.
@@ -637,12 +719,7 @@ impl Tracer {
                 if severity == "FATAL" || severity == "PANIC" {
                     // The session ends (an administrator's terminate, a
                     // shutdown): what was in flight did not fail by itself.
-                    let info = &mut log.sessions[self.session];
-                    if info.ended.is_none() {
-                        let why = format!("the server ended the session ({severity}: {message})");
-                        log.warnings.push(format!("{why}, backend {}", info.pid));
-                        info.ended = Some(why);
-                    }
+                    log.end(self.session, Ending::Fatal { severity, message });
                     return;
                 }
                 let failed = Outcome::Failed { sqlstate, message };
@@ -682,7 +759,7 @@ impl Tracer {
                                 Pending::Execute(k) => {
                                     let k = *k;
                                     if log.stmts[k].finished.is_none() {
-                                        log.stmts[k].skipped = true;
+                                        log.skip(k);
                                     }
                                 }
                                 _ => {}
@@ -699,6 +776,7 @@ impl Tracer {
             }
             b'Z' => {
                 let status = b.first().copied().unwrap_or(b'I');
+                log.sessions[self.session].txn = Some(status);
                 while let Some(p) = self.pending.pop_front() {
                     match p {
                         Pending::Sync => break,
@@ -707,7 +785,7 @@ impl Tracer {
                             break;
                         }
                         Pending::Execute(k) if log.stmts[k].finished.is_none() => {
-                            log.stmts[k].skipped = true;
+                            log.skip(k);
                         }
                         _ => {}
                     }

@@ -285,8 +285,9 @@ INSERT ... SELECT, a server-side function).",
     if let Some(t) = frame.teardown {
         let _ = writeln!(out, "teardown\n{{\n{}\n}}\n", t.trim_end());
     }
-    // (first statement's clock, step name, waited, stmt index) per step.
-    let mut steps: Vec<(u64, String, usize)> = Vec::new();
+    // (first statement's clock, step name, its first statement) per step;
+    // a ROLLBACK the server did at a session's end has no statement.
+    let mut steps: Vec<(u64, String, Option<usize>)> = Vec::new();
     let mut names: HashMap<usize, String> = HashMap::new();
     let mut sessions = 0;
     let mut used_names: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -328,7 +329,7 @@ INSERT ... SELECT, a server-side function).",
             for (i, _) in group.iter() {
                 names.insert(*i, step.clone());
             }
-            steps.push((log.stmts[first].sent, step, first));
+            steps.push((log.stmts[first].sent, step, Some(first)));
             group.clear();
         };
         // A client's batch (its statements up to a Sync) is one step: the
@@ -379,6 +380,34 @@ INSERT ... SELECT, a server-side function).",
             }
         }
         flush(&mut group, &mut body, &mut n);
+        // A session that ended without saying goodbye: the comment and the
+        // warning come from one ending; one whose transaction was still
+        // open gets the ROLLBACK the server did, where it did it, so that
+        // the replay never holds its locks past that point.
+        let rollback = n > 0 && info.in_transaction();
+        let ending = match &info.ended {
+            Some((why, at)) => Some((format!("{why} before it said goodbye (Terminate)"), *at)),
+            None if !info.terminated && rollback => Some((
+                "the recording ended while its transaction was open".to_string(),
+                u64::MAX,
+            )),
+            None => None,
+        };
+        if let Some((text, at)) = ending {
+            let text = if rollback {
+                format!("{text}; the server rolled its transaction back: ROLLBACK")
+            } else {
+                text
+            };
+            let _ = writeln!(body, "# {text}");
+            warnings.push(format!("session {name}: {text}"));
+            if rollback {
+                n += 1;
+                let step = format!("{name}_{n}");
+                let _ = writeln!(body, "step {} {{ ROLLBACK }}", quote_name(&step));
+                steps.push((at, step, None));
+            }
+        }
         if n == 0 {
             if !body.is_empty() {
                 let _ = writeln!(out, "# session {name} recorded no step");
@@ -404,9 +433,6 @@ INSERT ... SELECT, a server-side function).",
             }
         }
         out.push_str(&body);
-        if let Some(why) = &info.ended {
-            let _ = writeln!(out, "# {why} before it said goodbye (Terminate)");
-        }
         out.push('\n');
     }
     if steps.is_empty() {
@@ -418,6 +444,7 @@ INSERT ... SELECT, a server-side function).",
     // that statement reached the server; the order in which the two
     // completions reached the proxy says nothing).
     for (_, step, first) in &steps {
+        let Some(first) = first else { continue };
         let s = &log.stmts[*first];
         if !s.waited {
             continue;

@@ -242,6 +242,31 @@ async fn drop_old_database(
     Ok(())
 }
 
+/// Drops database `db` once the backends that used it have gone (those of
+/// connections closed just now exit a moment later), waiting at most
+/// `limit`; the server's error if the drop failed.
+pub async fn drop_when_unused(
+    params: &ConnParams,
+    db: &str,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let mut admin = admin_client(params, "postgres").await?;
+    let busy = format!(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = {} AND pid <> pg_catalog.pg_backend_pid()",
+        quote_literal(db)
+    );
+    let deadline = tokio::time::Instant::now() + limit;
+    while admin.value(&busy).await?.as_deref().unwrap_or("0") != "0"
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    admin
+        .batch(&format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
+        .await
+        .map_err(|e| format!("dropping database \"{db}\": {e}"))
+}
+
 pub(super) async fn drop_database(params: &ConnParams, db: &str) {
     if let Ok(mut admin) = admin_client(params, "postgres").await {
         let _ = admin
