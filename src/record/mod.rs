@@ -13,6 +13,7 @@
 //! spec text).  This module runs them and emits `RecordEvent`s; it never
 //! prints.
 
+mod braces;
 pub mod literal;
 mod proxy;
 pub mod trace;
@@ -350,12 +351,14 @@ async fn record_in(
                 message,
             })?;
     }
-    let written = written.map_err(|why| RecordError::Empty {
-        path: req.output.display().to_string(),
-        why,
-    })?;
     for w in &written.warnings {
         let _ = events.send(RecordEvent::Warning(w.clone()));
+    }
+    if written.steps == 0 {
+        return Err(RecordError::Empty {
+            path: req.output.display().to_string(),
+            why: nothing_recorded(&log, &shared.refusals()),
+        });
     }
     crate::spec::parse(&req.output.display().to_string(), written.text.as_bytes())
         .map_err(|e| RecordError::Unparsable(e.to_string()))?;
@@ -369,6 +372,37 @@ async fn record_in(
         steps: written.steps,
     });
     Ok(exit)
+}
+
+/// Why a recording has no step: no client came, what the clients that came
+/// asked for was refused, or every statement was left out.
+fn nothing_recorded(log: &trace::Log, refused: &[String]) -> String {
+    let refusals = if refused.is_empty() {
+        String::new()
+    } else {
+        format!(" The proxy refused: {}.", refused.join("; "))
+    };
+    if log.sessions.is_empty() {
+        if refused.is_empty() {
+            "no client connected to the proxy: did the command connect through it (PGHOST, PGPORT, DATABASE_URL)?".into()
+        } else {
+            format!("no client connection was recorded.{refusals}")
+        }
+    } else if log.stmts.is_empty() {
+        format!(
+            "{} client connection{} went through the proxy but sent no statement.{refusals}",
+            log.sessions.len(),
+            if log.sessions.len() == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "{} client connection{} sent {} statement{}, and every one was left out (the warnings above say why).{refusals}",
+            log.sessions.len(),
+            if log.sessions.len() == 1 { "" } else { "s" },
+            log.stmts.len(),
+            if log.stmts.len() == 1 { "" } else { "s" }
+        )
+    }
 }
 
 fn percent(s: &str) -> String {

@@ -34,6 +34,9 @@ pub struct Shared {
     progress: tokio::sync::Notify,
     /// The connections' tasks, stopped before the recording is taken.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// What clients asked for that the proxy refused, each kind once with
+    /// its count (for the error when nothing was recorded).
+    refused: Mutex<Vec<(String, usize)>>,
 }
 
 impl Shared {
@@ -45,7 +48,32 @@ impl Shared {
             waits: tokio::sync::Mutex::new(None),
             progress: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
         })
+    }
+
+    fn refuse(&self, what: &str) {
+        let mut r = self.refused.lock().unwrap();
+        match r.iter_mut().find(|(w, _)| w == what) {
+            Some((_, n)) => *n += 1,
+            None => r.push((what.to_string(), 1)),
+        }
+    }
+
+    /// What was refused, each with how many times.
+    pub fn refusals(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(w, n)| {
+                if *n == 1 {
+                    w.clone()
+                } else {
+                    format!("{w} ({n} times)")
+                }
+            })
+            .collect()
     }
 
     /// Stops relaying: every connection still open is closed.
@@ -175,6 +203,11 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
         let code = i32::from_be_bytes(body[..4].try_into().unwrap());
         match code {
             SSL_REQUEST | GSSENC_REQUEST => {
+                shared.refuse(if code == SSL_REQUEST {
+                    "TLS (a client with sslmode=require or stricter then gives up: let it connect with sslmode=prefer or disable, as PGSSLMODE=disable in the command's environment says)"
+                } else {
+                    "GSSAPI encryption (a client with gssencmode=require then gives up: use gssencmode=prefer or disable)"
+                });
                 if sock.write_all(b"N").await.is_err() {
                     return;
                 }
@@ -305,6 +338,9 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
         .lock()
         .unwrap()
         .insert((cancel.pid, cancel.secret), cancel);
+    if replication {
+        shared.refuse("a replication connection (forwarded, not recorded)");
+    }
     let session = if replication {
         let text = format!(
             "a replication connection (application_name {}) went through the proxy: forwarded, not recorded",

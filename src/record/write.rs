@@ -158,9 +158,10 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
     } else {
         s.sql.clone()
     };
-    if sql.contains('}') {
-        return Err("its text contains '}', which ends a step in the spec language".into());
-    }
+    // A `}` ends a step in the spec language: literals, quoted names and
+    // comments holding one are spelled without it.
+    let sql = super::braces::escape_braces(&sql)
+        .map_err(|why| format!("{why}, and a '}}' ends a step in the spec language"))?;
     let trimmed = sql.trim().trim_end_matches(';').trim_end();
     if trimmed.is_empty() {
         return Err("it is empty".into());
@@ -188,6 +189,15 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
 /// `--` inside a string on that line counts too).
 fn ends_in_comment(sql: &str) -> bool {
     sql.lines().last().is_some_and(|l| l.contains("--"))
+}
+
+/// The first `max` characters of `sql` on one line, `…` when cut.
+fn excerpt(sql: &str, max: usize) -> String {
+    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &one[..at]),
+        None => one,
+    }
 }
 
 fn comment_lines(out: &mut String, text: &str) {
@@ -250,7 +260,8 @@ fn setting(name: &str, value: &str) -> Option<String> {
 }
 
 /// Writes the recording as a spec.
-pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Result<Written, String> {
+/// With no step (`steps` 0) the text is not a spec: the caller says why.
+pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Written {
     // Session names: unique application_names, else c1, c2, ...
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for s in &log.sessions {
@@ -370,11 +381,14 @@ INSERT ... SELECT, a server-side function).",
                 Err(why) => {
                     flush(&mut group, &mut body, &mut n);
                     let sql: Vec<&str> = unit.iter().map(|&i| log.stmts[i].sql.trim()).collect();
-                    let text = format!(
-                        "session {name}: a statement was left out: {why}:\n{}",
-                        sql.join(";\n")
-                    );
-                    warnings.push(text.lines().next().unwrap_or("").to_string());
+                    let sql = sql.join(";\n");
+                    let text = format!("session {name}: a statement was left out: {why}:\n{sql}");
+                    // The warning quotes the statement and says where it was.
+                    let position = mine.iter().position(|&i| i == unit[0]).unwrap_or(0) + 1;
+                    warnings.push(format!(
+                        "session {name}: its statement {position} was left out: {why}: {}",
+                        excerpt(&sql, 120)
+                    ));
                     comment_lines(&mut body, &text);
                 }
             }
@@ -435,9 +449,6 @@ INSERT ... SELECT, a server-side function).",
         out.push_str(&body);
         out.push('\n');
     }
-    if steps.is_empty() {
-        return Err("no statement was recorded: did the command connect through the proxy (PGHOST, PGPORT, DATABASE_URL)?".into());
-    }
     steps.sort();
     // Waits the detector saw, and what released each: the last statement of
     // another session forwarded while it waited (its completion came after
@@ -495,12 +506,12 @@ INSERT ... SELECT, a server-side function).",
         })
         .collect();
     let _ = writeln!(out, "permutation {}", line.join(" "));
-    Ok(Written {
+    Written {
         text: out,
         warnings,
         sessions,
         steps: steps.len(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -631,7 +642,7 @@ mod tests {
             teardown: None,
             steps: StepsMode::Statement,
         };
-        let w = write(&two_sessions(), &HashMap::new(), &frame).unwrap();
+        let w = write(&two_sessions(), &HashMap::new(), &frame);
         // application_name "worker" is not unique: c1 and c2.
         assert!(w.text.contains("session c1\nstep c1_1 { BEGIN }\nstep c1_2 { UPDATE t SET n = n + 1 }\nstep c1_3 { COMMIT }"), "{}", w.text);
         assert!(w.text.contains("# session c2: a statement was left out: COPY cannot be replayed as a step:\n# COPY t FROM STDIN"), "{}", w.text);
@@ -655,7 +666,7 @@ mod tests {
             teardown: None,
             steps: StepsMode::Transaction,
         };
-        let w = write(&two_sessions(), &HashMap::new(), &frame).unwrap();
+        let w = write(&two_sessions(), &HashMap::new(), &frame);
         assert!(
             w.text
                 .contains("step c1_1 { BEGIN;\nUPDATE t SET n = n + 1;\nCOMMIT }"),

@@ -267,6 +267,15 @@ fn faults_cancel_in_flight_client_drop_and_server_drop() {
         err.contains(&format!("warning: session victim: {ending}")),
         "{ending}\n{err}"
     );
+    // Each statement left out is quoted in its warning, with its place.
+    assert!(
+        err.contains("warning: session canceled: its statement 1 was left out: it was canceled by a cancel request while it ran: UPDATE t SET n = 2 WHERE id = 1\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: session dropped: its statement 1 was left out: it was still running when its connection or the recording ended (the server may have completed it): UPDATE t SET n = 3 WHERE id = 1\n"),
+        "{err}"
+    );
     // The client that vanished mid-statement: its ending, paired likewise.
     assert!(
         spec.contains("# the client closed its connection before it said goodbye (Terminate)")
@@ -317,9 +326,32 @@ fn the_command_exit_status_is_record_s_and_a_bad_setup_is_named() {
     let out = record(&inst, d, "w.spec", &[], &["true"]);
     expect_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("no statement was recorded"),
+        text(&out.stderr).contains("no client connected to the proxy"),
         "{}",
         text(&out.stderr)
+    );
+    // A client that demands TLS connected, and gave up: said so.
+    let out = record(
+        &inst,
+        d,
+        "v.spec",
+        &[],
+        &["sh", "-c", "PGSSLMODE=require psql -X -c 'SELECT 1'; true"],
+    );
+    expect_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("no client connection was recorded. The proxy refused: TLS (a client with sslmode=require"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Clients that connected and sent only what cannot be a step.
+    let out = record(&inst, d, "u.spec", &[], &["psql", "-X", "-c", "LISTEN x"]);
+    expect_exit(&out, 2);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: session psql: its statement 1 was left out: LISTEN cannot be replayed as a step: LISTEN x\n")
+            && err.contains("1 client connection sent 1 statement, and every one was left out"),
+        "{err}"
     );
 }
 
