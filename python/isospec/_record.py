@@ -62,6 +62,7 @@ def record(
     dsn: Optional[str] = None,
     dbname: Optional[str] = None,
     steps: Optional[str] = None,
+    keep_database: bool = False,
     temp_instance: Optional[PathLike] = None,
     temp_config: Optional[PathLike] = None,
     extra_args: Sequence[str] = (),
@@ -87,6 +88,8 @@ def record(
         dbname: the database to prepare (default ``isolation_regression``).
         steps: ``"statement"`` (default) or ``"transaction"``: one step
             per statement or per transaction.
+        keep_database: keep the database the recording made (by default
+            it is dropped once the spec is written).
         temp_instance, temp_config, bindir: as for ``run``.
         extra_args: any other ``isospec record`` options, verbatim.
         cwd, env: the working directory and environment of the process.
@@ -110,6 +113,8 @@ def record(
         args += ["--dbname", dbname]
     if steps is not None:
         args += ["--steps", steps]
+    if keep_database:
+        args.append("--keep-database")
     if temp_instance is not None:
         args += ["--temp-instance", os.fspath(temp_instance)]
     if temp_config is not None:

@@ -186,6 +186,32 @@ impl Stream {
         }
     }
 
+    /// Ends the sending side (the peer reads end of stream; TLS says
+    /// close_notify first), keeping the receiving side open.
+    pub(crate) fn shutdown_write(&mut self) {
+        use nix::sys::socket::{shutdown, Shutdown};
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(t) => {
+                {
+                    let mut st = t.state.lock().unwrap();
+                    st.conn.send_close_notify();
+                    let TlsState { conn, out, .. } = &mut *st;
+                    while conn.wants_write() {
+                        if conn.write_tls(out).is_err() {
+                            break;
+                        }
+                    }
+                }
+                let _ = self.flush_now();
+                let Stream::Tls(t) = self else { return };
+                t.tcp.as_raw_fd()
+            }
+        };
+        let _ = shutdown(fd, Shutdown::Write);
+    }
+
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }

@@ -446,7 +446,18 @@ async fn relay(
         }
     };
     // What one side said last (a Terminate, the server's FATAL) still
-    // reaches the other, then the connection is closed.
+    // reaches the other, then the connection is closed.  The session's
+    // end is noted now; its backend is gone once the server has closed
+    // its side (a backend closes its socket after it released its locks),
+    // and until then the gate holds the other sessions' statements, as
+    // the replay's ROLLBACK or Terminate would.
+    if let Some(k) = session {
+        let mut log = shared.log.lock().unwrap();
+        if k < log.sessions.len() {
+            log.end(k, why);
+        }
+    }
+    shared.progress.notify_waiters();
     let mut up = up;
     let mut sock = sock;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
@@ -458,9 +469,29 @@ async fn relay(
             let _ = sock.write_all(&to_client).await;
         }
         let _ = sock.shutdown().await;
+        // The client is gone: tell the server (EOF), and read what it
+        // still says until it closes.
+        up.shutdown_write();
+        loop {
+            if up.readable().await.is_err() {
+                break;
+            }
+            match up.recv_now(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => from_server(&buf[..n], &mut tracer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
     })
     .await;
-    end(shared, session, why);
+    if let Some(k) = session {
+        let mut log = shared.log.lock().unwrap();
+        if k < log.sessions.len() {
+            log.gone(k);
+        }
+    }
+    shared.progress.notify_waiters();
 }
 
 /// Sends what the server takes now; false when the connection failed.
@@ -489,15 +520,4 @@ fn push_client(sock: &TcpStream, pending: &mut Vec<u8>) -> bool {
         }
     }
     true
-}
-
-fn end(shared: &Shared, session: Option<usize>, why: Ending) {
-    let Some(k) = session else { return };
-    shared.progress.notify_waiters();
-    let mut log = shared.log.lock().unwrap();
-    // After the recording was taken (a connection left open) there is
-    // nothing to note.
-    if k < log.sessions.len() {
-        log.end(k, why);
-    }
 }

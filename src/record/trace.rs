@@ -50,6 +50,10 @@ pub struct Stmt {
     pub skipped: bool,
     /// The wait detector saw it waiting for another recorded session.
     pub waited: bool,
+    /// It waits now: the detector's answer since the last statement that
+    /// could have woken it completed (a completion makes every wait a
+    /// question again, as isolationtester re-checks its waiting steps).
+    pub waiting: bool,
     /// A cancel request for its session came while it ran.
     pub canceled: bool,
     /// It ran on, without a wait the detector sees, past the time the
@@ -83,6 +87,10 @@ pub struct SessionInfo {
     /// log's clock then.
     pub ended: Option<(Ending, u64)>,
     pub terminated: bool,
+    /// The log's clock at the client's Terminate.
+    pub terminated_at: u64,
+    /// The relay has ended: the backend is gone, or never will be seen.
+    pub gone: bool,
     /// The transaction status of the session's last ReadyForQuery.
     pub txn: Option<u8>,
 }
@@ -137,6 +145,9 @@ pub struct Log {
     /// order: what the proxy's per-statement questions look at, so that
     /// their cost does not grow with the recording's length.
     open: std::collections::BTreeSet<usize>,
+    /// Counts what may release locks (a completion, a session's end): a
+    /// wait check that began in an older epoch is out of date.
+    epoch: u64,
     pub sessions: Vec<SessionInfo>,
     /// Warnings for stderr, in order, not yet taken.
     pub warnings: Vec<String>,
@@ -170,6 +181,29 @@ impl Log {
             s.outcome = outcome;
         }
         self.open.remove(&k);
+        self.may_have_woken();
+    }
+
+    /// Something may have released locks: every wait is asked again
+    /// before another statement goes.
+    fn may_have_woken(&mut self) {
+        self.epoch += 1;
+        for &i in &self.open {
+            self.stmts[i].waiting = false;
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The detector's answer, asked in `epoch`: statement `k` waits.
+    pub fn waits(&mut self, k: usize, epoch: u64) {
+        let s = &mut self.stmts[k];
+        if s.finished.is_none() {
+            s.waited = true;
+            s.waiting = epoch == self.epoch;
+        }
     }
 
     /// The server skipped statement `k` (an earlier error in its batch).
@@ -195,6 +229,7 @@ impl Log {
         if !s.terminated && s.ended.is_none() {
             s.ended = Some((why, t));
         }
+        self.may_have_woken();
     }
 
     /// Whether a session is still connected (not ended, no Terminate).
@@ -214,17 +249,39 @@ impl Log {
             .copied()
             .filter(|&i| {
                 let s = &self.stmts[i];
-                s.session != session && s.sent > 0 && seen.insert(s.session) && !s.waited
+                s.session != session && s.sent > 0 && seen.insert(s.session) && !s.waiting
             })
             .collect()
     }
 
     /// Statements of sessions other than `session` that run on the server
-    /// and do not wait for a lock.
+    /// and do not wait for a lock, or a session that is closing (its
+    /// backend still there, maybe still releasing its locks).
     pub fn running_elsewhere(&self, session: usize) -> bool {
         self.running_others(session)
             .iter()
             .any(|&i| self.live(self.stmts[i].session))
+            || self
+                .sessions
+                .iter()
+                .enumerate()
+                .any(|(k, s)| k != session && !s.gone && !self.live(k) && !self.blocked(k))
+    }
+
+    /// Whether the statement `session` runs (its first open one) waits
+    /// for a lock: a closing session blocked so releases nothing yet.
+    fn blocked(&self, session: usize) -> bool {
+        self.open
+            .iter()
+            .find(|&&i| self.stmts[i].session == session && self.stmts[i].sent > 0)
+            .is_some_and(|&i| self.stmts[i].waiting)
+    }
+
+    /// The session's backend is gone (the server closed its side after
+    /// the session ended): whatever it held is released.
+    pub fn gone(&mut self, session: usize) {
+        self.sessions[session].gone = true;
+        self.may_have_woken();
     }
 
     /// Marks what `running_elsewhere` counts as overtaken: a statement of
@@ -423,6 +480,7 @@ impl Tracer {
             unrepresentable: None,
             skipped: false,
             waited: false,
+            waiting: false,
             canceled: false,
             overtaken: false,
             txn_after: None,
@@ -583,7 +641,12 @@ impl Tracer {
                 log.stmts[k].unrepresentable = Some("a fast-path function call".into());
                 self.pending.push_back(Pending::FunctionCall(k));
             }
-            b'X' => log.sessions[self.session].terminated = true,
+            b'X' => {
+                let t = log.tick();
+                let s = &mut log.sessions[self.session];
+                s.terminated = true;
+                s.terminated_at = t;
+            }
             // CopyData, CopyDone, CopyFail, Flush: no reply of their own.
             _ => {}
         }

@@ -34,7 +34,7 @@ impl Waits {
     /// Marks the statements in flight whose backends wait for another
     /// recorded session.
     pub async fn check(&mut self, log: &Mutex<Log>) {
-        let (ids, pids, all) = {
+        let (ids, pids, all, epoch) = {
             let log = log.lock().unwrap();
             let mut seen = std::collections::HashSet::new();
             let (mut ids, mut pids) = (Vec::new(), Vec::new());
@@ -48,11 +48,11 @@ impl Waits {
             let all: Vec<i32> = log
                 .sessions
                 .iter()
-                .filter(|s| s.ended.is_none() && !s.terminated)
+                .filter(|s| !s.gone)
                 .map(|s| s.pid)
                 .filter(|&p| p != 0)
                 .collect();
-            (ids, pids, all)
+            (ids, pids, all, log.epoch())
         };
         if ids.is_empty() || all.len() < 2 {
             return;
@@ -68,8 +68,8 @@ impl Waits {
         if let Ok(blocked) = d.are_blocked(&mut self.control, &pids).await {
             let mut log = log.lock().unwrap();
             for (i, b) in ids.iter().zip(blocked) {
-                if b && log.stmts[*i].finished.is_none() {
-                    log.stmts[*i].waited = true;
+                if b {
+                    log.waits(*i, epoch);
                 }
             }
         }

@@ -400,21 +400,35 @@ INSERT ... SELECT, a server-side function).",
         // the replay never holds its locks past that point.
         let rollback = n > 0 && info.in_transaction();
         let ending = match &info.ended {
-            Some((why, at)) => Some((format!("{why} before it said goodbye (Terminate)"), *at)),
+            Some((why, at)) => Some((
+                format!("{why} before it said goodbye (Terminate)"),
+                *at,
+                true,
+            )),
+            // A goodbye inside a transaction is an ordinary close: the
+            // server rolls back, and the spec says so without a warning.
+            None if info.terminated && rollback => Some((
+                "the client said goodbye (Terminate) inside its transaction".to_string(),
+                info.terminated_at,
+                false,
+            )),
             None if !info.terminated && rollback => Some((
                 "the recording ended while its transaction was open".to_string(),
                 u64::MAX,
+                true,
             )),
             None => None,
         };
-        if let Some((text, at)) = ending {
+        if let Some((text, at, warn)) = ending {
             let text = if rollback {
                 format!("{text}; the server rolled its transaction back: ROLLBACK")
             } else {
                 text
             };
             let _ = writeln!(body, "# {text}");
-            warnings.push(format!("session {name}: {text}"));
+            if warn {
+                warnings.push(format!("session {name}: {text}"));
+            }
             if rollback {
                 n += 1;
                 let step = format!("{name}_{n}");
@@ -569,6 +583,7 @@ mod tests {
             unrepresentable: None,
             skipped: false,
             waited: false,
+            waiting: false,
             canceled: false,
             overtaken: false,
             txn_after: Some(b'T'),
@@ -602,6 +617,7 @@ mod tests {
             unrepresentable: None,
             skipped: false,
             waited: false,
+            waiting: false,
             canceled: false,
             overtaken: false,
             txn_after: Some(txn_after),
