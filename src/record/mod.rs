@@ -14,6 +14,7 @@
 //! prints.
 
 mod braces;
+pub mod copy;
 pub mod literal;
 mod proxy;
 pub mod trace;

@@ -69,6 +69,9 @@ pub struct Stmt {
     pub row_limit: Option<i32>,
     /// The portal was suspended (rows left) and never run to completion.
     pub suspended: bool,
+    /// The COPY data it moved (COPY FROM STDIN's rows, or that it was a
+    /// COPY TO STDOUT).
+    pub copy: Option<Box<super::copy::CopyData>>,
 }
 
 /// A recorded client connection.
@@ -441,6 +444,8 @@ pub struct Tracer {
     /// Between CopyInResponse and the client's CopyDone or CopyFail: the
     /// server ignores Sync and Flush meanwhile.
     copy_in: bool,
+    /// The statement whose COPY FROM STDIN data the client sends now.
+    copy_stmt: Option<usize>,
 }
 
 impl Tracer {
@@ -455,6 +460,7 @@ impl Tracer {
             discarding: false,
             batch: 0,
             copy_in: false,
+            copy_stmt: None,
         }
     }
 
@@ -487,6 +493,7 @@ impl Tracer {
             batch: self.batch,
             row_limit: None,
             suspended: false,
+            copy: None,
         })
     }
 
@@ -522,11 +529,29 @@ impl Tracer {
             return;
         }
         if self.copy_in {
+            let copying = self
+                .copy_stmt
+                .and_then(|k| log.stmts[k].copy.as_deref_mut());
             match tag {
                 // Ignored by the server during COPY FROM STDIN.
                 b'S' | b'H' => return,
+                b'd' => {
+                    if let Some(c) = copying {
+                        if c.data.len() + b.len() > super::copy::COPY_LIMIT {
+                            c.over = true;
+                            c.data = Vec::new();
+                        } else if !c.over {
+                            c.data.extend_from_slice(&b);
+                        }
+                    }
+                    return;
+                }
                 b'c' | b'f' => {
+                    if let (Some(c), b'f') = (copying, tag) {
+                        c.failed = true;
+                    }
                     self.copy_in = false;
+                    self.copy_stmt = None;
                     return;
                 }
                 _ => {}
@@ -712,8 +737,18 @@ impl Tracer {
                 }
             }
             b'G' | b'H' | b'W' => {
+                // The overall format: 0 text, 1 binary.
+                let binary = b.first() == Some(&1);
                 if let Some(k) = self.current() {
-                    log.stmts[k].unrepresentable = Some("COPY".into());
+                    if tag == b'W' {
+                        log.stmts[k].unrepresentable = Some("COPY BOTH (replication)".into());
+                    } else {
+                        log.stmts[k].copy = Some(Box::new(super::copy::CopyData {
+                            out: tag == b'H',
+                            binary,
+                            ..Default::default()
+                        }));
+                    }
                 }
                 if tag == b'G' {
                     // Syncs and Flushes the client sent before its CopyDone
@@ -729,10 +764,19 @@ impl Tracer {
                                 .map(|(_, p)| p)
                                 .collect();
                             rest.retain(|p| *p != Pending::CopyEnd);
+                            // Its data went by before the server started
+                            // the COPY: not read as rows.
+                            if let Some(k) = self.current() {
+                                log.stmts[k].unrepresentable = Some(
+                                    "a COPY whose data the client sent before the server started it"
+                                        .into(),
+                                );
+                            }
                         }
                         None => {
                             rest.retain(|p| !matches!(p, Pending::Sync));
                             self.copy_in = true;
+                            self.copy_stmt = self.current();
                         }
                     }
                     self.pending.extend(rest);

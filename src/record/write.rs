@@ -145,7 +145,14 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
     if s.outcome == Outcome::Running && !s.skipped {
         return Err("it was still running when its connection or the recording ended (the server may have completed it)".into());
     }
-    let sql = if s.extended {
+    let sql = if let Some(copy) = &s.copy {
+        let sql = if s.extended {
+            inline_params(&s.sql, &[])?
+        } else {
+            s.sql.clone()
+        };
+        super::copy::step(&sql, copy)?
+    } else if s.extended {
         let mut values = Vec::with_capacity(s.params.len());
         for (i, p) in s.params.iter().enumerate() {
             let oid = s.oids.get(i).copied().unwrap_or(0);
@@ -189,6 +196,43 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
 /// `--` inside a string on that line counts too).
 fn ends_in_comment(sql: &str) -> bool {
     sql.lines().last().is_some_and(|l| l.contains("--"))
+}
+
+/// Encodes the order in which waiters got their locks.  Two statements
+/// of different sessions that wait at the same time are queued one behind
+/// the other, but a release that wakes both lets them race inside the
+/// server to queue again (a tuple lock taken anew on the row's newest
+/// version), so a replay that launched both before the release would give
+/// the recorded winner only by chance.  A waiting statement is therefore
+/// launched in the spec right after every other session's waiting
+/// statement that completed while it was in flight: it then queues behind
+/// those deterministically, and nothing else changes, since it waited all
+/// along.  Only completions that succeeded count: a deadlock victim's
+/// error came from the waits themselves.
+fn queue_order(log: &Log, steps: &mut [(u64, String, Option<usize>)]) {
+    for (key, _, first) in steps.iter_mut() {
+        let Some(x) = first.map(|i| &log.stmts[i]) else {
+            continue;
+        };
+        let Some(x_done) = x.finished.filter(|_| x.waited) else {
+            continue;
+        };
+        let ahead = log
+            .stmts
+            .iter()
+            .filter(|y| {
+                y.session != x.session
+                    && y.waited
+                    && y.sent > 0
+                    && matches!(y.outcome, Outcome::Done(_))
+                    && y.finished.is_some_and(|f| f > x.sent && f < x_done)
+            })
+            .filter_map(|y| y.finished)
+            .max();
+        if let Some(f) = ahead {
+            *key = (*key).max(f);
+        }
+    }
 }
 
 /// The first `max` characters of `sql` on one line, `…` when cut.
@@ -463,6 +507,7 @@ INSERT ... SELECT, a server-side function).",
         out.push_str(&body);
         out.push('\n');
     }
+    queue_order(log, &mut steps);
     steps.sort();
     // Waits the detector saw, and what released each: the last statement of
     // another session forwarded while it waited (its completion came after
@@ -590,6 +635,7 @@ mod tests {
             batch: 1,
             row_limit: None,
             suspended: false,
+            copy: None,
         };
         assert_eq!(
             step_sql(&s, &HashMap::new()).unwrap(),
@@ -624,6 +670,7 @@ mod tests {
             batch: sent,
             row_limit: None,
             suspended: false,
+            copy: None,
         }
     }
 
@@ -645,7 +692,10 @@ mod tests {
         ];
         log.stmts[2].waited = true;
         log.stmts.push(stmt(1, "COPY t FROM STDIN", 9, 10, b'I'));
-        log.stmts[4].unrepresentable = Some("COPY".into());
+        log.stmts[4].copy = Some(Box::new(crate::record::copy::CopyData {
+            binary: true,
+            ..Default::default()
+        }));
         log.notes.push("a replication connection (application_name x) went through the proxy: forwarded, not recorded".into());
         log
     }
@@ -661,7 +711,7 @@ mod tests {
         let w = write(&two_sessions(), &HashMap::new(), &frame);
         // application_name "worker" is not unique: c1 and c2.
         assert!(w.text.contains("session c1\nstep c1_1 { BEGIN }\nstep c1_2 { UPDATE t SET n = n + 1 }\nstep c1_3 { COMMIT }"), "{}", w.text);
-        assert!(w.text.contains("# session c2: a statement was left out: COPY cannot be replayed as a step:\n# COPY t FROM STDIN"), "{}", w.text);
+        assert!(w.text.contains("# session c2: a statement was left out: a binary COPY cannot be replayed as a step:\n# COPY t FROM STDIN"), "{}", w.text);
         assert!(
             w.text.contains(
                 "# c2_1 waited for a lock; c1_3 released it\npermutation c1_1 c1_2 c2_1 c1_3\n"
@@ -672,6 +722,50 @@ mod tests {
         assert_eq!((w.sessions, w.steps, w.warnings.len()), (2, 4, 1));
         assert!(w.text.contains("\n# a replication connection (application_name x) went through the proxy: forwarded, not recorded\n"), "{}", w.text);
         crate::spec::parse("t.spec", w.text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_waiter_that_won_the_race_goes_first_in_the_spec() {
+        // c1 holds the row; c2 then c3 wait for it; c1's COMMIT wakes both
+        // and c3 wins the race to queue again, so c2 completes after c3's
+        // COMMIT.  The spec launches c2 after c3 completed.
+        let mut log = Log::default();
+        for _ in 0..3 {
+            log.sessions.push(super::super::trace::SessionInfo {
+                terminated: true,
+                ..Default::default()
+            });
+        }
+        log.stmts = vec![
+            stmt(0, "UPDATE r SET n = 1", 1, 2, b'T'),
+            stmt(1, "UPDATE r SET n = 2", 3, 9, b'T'),
+            stmt(2, "UPDATE r SET n = 3", 4, 6, b'T'),
+            stmt(0, "COMMIT", 5, 7, b'I'),
+            stmt(2, "COMMIT", 8, 10, b'I'),
+            stmt(1, "COMMIT", 11, 12, b'I'),
+        ];
+        log.stmts[1].waited = true;
+        log.stmts[2].waited = true;
+        let frame = Frame {
+            command: "t",
+            setup: None,
+            teardown: None,
+            steps: StepsMode::Statement,
+        };
+        let w = write(&log, &HashMap::new(), &frame);
+        assert!(
+            w.text
+                .contains("permutation c1_1 c3_1 c1_2 c2_1 c3_2 c2_2\n"),
+            "{}",
+            w.text
+        );
+        // A deadlock victim's error does not reorder the other waiter.
+        log.stmts[2].outcome = Outcome::Failed {
+            sqlstate: "40P01".into(),
+            message: "deadlock detected".into(),
+        };
+        let w = write(&log, &HashMap::new(), &frame);
+        assert!(w.text.contains("permutation c1_1 c2_1 c3_1"), "{}", w.text);
     }
 
     #[test]

@@ -208,7 +208,12 @@ fn copy_from_stdin_over_the_extended_protocol_keeps_the_queue_in_step() {
         &mut log,
     );
     assert_eq!(log.stmts[0].outcome, Outcome::Done("COPY 1".into()));
-    assert_eq!(log.stmts[0].unrepresentable.as_deref(), Some("COPY"));
+    // The rows the client sent are kept for the step.
+    let copy = log.stmts[0].copy.as_deref().unwrap();
+    assert_eq!(
+        (copy.out, copy.binary, copy.data.as_slice()),
+        (false, false, &b"1\n"[..])
+    );
     // The next statement gets its own answer.
     t.client_bytes(
         &[
