@@ -198,6 +198,34 @@ fn ends_in_comment(sql: &str) -> bool {
     sql.lines().last().is_some_and(|l| l.contains("--"))
 }
 
+/// The name in `SET application_name = 'name'` (or TO), if that is the
+/// statement and the name fits a spec's step names.
+fn set_application_name(sql: &str) -> Option<String> {
+    let t = sql.trim().trim_end_matches(';').trim_end();
+    let lower = t.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("set ")
+        .map(|r| {
+            r.trim_start()
+                .strip_prefix("session ")
+                .unwrap_or(r)
+                .trim_start()
+        })?
+        .strip_prefix("application_name")?
+        .trim_start();
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix("to "))?
+        .trim_start();
+    let value = &t[t.len() - rest.len()..];
+    let inner = value.strip_prefix('\'')?.strip_suffix('\'')?;
+    (!inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| inner.to_string())
+}
+
 /// Encodes the order in which waiters got their locks.  Two statements
 /// of different sessions that wait at the same time are queued one behind
 /// the other, but a release that wakes both lets them race inside the
@@ -308,10 +336,24 @@ fn setting(name: &str, value: &str) -> Option<String> {
 pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Written {
     // Session names: unique application_names, else c1, c2, ...
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for s in &log.sessions {
-        if let Some(a) = s.application_name.as_deref().filter(|a| !a.is_empty()) {
-            *counts.entry(a).or_default() += 1;
-        }
+    // A session's name: its application_name, from the startup packet or
+    // else from a `SET application_name` it ran (as pgjdbc does).
+    let apps: Vec<Option<String>> = (0..log.sessions.len())
+        .map(|k| {
+            log.sessions[k]
+                .application_name
+                .clone()
+                .filter(|a| !a.is_empty())
+                .or_else(|| {
+                    log.stmts
+                        .iter()
+                        .filter(|s| s.session == k && !s.skipped)
+                        .find_map(|s| set_application_name(&s.sql))
+                })
+        })
+        .collect();
+    for a in apps.iter().flatten() {
+        *counts.entry(a.as_str()).or_default() += 1;
     }
     let mut warnings = Vec::new();
     let mut out = String::new();
@@ -351,7 +393,7 @@ INSERT ... SELECT, a server-side function).",
         let mine: Vec<usize> = (0..log.stmts.len())
             .filter(|&i| log.stmts[i].session == k && !log.stmts[i].skipped)
             .collect();
-        let name = match info.application_name.as_deref() {
+        let name = match apps[k].as_deref() {
             Some(a) if !a.is_empty() && counts.get(a) == Some(&1) && !used_names.contains(a) => {
                 a.to_string()
             }
@@ -596,6 +638,20 @@ mod tests {
             inline_params("SELECT a$1 FROM t", &v).unwrap(),
             "SELECT a$1 FROM t"
         );
+    }
+
+    #[test]
+    fn a_session_named_by_set_application_name() {
+        assert_eq!(
+            set_application_name("SET application_name = 'waiter'").as_deref(),
+            Some("waiter")
+        );
+        assert_eq!(
+            set_application_name("set session APPLICATION_NAME to 'w-1';").as_deref(),
+            Some("w-1")
+        );
+        assert_eq!(set_application_name("SET application_name = 'a b'"), None);
+        assert_eq!(set_application_name("SET search_path = 'x'"), None);
     }
 
     #[test]

@@ -121,7 +121,7 @@ def test_psycopg_text_binary_and_pipeline_replay_what_the_program_saw(server: st
     assert "'12345678-9abc-def0-0102-030405060708'::uuid" in text
     assert "'12345678901234567890.5'::numeric" in text
     assert "'2026-12-07 04:51:29.1234+00'::timestamp with time zone" in text
-    assert "E'it''s {text\\x7d'::text" in text
+    assert "E'it''s \\x7btext\\x7d'::text" in text
     # The pipeline is one step: its insert and the failing select, as the
     # server ran them (one implicit transaction); the last insert too when
     # psycopg sent it before the error came back (the server skipped it,
