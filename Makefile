@@ -40,7 +40,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: bench-record dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -163,6 +163,12 @@ bench: build
 	bench/run.sh
 	bench/scaling.sh
 	bench/permutations.sh
+	bench/record.sh
+
+# What isospec record's proxy costs a program (one connection's round
+# trips, direct and recorded, best of 3; target at most 1.25x).
+bench-record: build
+	bench/record.sh
 
 # Fuzz the spec and schedule parsers and the backend protocol reader
 # (cargo-fuzz, nightly toolchain).  The protocol corpus is seeded from real

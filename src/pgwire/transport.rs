@@ -186,6 +186,18 @@ impl Stream {
         }
     }
 
+    /// After a read that took less than it could: the socket is drained,
+    /// so its readiness is cleared without asking the kernel again (an
+    /// arrival after the read is a new edge that epoll reports).  TLS may
+    /// hold decrypted bytes: left as it is.
+    pub(crate) fn drained(&self) {
+        match self {
+            Stream::Tcp(s) => s.clear_readiness(),
+            Stream::Unix(s) => s.clear_readiness(),
+            Stream::Tls(_) => {}
+        }
+    }
+
     /// Ends the sending side (the peer reads end of stream; TLS says
     /// close_notify first), keeping the receiving side open.
     pub(crate) fn shutdown_write(&mut self) {

@@ -80,6 +80,10 @@ struct Token {
 struct Lines<'a> {
     src: &'a [u8],
     starts: Vec<usize>,
+    /// The last position asked (offset, column), so that the columns of
+    /// one long line (a recorded permutation of 20,000 steps) are counted
+    /// once, not once per step.
+    last: std::cell::Cell<(usize, usize)>,
 }
 
 impl<'a> Lines<'a> {
@@ -90,7 +94,11 @@ impl<'a> Lines<'a> {
                 starts.push(i + 1);
             }
         }
-        Lines { src, starts }
+        Lines {
+            src,
+            starts,
+            last: std::cell::Cell::new((0, 0)),
+        }
     }
 
     fn pos(&self, offset: usize) -> Pos {
@@ -100,11 +108,18 @@ impl<'a> Lines<'a> {
         };
         let start = self.starts[line];
         let end = offset.min(self.src.len());
-        // Column in characters: count bytes that are not UTF-8 continuation bytes.
-        let col = self.src[start..end]
-            .iter()
-            .filter(|&&b| (b & 0xC0) != 0x80)
-            .count();
+        // Column in characters: count bytes that are not UTF-8 continuation
+        // bytes, from the last position asked when it is earlier on this line.
+        let (from, base) = match self.last.get() {
+            (o, c) if o >= start && o <= end => (o, c),
+            _ => (start, 0),
+        };
+        let col = base
+            + self.src[from..end]
+                .iter()
+                .filter(|&&b| (b & 0xC0) != 0x80)
+                .count();
+        self.last.set((end, col));
         Pos {
             line: line as u32 + 1,
             col: col as u32 + 1,
