@@ -31,7 +31,7 @@ pub(crate) use conn::{CancelKey, Relay};
 pub use protocol::{PgResult, Tuples};
 pub use resolve::{resolve, ConnRequest};
 pub use settings::ConnParams;
-pub(crate) use transport::Stream as RelayStream;
+pub(crate) use transport::{accept as accept_tls, Stream as RelayStream};
 
 use std::io;
 

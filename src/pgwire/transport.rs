@@ -9,7 +9,7 @@ use super::settings::{SslMode, Target, TlsSettings};
 use super::tls;
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
-use rustls::ClientConnection;
+use rustls::{ClientConnection, Connection, ServerConnection};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,7 +33,7 @@ pub(crate) struct TlsStream {
 }
 
 struct TlsState {
-    conn: ClientConnection,
+    conn: Connection,
     /// Decrypted bytes not yet handed to the reader.
     plain: Vec<u8>,
     /// The peer sent close_notify or closed the socket.
@@ -283,7 +283,7 @@ fn feed(st: &mut TlsState, mut raw: &[u8]) -> io::Result<()> {
 /// Runs the TLS handshake over `tcp` (after the server's 'S', or at once
 /// for direct negotiation); libpq's texts for what goes wrong.
 pub(crate) async fn handshake(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     config: Arc<rustls::ClientConfig>,
     host: &str,
 ) -> Result<TlsStream, String> {
@@ -292,6 +292,22 @@ pub(crate) async fn handshake(
     // Queries of any size are written whole and flushed at once (rustls
     // would refuse more than 64 KiB of unsent data otherwise).
     conn.set_buffer_limit(None);
+    drive(tcp, Connection::Client(conn)).await
+}
+
+/// The server's side of the handshake, for a client that asked the
+/// recording proxy for TLS (after the proxy's 'S').
+pub(crate) async fn accept(
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<TlsStream, String> {
+    let mut conn = ServerConnection::new(config).map_err(|e| format!("SSL error: {e}"))?;
+    conn.set_buffer_limit(None);
+    drive(tcp, Connection::Server(conn)).await
+}
+
+/// Exchanges handshake messages until the handshake is done.
+async fn drive(mut tcp: TcpStream, mut conn: Connection) -> Result<TlsStream, String> {
     loop {
         let mut out = Vec::new();
         while conn.wants_write() {

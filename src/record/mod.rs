@@ -278,7 +278,16 @@ async fn record_in(
             addr: req.listen,
             source,
         })?;
-    let shared = proxy::Shared::new(params.clone());
+    let tls = match proxy::tls_config() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let _ = events.send(RecordEvent::Warning(format!(
+                "the proxy could not make a TLS certificate ({e}): clients that require TLS cannot connect"
+            )));
+            None
+        }
+    };
+    let shared = proxy::Shared::new(params.clone(), tls);
     let serving = tokio::spawn(proxy::serve(listener, shared.clone()));
     let control = Conn::connect(&admin)
         .await

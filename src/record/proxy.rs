@@ -5,11 +5,12 @@
 //! reads along.  Cancel requests are forwarded to the backend they name.
 
 use super::trace::{message, Ending, Log, SessionInfo, Tracer};
+use crate::pgwire::RelayStream;
 use crate::pgwire::{CancelKey, Conn, ConnParams, Relay};
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const SSL_REQUEST: i32 = 80_877_103;
@@ -37,10 +38,12 @@ pub struct Shared {
     /// What clients asked for that the proxy refused, each kind once with
     /// its count (for the error when nothing was recorded).
     refused: Mutex<Vec<(String, usize)>>,
+    /// The proxy's own certificate, for clients that ask for TLS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
-    pub fn new(upstream: ConnParams) -> Arc<Shared> {
+    pub fn new(upstream: ConnParams, tls: Option<Arc<rustls::ServerConfig>>) -> Arc<Shared> {
         Arc::new(Shared {
             log: Mutex::new(Log::default()),
             upstream,
@@ -49,6 +52,7 @@ impl Shared {
             progress: tokio::sync::Notify::new(),
             tasks: Mutex::new(Vec::new()),
             refused: Mutex::new(Vec::new()),
+            tls,
         })
     }
 
@@ -150,17 +154,64 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn read_packet(sock: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let len = sock.read_i32().await?;
+/// Reads `n` bytes of the client's stream into `pending`.
+async fn fill(sock: &RelayStream, pending: &mut Vec<u8>, n: usize) -> io::Result<()> {
+    let mut buf = [0u8; 8192];
+    while pending.len() < n {
+        sock.readable().await?;
+        match sock.recv_now(&mut buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => pending.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One startup-phase packet (length, then body) from the client; what
+/// came after it stays in `pending`.
+async fn read_packet(sock: &RelayStream, pending: &mut Vec<u8>) -> io::Result<Vec<u8>> {
+    fill(sock, pending, 4).await?;
+    let len = i32::from_be_bytes(pending[..4].try_into().unwrap());
     if !(8..=10_000).contains(&len) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("invalid startup packet length {len}"),
         ));
     }
-    let mut body = vec![0u8; len as usize - 4];
-    sock.read_exact(&mut body).await?;
+    fill(sock, pending, len as usize).await?;
+    let body = pending[4..len as usize].to_vec();
+    pending.drain(..len as usize);
     Ok(body)
+}
+
+/// The proxy's TLS configuration: a certificate made at start, for
+/// 127.0.0.1, ::1 and localhost, signed by itself (clients with
+/// sslmode=require accept it; verify-ca and verify-full do not).
+pub fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| e.to_string())?;
+    for ip in [
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
+        params.subject_alt_names.push(rcgen::SanType::IpAddress(ip));
+    }
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "isospec record proxy");
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
 }
 
 fn fatal(sqlstate: &str, text: &str) -> Vec<u8> {
@@ -194,20 +245,44 @@ fn startup_params(body: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
+async fn client(sock: TcpStream, shared: Arc<Shared>) {
+    let mut sock = RelayStream::Tcp(sock);
+    let mut pending = Vec::new();
     let params = loop {
-        let body = match read_packet(&mut sock).await {
+        let body = match read_packet(&sock, &mut pending).await {
             Ok(b) => b,
             Err(_) => return,
         };
         let code = i32::from_be_bytes(body[..4].try_into().unwrap());
         match code {
+            SSL_REQUEST if shared.tls.is_some() && !sock.is_tls() && pending.is_empty() => {
+                let RelayStream::Tcp(mut tcp) = sock else {
+                    return;
+                };
+                if tcp.write_all(b"S").await.is_err() {
+                    return;
+                }
+                let config = shared.tls.clone().expect("checked above");
+                match crate::pgwire::accept_tls(tcp, config).await {
+                    Ok(t) => sock = RelayStream::Tls(Box::new(t)),
+                    Err(e) => {
+                        let what = "TLS with a client that did not accept the proxy's certificate (sslmode=verify-ca or verify-full checks it against a CA: the proxy makes its own certificate at start and cannot present the server's; record that client with sslmode=require or prefer)";
+                        shared.refuse(what);
+                        shared.warn(format!(
+                            "a client's TLS handshake with the proxy failed ({e}): {what}"
+                        ));
+                        return;
+                    }
+                }
+            }
             SSL_REQUEST | GSSENC_REQUEST => {
-                shared.refuse(if code == SSL_REQUEST {
-                    "TLS (a client with sslmode=require or stricter then gives up: let it connect with sslmode=prefer or disable, as PGSSLMODE=disable in the command's environment says)"
+                if code == GSSENC_REQUEST {
+                    shared.refuse("GSSAPI encryption (a client with gssencmode=require then gives up: use gssencmode=prefer or disable)");
+                } else if sock.is_tls() {
+                    shared.refuse("a second SSLRequest");
                 } else {
-                    "GSSAPI encryption (a client with gssencmode=require then gives up: use gssencmode=prefer or disable)"
-                });
+                    shared.refuse("TLS (the proxy could not make its certificate: let the client connect with sslmode=prefer or disable)");
+                }
                 if sock.write_all(b"N").await.is_err() {
                     return;
                 }
@@ -358,7 +433,7 @@ async fn client(mut sock: TcpStream, shared: Arc<Shared>) {
     if sock.write_all(&hello).await.is_err() {
         return;
     }
-    relay(sock, stream, leftover, session, &shared).await;
+    relay(sock, pending, stream, leftover, session, &shared).await;
 }
 
 /// At most this much is read ahead of what the other side has taken.
@@ -369,8 +444,9 @@ const RELAY_BUFFER: usize = 1 << 20;
 /// writes a lot before it reads (a large pipeline) never waits on a
 /// proxy that waits on it.
 async fn relay(
-    sock: TcpStream,
-    up: crate::pgwire::RelayStream,
+    sock: RelayStream,
+    early: Vec<u8>,
+    up: RelayStream,
     leftover: Vec<u8>,
     session: Option<usize>,
     shared: &Shared,
@@ -386,6 +462,12 @@ async fn relay(
     let mut to_client = leftover;
     let mut to_server: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // What the client sent after its startup packet before it was
+    // answered, as if read now.
+    if !early.is_empty() {
+        from_client(&early, &mut tracer, session, shared).await;
+        to_server.extend_from_slice(&early);
+    }
     let why = loop {
         let up_waits = !to_server.is_empty() || up.pending_out();
         tokio::select! {
@@ -393,23 +475,13 @@ async fn relay(
                 if r.is_err() {
                     break Ending::ClientFailed;
                 }
-                match sock.try_read(&mut buf) {
+                match sock.recv_now(&mut buf) {
                     Ok(0) => break Ending::ClientClosed,
                     Ok(n) => {
                         if n < buf.len() {
-                            clear_readiness(&sock);
+                            sock.drained();
                         }
-                        let statement = match &mut tracer {
-                            Some(t) => t.client_bytes(&buf[..n], &mut shared.log.lock().unwrap()),
-                            None => false,
-                        };
-                        // One statement at a time, as run replays them: a
-                        // statement goes out once no other session's
-                        // statement runs, or what runs waits for a lock.
-                        if let (true, Some(k)) = (statement, session) {
-                            shared.gate(k).await;
-                            shared.log.lock().unwrap().forwarded(k);
-                        }
+                        from_client(&buf[..n], &mut tracer, session, shared).await;
                         to_server.extend_from_slice(&buf[..n]);
                         if !push(&up, &mut to_server) {
                             break Ending::ServerFailed;
@@ -431,7 +503,7 @@ async fn relay(
                         }
                         from_server(&buf[..n], &mut tracer);
                         to_client.extend_from_slice(&buf[..n]);
-                        if !push_client(&sock, &mut to_client) {
+                        if !push(&sock, &mut to_client) {
                             break Ending::ClientClosed;
                         }
                     }
@@ -444,8 +516,8 @@ async fn relay(
                     break Ending::ServerFailed;
                 }
             }
-            r = sock.writable(), if !to_client.is_empty() => {
-                if r.is_err() || !push_client(&sock, &mut to_client) {
+            r = sock.writable(), if !to_client.is_empty() || sock.pending_out() => {
+                if r.is_err() || !push(&sock, &mut to_client) {
                     break Ending::ClientClosed;
                 }
             }
@@ -474,7 +546,8 @@ async fn relay(
         if !to_client.is_empty() {
             let _ = sock.write_all(&to_client).await;
         }
-        let _ = sock.shutdown().await;
+        while sock.pending_out() && sock.writable().await.is_ok() && sock.flush_now().is_ok() {}
+        sock.shutdown_write();
         // The client is gone: tell the server (EOF), and read what it
         // still says until it closes.
         up.shutdown_write();
@@ -500,16 +573,28 @@ async fn relay(
     shared.progress.notify_waiters();
 }
 
-/// The client's socket was drained by a short read: no second read to
-/// learn that it would block (one system call less per message).
-fn clear_readiness(sock: &TcpStream) {
-    let _ = sock.try_io(tokio::io::Interest::READABLE, || {
-        Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-    });
+/// Bytes the client sent: traced, and when they complete a statement,
+/// held at the gate (one statement at a time, as run replays them: a
+/// statement goes out once no other session's statement runs, or what
+/// runs waits for a lock) and stamped as forwarded.
+async fn from_client(
+    data: &[u8],
+    tracer: &mut Option<Tracer>,
+    session: Option<usize>,
+    shared: &Shared,
+) {
+    let statement = match tracer {
+        Some(t) => t.client_bytes(data, &mut shared.log.lock().unwrap()),
+        None => false,
+    };
+    if let (true, Some(k)) = (statement, session) {
+        shared.gate(k).await;
+        shared.log.lock().unwrap().forwarded(k);
+    }
 }
 
-/// Sends what the server takes now; false when the connection failed.
-fn push(up: &crate::pgwire::RelayStream, pending: &mut Vec<u8>) -> bool {
+/// Sends what the peer takes now; false when the connection failed.
+fn push(up: &RelayStream, pending: &mut Vec<u8>) -> bool {
     while !pending.is_empty() {
         match up.try_write(pending) {
             Ok(n) => {
@@ -520,18 +605,4 @@ fn push(up: &crate::pgwire::RelayStream, pending: &mut Vec<u8>) -> bool {
         }
     }
     up.flush_now().is_ok()
-}
-
-/// Sends what the client takes now; false when the connection failed.
-fn push_client(sock: &TcpStream, pending: &mut Vec<u8>) -> bool {
-    while !pending.is_empty() {
-        match sock.try_write(pending) {
-            Ok(n) => {
-                pending.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
-        }
-    }
-    true
 }

@@ -333,19 +333,43 @@ fn the_command_exit_status_is_record_s_and_a_bad_setup_is_named() {
         "{}",
         text(&out.stderr)
     );
-    // A client that demands TLS connected, and gave up: said so.
+    // A client that demands TLS is recorded over the proxy's own
+    // certificate; one that verifies it against a CA cannot be, and the
+    // error says why.
+    let out = record(
+        &inst,
+        d,
+        "tls.spec",
+        &[],
+        &["sh", "-c", "PGSSLMODE=require psql -X -At -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'"],
+    );
+    expect_exit(&out, 0);
+    let spec = std::fs::read_to_string(d.join("tls.spec")).unwrap();
+    assert!(
+        spec.contains("step psql_1 { SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid() }"),
+        "{spec}"
+    );
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    write(d, "ca.crt", &ca.self_signed(&ca_key).unwrap().pem());
     let out = record(
         &inst,
         d,
         "v.spec",
         &[],
-        &["sh", "-c", "PGSSLMODE=require psql -X -c 'SELECT 1'; true"],
+        &[
+            "sh",
+            "-c",
+            "PGSSLMODE=verify-ca PGSSLROOTCERT=ca.crt psql -X -c 'SELECT 1'; true",
+        ],
     );
     expect_exit(&out, 2);
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("no client connection was recorded. The proxy refused: TLS (a client with sslmode=require"),
-        "{}",
-        text(&out.stderr)
+        err.contains("no client connection was recorded. The proxy refused: TLS with a client that did not accept the proxy's certificate (sslmode=verify-ca or verify-full")
+            && err.contains("warning: a client's TLS handshake with the proxy failed"),
+        "{err}"
     );
     // Clients that connected and sent only what cannot be a step.
     let out = record(&inst, d, "u.spec", &[], &["psql", "-X", "-c", "LISTEN x"]);
