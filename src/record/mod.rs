@@ -15,6 +15,7 @@
 
 mod braces;
 pub mod copy;
+mod flow;
 pub mod literal;
 mod proxy;
 pub mod trace;

@@ -181,6 +181,7 @@ impl Tracer {
             batch: self.batch,
             row_limit: None,
             suspended: false,
+            rows: None,
             copy: None,
         })
     }
@@ -417,11 +418,76 @@ impl Tracer {
                 }
             }
             b'T' => {
+                // Whose rows these are: a simple query's, or the Execute's
+                // that follows a portal's Describe.
+                let target = match self.pending.front() {
+                    Some(Pending::Query(k)) => Some(*k),
+                    Some(Pending::DescribePortal) => self
+                        .pending
+                        .iter()
+                        .skip(1)
+                        .find_map(|p| match p {
+                            Pending::Execute(k) => Some(Some(*k)),
+                            Pending::Sync | Pending::Query(_) => Some(None),
+                            _ => None,
+                        })
+                        .flatten(),
+                    _ => None,
+                };
+                if let Some(k) = target {
+                    let n = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                    let (mut names, mut formats, mut types) = (
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                    );
+                    for _ in 0..n {
+                        names.push(cstr(&mut b).unwrap_or_default());
+                        if b.len() < 18 {
+                            break;
+                        }
+                        // table oid, attnum, type oid, typlen, typmod, format
+                        b.advance(6);
+                        types.push(b.get_u32());
+                        b.advance(6);
+                        formats.push(b.get_i16());
+                    }
+                    let rows = log.stmts[k].rows.get_or_insert_with(Default::default);
+                    if !rows.names.is_empty() {
+                        // A second result in one query: no single row.
+                        rows.count = rows.count.max(2);
+                    }
+                    rows.names = names;
+                    rows.formats = formats;
+                    rows.types = types;
+                }
                 if matches!(
                     self.pending.front(),
                     Some(Pending::DescribePortal | Pending::DescribeStatement(_))
                 ) {
                     self.pending.pop_front();
+                }
+            }
+            b'D' => {
+                if let Some(k) = self.current() {
+                    let rows = log.stmts[k].rows.get_or_insert_with(Default::default);
+                    rows.count += 1;
+                    if rows.count == 1 && !rows.names.is_empty() {
+                        let n = i16_at(&mut b).unwrap_or(0).max(0) as usize;
+                        for i in 0..n {
+                            let len = i32_at(&mut b).unwrap_or(-1);
+                            if len < 0 || b.len() < len as usize {
+                                rows.first.push(None);
+                                continue;
+                            }
+                            let v = b.split_to(len as usize);
+                            let text = rows.formats.get(i) == Some(&0) && v.len() <= 256;
+                            rows.first.push(
+                                text.then(|| std::str::from_utf8(&v).ok().map(str::to_string))
+                                    .flatten(),
+                            );
+                        }
+                    }
                 }
             }
             b'G' | b'H' | b'W' => {

@@ -135,7 +135,12 @@ fn is_ident(c: u8) -> bool {
 }
 
 /// A statement's step text, or why it cannot be one.
-fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> {
+fn step_sql(
+    s: &Stmt,
+    types: &HashMap<u32, TypeInfo>,
+    k: usize,
+    flows: &super::flow::Flows,
+) -> Result<String, String> {
     if let Some(why) = &s.unrepresentable {
         return Err(format!("{why} cannot be replayed as a step"));
     }
@@ -156,10 +161,13 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
         let mut values = Vec::with_capacity(s.params.len());
         for (i, p) in s.params.iter().enumerate() {
             let oid = s.oids.get(i).copied().unwrap_or(0);
-            values.push(
-                literal::literal(i + 1, p.value.as_deref(), p.binary, oid, types)
+            // A value received earlier in the session is read where it
+            // was kept (see flow.rs), else written as the literal sent.
+            values.push(match flows.uses.get(&(k, i)) {
+                Some(expr) => expr.clone(),
+                None => literal::literal(i + 1, p.value.as_deref(), p.binary, oid, types)
                     .map_err(|e| e.to_string())?,
-            );
+            });
         }
         inline_params(&s.sql, &values)?
     } else {
@@ -173,23 +181,30 @@ fn step_sql(s: &Stmt, types: &HashMap<u32, TypeInfo>) -> Result<String, String> 
     if trimmed.is_empty() {
         return Err("it is empty".into());
     }
-    match s.row_limit {
+    let sql = match s.row_limit {
         // The client fetched only the first rows and let the rest go: a
         // query that only reads is replayed with that many rows.
         Some(n) if s.suspended => {
             if crate::explore::observe::read_only(trimmed) {
                 let nl = if ends_in_comment(trimmed) { "\n" } else { "" };
-                Ok(format!(
-                    "SELECT * FROM ({trimmed}{nl}) AS fetched LIMIT {n}"
-                ))
+                format!("SELECT * FROM ({trimmed}{nl}) AS fetched LIMIT {n}")
             } else {
-                Err(format!("an Execute with a row limit ({n} rows) whose remaining rows were never fetched, of a statement that writes, cannot be replayed as a step"))
+                return Err(format!("an Execute with a row limit ({n} rows) whose remaining rows were never fetched, of a statement that writes, cannot be replayed as a step"));
             }
         }
-        // A line comment at the end would swallow the `;` or `}` after it.
-        _ if ends_in_comment(trimmed) => Ok(format!("{trimmed}\n")),
-        _ => Ok(trimmed.to_string()),
-    }
+        _ => trimmed.to_string(),
+    };
+    // Its result holds a value a later statement sends back: kept.
+    let sql = match flows.sources.get(&k) {
+        Some(cols) => super::flow::keep(&sql, cols),
+        None => sql,
+    };
+    // A line comment at the end would swallow the `;` or `}` after it.
+    Ok(if ends_in_comment(&sql) {
+        format!("{sql}\n")
+    } else {
+        sql
+    })
 }
 
 /// Whether the last line of `sql` may end in a `--` comment (conservative:
@@ -355,6 +370,7 @@ pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Writte
     for a in apps.iter().flatten() {
         *counts.entry(a.as_str()).or_default() += 1;
     }
+    let flows = super::flow::find(log, types);
     let mut warnings = Vec::new();
     let mut out = String::new();
     let _ = writeln!(
@@ -366,8 +382,11 @@ pub fn write(log: &Log, types: &HashMap<u32, TypeInfo>, frame: &Frame) -> Writte
         &mut out,
         "Each client connection is a session and each statement a step; the
 permutation at the end is the order in which the statements reached the
-server.  Values the client computed from earlier results are frozen here as
-the literals it sent: a read-modify-write done in the client replays with the
+server.  An id the client received and sent back unchanged (INSERT ...
+RETURNING id, then a child row's parent id) is carried from one step to the
+other in a session setting (isospec_flow, current_setting('isospec.v...')).
+Values the client computed from earlier results are frozen here as the
+literals it sent: a read-modify-write done in the client replays with the
 recorded numbers, and `isospec explore` cannot see that dependency.  To let
 explore see it, move the computation into SQL (UPDATE ... SET n = n + 1,
 INSERT ... SELECT, a server-side function).",
@@ -452,7 +471,7 @@ INSERT ... SELECT, a server-side function).",
             }
             let rendered: Result<Vec<String>, String> = unit
                 .iter()
-                .map(|&i| step_sql(&log.stmts[i], types))
+                .map(|&i| step_sql(&log.stmts[i], types, i, &flows))
                 .collect();
             let last = &log.stmts[*unit.last().unwrap()];
             match rendered {

@@ -65,9 +65,27 @@ pub struct Stmt {
     pub row_limit: Option<i32>,
     /// The portal was suspended (rows left) and never run to completion.
     pub suspended: bool,
+    /// What its result looked like: column names, how many rows, the
+    /// first row's text values (for values that flow back in later).
+    pub rows: Option<Box<Rows>>,
     /// The COPY data it moved (COPY FROM STDIN's rows, or that it was a
     /// COPY TO STDOUT).
     pub copy: Option<Box<crate::record::copy::CopyData>>,
+}
+
+/// A statement's result, as far as the recording keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rows {
+    /// The columns' names, from RowDescription.
+    pub names: Vec<String>,
+    /// The columns' formats (0 text, 1 binary), from RowDescription.
+    pub formats: Vec<i16>,
+    /// The columns' type oids, from RowDescription.
+    pub types: Vec<u32>,
+    /// DataRows seen (2 or more: the result cannot be a value's source).
+    pub count: u64,
+    /// The first row's values in text format (None: NULL, binary, long).
+    pub first: Vec<Option<String>>,
 }
 
 /// A recorded client connection.

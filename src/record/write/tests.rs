@@ -72,17 +72,18 @@ fn a_statement_ending_in_a_comment_keeps_what_follows() {
         batch: 1,
         row_limit: None,
         suspended: false,
+        rows: None,
         copy: None,
     };
     assert_eq!(
-        step_sql(&s, &HashMap::new()).unwrap(),
+        step_sql(&s, &HashMap::new(), 0, &Default::default()).unwrap(),
         "UPDATE t SET n = 1 -- bump\n"
     );
     s.sql = "SELECT 1 -- one".into();
     s.row_limit = Some(1);
     s.suspended = true;
     assert_eq!(
-        step_sql(&s, &HashMap::new()).unwrap(),
+        step_sql(&s, &HashMap::new(), 0, &Default::default()).unwrap(),
         "SELECT * FROM (SELECT 1 -- one\n) AS fetched LIMIT 1"
     );
 }
@@ -107,6 +108,7 @@ fn stmt(session: usize, sql: &str, sent: u64, finished: u64, txn_after: u8) -> S
         batch: sent,
         row_limit: None,
         suspended: false,
+        rows: None,
         copy: None,
     }
 }
