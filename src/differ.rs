@@ -56,6 +56,54 @@ pub fn unified_diff(
     out
 }
 
+/// `unified_diff` of two files, each header line carrying the file's
+/// modification time as `diff -U3` prints it (pg_regress runs that diff):
+/// `--- expected/x.out\t2026-12-07 11:48:40.957838166 +0000`.
+pub fn unified_diff_files(expected: &str, actual: &str, exp: &Path, act: &Path) -> String {
+    let label = |p: &Path| match mtime(p) {
+        Some(t) => format!("{}\t{t}", p.display()),
+        None => p.display().to_string(),
+    };
+    let diff = TextDiff::from_lines(expected, actual);
+    let mut out = format!("diff -U3 {} {}\n", exp.display(), act.display());
+    out.push_str(
+        &diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&label(exp), &label(act))
+            .to_string(),
+    );
+    out
+}
+
+/// A file's modification time in the local time zone, as GNU diff prints
+/// it (`%Y-%m-%d %H:%M:%S.%N %z`).
+fn mtime(path: &Path) -> Option<String> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let secs = since.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return None;
+    }
+    let off = tm.tm_gmtoff;
+    let sign = if off < 0 { '-' } else { '+' };
+    let off = off.abs();
+    Some(format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:09} {sign}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        since.subsec_nanos(),
+        off / 3600,
+        (off % 3600) / 60
+    ))
+}
+
 /// The first place two texts differ: 0-based line numbers on each side
 /// and the lines there (None where that side has ended).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,12 +190,7 @@ pub fn compare(
         }
     }
     let (n, path, text) = best.expect("at least one variant");
-    let diff = unified_diff(
-        &text,
-        actual,
-        &path.display().to_string(),
-        &result_path.display().to_string(),
-    );
+    let diff = unified_diff_files(&text, actual, &path, result_path);
     let first = first_change(&text, actual).unwrap_or_default();
     Ok(Comparison::Differs {
         closest: path,
@@ -206,6 +249,31 @@ mod tests {
         let f = first_change("a\n", "a\nb\n").unwrap();
         assert_eq!((f.expected, f.actual.as_deref()), (None, Some("b")));
         assert_eq!(first_change("a\n", "a\n"), None);
+    }
+
+    #[test]
+    fn file_diffs_carry_diff_s_timestamps() {
+        let dir = std::env::temp_dir().join(format!("isospec-differ-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (e, r) = (dir.join("e.out"), dir.join("r.out"));
+        std::fs::write(&e, "1\n2\n").unwrap();
+        std::fs::write(&r, "1\n3\n").unwrap();
+        let d = unified_diff_files("1\n2\n", "1\n3\n", &e, &r);
+        let lines: Vec<&str> = d.lines().collect();
+        let stamp = |l: &str| {
+            let (_, t) = l.split_once('\t').unwrap();
+            // 2026-12-07 11:48:40.957838166 +0000
+            let b = t.as_bytes();
+            t.len() == 35
+                && b[4] == b'-'
+                && b[10] == b' '
+                && b[19] == b'.'
+                && b[29] == b' '
+                && matches!(b[30], b'+' | b'-')
+        };
+        assert!(lines[1].starts_with(&format!("--- {}\t", e.display())) && stamp(lines[1]), "{d}");
+        assert!(lines[2].starts_with(&format!("+++ {}\t", r.display())) && stamp(lines[2]), "{d}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

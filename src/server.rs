@@ -686,11 +686,27 @@ impl TempInstance {
                     .saturating_sub(Duration::from_millis(500)),
                 None => Duration::from_secs(30),
             };
+            // First a smart shutdown: every session isospec opened is
+            // closed by now, so the server waits for their backends to
+            // exit by themselves instead of cutting them off ("terminating
+            // connection due to administrator command" in the log).  A
+            // connection still open after a few seconds (an abandoned
+            // session) gets the fast shutdown.  Under a deadline (a
+            // signal), the fast one at once.
+            let smart = if by.is_some() {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(5)
+            };
             for (sig, wait) in [
+                (Signal::SIGTERM, smart),
                 (Signal::SIGINT, fast),
                 (Signal::SIGQUIT, Duration::from_secs(10)),
                 (Signal::SIGKILL, Duration::from_secs(10)),
             ] {
+                if wait.is_zero() && sig == Signal::SIGTERM {
+                    continue;
+                }
                 let _ = kill(pid, sig);
                 let deadline = Instant::now() + wait;
                 while Instant::now() < deadline {

@@ -285,6 +285,7 @@ fn run_config(a: RunArgs, env: &Environment) -> Result<(RunConfig, ReporterOptio
         only_permutation: a.permutation,
         prepared_waits: a.prepared_waits,
         wait_graph_in_transcript: a.wait_graph_in_transcript && !a.no_wait_graph,
+        keep_prepared: false,
         jobs: a.jobs,
         repeat: a.repeat,
         until_fail: a.until_fail,

@@ -64,6 +64,9 @@ const LONG_OPTIONS: &[LongOpt] = &[
     opt("max-concurrent-tests", HasArg::Required),
     opt("make-testtablespace-dir", HasArg::No),
     opt("expecteddir", HasArg::Required),
+    // isospec's own: its notes and diagnostics on stderr, which pg_regress
+    // does not print.
+    opt("isospec-verbose", HasArg::No),
 ];
 
 /// One element of the command line, after getopt_long.
@@ -175,6 +178,8 @@ pub struct RegressArgs {
     pub config_auth: Option<String>,
     pub max_concurrent_tests: i64,
     pub make_testtablespace_dir: bool,
+    /// `--isospec-verbose`: isospec's notes and diagnostics on stderr.
+    pub verbose: bool,
     pub tests: Vec<String>,
 }
 
@@ -206,6 +211,7 @@ impl Default for RegressArgs {
             config_auth: None,
             max_concurrent_tests: 0,
             make_testtablespace_dir: false,
+            verbose: false,
             tests: Vec::new(),
         }
     }
@@ -239,6 +245,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             // The last --dbname wins; its value is a comma-separated list.
             "dbname" => r.dbnames = v.split(',').map(str::to_string).collect(),
             "debug" => r.debug = true,
+            "isospec-verbose" => r.verbose = true,
             "inputdir" => r.inputdir = v,
             "load-language" => r.load_languages.push(v),
             "max-connections" => r.max_connections = crate::c_atoi::atoi(&v),
@@ -291,6 +298,8 @@ Options:
       --expecteddir=DIR         take expected files from DIR (default: inputdir)
   -h, --help                    show this help, then exit
       --inputdir=DIR            take specs/ and expected/ from DIR (default \".\")
+      --isospec-verbose         print isospec's own notes and diagnostics on
+                                stderr (pg_regress prints none)
       --launcher=CMD            accepted (isospec runs the specs itself)
       --load-extension=EXT      CREATE EXTENSION before running; can repeat
       --load-language=LANG      CREATE OR REPLACE LANGUAGE (pg_regress 12)
@@ -496,6 +505,8 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
         only_permutation: None,
         prepared_waits: false,
         wait_graph_in_transcript: false,
+        // pg_isolation_regress leaves them for the next spec to meet.
+        keep_prepared: true,
         jobs: Some(1),
         repeat: 1,
         until_fail: false,
@@ -525,7 +536,10 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
             // A drop-in prints what pg_regress prints, under Actions too.
             annotations: Some(super::AnnotationsChoice::None),
             step_summary: false,
-            pg_regress: Some(PgRegressStyle { existing_server }),
+            pg_regress: Some(PgRegressStyle {
+                existing_server,
+                verbose: r.verbose,
+            }),
         },
     }
     .resolve(env)?;
@@ -582,8 +596,11 @@ pub fn main(prog: &str, args: &[String], env: &Environment) -> Exit {
             return Exit::Error;
         }
     };
-    for n in &p.notes {
-        eprintln!("{prog}: {n}");
+    // pg_regress prints none of isospec's notes: only when asked.
+    if r.verbose {
+        for n in &p.notes {
+            eprintln!("{prog}: {n}");
+        }
     }
     if let Err(e) = std::fs::create_dir_all(&p.config.outputdir) {
         eprintln!(

@@ -37,6 +37,9 @@ pub(crate) struct RunRequest {
     pub only_permutation: Option<usize>,
     pub prepared_waits: bool,
     pub wait_graph_in_transcript: bool,
+    /// Leave prepared transactions a spec left behind (the drop-in, as
+    /// pg_isolation_regress).
+    pub keep_prepared: bool,
     /// None: `ISOSPEC_JOBS`, else 1.
     pub jobs: Option<usize>,
     pub repeat: usize,
@@ -154,6 +157,7 @@ impl RunRequest {
                 only_permutation: self.only_permutation,
                 prepared_waits: self.prepared_waits,
                 wait_graph_in_transcript: self.wait_graph_in_transcript,
+                keep_prepared: self.keep_prepared,
                 wait_function,
                 wait_query,
                 ..Default::default()

@@ -59,7 +59,9 @@ impl<'a, C: Connection> Executor<'a, C> {
         // Bounded like any control query: a stalled server or pooler must not
         // hang the run after the spec's own error.
         let limit = self.opts.step_timeout;
-        let _ = tokio::time::timeout(limit, self.cleanup_prepared()).await;
+        if !self.opts.keep_prepared {
+            let _ = tokio::time::timeout(limit, self.cleanup_prepared()).await;
+        }
         let _ = tokio::time::timeout(limit, self.close()).await;
         result
     }

@@ -122,6 +122,10 @@ pub struct ExecOptions {
     /// (for reports that draw the waits: `--html`).  Off by default: it
     /// is one more query on the control connection per wait.
     pub blockers_on_wait: bool,
+    /// Leave the prepared transactions a spec left behind, as
+    /// isolationtester does (the pg_isolation_regress drop-in); else they
+    /// are rolled back so that the next spec does not meet their locks.
+    pub keep_prepared: bool,
 }
 
 /// What one spec's run holds besides its options: the stop signal, the
@@ -165,6 +169,7 @@ impl Default for ExecOptions {
             after_steps: Vec::new(),
             end_stalled: false,
             blockers_on_wait: false,
+            keep_prepared: false,
         }
     }
 }

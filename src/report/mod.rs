@@ -73,6 +73,9 @@ pub struct PgRegressStyle {
     /// For a server pg_regress did not start, the words after "using
     /// postmaster on" (e.g. "Unix socket, default port").
     pub existing_server: Option<String>,
+    /// isospec's notes and diagnostics on stderr (`--isospec-verbose`);
+    /// pg_regress prints none.
+    pub verbose: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +217,9 @@ impl Reporter {
 
     /// Shows one event.
     pub fn handle(&mut self, event: RunEvent) {
+        let own = self.opts.pg_regress.as_ref().is_none_or(|p| p.verbose);
         match &event {
+            RunEvent::Note(_) | RunEvent::Diagnostic { .. } if !own => {}
             RunEvent::Note(s) => self.output.write(&note(s)),
             RunEvent::Diagnostic { spec, text } => {
                 for l in text.lines() {

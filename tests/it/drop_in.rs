@@ -102,6 +102,16 @@ fn check_mode_prints_what_pg_regress_15_prints() {
     // regression.out and the temp instance removed when all passed.
     assert!(outdir.join("results/locks.out").is_file());
     assert!(outdir.join("log/postmaster.log").is_file());
+    // Nothing of isospec's own on stderr, and every session (the admin
+    // connection too) had closed before the server stopped: no backend
+    // cut off in the server's log.
+    assert_eq!(text(&out.stderr), "");
+    let log = std::fs::read_to_string(outdir.join("log/postmaster.log")).unwrap();
+    assert!(
+        !log.contains("terminating connection due to administrator command")
+            && !log.contains("could not send data to client"),
+        "{log}"
+    );
     assert!(!outdir.join("regression.out").exists());
     assert!(!outdir.join("regression.diffs").exists());
     assert!(!tmp.exists());
@@ -203,4 +213,65 @@ fn installcheck_drops_and_recreates_the_database_like_pg_regress() {
     assert!(std::fs::read_to_string(out.join("regression.diffs"))
         .unwrap()
         .contains("+step a: SELECT 1 AS x;"));
+}
+
+/// The drop-in prints what pg_regress prints and nothing of isospec's own
+/// (a spec that kills a session on purpose has that in its transcript,
+/// not on stderr) unless --isospec-verbose; it leaves prepared
+/// transactions as pg_isolation_regress does; a failing spec's
+/// regression.diffs has diff -U3's timestamps.
+#[test]
+fn the_drop_in_is_quiet_keeps_prepared_transactions_and_stamps_its_diffs() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let srv = Server::ready(&inst.data_dir);
+    let faults = manifest().join("tests/faults");
+    let server_args = [
+        format!("--host={}", inst.socket_dir.display()),
+        format!("--port={}", inst.port),
+        format!("--user={}", Server::user()),
+        format!("--inputdir={}", faults.display()),
+        format!("--outputdir={}", dir.path().join("out").display()),
+    ];
+    let mut args: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    args.push("b-killed");
+    let out = drop_in(&args);
+    assert_eq!(text(&out.stderr), "", "stdout: {}", text(&out.stdout));
+    args.insert(0, "--isospec-verbose");
+    let out = drop_in(&args);
+    assert!(
+        text(&out.stderr).contains("b-killed: session s2 lost its connection"),
+        "{}",
+        text(&out.stderr)
+    );
+    args.remove(0);
+    args.pop();
+    // A prepared transaction a spec leaves stays, as pg_isolation_regress
+    // leaves it (isospec run rolls it back).
+    args.push("c-leaves-prepared");
+    let out = drop_in(&args);
+    assert_eq!(text(&out.stderr), "");
+    let left = srv
+        .query("postgres", "SELECT gid FROM pg_prepared_xacts")
+        .unwrap();
+    assert_eq!(left, ["left-behind"]);
+    srv.query("isolation_regression", "ROLLBACK PREPARED 'left-behind'")
+        .unwrap();
+    // diff -U3's header: path, a tab, the file's modification time.
+    let input = failing_suite(dir.path());
+    let out = drop_in(&[
+        &server_args[0],
+        &server_args[1],
+        &server_args[2],
+        &format!("--inputdir={}", input.display()),
+        &format!("--outputdir={}", dir.path().join("out2").display()),
+        "one",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let diffs = std::fs::read_to_string(dir.path().join("out2/regression.diffs")).unwrap();
+    let header = diffs.lines().nth(1).unwrap_or_default().to_string();
+    let (path, stamp) = header.split_once('\t').unwrap_or_else(|| panic!("{diffs}"));
+    assert!(path.starts_with("--- ") && path.ends_with("expected/one.out"), "{diffs}");
+    assert!(stamp.len() == 35 && stamp.as_bytes()[19] == b'.', "{diffs}");
 }
