@@ -271,8 +271,14 @@ mod tests {
                 && b[29] == b' '
                 && matches!(b[30], b'+' | b'-')
         };
-        assert!(lines[1].starts_with(&format!("--- {}\t", e.display())) && stamp(lines[1]), "{d}");
-        assert!(lines[2].starts_with(&format!("+++ {}\t", r.display())) && stamp(lines[2]), "{d}");
+        assert!(
+            lines[1].starts_with(&format!("--- {}\t", e.display())) && stamp(lines[1]),
+            "{d}"
+        );
+        assert!(
+            lines[2].starts_with(&format!("+++ {}\t", r.display())) && stamp(lines[2]),
+            "{d}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

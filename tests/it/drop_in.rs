@@ -272,6 +272,9 @@ fn the_drop_in_is_quiet_keeps_prepared_transactions_and_stamps_its_diffs() {
     let diffs = std::fs::read_to_string(dir.path().join("out2/regression.diffs")).unwrap();
     let header = diffs.lines().nth(1).unwrap_or_default().to_string();
     let (path, stamp) = header.split_once('\t').unwrap_or_else(|| panic!("{diffs}"));
-    assert!(path.starts_with("--- ") && path.ends_with("expected/one.out"), "{diffs}");
+    assert!(
+        path.starts_with("--- ") && path.ends_with("expected/one.out"),
+        "{diffs}"
+    );
     assert!(stamp.len() == 35 && stamp.as_bytes()[19] == b'.', "{diffs}");
 }
