@@ -38,8 +38,8 @@ echo "CREATE TABLE bench (id int PRIMARY KEY, v text);" > "$OUT/setup.sql"
 best() { sort -n | head -n 1; }
 # measure THREADS: direct and proxied loop times, best of TRIES.
 measure() {
-  local threads=$1 i line direct=() proxied=() cpu=()
-  for i in $(seq "$TRIES"); do
+  local threads=$1 line direct=() proxied=() cpu=()
+  for _ in $(seq "$TRIES"); do
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS bench_direct" -c "CREATE DATABASE bench_direct" >/dev/null 2>&1
     psql -X -q -d bench_direct -f "$OUT/setup.sql" >/dev/null
     line=$(PGDATABASE=bench_direct "$py" bench/record_client.py "$N" "$threads")
