@@ -5,6 +5,7 @@
 #   make test                  unit + integration tests and the PostgreSQL conformance suite
 #   make conformance           only the conformance suite (../shared/pg15-isolation)
 #   make flake-check N=20      the integration tests N times under full CPU load
+#   make bench-record          what isospec record's proxy costs a program (direct vs recorded)
 #   make check-pgxs            a PGXS extension's make check/installcheck through isospec
 #   make conformance-contrib   PostgreSQL 15's contrib/test-module specs through isospec pg_isolation_regress
 #   make check-pooler          PostgreSQL 15's suite and specs/ through PgBouncer
