@@ -63,8 +63,9 @@ pub fn step(sql: &str, copy: &CopyData) -> Result<String, String> {
         }
         return Ok(match &c.query {
             Some(q) => q.clone(),
+            // COPY t TO reads t's own rows, not its children's.
             None => format!(
-                "SELECT {} FROM {}",
+                "SELECT {} FROM ONLY {}",
                 c.columns
                     .as_deref()
                     .map(|s| s.trim_start_matches('(').trim_end_matches(')').trim())
@@ -94,8 +95,10 @@ pub fn step(sql: &str, copy: &CopyData) -> Result<String, String> {
     if rows.is_empty() {
         return Err("its COPY FROM STDIN sent no row".into());
     }
+    // COPY writes identity columns' values as given: OVERRIDING SYSTEM
+    // VALUE does the same for an INSERT (and nothing for other tables).
     let mut out = format!(
-        "INSERT INTO {}{} VALUES",
+        "INSERT INTO {}{} OVERRIDING SYSTEM VALUE VALUES",
         c.table,
         c.columns
             .as_deref()
@@ -466,23 +469,28 @@ fn text_rows(text: &str, c: &Copy) -> Result<Vec<Vec<Option<String>>>, String> {
                 }
             }
         }
-        rows.push(
-            fields
-                .into_iter()
-                .map(|f| (f != null).then(|| unescape(&f)))
-                .collect(),
-        );
+        let mut row = Vec::with_capacity(fields.len());
+        for f in fields {
+            row.push(if f == null {
+                None
+            } else {
+                Some(unescape(&f).ok_or("its COPY data's escapes are not UTF-8")?)
+            });
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// The text format's backslash escapes.
-fn unescape(f: &str) -> String {
-    let mut out = String::with_capacity(f.len());
-    let b: Vec<char> = f.chars().collect();
+/// The text format's backslash escapes; octal and hex escapes are bytes
+/// (`\303\251` is "é" in UTF-8), as the server reads them.  None when the
+/// bytes are not UTF-8.
+fn unescape(f: &str) -> Option<String> {
+    let mut out: Vec<u8> = Vec::with_capacity(f.len());
+    let b = f.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] != '\\' || i + 1 == b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
             out.push(b[i]);
             i += 1;
             continue;
@@ -490,29 +498,29 @@ fn unescape(f: &str) -> String {
         let n = b[i + 1];
         i += 2;
         match n {
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\u{b}'),
-            '0'..='7' => {
-                let mut v = n.to_digit(8).unwrap_or(0);
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = u32::from(n - b'0');
                 for _ in 0..2 {
-                    match b.get(i).and_then(|c| c.to_digit(8)) {
+                    match b.get(i).filter(|c| (b'0'..=b'7').contains(c)) {
                         Some(d) => {
-                            v = v * 8 + d;
+                            v = v * 8 + u32::from(d - b'0');
                             i += 1;
                         }
                         None => break,
                     }
                 }
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                out.push((v & 0o377) as u8);
             }
-            'x' if b.get(i).is_some_and(|c| c.is_ascii_hexdigit()) => {
-                let mut v = 0;
+            b'x' if b.get(i).is_some_and(u8::is_ascii_hexdigit) => {
+                let mut v = 0u32;
                 for _ in 0..2 {
-                    match b.get(i).and_then(|c| c.to_digit(16)) {
+                    match b.get(i).and_then(|c| (*c as char).to_digit(16)) {
                         Some(d) => {
                             v = v * 16 + d;
                             i += 1;
@@ -520,12 +528,12 @@ fn unescape(f: &str) -> String {
                         None => break,
                     }
                 }
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                out.push(v as u8);
             }
             other => out.push(other),
         }
     }
-    out
+    String::from_utf8(out).ok()
 }
 
 /// COPY's CSV format: quoted fields (which may span lines), the escape
@@ -627,7 +635,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             got,
-            "INSERT INTO t (a, \"B\") VALUES\n('1', E'x\\x7dy'),\n(NULL, 'a\tb\\c'),\n('3', NULL)"
+            "INSERT INTO t (a, \"B\") OVERRIDING SYSTEM VALUE VALUES\n('1', E'x\\x7dy'),\n(NULL, 'a\tb\\c'),\n('3', NULL)"
         );
         // psycopg2's copy_from: the older option syntax.
         let got = step(
@@ -635,7 +643,16 @@ mod tests {
             &data("1|nil\n"),
         )
         .unwrap();
-        assert_eq!(got, "INSERT INTO \"t\" (\"a\",\"b\") VALUES\n('1', NULL)");
+        assert_eq!(
+            got,
+            "INSERT INTO \"t\" (\"a\",\"b\") OVERRIDING SYSTEM VALUE VALUES\n('1', NULL)"
+        );
+        // Octal and hex escapes are bytes: UTF-8 for é.
+        let got = step("COPY t FROM STDIN", &data("\\303\\251\t\\xc3\\xa9\n")).unwrap();
+        assert_eq!(
+            got,
+            "INSERT INTO t OVERRIDING SYSTEM VALUE VALUES\n('é', 'é')"
+        );
     }
 
     #[test]
@@ -647,10 +664,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             got,
-            "INSERT INTO s.t VALUES\n('1', 'x,\"y\"\n z', NULL),\n('2', '', 'w')"
+            "INSERT INTO s.t OVERRIDING SYSTEM VALUE VALUES\n('1', 'x,\"y\"\n z', NULL),\n('2', '', 'w')"
         );
         let got = step("COPY t FROM STDIN CSV", &data("1,2\r\n")).unwrap();
-        assert_eq!(got, "INSERT INTO t VALUES\n('1', '2')");
+        assert_eq!(
+            got,
+            "INSERT INTO t OVERRIDING SYSTEM VALUE VALUES\n('1', '2')"
+        );
     }
 
     #[test]
@@ -665,7 +685,7 @@ mod tests {
         );
         assert_eq!(
             step("copy t (a, b) to stdout", &out).unwrap(),
-            "SELECT a, b FROM t"
+            "SELECT a, b FROM ONLY t"
         );
     }
 

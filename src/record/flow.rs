@@ -52,6 +52,8 @@ fn plain_literal(lit: &str) -> Option<(String, &str)> {
 }
 
 /// Whether `sql` can be the body of a WITH clause's query.
+/// (Not a statement with a WITH of its own, which may hold a statement
+/// that modifies data and must stay at the top level, nor SELECT … INTO.)
 fn can_be_wrapped(sql: &str) -> bool {
     let sql = sql.trim().trim_end_matches(';');
     let first = sql
@@ -60,10 +62,16 @@ fn can_be_wrapped(sql: &str) -> bool {
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "SELECT" | "WITH" | "INSERT" | "UPDATE" | "DELETE" | "VALUES" | "TABLE"
-    ) && !sql.contains(';')
+    let upper = sql.to_ascii_uppercase();
+    let words: Vec<&str> = upper
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    let shape = match first.as_str() {
+        "SELECT" | "VALUES" | "TABLE" => !words.contains(&"INTO"),
+        "INSERT" | "UPDATE" | "DELETE" => !words.contains(&"WITH"),
+        _ => false,
+    };
+    shape && !sql.contains(';')
 }
 
 fn sets_value(s: &Stmt) -> bool {
@@ -94,15 +102,23 @@ pub fn find(log: &Log, types: &HashMap<u32, TypeInfo>) -> Flows {
                         continue;
                     };
                     let setting = format!("isospec.v{src}_{col}");
-                    let name = log.stmts[*src].rows.as_ref().map(|r| r.names[*col].clone());
+                    let name = log.stmts[*src]
+                        .rows
+                        .as_ref()
+                        .and_then(|r| r.names.get(*col).cloned());
                     let Some(name) = name else { continue };
                     let cols = flows.sources.entry(*src).or_default();
                     if !cols.iter().any(|(_, s)| *s == setting) {
                         cols.push((name, setting.clone()));
                     }
+                    // The literal sent stands in when the source did not
+                    // run (left out of the spec, or it failed).
                     flows.uses.insert(
                         (i, j),
-                        format!("(pg_catalog.current_setting('{setting}', true)::{ty})"),
+                        format!(
+                            "(coalesce(pg_catalog.current_setting('{setting}', true), {})::{ty})",
+                            literal::quote_string(&value)
+                        ),
                     );
                 }
             }
@@ -112,7 +128,7 @@ pub fn find(log: &Log, types: &HashMap<u32, TypeInfo>) -> Flows {
                 let Some(v) = v.as_ref().filter(|v| !v.is_empty()) else {
                     continue;
                 };
-                let name = &r.names[c];
+                let Some(name) = r.names.get(c) else { continue };
                 let usable = single
                     && r.types.get(c).is_some_and(|t| ID_TYPES.contains(t))
                     && name != "?column?"
@@ -167,6 +183,8 @@ mod tests {
         assert!(can_be_wrapped("  select id from t"));
         assert!(!can_be_wrapped("FETCH 1 FROM c"));
         assert!(!can_be_wrapped("SELECT 1; SELECT 2"));
+        assert!(!can_be_wrapped("WITH p AS (INSERT INTO t VALUES (1) RETURNING id) INSERT INTO u SELECT id FROM p RETURNING id"));
+        assert!(!can_be_wrapped("SELECT id INTO copy_t FROM t"));
         assert_eq!(
             keep("INSERT INTO t (n) VALUES (1) RETURNING id", &[("id".into(), "isospec.v3_0".into())]),
             "WITH isospec_flow AS (INSERT INTO t (n) VALUES (1) RETURNING id) SELECT * FROM isospec_flow WHERE pg_catalog.set_config('isospec.v3_0', isospec_flow.\"id\"::text, false) IS NOT NULL"

@@ -481,8 +481,10 @@ async fn run_command(
 }
 
 /// Waits until every recorded session has ended (the relays saw their
-/// connections close), at most a few seconds: a connection the command
-/// left open (a pool's idle one, a detached child's) is recorded as it is.
+/// connections close) and no client is still in its startup (a refused
+/// TLS handshake must be counted before the recording is judged), at most
+/// a few seconds: a connection the command left open (a pool's idle one,
+/// a detached child's) is recorded as it is.
 async fn settle(shared: &proxy::Shared) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -492,6 +494,7 @@ async fn settle(shared: &proxy::Shared) {
                 .sessions
                 .iter()
                 .all(|s| s.terminated || s.ended.is_some())
+                && !shared.starting()
             {
                 return;
             }

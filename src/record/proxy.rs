@@ -40,6 +40,21 @@ pub struct Shared {
     refused: Mutex<Vec<(String, usize)>>,
     /// The proxy's own certificate, for clients that ask for TLS.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Clients accepted whose startup is not over (no session yet, and
+    /// not refused yet): the recording waits for them before it ends.
+    starting: std::sync::atomic::AtomicUsize,
+}
+
+/// One accepted client in its startup phase, counted in
+/// `Shared::starting` until dropped.
+struct Starting(Arc<Shared>);
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0
+            .starting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -53,7 +68,13 @@ impl Shared {
             tasks: Mutex::new(Vec::new()),
             refused: Mutex::new(Vec::new()),
             tls,
+            starting: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Whether a client is still in its startup phase.
+    pub fn starting(&self) -> bool {
+        self.starting.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     fn refuse(&self, what: &str) {
@@ -143,7 +164,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((sock, _)) => {
                 let _ = sock.set_nodelay(true);
-                let task = tokio::spawn(client(sock, shared.clone()));
+                shared
+                    .starting
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let starting = Starting(shared.clone());
+                let task = tokio::spawn(client(sock, shared.clone(), starting));
                 shared.tasks.lock().unwrap().push(task.abort_handle());
             }
             Err(e) => {
@@ -245,7 +270,7 @@ fn startup_params(body: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-async fn client(sock: TcpStream, shared: Arc<Shared>) {
+async fn client(sock: TcpStream, shared: Arc<Shared>, starting: Starting) {
     let mut sock = RelayStream::Tcp(sock);
     let mut pending = Vec::new();
     let params = loop {
@@ -430,7 +455,13 @@ async fn client(sock: TcpStream, shared: Arc<Shared>) {
         log.sessions.push(info);
         Some(log.sessions.len() - 1)
     };
+    drop(starting);
     if sock.write_all(&hello).await.is_err() {
+        if let Some(k) = session {
+            let mut log = shared.log.lock().unwrap();
+            log.end(k, Ending::ClientFailed);
+            log.gone(k);
+        }
         return;
     }
     relay(sock, pending, stream, leftover, session, &shared).await;

@@ -454,8 +454,10 @@ impl Tracer {
                     }
                     let rows = log.stmts[k].rows.get_or_insert_with(Default::default);
                     if !rows.names.is_empty() {
-                        // A second result in one query: no single row.
+                        // A second result in one query: no single row,
+                        // and the first result's values are not this one's.
                         rows.count = rows.count.max(2);
+                        rows.first.clear();
                     }
                     rows.names = names;
                     rows.formats = formats;
