@@ -168,7 +168,16 @@ impl Stream {
 
     /// Whether TLS holds bytes not yet sent.
     pub(crate) fn pending_out(&self) -> bool {
-        matches!(self, Stream::Tls(t) if !t.state.lock().unwrap().out.is_empty())
+        self.pending_len() > 0
+    }
+
+    /// How many encrypted bytes TLS holds not yet sent (0 for TCP and
+    /// Unix sockets, whose writes the kernel takes or refuses).
+    pub(crate) fn pending_len(&self) -> usize {
+        match self {
+            Stream::Tls(t) => t.state.lock().unwrap().out.len(),
+            _ => 0,
+        }
     }
 
     pub(crate) async fn writable(&self) -> io::Result<()> {

@@ -502,7 +502,9 @@ async fn relay(
     let why = loop {
         let up_waits = !to_server.is_empty() || up.pending_out();
         tokio::select! {
-            r = sock.readable(), if to_server.len() < RELAY_BUFFER => {
+            // Read no further ahead of a peer that has not taken what it
+            // was sent (TLS holds what it encrypted: that counts too).
+            r = sock.readable(), if to_server.len() + up.pending_len() < RELAY_BUFFER => {
                 if r.is_err() {
                     break Ending::ClientFailed;
                 }
@@ -522,7 +524,7 @@ async fn relay(
                     Err(_) => break Ending::ClientFailed,
                 }
             }
-            r = up.readable(), if to_client.len() < RELAY_BUFFER => {
+            r = up.readable(), if to_client.len() + sock.pending_len() < RELAY_BUFFER => {
                 if r.is_err() {
                     break Ending::ServerFailed;
                 }
