@@ -318,7 +318,7 @@ async fn client(sock: TcpStream, shared: Arc<Shared>, starting: Starting) {
                 let key = shared.cancels.lock().unwrap().get(&(pid, secret)).cloned();
                 match key {
                     Some(k) => {
-                        shared.log.lock().unwrap().canceled(pid);
+                        shared.log.lock().unwrap().canceled(pid, secret);
                         if let Err(e) = k.send().await {
                             shared.warn(format!("forwarding a cancel request for backend {pid} failed: {e}"));
                         }

@@ -325,8 +325,14 @@ impl Log {
     }
 
     /// Marks what is in flight in `session` as canceled (a cancel request came).
-    pub fn canceled(&mut self, pid: i32) {
-        let Some(k) = self.sessions.iter().position(|s| s.pid == pid) else {
+    /// The session is the one with this backend pid and cancel key (the
+    /// newest: pids are reused).
+    pub fn canceled(&mut self, pid: i32, secret: i32) {
+        let Some(k) = self
+            .sessions
+            .iter()
+            .rposition(|s| s.pid == pid && s.secret == secret)
+        else {
             return;
         };
         for &i in &self.open {
