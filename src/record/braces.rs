@@ -21,26 +21,60 @@ pub fn escape_braces(sql: &str) -> Result<String, String> {
         let c = b[i];
         match c {
             b'\'' => {
-                let end = string_end(b, i, escape_prefix(b, i));
-                let body = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
-                let closed = end <= b.len() && end > i + 1 && b[end - 1] == b'\'';
-                if !body.contains(['{', '}']) || !closed {
-                    out.push_str(&sql[i..end.min(b.len())]);
-                } else {
-                    match prefix(b, i) {
-                        Prefix::Escape => out.push_str(&escape_escaped(body)),
-                        Prefix::Plain => out.push_str(&escape_plain(body, false)),
-                        // `typename'…'`: the E must not join the name.
-                        Prefix::Ident => {
-                            out.push(' ');
-                            out.push_str(&escape_plain(body, false));
+                let kind = prefix(b, i);
+                let escapes = kind == Prefix::Escape;
+                // The literal and its continuations: string constants
+                // separated only by whitespace that holds a newline are one
+                // constant, read in the first one's mode.
+                let mut segs = vec![(i, string_end(b, i, escapes))];
+                let closed =
+                    |(s, e): (usize, usize)| e <= b.len() && e > s + 1 && b[e - 1] == b'\'';
+                while let Some(&(_, end)) = segs.last().filter(|&&seg| closed(seg)) {
+                    let mut j = end;
+                    let mut newline = false;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        newline |= b[j] == b'\n';
+                        j += 1;
+                    }
+                    if !(newline && b.get(j) == Some(&b'\'')) {
+                        break;
+                    }
+                    segs.push((j, string_end(b, j, escapes)));
+                }
+                let last = segs[segs.len() - 1].1.min(b.len());
+                let body = |(s, e): (usize, usize)| &sql[s + 1..e - 1];
+                let all_closed = segs.iter().all(|&seg| closed(seg));
+                if !all_closed || !segs.iter().any(|&seg| body(seg).contains(['{', '}'])) {
+                    out.push_str(&sql[i..last]);
+                    i = last;
+                    continue;
+                }
+                if matches!(kind, Prefix::Unicode | Prefix::National) {
+                    return Err("a U&'…' or N'…' string in its text holds '{' or '}'".into());
+                }
+                // `typename'…'`: the E must not join the name.
+                if kind == Prefix::Ident {
+                    out.push(' ');
+                }
+                for (k, &seg) in segs.iter().enumerate() {
+                    if k > 0 {
+                        // The whitespace (with its newline) between segments.
+                        out.push_str(&sql[segs[k - 1].1..seg.0]);
+                    }
+                    if escapes {
+                        out.push_str(&escape_escaped(body(seg)));
+                    } else {
+                        // The whole constant becomes an escape string: its
+                        // first segment takes the E, the others follow it.
+                        if k == 0 {
+                            out.push('E');
                         }
-                        Prefix::Unicode | Prefix::National => {
-                            return Err("a U&'…' or N'…' string in its text holds '{' or '}'".into())
-                        }
+                        out.push('\'');
+                        out.push_str(&plain_body(body(seg), false));
+                        out.push('\'');
                     }
                 }
-                i = end;
+                i = last;
             }
             b'"' => {
                 let mut j = i + 1;
@@ -189,12 +223,6 @@ fn prefix(b: &[u8], i: usize) -> Prefix {
     }
 }
 
-fn escape_prefix(b: &[u8], i: usize) -> bool {
-    // (U& strings have no backslash escapes of that kind; their quotes
-    // double as a standard string's do.)
-    prefix(b, i) == Prefix::Escape
-}
-
 /// The index just past the string literal that opens at `i`.
 fn string_end(b: &[u8], i: usize, escapes: bool) -> usize {
     let mut j = i + 1;
@@ -218,8 +246,12 @@ fn string_end(b: &[u8], i: usize, escapes: bool) -> usize {
 /// A standard string's body (its quotes already doubled) or a
 /// dollar-quoted body (`dollar`: quotes as they are) as an escape string.
 fn escape_plain(body: &str, dollar: bool) -> String {
+    format!("E'{}'", plain_body(body, dollar))
+}
+
+/// The body of `escape_plain`'s escape string, without its quotes.
+fn plain_body(body: &str, dollar: bool) -> String {
     let mut out = String::with_capacity(body.len() + 8);
-    out.push_str("E'");
     for ch in body.chars() {
         match ch {
             '\\' => out.push_str("\\\\"),
@@ -229,7 +261,6 @@ fn escape_plain(body: &str, dollar: bool) -> String {
             ch => out.push(ch),
         }
     }
-    out.push('\'');
     out
 }
 
@@ -287,6 +318,11 @@ mod tests {
             ("SELECT 1 -- {x}\n", "SELECT 1 -- (x)\n"),
             ("SELECT /* {x} */ 1", "SELECT /* (x) */ 1"),
             ("SELECT 'none', $1, a$b", "SELECT 'none', $1, a$b"),
+            // A constant continued on the next line stays one constant.
+            ("SELECT '{a'\n  'b}'", "SELECT E'\\x7ba'\n  'b\\x7d'"),
+            ("SELECT 'a\\'\n'{'", "SELECT E'a\\\\'\n'\\x7b'"),
+            ("SELECT E'\\''\n'}'", "SELECT E'\\''\n'\\x7d'"),
+            ("SELECT 'x' '{'", "SELECT 'x' E'\\x7b'"),
         ];
         for (sql, want) in cases {
             assert_eq!(escape_braces(sql).unwrap(), want, "{sql}");
