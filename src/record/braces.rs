@@ -9,6 +9,8 @@
 //! words with parentheses instead.  The server sees the same values, so
 //! the replay's rows are the recording's.
 
+use super::lex::{block_comment_end, is_ident, line_comment_end};
+
 /// `sql` with every `{` and `}` spelled another way, or why it cannot be.
 pub fn escape_braces(sql: &str) -> Result<String, String> {
     if !sql.contains(['{', '}']) {
@@ -113,31 +115,12 @@ pub fn escape_braces(sql: &str) -> Result<String, String> {
                 i = end;
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                let mut j = i;
-                while j < b.len() && b[j] != b'\n' {
-                    j += 1;
-                }
+                let j = line_comment_end(b, i);
                 out.push_str(&comment(&sql[i..j]));
                 i = j;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0;
-                let mut j = i;
-                while j < b.len() {
-                    if b[j] == b'/' && b.get(j + 1) == Some(&b'*') {
-                        depth += 1;
-                        j += 2;
-                    } else if b[j] == b'*' && b.get(j + 1) == Some(&b'/') {
-                        depth -= 1;
-                        j += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        j += 1;
-                    }
-                }
-                let j = j.min(b.len());
+                let j = block_comment_end(b, i);
                 out.push_str(&comment(&sql[i..j]));
                 i = j;
             }
@@ -292,10 +275,6 @@ fn escape_escaped(body: &str) -> String {
 /// A comment with parentheses for braces (its words kept).
 fn comment(text: &str) -> String {
     text.replace('{', "(").replace('}', ")")
-}
-
-fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 || c == b'$'
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 mod braces;
 pub mod copy;
 mod flow;
+mod lex;
 pub mod literal;
 mod proxy;
 pub mod trace;

@@ -3,6 +3,7 @@
 //! comments where a statement could not become a step, and one
 //! permutation line in the order the statements reached the server.
 
+use super::lex::{block_comment_end, is_ident, line_comment_end};
 use super::literal::{self, quote_string, TypeInfo};
 use super::trace::{Log, Outcome, Stmt};
 use crate::spec::quote_name;
@@ -66,28 +67,8 @@ pub fn inline_params(sql: &str, values: &[String]) -> Result<String, String> {
                 }
                 i += 1;
             }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'-' if b.get(i + 1) == Some(&b'-') => i = line_comment_end(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = block_comment_end(b, i),
             b'$' if i == 0 || !is_ident(b[i - 1]) => {
                 let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
                 if digits > 0 {
@@ -128,10 +109,6 @@ pub fn inline_params(sql: &str, values: &[String]) -> Result<String, String> {
     }
     out.push_str(&sql[last..]);
     Ok(out)
-}
-
-fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 || c == b'$'
 }
 
 /// A statement's step text, or why it cannot be one.
