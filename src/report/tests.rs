@@ -184,8 +184,13 @@ fn pg_regress_classic_for_15() {
 
 #[test]
 fn pg_regress_tap_for_17() {
+    // With --isospec-verbose: isospec's own notes and diagnostics are shown
+    // (the classic test above shows them left out, as pg_regress prints none).
     let opts = ReporterOptions {
-        pg_regress: Some(PgRegressStyle::default()),
+        pg_regress: Some(PgRegressStyle {
+            verbose: true,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     golden("report-pg_regress-17.out", &render(opts, 170009));
