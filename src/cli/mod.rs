@@ -7,11 +7,13 @@ use crate::exit::Exit;
 use crate::pgwire::{ConnParams, ConnRequest};
 use crate::report::{Reporter, ReporterOptions};
 use crate::run::{self, RunConfig};
+use crate::settings::Settings;
 use crate::spec;
 
 pub(crate) mod env;
 mod explore;
 mod flags;
+mod init;
 mod instance;
 mod pg_regress;
 mod postgres;
@@ -82,6 +84,15 @@ pub enum Command {
     /// or a signal comes (for tools that run several isospec commands
     /// against one server, such as the pytest plugin).
     TempInstance(instance::TempInstanceArgs),
+    /// Print each project setting's effective value and where it comes
+    /// from (environment, [tool.isospec] in pyproject.toml or isospec.toml,
+    /// default); flags given to a command beat all of them.
+    Config,
+    /// Start a project: specs/ with an example spec, expected/ with its
+    /// reviewed transcript, .gitignore lines for what runs write, and a
+    /// [tool.isospec] table (in pyproject.toml when there is one, else
+    /// isospec.toml).
+    Init(init::InitArgs),
     /// Record what a program does through a proxy and write it as a spec:
     /// each connection a session, each statement a step, the observed
     /// order as a permutation (`isospec record -o x.spec -- pytest -k t`).
@@ -115,9 +126,10 @@ pub struct RunArgs {
     /// Directory holding specs/ and expected/ (default: the spec's own layout, else .).
     #[arg(long, value_name = "DIR")]
     pub inputdir: Option<PathBuf>,
-    /// Where results/, regression.diffs and regression.out go.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub outputdir: PathBuf,
+    /// Where results/, regression.diffs and regression.out go (default: .,
+    /// or the project's directory when the specs come from its settings).
+    #[arg(long, value_name = "DIR")]
+    pub outputdir: Option<PathBuf>,
     /// Test database, dropped (if isospec created it) and created from template0.
     #[arg(long, value_name = "NAME", default_value = "isolation_regression")]
     pub dbname: String,
@@ -264,17 +276,47 @@ pub(crate) fn resolve_connection(
 }
 
 /// `isospec run`'s flags as a request (see `request`).
-fn run_config(a: RunArgs, env: &Environment) -> Result<(RunConfig, ReporterOptions), String> {
+fn run_config(
+    mut a: RunArgs,
+    env: &Environment,
+    settings: &Settings,
+) -> Result<(RunConfig, ReporterOptions), String> {
+    if a.targets.is_empty() && a.schedule.is_empty() {
+        // No spec named: the project's (its settings' `specs`, else specs/).
+        let (dirs, project) = match (&settings.specs, &settings.file) {
+            (Some(dirs), Some((file, _))) => (dirs.clone(), file.parent().map(Path::to_path_buf)),
+            _ => match &settings.file {
+                Some((file, _)) => {
+                    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+                    (vec![dir.join("specs")], Some(dir))
+                }
+                None => (vec![PathBuf::from("specs")], None),
+            },
+        };
+        if let Some(missing) = dirs.iter().find(|d| !d.is_dir()) {
+            return Err(match &settings.file {
+                Some((file, table)) => format!(
+                    "nothing to run: {} does not exist ({table} of {} names it, or its default specs/); give spec files or directories",
+                    missing.display(),
+                    file.display()
+                ),
+                None => "nothing to run: give spec files or directories (`isospec run specs/`), or start a project with `isospec init`, or name the spec directories with `specs = [...]` in [tool.isospec] of pyproject.toml".into(),
+            });
+        }
+        a.targets = dirs.iter().map(|d| d.display().to_string()).collect();
+        if let Some(project) = project {
+            a.inputdir.get_or_insert(project.clone());
+            a.outputdir.get_or_insert(project);
+        }
+    }
     let tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
         .map_err(|e| e.to_string())?;
-    let server = a
-        .instance
-        .choice(&a.server, a.outputdir.join("tmp_check"), env)?;
+    let server = a.instance.choice(&a.server, env)?;
     request::RunRequest {
         tests,
         allow_empty: false,
         partition: a.partition,
-        outputdir: a.outputdir,
+        outputdir: a.outputdir.unwrap_or_else(|| PathBuf::from(".")),
         dbname: a.dbname,
         use_existing: a.use_existing,
         drop_existing: a.drop_existing,
@@ -373,8 +415,8 @@ fn check_files(files: &[PathBuf]) -> Exit {
 /// `isospec run`: the exit code of the run, or an error for usage,
 /// connection and setup problems (exit code 2).  The run emits events; the
 /// reporter, running alongside on the same thread, prints them.
-fn run_command(a: RunArgs, env: &Environment) -> anyhow::Result<Exit> {
-    let (cfg, report) = run_config(a, env).map_err(anyhow::Error::msg)?;
+fn run_command(a: RunArgs, env: &Environment, settings: &Settings) -> anyhow::Result<Exit> {
+    let (cfg, report) = run_config(a, env, settings).map_err(anyhow::Error::msg)?;
     run_with(cfg, report)
 }
 
@@ -460,7 +502,26 @@ fn command() -> Exit {
         return pg_regress::main("isospec pg_isolation_regress", &args[2..], &env);
     }
     let cli = Cli::parse();
+    // The project's settings stand in for variables the environment does
+    // not set (flags > environment > file > defaults).
+    let settings = match std::env::current_dir()
+        .map_err(|e| e.to_string())
+        .and_then(|d| crate::settings::find(&d).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("isospec: error: {e}");
+            return Exit::Error;
+        }
+    };
+    let before = env;
+    let env = settings.apply(before.clone());
     match cli.command {
+        Command::Config => {
+            init::print_config(&settings, &before);
+            Exit::Success
+        }
+        Command::Init(a) => edge(init::main(a)),
         Command::Check { files } => check_files(&files),
         Command::Explore(a) => edge(explore::main(*a, &env)),
         Command::Record(a) => edge(record::main(*a, &env)),
@@ -490,6 +551,6 @@ fn command() -> Exit {
                 Exit::Error
             }
         },
-        Command::Run(a) => edge(run_command(*a, &env)),
+        Command::Run(a) => edge(run_command(*a, &env, &settings)),
     }
 }

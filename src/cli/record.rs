@@ -70,7 +70,7 @@ fn read_sql(path: &Option<PathBuf>, what: &str) -> anyhow::Result<Option<(PathBu
 pub fn main(a: RecordArgs, env: &Environment) -> anyhow::Result<Exit> {
     let server = a
         .instance
-        .choice(&a.server, PathBuf::from("tmp_check"), env)
+        .choice(&a.server, env)
         .map_err(anyhow::Error::msg)?;
     let waiting = a.wait.resolve(env).map_err(anyhow::Error::msg)?;
     let probe = match (&waiting.wait_query, &waiting.wait_function) {

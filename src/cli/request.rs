@@ -108,7 +108,18 @@ impl RunRequest {
         let annotations = match r.annotations {
             Some(AnnotationsChoice::Github) => true,
             Some(AnnotationsChoice::None) => false,
-            None => env.get("GITHUB_ACTIONS") == Some("true"),
+            None => match env.get("ISOSPEC_ANNOTATIONS") {
+                Some(v) => match <AnnotationsChoice as clap::ValueEnum>::from_str(v, true) {
+                    Ok(AnnotationsChoice::Github) => true,
+                    Ok(AnnotationsChoice::None) => false,
+                    Err(_) => {
+                        return Err(format!(
+                            "ISOSPEC_ANNOTATIONS: unknown kind \"{v}\" (github or none)"
+                        ))
+                    }
+                },
+                None => env.get("GITHUB_ACTIONS") == Some("true"),
+            },
         };
         let workspace = env.get_os("GITHUB_WORKSPACE").map(PathBuf::from);
         let annotations = annotations.then(|| Annotations {

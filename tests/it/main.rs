@@ -19,6 +19,7 @@ mod invariants;
 mod parallel;
 mod pooler;
 mod postgres;
+mod project;
 mod pull_request;
 mod record;
 mod reports;

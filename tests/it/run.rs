@@ -111,9 +111,12 @@ fn invalid_spec_in_a_run_is_reported_and_others_still_run() {
 fn no_server_named_means_a_temp_instance_and_says_so() {
     require_server!();
     let dir = workdir();
+    let tmp = dir.path().join("tmpdir");
+    std::fs::create_dir(&tmp).unwrap();
     let spec = manifest().join("tests/fixtures/specs/allperms.spec");
     let out = isospec()
         .current_dir(dir.path())
+        .env("TMPDIR", &tmp)
         .arg("run")
         .arg("--inputdir")
         .arg(manifest().join("tests/fixtures"))
@@ -133,7 +136,29 @@ fn no_server_named_means_a_temp_instance_and_says_so() {
         text(&out.stderr)
     );
     assert!(dir.path().join("results/allperms.out").is_file());
-    assert!(dir.path().join("tmp_check/log/postmaster.log").is_file());
+    // The instance lived under $TMPDIR, not in the working tree, and is
+    // gone with the run.
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&format!("temporary instance in {}/isospec-", tmp.display())),
+        "{said}"
+    );
+    assert!(!dir.path().join("tmp_check").exists());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{said}");
+    // --keep-instance keeps it, with its server log, and says where.
+    let out = isospec()
+        .current_dir(dir.path())
+        .env("TMPDIR", &tmp)
+        .args(["run", "--keep-instance", "--inputdir"])
+        .arg(manifest().join("tests/fixtures"))
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let kept: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert_eq!(kept.len(), 1, "{}", text(&out.stderr));
+    assert!(kept[0].path().join("log/postmaster.log").is_file());
+    assert!(text(&out.stderr).contains(&format!("{} stays", kept[0].path().display())));
 }
 
 #[test]
