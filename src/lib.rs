@@ -42,6 +42,7 @@ mod timeline;
 mod timeouts;
 mod transcript;
 mod wait;
+mod words;
 
 pub use cli::main;
 pub use pgwire::protocol;

@@ -86,6 +86,9 @@ pub struct TestOutcome {
     pub trace: Option<std::sync::Arc<SpecTrace>>,
     /// Invariants that did not hold, in the order seen.
     pub violations: Vec<Violation>,
+    /// `--accept` copied its transcript to this expected file (its status
+    /// may still be a failure: a violated invariant).
+    pub accepted: Option<String>,
 }
 
 /// An invariant that did not return true after a permutation.
@@ -139,6 +142,7 @@ impl TestOutcome {
             departure: None,
             trace: None,
             violations: Vec::new(),
+            accepted: None,
         }
     }
 }
@@ -301,7 +305,7 @@ pub enum RunEvent {
     /// expected output and, for a new spec, its transcript.
     SpecFinished {
         number: usize,
-        outcome: TestOutcome,
+        outcome: Box<TestOutcome>,
         diff: Option<String>,
         new_transcript: Option<String>,
     },

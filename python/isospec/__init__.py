@@ -31,7 +31,7 @@ from ._api import IsospecError, explore, run
 from ._record import RecordResult, record
 from ._binary import IsospecNotFound, binary
 from ._explore import ExploreClass, ExploreResult, ExploreSpec, Failure
-from ._results import Annotation, RunResult, SpecResult, Status, StepTiming, Where
+from ._results import Annotation, RunResult, SpecResult, Status, StepTiming, Violation, Where
 
 
 def _version() -> str:
@@ -62,6 +62,7 @@ __all__ = [
     "Status",
     "StepTiming",
     "Where",
+    "Violation",
     "Annotation",
     "ExploreResult",
     "ExploreSpec",

@@ -134,6 +134,13 @@ def failure_text(nodeid: str, r: SpecResult, cwd: Path, outputdir: Path) -> Tupl
         lines.append(f"transcript ({result}):" if result else "transcript:")
         lines.append(transcript.rstrip("\n") if transcript is not None else "(not written)")
         short = f"{name}: new spec without expected output; accept it with --isospec-accept"
+    elif r.status == "invariant-violated":
+        lines.append(f"{name}: {_counted(len(r.violations), 'invariant', 'invariants')} violated")
+        lines += [f"  {v.describe()}" for v in r.violations] or [f"  {r.detail or '(no detail)'}"]
+        lines += _where_lines(r, cwd)
+        short = f"{name}: " + (
+            r.violations[0].describe() if r.violations else "invariant violated"
+        )
     else:
         what = "the spec could not be loaded" if r.status == "spec-error" else r.status.replace("-", " ")
         lines.append(f"{name}: {what}:")
@@ -141,7 +148,19 @@ def failure_text(nodeid: str, r: SpecResult, cwd: Path, outputdir: Path) -> Tupl
         lines += _where_lines(r, cwd)
         first = (r.detail or "").strip().splitlines()
         short = title or (f"{name}: {what}: {first[0]}" if first else f"{name}: {what}")
+    if r.violations and r.status != "invariant-violated":
+        # The transcript differs too: every violated invariant is still named.
+        lines.insert(1, f"  also:     {_counted(len(r.violations), 'invariant', 'invariants')} violated:")
+        for i, v in enumerate(r.violations):
+            lines.insert(2 + i, f"            {v.describe()}")
+        # First, so that pytest's shortened summary line keeps it.
+        rest = short[len(name) + 2 :] if short.startswith(f"{name}: ") else short
+        short = f"{name}: invariant violated: {r.violations[0].invariant}; {rest}"
     return "\n".join(lines) + "\n", short
+
+
+def _counted(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _manifest_dir(outputdir: Path, name: str) -> Optional[str]:

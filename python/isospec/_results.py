@@ -20,6 +20,7 @@ from ._diffs import chunk_for, departure, diff_chunks
 __all__ = [
     "Status",
     "StepTiming",
+    "Violation",
     "Where",
     "Annotation",
     "SpecResult",
@@ -27,7 +28,9 @@ __all__ = [
 ]
 
 #: A spec's status in a run, as isospec's JSON report spells it.
-Status = Literal["ok", "failed", "new", "accepted", "spec-error", "run-error", "not-run"]
+Status = Literal[
+    "ok", "failed", "new", "accepted", "invariant-violated", "spec-error", "run-error", "not-run"
+]
 
 _PASSED = ("ok", "accepted")
 
@@ -38,6 +41,25 @@ class StepTiming:
 
     step: str
     micros: int
+
+
+@dataclass(frozen=True)
+class Violation:
+    """An invariant that did not return true after a permutation:
+    its SQL, what it returned, the permutation (1-based) and its steps,
+    and the line of its ``# isospec: invariant`` (``None``: given with
+    ``--invariant``)."""
+
+    invariant: str
+    got: str
+    permutation: int
+    permutation_steps: Tuple[str, ...] = ()
+    line: Optional[int] = None
+
+    def describe(self) -> str:
+        """``invariant SQL returned false after permutation 2 (s1 s2)``."""
+        steps = f" ({' '.join(self.permutation_steps)})" if self.permutation_steps else ""
+        return f"invariant {self.invariant} returned {self.got} after permutation {self.permutation}{steps}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +138,9 @@ class SpecResult:
     """One spec's outcome in a run.
 
     ``status`` is one of ``ok``, ``failed``, ``new``, ``accepted``,
-    ``spec-error``, ``run-error``, ``not-run``; ``duration`` is in seconds;
+    ``invariant-violated``, ``spec-error``, ``run-error``, ``not-run``;
+    ``violations`` every invariant that did not hold (also when the
+    transcript differs as well); ``duration`` is in seconds;
     ``diff`` the unified diff against the closest expected file (failed
     specs); ``where`` where the transcript departs; ``result_file`` the
     transcript written (``results/NAME.out``); ``detail`` the error text
@@ -135,6 +159,7 @@ class SpecResult:
     permutations: int = 0
     steps: Tuple[StepTiming, ...] = ()
     annotation: Optional[Annotation] = None
+    violations: Tuple[Violation, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -331,6 +356,17 @@ def spec_results(
                     if isinstance(t, dict)
                 ),
                 annotation=_annotation_from_json(s.get("annotation")),
+                violations=tuple(
+                    Violation(
+                        invariant=str(v.get("invariant", "")),
+                        got=str(v.get("got", "")),
+                        permutation=_int(v.get("permutation")),
+                        permutation_steps=tuple(str(x) for x in v.get("permutation_steps") or ()),
+                        line=v.get("line") if isinstance(v.get("line"), int) else None,
+                    )
+                    for v in s.get("violations", []) or []
+                    if isinstance(v, dict)
+                ),
             )
         )
     return results

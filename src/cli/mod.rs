@@ -9,6 +9,7 @@ use crate::report::{Reporter, ReporterOptions};
 use crate::run::{self, RunConfig};
 use crate::settings::Settings;
 use crate::spec;
+use crate::words::counted;
 
 pub(crate) mod env;
 mod explore;
@@ -241,11 +242,6 @@ fn parse_partition(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("partition \"{s}\" must satisfy 1 <= K <= N"));
     }
     Ok((k, n))
-}
-
-/// "1 session", "3 sessions": for `list` and `check`.
-fn counted(n: u128, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `--grace SECS` (fractions allowed): at least 1 s.

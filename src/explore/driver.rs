@@ -72,9 +72,19 @@ pub struct SpecExplored {
     pub seed: u64,
     /// The invariants checked (the command line's, then the spec's).
     pub invariants: Vec<String>,
+    /// The outcome queries and invariants given on the command line and
+    /// not written in the spec (what `--write` adds as `# isospec:` lines).
+    pub given: Given,
     /// The representatives' timelines (with `trace`), or why they could
     /// not be recorded.
     pub trace: Option<Result<SpecTrace, String>>,
+}
+
+/// Queries given on the command line that the spec lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given {
+    pub outcomes: Vec<String>,
+    pub invariants: Vec<String>,
 }
 
 /// What an exploration reports, in order.
@@ -313,6 +323,7 @@ impl Context<'_> {
         });
         let exit = outcome_exit(&exploration);
         let cut_short = exploration.cut_short;
+        let checked_options = checked.spec.options.clone();
         self.emit(ExploreEvent::SpecExplored(Box::new(SpecExplored {
             name,
             path: path.to_path_buf(),
@@ -320,6 +331,10 @@ impl Context<'_> {
             exploration,
             seed: req.seed,
             invariants,
+            given: Given {
+                outcomes: lacking(&req.outcomes, &checked_options.outcomes),
+                invariants: lacking(&req.invariants, &checked_options.invariants),
+            },
             trace,
         })));
         Ok(if cut_short && stop.requested() {
@@ -426,11 +441,13 @@ pub fn merge(files: &[PathBuf], events: Sender<ExploreEvent>) -> Result<Exit, Dr
         let space = Space::of(&checked);
         if space.size() != exploration.space {
             return Err(DriverError::Spec(format!(
-                "{}: the spec has changed since its parts were explored ({} interleavings now)",
+                "{}: the spec has changed since its parts were explored ({} now)",
                 m.name,
                 space
                     .size()
-                    .map_or("more than 2^128".into(), |n| n.to_string())
+                    .map_or("more than 2^128 interleavings".into(), |n| {
+                        crate::words::counted(n, "interleaving", "interleavings")
+                    })
             )));
         }
         if let Search::Reduced(_) = exploration.search {
@@ -450,8 +467,23 @@ pub fn merge(files: &[PathBuf], events: Sender<ExploreEvent>) -> Result<Exit, Dr
             exploration,
             seed: m.seed,
             invariants: m.invariants,
+            given: Given::default(),
             trace: None,
         })));
     }
     Ok(exit)
+}
+
+/// The queries of `given` that `have` lacks (compared without regard to
+/// whitespace), in order.
+fn lacking(given: &[String], have: &[String]) -> Vec<String> {
+    let norm = |q: &str| q.split_whitespace().collect::<Vec<_>>().join(" ");
+    let have: Vec<String> = have.iter().map(|q| norm(q)).collect();
+    let mut out: Vec<String> = Vec::new();
+    for q in given {
+        if !have.contains(&norm(q)) && !out.iter().any(|o| norm(o) == norm(q)) {
+            out.push(q.clone());
+        }
+    }
+    out
 }

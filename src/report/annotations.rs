@@ -29,12 +29,14 @@ pub(super) fn lines(outcomes: &[TestOutcome], opts: &Annotations) -> Vec<String>
         .collect();
     if failing.len() > CAP {
         let rest: Vec<&str> = failing[CAP..].iter().map(|o| o.name.as_str()).collect();
+        let specs = if rest.len() == 1 { "spec" } else { "specs" };
         out.push(format!(
             "::error title={}::{}",
-            property(&format!("isospec: {} more failing specs", rest.len())),
+            property(&format!("isospec: {} more failing {specs}", rest.len())),
             data(&format!(
-                "{} more specs failed and are not annotated: {} (see the log and regression.diffs)",
+                "{} more {specs} failed and {} not annotated: {} (see the log and regression.diffs)",
                 rest.len(),
+                if rest.len() == 1 { "is" } else { "are" },
                 shorten(&rest.join(", "), 400)
             ))
         ));

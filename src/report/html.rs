@@ -45,6 +45,9 @@ struct Spec<'a> {
     departure: Option<Where>,
     diff: Option<String>,
     trace: Option<Trace<'a>>,
+    /// Every invariant that did not hold, described (also when the
+    /// transcript differs as well).
+    violations: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -228,6 +231,12 @@ fn spec_json<'a>(o: &'a TestOutcome, diffs: &Diffs) -> Spec<'a> {
         departure: departure.map(|d| where_json(o, d, trace)),
         diff: Some(diffs.of(&o.name)).filter(|d| !d.is_empty()),
         trace: trace.map(|t| trace_json(t, departure)),
+        violations: o
+            .violations
+            .iter()
+            .filter(|v| !v.known)
+            .map(|v| v.describe())
+            .collect(),
     }
 }
 
@@ -295,7 +304,7 @@ pub(super) fn write_run(
         title: format!(
             "isospec: {} of {} passed",
             outcomes.len() - failed,
-            super::human::plural(outcomes.len(), "spec", "specs")
+            crate::words::counted(outcomes.len() as u64, "spec", "specs")
         ),
         specs: outcomes.iter().map(|o| spec_json(o, diffs)).collect(),
         classes: Vec::new(),
@@ -325,6 +334,7 @@ pub fn write_explore(path: &Path, reports: &[ExploreReport]) -> Result<(), Repor
             departure: None,
             diff: None,
             trace: r.trace.as_ref().map(|t| trace_json(t, None)),
+            violations: Vec::new(),
         });
         for (k, c) in r.classes.iter().enumerate() {
             classes.push(ClassJson {
@@ -343,7 +353,10 @@ pub fn write_explore(path: &Path, reports: &[ExploreReport]) -> Result<(), Repor
     }
     let p = Page {
         kind: "explore",
-        title: format!("isospec explore: {} specs", reports.len()),
+        title: format!(
+            "isospec explore: {}",
+            crate::words::counted(reports.len() as u64, "spec", "specs")
+        ),
         specs,
         classes,
     };

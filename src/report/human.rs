@@ -108,18 +108,20 @@ impl Human {
             let ok = if o.status.passed() { "ok" } else { "not ok" };
             out(format!("{ok} {number} - {}  {ms} ms", o.name))
         } else {
-            let status = match &o.status {
-                Status::Ok => "ok",
-                Status::Failed => "FAILED",
-                Status::New => "NEW (no expected output)",
-                Status::Accepted(_) => "accepted",
-                Status::BadSpec(_) => "FAILED (spec error)",
-                Status::RunError(_) => "FAILED (run error)",
-                Status::Violated(_) => "FAILED (invariant)",
+            // One word in the status column, so that the times line up;
+            // what kind of failure it is follows the time.
+            let (status, why) = match &o.status {
+                Status::Ok => ("ok", ""),
+                Status::Failed => ("FAILED", ""),
+                Status::New => ("NEW", "  (no expected output)"),
+                Status::Accepted(_) => ("accepted", ""),
+                Status::BadSpec(_) => ("FAILED", "  (spec error)"),
+                Status::RunError(_) => ("FAILED", "  (run error)"),
+                Status::Violated(_) => ("FAILED", "  (invariant)"),
                 Status::NotRun(_) => unreachable!("handled above"),
             };
             out(format!(
-                "test {:<28} ... {:<10} {:>8} ms",
+                "test {:<28} ... {:<10} {:>8} ms{why}",
                 o.name, status, ms
             ))
         }];
@@ -162,7 +164,7 @@ impl Human {
                 out(format!("# wall time: {:.1} s", wall.as_secs_f64())),
             ];
         }
-        let tests = |n: usize| plural(n, "test", "tests");
+        let tests = |n: usize| crate::words::counted(n as u64, "test", "tests");
         let msg = if c.not_run > 0 {
             format!(
                 " {} of {} ran: {}{not_run_note}. ",
@@ -224,11 +226,6 @@ impl Human {
         lines.push(out(""));
         lines
     }
-}
-
-/// "1 test", "3 tests".
-pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// What a phase of the set-up is called where it is shown (None: not

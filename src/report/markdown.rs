@@ -12,7 +12,7 @@ pub(super) fn text(outcomes: &[TestOutcome], diffs: &Diffs) -> String {
     let mut md = format!(
         "### isospec: {} of {} passed",
         c.passed,
-        super::human::plural(c.total, "spec", "specs")
+        crate::words::counted(c.total as u64, "spec", "specs")
     );
     if c.new > 0 {
         md.push_str(&format!(", {} new", c.new));

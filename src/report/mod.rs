@@ -26,7 +26,7 @@ mod tests;
 
 pub use annotations::{Annotation, Annotations};
 
-use crate::outcome::{RunEvent, Status, TestOutcome};
+use crate::outcome::{RunEvent, TestOutcome};
 use render::{note, Context, Line, Render, To};
 use std::fs::File;
 use std::io::Write;
@@ -304,17 +304,28 @@ impl Reporter {
         let color = self.opts.color;
         let grouped = self.opts.annotations.is_some();
         let w = &mut self.output.stdout;
-        for (name, d) in &self.diffs.0 {
+        let accepted = |name: &str| {
+            outcomes
+                .iter()
+                .find(|o| o.name == name)
+                .and_then(|o| o.accepted.clone())
+        };
+        // What --accept changed first, then the differences that fail.
+        let mut diffs: Vec<&(String, String)> = self.diffs.0.iter().collect();
+        diffs.sort_by_key(|(name, _)| accepted(name).is_none());
+        let mut heading_done = false;
+        for (name, d) in diffs {
             if grouped {
                 let _ = writeln!(w, "{}", annotations::group(&format!("diff of {name}")));
             }
-            if let Some(Status::Accepted(file)) =
-                outcomes.iter().find(|o| &o.name == name).map(|o| &o.status)
-            {
+            if let Some(file) = accepted(name) {
                 let _ = writeln!(
                     w,
                     "accepted {name}: {file} now holds its new transcript; what changed:"
                 );
+            } else if !heading_done && self.diffs.0.iter().any(|(n, _)| accepted(n).is_some()) {
+                heading_done = true;
+                let _ = writeln!(w, "failing:");
             }
             for l in d.lines() {
                 let code = if !color {

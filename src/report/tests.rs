@@ -81,7 +81,7 @@ fn events(version_num: u32) -> Vec<RunEvent> {
     for (i, o) in outcomes.iter().enumerate() {
         ev.push(RunEvent::SpecFinished {
             number: i + 1,
-            outcome: o.clone(),
+            outcome: Box::new(o.clone()),
             diff: (o.name == "diff-spec").then(|| diff.clone()),
             new_transcript: (o.name == "new-spec").then(|| {
                 "Parsed test spec with 1 sessions\n\nstarting permutation: s1a\n".to_string()

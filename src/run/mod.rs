@@ -528,7 +528,7 @@ fn finish(
             let o = TestOutcome::new(&t.name, Status::NotRun(why.into()), Duration::ZERO, 0);
             events.emit(RunEvent::SpecFinished {
                 number: outcomes.len() + 1,
-                outcome: o.clone(),
+                outcome: Box::new(o.clone()),
                 diff: None,
                 new_transcript: None,
             });

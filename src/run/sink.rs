@@ -42,15 +42,20 @@ impl Sink<'_> {
         }
         self.tally.finished[k] = true;
         self.counter += 1;
-        if let Some(d) = &r.diff {
-            append(self.diffs_path, d)?;
-        }
         let t = &self.cfg.tests[k];
         if self.cfg.accept && matches!(r.outcome.status, Status::Failed | Status::New) {
             match accept_transcript(&t.expected_dir, &t.name, &r.transcript) {
-                Ok(p) => r.outcome.status = Status::Accepted(p.display().to_string()),
+                Ok(p) => {
+                    r.outcome.accepted = Some(p.display().to_string());
+                    r.outcome.status = Status::Accepted(p.display().to_string());
+                }
                 Err(e) => r.outcome.status = Status::RunError(format!("could not accept: {e}")),
             }
+        }
+        // regression.diffs holds the differences that fail: an accepted
+        // transcript's is shown apart, as what --accept changed.
+        if let (Some(d), None) = (&r.diff, &r.outcome.accepted) {
+            append(self.diffs_path, d)?;
         }
         // A transcript that matches (or was just accepted) does not make a
         // spec pass while an invariant is violated.
@@ -77,7 +82,7 @@ impl Sink<'_> {
             (r.outcome.status == Status::New && self.pass == 0).then(|| r.transcript.clone());
         self.events.emit(RunEvent::SpecFinished {
             number: self.counter,
-            outcome: r.outcome.clone(),
+            outcome: Box::new(r.outcome.clone()),
             diff: r.diff,
             new_transcript,
         });

@@ -42,7 +42,7 @@ fn a_violated_invariant_fails_the_spec_in_every_report_until_the_sql_is_fixed() 
     // Pinned with --accept: the transcript is kept, the spec still fails.
     let out = run_in(d, &["--accept", spec_arg]);
     let stdout = expect_exit(&out, 1);
-    assert!(stdout.contains("FAILED (invariant)"), "{stdout}");
+    assert!(stdout.contains(" ms  (invariant)"), "{stdout}");
     assert!(stdout.contains("invariant SELECT count(*) <= 1 FROM booking WHERE room = 1 returned false after permutation 1 of 1 (a_book b_book a_c b_c)"), "{stdout}");
     assert!(
         stdout.contains("(its transcript was accepted into"),
@@ -143,4 +143,95 @@ fn specs_without_expected_files_are_new_not_failed() {
         "{stdout}"
     );
     let _ = text(&out.stderr);
+}
+
+/// A bug found by `explore --invariant` stays a failing test: `--write`
+/// puts the invariant into the spec beside the pinned permutation, so
+/// `run --accept` fails naming it; and the HTML report names every
+/// violated invariant in red, also when the transcript differs as well.
+#[test]
+fn explore_write_keeps_a_found_violation_failing_and_the_html_names_it() {
+    require_server!();
+    let browser = require_browser!();
+    let dir = workdir();
+    let d = dir.path();
+    // The booking spec without its invariant line and permutation.
+    let text: String = booking("a_book b_book a_c b_c", false)
+        .lines()
+        .filter(|l| !l.starts_with("# isospec: invariant") && !l.starts_with("permutation"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let specs = write_new_specs(d, &[("booking", &text)]);
+    let spec = specs.join("booking.spec");
+    let invariant = "SELECT count(*) <= 1 FROM booking WHERE room = 1";
+    let out = isospec()
+        .args(["explore", "--write", "--temp-instance"])
+        .arg(d.join("tmp_check"))
+        .args(["--invariant", invariant])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let said = expect_exit(&out, 1);
+    assert!(said.contains("and the command line's 1 query"), "{said}");
+    let written = std::fs::read_to_string(&spec).unwrap();
+    assert!(
+        written.contains(&format!("\n# isospec: invariant {invariant}\n")),
+        "{written}"
+    );
+    // Pinning every class: the violating one still fails, named.
+    let out = run_in(d, &["--accept", spec.to_str().unwrap()]);
+    let stdout = expect_exit(&out, 1);
+    assert!(stdout.contains(" ms  (invariant)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("invariant {invariant} returned false")),
+        "{stdout}"
+    );
+    // No difference was left to fail: regression.diffs is not there.
+    assert!(!d.join("regression.diffs").exists());
+
+    // Transcript changed as well (an expected file edited by hand): the
+    // HTML and the JSON still name the invariant.
+    let expected = d.join("suite/expected/booking.out");
+    let old = std::fs::read_to_string(&expected).unwrap();
+    std::fs::write(
+        &expected,
+        old.replacen("step a_c: COMMIT;", "step a_c: COMMIT; ", 1),
+    )
+    .unwrap();
+    for (name, want_status) in [("both.html", "failed"), ("only.html", "invariant-violated")] {
+        if want_status == "invariant-violated" {
+            std::fs::write(&expected, &old).unwrap();
+        }
+        let html = d.join(name);
+        let out = run_in(
+            d,
+            &["--html", html.to_str().unwrap(), spec.to_str().unwrap()],
+        );
+        expect_exit(&out, 1);
+        // The rendered page without its scripts (whose data holds JSON nulls).
+        let mut page = browser.dump_dom(&html, "#all");
+        while let Some(start) = page.find("<script") {
+            let end = page[start..]
+                .find("</script>")
+                .map_or(page.len(), |e| start + e + 9);
+            page.replace_range(start..end, "");
+        }
+        let dom = scraper::Html::parse_document(&page);
+        let sel = |css: &str| -> Vec<String> {
+            dom.select(&scraper::Selector::parse(css).unwrap())
+                .map(|e| e.text().collect::<String>())
+                .collect()
+        };
+        let items = sel(".violations li");
+        assert!(
+            items
+                .iter()
+                .any(|t| t.contains(invariant) && t.contains("returned false")),
+            "{name}: {items:?}"
+        );
+        let badges = sel(&format!("span.badge.{want_status}"));
+        assert!(!badges.is_empty(), "{name}: no {want_status} badge");
+        let body = sel("body").concat();
+        assert!(!body.contains("null"), "{name}: {body}");
+    }
 }

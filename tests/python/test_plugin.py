@@ -397,3 +397,18 @@ def test_a_violated_invariant_fails_the_spec_with_the_invariant_named(
     assert f"invariant {invariant}" in text, text
     assert "permutation 1 of 1 (inc read)" in text, text
     result.stdout.fnmatch_lines(["::error file=specs/inv.spec,line=2,title=inv%3A invariant*"])
+
+
+def test_a_violated_invariant_is_named_also_when_the_transcript_differs(
+    pytester: pytest.Pytester, project: Project, server: str
+) -> None:
+    invariant = "SELECT n = 0 FROM cd"
+    changed = counter_out("cd").replace("(1 row)", "(2 rows)")
+    project.spec("both", f"# isospec: invariant {invariant}\n" + counter_spec("cd"), changed)
+    result = run(pytester, "specs/", "--isospec-dsn", server)
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    # The long report and pytest's one-line summary both name it.
+    assert f"invariant {invariant} returned false after permutation 1" in text, text
+    summary = [l for l in text.splitlines() if l.startswith("FAILED ")]
+    assert summary and f"invariant violated: {invariant}" in summary[0], text

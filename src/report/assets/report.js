@@ -260,7 +260,7 @@
     var departs = s.where && s.where.perm === k;
     var d = el('details', { cls: 'perm', 'data-perm': String(p.index + 1), 'data-departs': departs ? 'true' : 'false' },
       el('summary', null, el('b', { text: (data.kind === 'explore' ? 'class ' + (k + 1) : 'permutation ' + (p.index + 1)) + ': ' }),
-        el('code', { title: p.steps.join(' '), text: p.steps.length > 40 ? p.steps.slice(0, 40).join(' ') + ' … (' + p.steps.length + ' steps)' : p.steps.join(' ') }), departs ? el('span', { cls: 'badge failed', text: ' departs at step ' + s.where.step + ' ' }) : null));
+        el('code', { title: p.steps.join(' '), text: p.steps.length > 40 ? p.steps.slice(0, 40).join(' ') + ' … (' + p.steps.length + ' steps)' : p.steps.join(' ') }), departs ? el('span', { cls: 'badge failed', text: s.where.step ? ' departs at step ' + s.where.step + ' ' : ' departs here ' }) : null));
     var body = el('div', { cls: 'perm-body' });
     d.appendChild(body);
     var drawn = false;
@@ -274,14 +274,19 @@
     s.index = i;
     var d = el('details', { cls: 'spec', id: 'spec-' + i, 'data-name': s.name, 'data-status': s.status, 'data-passed': String(s.passed) },
       el('summary', null, el('h2', null, el('code', { text: s.name })), ' ', el('span', { cls: 'badge ' + s.status, text: s.status }),
-        el('span', { cls: 'muted', text: '  ' + (s.file || '') + (data.kind === 'run' ? '  ' + s.duration_ms + ' ms, ' + s.permutations + ' permutations' : '') })));
+        el('span', { cls: 'muted', text: '  ' + (s.file || '') + (data.kind === 'run' ? '  ' + s.duration_ms + ' ms, ' + s.permutations + (s.permutations === '1' ? ' permutation' : ' permutations') : '') })));
     var body = el('div', { cls: 'spec-body' });
     d.appendChild(body);
     var built = false;
     function build() {
       if (built) return;
       built = true;
-      if (s.detail && data.kind === 'run') body.appendChild(el('pre', { cls: 'status-detail', text: s.detail }));
+      if (s.violations && s.violations.length) {
+        var ul = el('ul', null);
+        s.violations.forEach(function (v) { ul.appendChild(el('li', { text: v })); });
+        body.appendChild(el('div', { cls: 'violations' }, el('b', { text: s.violations.length === 1 ? 'Invariant violated' : s.violations.length + ' invariants violated' }), ul));
+      }
+      if (s.detail && data.kind === 'run' && !(s.violations && s.violations.length && s.status === 'invariant-violated')) body.appendChild(el('pre', { cls: 'status-detail', text: s.detail }));
       if (s.where) {
         body.appendChild(el('div', { cls: 'where' },
           el('div', null, el('b', { text: 'Where: ' }), el('code', { text: (s.file || '') + ':' + s.where.line + (s.where.col > 1 ? ':' + s.where.col : '') }),

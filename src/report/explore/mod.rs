@@ -16,6 +16,7 @@ use super::{io_error, ReportError};
 use crate::explore::document::{self as json, ExploreDocument};
 use crate::explore::driver::{ExploreEvent, SpecExplored};
 use crate::outcome::RunEvent;
+use crate::words::counted;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -143,7 +144,8 @@ impl ExploreReporter {
     /// `--write`: the classes' lines the spec does not have yet, appended.
     fn write_lines(&mut self, s: &SpecExplored) -> Result<(), ReportError> {
         let existing = std::fs::read_to_string(&s.path).map_err(io_error(&s.path))?;
-        let more = text::appendix(&s.spec, &s.exploration, &existing);
+        let directives = text::given_directives(&s.given);
+        let more = directives.clone() + &text::appendix(&s.spec, &s.exploration, &existing);
         if more.is_empty() {
             return Ok(());
         }
@@ -152,9 +154,18 @@ impl ExploreReporter {
             .open(&s.path)
             .and_then(|mut f| f.write_all(more.as_bytes()))
             .map_err(io_error(&s.path))?;
+        let queries = directives.matches("\n# isospec: ").count();
         self.out(&format!(
-            "wrote {} permutation lines to {}\n",
-            more.matches("\npermutation").count(),
+            "wrote {}{} to {}\n",
+            counted(more.matches("\npermutation").count() as u64, "permutation line", "permutation lines"),
+            if queries == 0 {
+                String::new()
+            } else {
+                format!(
+                    " and the command line's {} (as # isospec: lines, so that `isospec run` checks them too)",
+                    counted(queries as u64, "query", "queries")
+                )
+            },
             s.name
         ));
         Ok(())

@@ -8,37 +8,10 @@ use crate::explore::lines::{class_line, interleaving_line, line};
 use crate::explore::space::Space;
 use crate::explore::walk::{self, Exploration, Search};
 use crate::spec::CheckedSpec;
+pub use crate::words::{counted, thousands};
 
 fn size_text(size: Option<u128>) -> String {
     size.map_or("more than 2^128".to_string(), thousands)
-}
-
-/// "1 interleaving", "5,280 interleavings": grouped as every number of a
-/// line is.
-fn counted(n: u128, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { many })
-}
-
-/// 1234567 as "1,234,567".
-pub fn thousands(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
-/// "1 class", "3 classes".
-fn plural_es(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "es" })
 }
 
 /// What a bounded or reduced search is about to run, printed before it
@@ -62,9 +35,11 @@ pub fn search_preface(name: &str, spec: &CheckedSpec, search: &Search, max: Opti
                 None => format!(" (at most {} of them: --max)", thousands(limit.into())),
             };
             format!(
-                "{name}: K={k}: {} interleavings with at most {} (of {}){capped}\n",
-                count.map_or("too many to count".to_string(), thousands),
-                plural(*k, "preemption"),
+                "{name}: K={k}: {} with at most {} (of {}){capped}\n",
+                count.map_or("too many to count interleavings".to_string(), |n| {
+                    counted(n, "interleaving", "interleavings")
+                }),
+                counted(*k as u64, "preemption", "preemptions"),
                 size_text(Space::new(steps).size())
             )
         }
@@ -106,23 +81,25 @@ pub fn text(
         .iter()
         .map(|s| s.steps.len().to_string())
         .collect();
+    let total_steps: usize = spec.spec.sessions.iter().map(|s| s.steps.len()).sum();
     out.push_str(&format!(
-        "{name}: {} {} of {} ({} steps)\n",
+        "{name}: {} {} of {} ({} {})\n",
         size_text(e.space),
         if e.space == Some(1) {
             "interleaving"
         } else {
             "interleavings"
         },
-        plural(spec.spec.sessions.len(), "session"),
-        steps.join(" + ")
+        counted(spec.spec.sessions.len() as u64, "session", "sessions"),
+        steps.join(" + "),
+        if total_steps == 1 { "step" } else { "steps" }
     ));
     let secs = e.elapsed.as_secs_f64().max(1e-9);
     let how = if let Search::Preemptions(k) = e.search {
         format!(
             "{} with at most {}{}",
             counted(e.runs as u128, "interleaving", "interleavings"),
-            plural(k, "preemption"),
+            counted(k as u64, "preemption", "preemptions"),
             if e.complete {
                 ", all of them"
             } else {
@@ -182,7 +159,7 @@ pub fn text(
     let classes = e.classes.list();
     out.push_str(&format!(
         "{} over {}",
-        plural_es(classes.len(), "class"),
+        counted(classes.len() as u64, "class", "classes"),
         counted(e.classes.explored(), "interleaving", "interleavings")
     ));
     if e.unrealizable > 0 {
@@ -197,7 +174,7 @@ pub fn text(
             "\nclass {} ({}, {}): {}\n",
             k + 1,
             counted(c.count, "interleaving", "interleavings"),
-            plural(c.preemptions, "preemption"),
+            counted(c.preemptions as u64, "preemption", "preemptions"),
             describe(&c.outcome)
         ));
         for &v in &c.outcome.violated {
@@ -224,6 +201,30 @@ pub fn text(
 /// The text `--write` appends to the spec: each class's representative
 /// line with a comment naming its outcome; lines already in the spec are
 /// left out.  Empty when there is nothing new.
+/// The `# isospec: outcome` and `# isospec: invariant` lines of the
+/// queries given on the command line that the spec lacks: a violation
+/// found with `--invariant` stays a failing test once the permutations are
+/// pinned.  A query is one line (its line breaks become spaces).
+pub fn given_directives(given: &crate::explore::driver::Given) -> String {
+    if given.outcomes.is_empty() && given.invariants.is_empty() {
+        return String::new();
+    }
+    let one_line = |q: &str| {
+        q.split(['\n', '\r'])
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut out = String::from("\n# isospec explore: the queries given on its command line\n");
+    for q in &given.outcomes {
+        out.push_str(&format!("# isospec: outcome {}\n", one_line(q)));
+    }
+    for q in &given.invariants {
+        out.push_str(&format!("# isospec: invariant {}\n", one_line(q)));
+    }
+    out
+}
+
 pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
     let have: Vec<String> = existing
         .lines()
