@@ -218,7 +218,15 @@ def main() -> int:
     ap.add_argument("--isospec", default=str(ROOT / "target/release/isospec"), help="the binary the examples run")
     ap.add_argument("--no-run", action="store_true", help="check links and labels only")
     ap.add_argument("--block-timeout", type=int, default=180)
+    ap.add_argument("--extract", metavar="FILE",
+                    help="print FILE's runnable ```sh blocks as JSON ([{line, text}]) and exit "
+                         "(for checks that run them elsewhere: make check-install)")
     args = ap.parse_args()
+    if args.extract:
+        path = Path(args.extract).resolve()
+        _, runnable = check_labels([path])
+        print(json.dumps([{"line": b.line, "text": b.text} for b in runnable.get(path, [])]))
+        return 0
 
     files = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
     pypi = [ROOT / "python/README.md"]

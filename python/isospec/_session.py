@@ -16,9 +16,9 @@ from typing import Dict, List, NoReturn, Optional
 
 import pytest
 
-from ._batch import Batch
+from ._batch import Batch, pg_regress_out
 from ._collect import SpecItem
-from ._options import accept, outputdir
+from ._options import accept, is_worker, outputdir
 from ._report import SpecFailure, failure_text
 from ._server import NO_SERVER, Server, missing
 
@@ -158,5 +158,8 @@ class State:
             except Exception:  # a report we cannot read changes no outcome now
                 pass
         self.server.stop()
+        if not is_worker(self.config) and (self.batches or self.cleared):
+            # After every worker merged its outputs: one regression.out.
+            pg_regress_out(self.outputdir)
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)

@@ -135,6 +135,7 @@ pub async fn shrink(
         let session = current[i].session;
         if !current[i + 1..].iter().any(|p| p.session == session)
             || watched.iter().any(|w| w == step_name(&current[i]))
+            || brackets(&spec.spec.sessions[session].steps[current[i].step].sql)
         {
             continue;
         }
@@ -147,6 +148,27 @@ pub async fn shrink(
         }
     }
     current
+}
+
+/// Whether a step opens or ends a transaction (BEGIN, START TRANSACTION,
+/// COMMIT, ROLLBACK, END, ABORT, PREPARE TRANSACTION): shrinking keeps
+/// such steps, so that it never drops a session's BEGIN and keeps its
+/// COMMIT ("there is no transaction in progress") or the reverse.
+fn brackets(sql: &str) -> bool {
+    sql.split(';').any(|stmt| {
+        let words: Vec<String> = stmt
+            .split_whitespace()
+            .take(2)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        match w(0) {
+            "BEGIN" | "COMMIT" | "END" | "ABORT" => w(1) != "PREPARED",
+            "START" | "PREPARE" => w(1) == "TRANSACTION",
+            "ROLLBACK" => !matches!(w(1), "TO" | "PREPARED"),
+            _ => false,
+        }
+    })
 }
 
 /// Runs the interleavings `indices` once more, as permutations in that
@@ -201,4 +223,35 @@ pub async fn trace(
     let mut trace = recorder.into_trace();
     trace.actual = text;
     Ok(trace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_brackets_are_recognised() {
+        for yes in [
+            "BEGIN;",
+            "begin isolation level serializable",
+            "START TRANSACTION",
+            "COMMIT",
+            "ROLLBACK;",
+            "END",
+            "SELECT 1; COMMIT;",
+            "PREPARE TRANSACTION 'x'",
+        ] {
+            assert!(brackets(yes), "{yes}");
+        }
+        for no in [
+            "SELECT 1",
+            "ROLLBACK TO a",
+            "COMMIT PREPARED 'x'",
+            "ROLLBACK PREPARED 'x'",
+            "SAVEPOINT a",
+            "UPDATE t SET begin = 1",
+        ] {
+            assert!(!brackets(no), "{no}");
+        }
+    }
 }

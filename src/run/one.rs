@@ -104,7 +104,7 @@ fn violated(rows: &Result<Vec<Vec<Option<String>>>, String>) -> Option<String> {
 
 /// Where a spec whose transcript matched departs: at the first violated
 /// invariant's line.
-fn invariant_departure(v: &Violation) -> Departure {
+pub(super) fn invariant_departure(v: &Violation) -> Departure {
     Departure {
         kind: DepartureKind::Invariant,
         line: v.line.unwrap_or(1),

@@ -69,6 +69,14 @@ impl Sink<'_> {
                 .collect();
             if let Status::Accepted(p) = &r.outcome.status {
                 text.push(format!("(its transcript was accepted into {p})"));
+                // The transcript's departure is gone with the accept: the
+                // spec departs at the invariant now.
+                r.outcome.departure = r
+                    .outcome
+                    .violations
+                    .iter()
+                    .find(|v| !v.known)
+                    .map(|v| Box::new(super::one::invariant_departure(v)));
             }
             r.outcome.status = Status::Violated(text.join("\n"));
         }

@@ -115,3 +115,110 @@ fn wait_graph_goes_beside_the_transcript_by_default() {
         text(&out.stderr)
     );
 }
+
+/// Every output counts in words: on one-element inputs (one spec, one
+/// session, one step, one permutation, one class, one violation) no
+/// command and no report file says "1 …s". The transcript's own "Parsed
+/// test spec with 1 sessions" is isolationtester's, byte for byte.
+#[test]
+fn one_of_a_kind_is_never_plural() {
+    require_server!();
+    let dir = workdir();
+    let d = dir.path();
+    let spec_text =
+        "# isospec: invariant SELECT false\nsession s\nstep only { SELECT 1 AS one; }\n";
+    let specs = write_new_specs(d, &[("one", spec_text)]);
+    let spec = specs.join("one.spec");
+    let spec_arg = spec.to_str().unwrap();
+    let mut said = String::new();
+    let mut take = |out: std::process::Output| {
+        said.push_str(&text(&out.stdout));
+        said.push_str(&text(&out.stderr));
+    };
+    take(isospec().args(["check", spec_arg]).output().unwrap());
+    take(
+        isospec()
+            .args(["list", "--permutations", spec_arg])
+            .output()
+            .unwrap(),
+    );
+    let f = |n: &str| d.join(n).display().to_string();
+    let (html, json, junit) = (f("r.html"), f("r.json"), f("r.xml"));
+    for extra in [None, Some("--tap")] {
+        let mut args = vec!["--html", &html, "--json", &json, "--junit", &junit];
+        args.extend(extra);
+        args.push(spec_arg);
+        take(run_in(d, &args));
+    }
+    take(run_in(d, &["--accept", spec_arg]));
+    take(run_in(d, &["--annotations", "github", spec_arg]));
+    let (ehtml, ejson) = (f("e.html"), f("e.json"));
+    take(
+        isospec()
+            .args(["explore", "--write", "--shrink", "--temp-instance"])
+            .arg(d.join("tmp_check"))
+            .args([
+                "--html",
+                &ehtml,
+                "--json",
+                &ejson,
+                "--invariant",
+                "SELECT true",
+                spec_arg,
+            ])
+            .output()
+            .unwrap(),
+    );
+    for file in [
+        "r.html",
+        "r.json",
+        "r.xml",
+        "e.html",
+        "e.json",
+        "regression.out",
+    ] {
+        said.push_str(&std::fs::read_to_string(d.join(file)).unwrap_or_default());
+    }
+    said.push_str(&std::fs::read_to_string(&spec).unwrap());
+    let nouns = [
+        "permutations",
+        "interleavings",
+        "specs",
+        "sessions",
+        "classes",
+        "steps",
+        "tests",
+        "preemptions",
+        "queries",
+        "lines",
+        "runs",
+        "violations",
+        "invariants",
+        "transcripts",
+        "statements",
+        "databases",
+        "lanes",
+        "connections",
+        "rows",
+        "errors",
+        "failures",
+    ];
+    let found: Vec<&str> = said
+        .lines()
+        .filter(|l| !l.contains("Parsed test spec with 1 sessions"))
+        .filter(|l| {
+            nouns.iter().any(|n| {
+                l.match_indices(&format!("1 {n}")).any(|(i, _)| {
+                    i == 0
+                        || !l.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && l.as_bytes()[i - 1] != b','
+                            && l.as_bytes()[i - 1] != b'.'
+                })
+            })
+        })
+        .collect();
+    assert!(found.is_empty(), "plural after one: {found:#?}");
+    // It did see the outputs it checks.
+    assert!(said.contains("1 permutation"), "{said}");
+    assert!(said.contains("1 interleaving"), "{said}");
+}

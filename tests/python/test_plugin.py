@@ -177,6 +177,13 @@ def test_xdist_gives_the_same_outcome_one_run_and_database_per_worker(
         return re.sub(r"^((?:---|\+\+\+) [^\t\n]*)\t[^\n]*$", r"\1", diffs.replace("./results/", "results/"), flags=re.M)
 
     assert untimed((pytester.path / "regression.diffs").read_text()) == untimed(serial_diffs)
+    # One regression.out in pg_regress's status lines, a line per spec
+    # (not two TAP streams), as serially.
+    for out_lines in [(pytester.path / "regression.out").read_text().splitlines()]:
+        assert len(out_lines) == len(names), out_lines
+        assert all(re.match(r"^test \S+ +\.\.\. (ok|FAILED) +\d+ ms$", l) for l in out_lines), out_lines
+        assert sorted(l.split()[1] for l in out_lines) == sorted(names)
+        assert sum("FAILED" in l for l in out_lines) == 2, out_lines
     # isospec accept works from the merged manifest.
     out = pytester.run(str(isospec.binary()), "accept", "fresh")
     assert out.ret == 0, out.stderr.str()
