@@ -111,8 +111,38 @@ def worker_id(config: pytest.Config) -> Optional[str]:
 
 
 def spec_dirs(config: pytest.Config) -> List[Path]:
-    """The ``isospec_specs`` directories."""
-    return [Path(p) for p in config.getini("isospec_specs")]
+    """The ``isospec_specs`` directories; else the ``specs`` of the
+    project's isospec settings (``[tool.isospec]`` in pyproject.toml, or
+    isospec.toml), as the binary reads them (``isospec config --json``)."""
+    ini = [Path(p) for p in config.getini("isospec_specs")]
+    if ini:
+        return ini
+    cached = config.stash.get(_settings_specs_key, None)
+    if cached is None:
+        cached = _settings_specs(config.invocation_params.dir)
+        config.stash[_settings_specs_key] = cached
+    return cached
+
+
+_settings_specs_key = pytest.StashKey[List[Path]]()
+
+
+def _settings_specs(cwd: Path) -> List[Path]:
+    """The ``specs`` directories of the isospec settings that apply in
+    ``cwd`` (none when no settings file names them, or no binary runs)."""
+    import json
+    import subprocess
+
+    from ._binary import IsospecNotFound, binary
+
+    try:
+        out = subprocess.run(
+            [str(binary()), "config", "--json"], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        )
+        specs = json.loads(out.stdout).get("specs") if out.returncode == 0 else None
+    except (IsospecNotFound, OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [Path(p) for p in specs] if isinstance(specs, list) else []
 
 
 def outputdir(config: pytest.Config) -> Path:

@@ -193,7 +193,33 @@ fn settings_table(dir: &Path) -> anyhow::Result<String> {
 }
 
 /// `isospec config`: each setting, its effective value and its source.
-pub fn print_config(settings: &Settings, env: &crate::environment::Environment) {
+pub fn print_config(settings: &Settings, env: &crate::environment::Environment, json: bool) {
+    if json {
+        let rows: Vec<serde_json::Value> = settings
+            .effective(env)
+            .into_iter()
+            .map(|r| {
+                let source = match &r.source {
+                    Source::Environment(_) => "environment",
+                    Source::File(_) => "file",
+                    Source::Default => "default",
+                };
+                let var = match &r.source {
+                    Source::Environment(v) => Some(*v),
+                    _ => None,
+                };
+                serde_json::json!({"key": r.key, "value": r.value, "source": source, "variable": var})
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "file": settings.file.as_ref().map(|(p, _)| p.display().to_string()),
+            "table": settings.file.as_ref().map(|(_, t)| *t),
+            "specs": settings.specs.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
+            "settings": rows,
+        });
+        println!("{doc}");
+        return;
+    }
     match &settings.file {
         Some((file, table)) => println!("# settings: {table} in {}", file.display()),
         None => println!(

@@ -88,7 +88,12 @@ pub enum Command {
     /// Print each project setting's effective value and where it comes
     /// from (environment, [tool.isospec] in pyproject.toml or isospec.toml,
     /// default); flags given to a command beat all of them.
-    Config,
+    Config {
+        /// As one JSON object (file, table, specs, settings: key, value,
+        /// source, variable), for tools such as the pytest plugin.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a project: specs/ with an example spec, expected/ with its
     /// reviewed transcript, .gitignore lines for what runs write, and a
     /// [tool.isospec] table (in pyproject.toml when there is one, else
@@ -513,8 +518,8 @@ fn command() -> Exit {
     let before = env;
     let env = settings.apply(before.clone());
     match cli.command {
-        Command::Config => {
-            init::print_config(&settings, &before);
+        Command::Config { json } => {
+            init::print_config(&settings, &before, json);
             Exit::Success
         }
         Command::Init(a) => edge(init::main(a)),

@@ -419,3 +419,18 @@ def test_a_violated_invariant_is_named_also_when_the_transcript_differs(
     assert f"invariant {invariant} returned false after permutation 1" in text, text
     summary = [l for l in text.splitlines() if l.startswith("FAILED ")]
     assert summary and f"invariant violated: {invariant}" in summary[0], text
+
+
+def test_the_projects_isospec_settings_name_the_spec_directories(
+    pytester: pytest.Pytester, project: Project, server: str
+) -> None:
+    """[tool.isospec] specs = [...] in pyproject.toml: plain `pytest` collects
+    those directories' specs, as `isospec run` runs them."""
+    (pytester.path / "pyproject.toml").write_text('[tool.isospec]\nspecs = ["checks"]\n')
+    (pytester.path / "checks").mkdir()
+    (pytester.path / "checks" / "c.spec").write_text(counter_spec("cs"))
+    (pytester.path / "expected").mkdir(exist_ok=True)
+    (pytester.path / "expected" / "c.out").write_text(counter_out("cs"))
+    result = run(pytester, "--isospec-dsn", server, "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["checks/c.spec::c PASSED*"])
