@@ -74,7 +74,8 @@ pub struct ExploreArgs {
     pub html: Option<PathBuf>,
     /// Database to explore in, created from template0 with pg_regress's
     /// settings as `isospec run` creates it (dropped first only if isospec
-    /// made it); with -j, lane K > 1 uses NAME_K.
+    /// made it); with -j, lane K > 1 uses NAME_K (NAME shortened to keep
+    /// it within PostgreSQL's 63 bytes).
     #[arg(long, value_name = "NAME", default_value = "isolation_regression")]
     pub dbname: String,
     /// Explore in the existing database(s) as they are.

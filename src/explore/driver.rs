@@ -33,7 +33,7 @@ pub enum Preemptions {
 pub struct ExploreRequest {
     pub specs: Vec<PathBuf>,
     pub server: ServerChoice,
-    /// The database to explore in (lane K > 1 uses NAME_K).
+    /// The database to explore in (lane K > 1 uses NAME_K, within 63 bytes).
     pub dbname: String,
     pub use_existing: bool,
     pub drop_existing: bool,
@@ -205,11 +205,7 @@ impl Context<'_> {
         };
         let mut dbs = Vec::new();
         for k in 1..=req.jobs {
-            let db = if k == 1 {
-                req.dbname.clone()
-            } else {
-                format!("{}_{k}", req.dbname)
-            };
+            let db = run::lane_database(&req.dbname, k - 1);
             self.rt.block_on(run::prepare_database(
                 &plan,
                 params,

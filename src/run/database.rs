@@ -310,11 +310,20 @@ pub(super) async fn max_prepared_transactions(params: &ConnParams) -> Option<usi
 
 /// The database of worker slot `index` under -j (slot 0 is --dbname).
 pub(super) fn spec_database(cfg: &RunConfig, index: usize) -> String {
+    lane_database(&cfg.dbname, index)
+}
+
+/// The one rule that names the database of lane `index` (0-based) for
+/// `dbname`, in `run -j` and `explore -j` alike: lane 0 is `dbname`, lane K
+/// is `dbname_K+1` with `dbname` shortened so that the whole fits the 63
+/// bytes PostgreSQL keeps of a name (the server would cut the suffix off,
+/// and two lanes would share a database).
+pub fn lane_database(dbname: &str, index: usize) -> String {
     if index == 0 {
-        return cfg.dbname.clone();
+        return dbname.to_string();
     }
     let suffix = format!("_{}", index + 1);
-    let mut base = cfg.dbname.clone();
+    let mut base = dbname.to_string();
     while base.len() + suffix.len() > 63 {
         base.pop();
     }

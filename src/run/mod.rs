@@ -205,7 +205,7 @@ pub async fn prepare_server(
     })
 }
 
-pub use database::{drop_when_unused, prepare_database};
+pub use database::{drop_when_unused, lane_database, prepare_database};
 pub use one::session_params;
 
 #[derive(Debug, thiserror::Error)]

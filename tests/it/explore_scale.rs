@@ -444,3 +444,33 @@ fn reduction_finds_the_classes_of_the_whole_space() {
     }
     assert!(reduced_somewhere, "no spec had commuting steps");
 }
+
+/// Under -j, each lane's database name keeps within PostgreSQL's 63 bytes
+/// by the rule `run -j` uses: with a 65-byte --dbname the lanes once
+/// shared one database (the server cut `_2` off) and failed.
+#[test]
+fn lanes_of_a_long_dbname_get_databases_of_their_own() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let spec = manifest().join("specs/explore-max-id-plain.spec");
+    let long = "x".repeat(65);
+    let (_, one) = explore_json(&inst, dir.path(), &spec, &["--preemptions", "1"], 1);
+    let (_, two) = explore_json(
+        &inst,
+        dir.path(),
+        &spec,
+        &["--preemptions", "1", "-j", "2", "--dbname", &long],
+        1,
+    );
+    // The violation is found, with the same classes as one lane gives.
+    assert_eq!(one["classes"], two["classes"]);
+    assert!(
+        two["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| !c["violated"].as_array().is_none_or(|v| v.is_empty())),
+        "{two}"
+    );
+}
