@@ -17,6 +17,7 @@
 #   make check-action          the GitHub Action's install and run scripts against a real server
 #   make check-workflows       actionlint over .github/workflows (and the action they use)
 #   make check-docs            every relative link in README.md and docs/ resolves; every ```sh example runs
+#   make lint                  cargo fmt --check, clippy -D warnings, shellcheck on every script, ruff on the Python
 
 CARGO        ?= cargo
 ISOSPEC      := target/release/isospec
@@ -41,7 +42,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: bench-record dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: lint bench-record dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -122,6 +123,19 @@ check-workflows:
 
 check-docs: build
 	python3 scripts/check-docs.py --isospec $(ISOSPEC)
+
+# Style, before any test: rustfmt, clippy over every target, shellcheck on
+# every script (warnings and errors), ruff over the Python package, its
+# tests and the scripts (rules in pyproject.toml; ruff pinned in
+# scripts/dist-requirements.txt). mypy --strict runs in check-python, in
+# the venv that has the package's dependencies.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck -S warning scripts/*.sh .ci/run
+	"$$(scripts/dist-tools.sh)/ruff" check python/ tests/python/ scripts/*.py
+	@echo "lint: rustfmt, clippy, shellcheck and ruff are clean"
 
 # The Python distribution (pyproject.toml, python/isospec): a fresh venv in
 # target/python-check with the pinned maturin, pytest and pytest-xdist

@@ -13,15 +13,21 @@ the others).
   scripts/explore-differential.py ISOLATIONTESTER ISOSPEC CONNINFO SPEC...
   (CONNINFO e.g. "host=/tmp port=5432 user=postgres dbname=isolation_regression")
 """
-import collections, json, os, re, subprocess, sys, tempfile
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
 
 iso, isospec, conninfo, specs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 kv = dict(p.split("=", 1) for p in conninfo.split())
 status = 0
 for spec in specs:
     text = open(spec).read()
-    bare = "\n".join(l for l in text.splitlines()
-                     if not l.startswith("permutation") and not l.startswith("# isospec explore,"))
+    bare = "\n".join(ln for ln in text.splitlines()
+                     if not ln.startswith("permutation") and not ln.startswith("# isospec explore,"))
     with tempfile.NamedTemporaryFile("w", suffix=".spec", delete=False) as f:
         f.write(bare + "\n")
     env = dict(os.environ, PGTZ="America/Los_Angeles", PGDATESTYLE="Postgres, MDY",

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the bench and comparison scripts: throwaway PostgreSQL servers
 # like the ones isospec's conformance runs use (max_prepared_transactions =
 # 10, fsync off, Unix socket only), run as the OS user postgres when root.

@@ -34,7 +34,8 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   fi
 fi
 pgbouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-export PATH="$(pg_config --bindir):$PATH"
+pg_bindir=$(pg_config --bindir)
+export PATH="$pg_bindir:$PATH"
 
 mkdir -p "$dir" && chmod 755 "$dir"
 chown "$user" "$dir"

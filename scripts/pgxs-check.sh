@@ -18,7 +18,8 @@ root=$PWD
 isospec=$root/target/release/isospec
 [ -x "$isospec" ] || { echo "pgxs-check: build isospec first (make build)" >&2; exit 2; }
 scripts/pg-dev.sh
-export PATH="$root/target/release:$(pg_config --bindir):$PATH"
+pg_bindir=$(pg_config --bindir)
+export PATH="$root/target/release:$pg_bindir:$PATH"
 
 work=$root/target/pgxs-check
 rm -rf "$work" && mkdir -p "$work"

@@ -21,7 +21,12 @@ rm -rf "$work" && mkdir -p "$work"
 srv=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 srv2=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
 srv3=$(mktemp -d /tmp/isospec-pooler-XXXXXX)
-trap 'for d in "$srv" "$srv2" "$srv3"; do scripts/pgbouncer.sh stop "$d"; done; rm -rf "$srv" "$srv2" "$srv3"' EXIT
+cleanup() {
+  local d
+  for d in "$srv" "$srv2" "$srv3"; do scripts/pgbouncer.sh stop "$d"; done
+  rm -rf "$srv" "$srv2" "$srv3"
+}
+trap cleanup EXIT
 # Specs whose transcript legitimately differs through PgBouncer (docs/connecting.md,
 # "Through a connection pooler or proxy").
 exceptions=" temp-schema-cleanup "

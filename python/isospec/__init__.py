@@ -28,9 +28,9 @@ The distribution installs three things that always come from one release:
 from __future__ import annotations
 
 from ._api import IsospecError, explore, run
-from ._record import RecordResult, record
 from ._binary import IsospecNotFound, binary
 from ._explore import ExploreClass, ExploreResult, ExploreSpec, Failure
+from ._record import RecordResult, record
 from ._results import Annotation, RunResult, SpecResult, Status, StepTiming, Violation, Where
 
 

@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._postgres import SERVER_ENV, server_bindir
 from ._binary import binary as _binary
 from ._explore import ExploreResult, explore_specs
+from ._postgres import SERVER_ENV, server_bindir
 from ._results import RunResult, read_run_report, spec_results
 
 __all__ = ["IsospecError", "run", "explore", "run_args"]

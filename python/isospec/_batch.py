@@ -281,5 +281,5 @@ def pg_regress_out(outputdir: Path) -> None:
         lines.append(f"test {name:<28} ... {status:<10} {ms or 0:>8} ms")
     if not lines:
         return  # not TAP: another run's file, left as it is
-    path.write_text("".join(f"{l}\n" for l in lines))
+    path.write_text("".join(f"{ln}\n" for ln in lines))
 

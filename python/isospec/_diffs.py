@@ -98,14 +98,14 @@ def departure(diff: str, transcript: Optional[str]) -> Optional[Departure]:
     step: Optional[str] = None
     if transcript is not None:
         lines = transcript.splitlines()
-        permutations = sum(1 for l in lines if l.startswith(_PERMUTATION))
-        for l in lines[: max(line_no, 1)]:
-            if l.startswith(_PERMUTATION):
+        permutations = sum(1 for ln in lines if ln.startswith(_PERMUTATION))
+        for ln in lines[: max(line_no, 1)]:
+            if ln.startswith(_PERMUTATION):
                 permutation = (permutation or 0) + 1
-                permutation_steps = tuple(l[len(_PERMUTATION) :].split())
+                permutation_steps = tuple(ln[len(_PERMUTATION) :].split())
                 step = None
             else:
-                sm = _STEP.match(l)
+                sm = _STEP.match(ln)
                 if sm:
                     step = sm.group(1)
     return Departure(line_no, expected, actual, permutation, permutations, permutation_steps, step)

@@ -19,7 +19,7 @@ import pytest
 from ._postgres import server_bindir
 
 if TYPE_CHECKING:
-    from ._session import State
+    from ._session import State  # noqa: F401 (named in a string below)
 
 # This process's plugin state (the server, the runs), made at configure time.
 state_key = pytest.StashKey["State"]()

@@ -88,8 +88,8 @@ def _where_lines(r: SpecResult, cwd: Path) -> List[str]:
         if w.actual is not None:
             lines.append(f"  actual:   {w.actual}")
     elif w.message:
-        for i, l in enumerate(w.message.splitlines()):
-            lines.append(("  why:      " if i == 0 else "            ") + l)
+        for i, ln in enumerate(w.message.splitlines()):
+            lines.append(("  why:      " if i == 0 else "            ") + ln)
     return lines
 
 

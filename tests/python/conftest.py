@@ -9,6 +9,7 @@ server libpq's ``PG*`` variables name).  Inner pytest runs get it with
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -18,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Generator, List
 
-import json
-import pytest
-
 import isospec
+import pytest
 
 pytest_plugins = ["pytester"]
 
@@ -234,7 +233,7 @@ def run_commands(log: Path) -> List[str]:
     """The `isospec run` command lines in the wrapper's log."""
     if not log.exists():
         return []
-    return [l for l in log.read_text().splitlines() if l.startswith("run ")]
+    return [ln for ln in log.read_text().splitlines() if ln.startswith("run ")]
 
 
 def junit_outcomes(path: Path) -> Dict[str, str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import typing
-from typing import Any, Dict
 from importlib.metadata import version
 from pathlib import Path
-
-import pytest
-from conftest import WAIT_OUT, WAIT_SPEC, Project, counter_out, counter_spec, python_bin_dir
+from typing import Any, Dict
 
 import isospec
+import pytest
+from conftest import WAIT_OUT, WAIT_SPEC, Project, counter_out, counter_spec, python_bin_dir
 
 
 def test_python_m_isospec_runs_the_installed_binary(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,13 +4,13 @@ project's specs/ and expected/ (pytester)."""
 from __future__ import annotations
 
 import re
-
 import shutil
 import subprocess
 import typing
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import isospec
 import pytest
 from conftest import (
     DBNAME_OUT,
@@ -25,8 +25,6 @@ from conftest import (
     no_server_env,
     run_commands,
 )
-
-import isospec
 
 TIMEOUT = 600
 
@@ -181,9 +179,9 @@ def test_xdist_gives_the_same_outcome_one_run_and_database_per_worker(
     # (not two TAP streams), as serially.
     for out_lines in [(pytester.path / "regression.out").read_text().splitlines()]:
         assert len(out_lines) == len(names), out_lines
-        assert all(re.match(r"^test \S+ +\.\.\. (ok|FAILED) +\d+ ms$", l) for l in out_lines), out_lines
-        assert sorted(l.split()[1] for l in out_lines) == sorted(names)
-        assert sum("FAILED" in l for l in out_lines) == 2, out_lines
+        assert all(re.match(r"^test \S+ +\.\.\. (ok|FAILED) +\d+ ms$", ln) for ln in out_lines), out_lines
+        assert sorted(ln.split()[1] for ln in out_lines) == sorted(names)
+        assert sum("FAILED" in ln for ln in out_lines) == 2, out_lines
     # isospec accept works from the merged manifest.
     out = pytester.run(str(isospec.binary()), "accept", "fresh")
     assert out.ret == 0, out.stderr.str()
@@ -361,7 +359,7 @@ def test_xdist_workers_on_temporary_instances(
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*+(1 row)*"])
     log = logged_isospec.read_text().splitlines()
-    assert len([l for l in log if l.startswith("temp-instance ")]) == 2, log
+    assert len([ln for ln in log if ln.startswith("temp-instance ")]) == 2, log
     runs = run_commands(logged_isospec)
     assert len(runs) == 2
     # Each worker on its own instance keeps the database's name.
@@ -417,7 +415,7 @@ def test_a_violated_invariant_is_named_also_when_the_transcript_differs(
     text = result.stdout.str()
     # The long report and pytest's one-line summary both name it.
     assert f"invariant {invariant} returned false after permutation 1" in text, text
-    summary = [l for l in text.splitlines() if l.startswith("FAILED ")]
+    summary = [ln for ln in text.splitlines() if ln.startswith("FAILED ")]
     assert summary and f"invariant violated: {invariant}" in summary[0], text
 
 

@@ -14,9 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import List
 
-import pytest
-
 import isospec
+import pytest
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import List, Tuple
 
-import pytest
-
 import isospec
-
+import pytest
 from test_record import CLIENTS, check, squeeze, write_sql
 
 REQUIRE_ALL = os.environ.get("ISOSPEC_TESTS_REQUIRE_ALL") == "1"
@@ -114,7 +111,11 @@ def test_a_worker_killed_in_its_transaction_is_rolled_back_in_the_spec(server: s
     )
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert "worker status=-9 n=10" in rec.stdout, rec.stdout
-    assert re.search(r"# the client closed its connection before it said goodbye \(Terminate\); the server rolled its transaction back: ROLLBACK\nstep worker_\d \{ ROLLBACK \}", rec.text), rec.text
+    ending = (
+        r"# the client closed its connection before it said goodbye \(Terminate\); "
+        r"the server rolled its transaction back: ROLLBACK\nstep worker_\d \{ ROLLBACK \}"
+    )
+    assert re.search(ending, rec.text), rec.text
     assert any(w.startswith("session worker: the client closed its connection") for w in rec.warnings), rec.warnings
     # The default step timeout: a replay whose teardown waited on the dead
     # worker's locks would take 300 s and fail.
