@@ -16,6 +16,8 @@ mkdir "$stage/$name"
 install -m 755 "$binary" "$stage/$name/isospec"
 install -m 644 "$root/README.md" "$root/LICENSE" "$stage/$name/"
 mkdir -p "$out"
-tar -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
+# GNU tar's options: gtar where tar is BSD's (macOS, brew install gnu-tar).
+tar=$(command -v gtar || command -v tar)
+"$tar" -C "$stage" --sort=name --owner=0 --group=0 --numeric-owner \
     --mtime="@${SOURCE_DATE_EPOCH:-0}" -cf - "$name" | gzip -9n > "$out/$name.tar.gz"
 echo "$out/$name.tar.gz"

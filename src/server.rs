@@ -42,7 +42,8 @@ pub struct TempInstanceOptions {
     /// pg_regress uses its output directory's log/).
     pub log_dir: Option<PathBuf>,
     /// The directory is isospec's own (a fresh one under $TMPDIR): removed
-    /// with everything in it when the instance stops, or fails to start.
+    /// with everything in it when the instance stops (kept when it fails
+    /// to start, for the logs the error names).
     pub remove_dir: bool,
     /// The variables it reads: `PATH` (for initdb and postgres without a
     /// bindir), `USER` (the superuser's name where the password database
@@ -594,10 +595,8 @@ impl TempInstance {
         let (child, log_file) = match started {
             Ok(s) => s,
             Err(e) => {
+                // The directory stays: the error names its logs.
                 layout.discard();
-                if opts.remove_dir {
-                    let _ = fs::remove_dir_all(&opts.dir);
-                }
                 return Err(e);
             }
         };
@@ -620,7 +619,11 @@ impl TempInstance {
             bindir: opts.bindir.clone(),
             remove: opts.remove_dir.then(|| opts.dir.clone()),
         };
-        inst.wait_ready()?;
+        if let Err(e) = inst.wait_ready() {
+            // Kept: the error names its server log.
+            inst.remove = None;
+            return Err(e);
+        }
         Ok(inst)
     }
 

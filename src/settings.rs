@@ -173,6 +173,11 @@ pub struct Settings {
     values: BTreeMap<&'static str, String>,
     /// `specs`, absolute.
     pub specs: Option<Vec<PathBuf>>,
+    /// Settings files passed over because another user owns them (as git
+    /// passes over a repository of "dubious ownership"): a file under a
+    /// shared directory such as /tmp must not choose the binaries isospec
+    /// runs or the directories it writes.
+    pub ignored: Vec<PathBuf>,
 }
 
 /// Where an effective value comes from.
@@ -194,10 +199,16 @@ pub struct Effective {
 /// The settings file that applies in `dir`: the nearest `isospec.toml`, or
 /// `pyproject.toml` with a `[tool.isospec]` table, from `dir` upward.
 pub fn find(dir: &Path) -> Result<Settings, SettingsError> {
+    let mut ignored = Vec::new();
     for d in dir.ancestors() {
         let own = d.join("isospec.toml");
         if own.is_file() {
-            return load(&own, read(&own)?.as_str(), false);
+            if !trusted(&own) {
+                ignored.push(own);
+                continue;
+            }
+            let s = load(&own, read(&own)?.as_str(), false)?;
+            return Ok(Settings { ignored, ..s });
         }
         let py = d.join("pyproject.toml");
         if py.is_file() {
@@ -206,12 +217,28 @@ pub fn find(dir: &Path) -> Result<Settings, SettingsError> {
             if text.contains("isospec") {
                 let s = load(&py, &text, true)?;
                 if s.file.is_some() {
-                    return Ok(s);
+                    if !trusted(&py) {
+                        ignored.push(py);
+                        continue;
+                    }
+                    return Ok(Settings { ignored, ..s });
                 }
             }
         }
     }
-    Ok(Settings::default())
+    Ok(Settings {
+        ignored,
+        ..Settings::default()
+    })
+}
+
+/// Whether a settings file is the user's own (or root's).
+fn trusted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| {
+        let me = nix::unistd::geteuid().as_raw();
+        m.uid() == me || m.uid() == 0
+    })
 }
 
 fn read(path: &Path) -> Result<String, SettingsError> {
@@ -283,6 +310,10 @@ pub fn load(path: &Path, text: &str, pyproject: bool) -> Result<Settings, Settin
             (Kind::Path, toml::Value::String(s)) => base.join(s).display().to_string(),
             (Kind::Path, _) => return Err(bad("expected a path (a string)")),
             (Kind::Number, toml::Value::Integer(i)) if *i >= 0 => i.to_string(),
+            // grace takes fractions of a second, as ISOSPEC_GRACE does.
+            (Kind::Number, toml::Value::Float(f)) if key.name == "grace" && *f >= 0.0 => {
+                f.to_string()
+            }
             (Kind::Number, _) => return Err(bad("expected a whole number of 0 or more")),
             (Kind::Bool, toml::Value::Boolean(b)) => b.to_string(),
             (Kind::Bool, _) => return Err(bad("expected true or false")),
@@ -340,8 +371,39 @@ fn position(text: &str, key: &str, pyproject: bool) -> (usize, usize) {
 
 impl Settings {
     /// `env` with each file value set where the environment has none.
+    /// Keys that choose one thing together yield as a group: when the
+    /// environment names the server binaries (ISOSPEC_POSTGRES or
+    /// ISOSPEC_BINDIR), the file's `postgres` and `bindir` are left out;
+    /// when it names a server (libpq's PG* variables, ISOSPEC_CONNINFO,
+    /// ISOSPEC_TEMP_INSTANCE), the file's `conninfo`, `temp-instance` and
+    /// `postgres` (which asks for a throwaway server) are: a file never
+    /// combines with, or overrides, what the environment chose.
     pub fn apply(&self, mut env: Environment) -> Environment {
+        let set = |env: &Environment, vars: &[&str]| vars.iter().any(|v| env.get_os(v).is_some());
+        let binaries = set(&env, &["ISOSPEC_POSTGRES", "ISOSPEC_BINDIR"]);
+        let server = set(
+            &env,
+            &[
+                "PGHOST",
+                "PGHOSTADDR",
+                "PGPORT",
+                "PGUSER",
+                "PGSERVICE",
+                "PGPASSWORD",
+                "ISOSPEC_CONNINFO",
+                "ISOSPEC_TEMP_INSTANCE",
+            ],
+        );
         for key in KEYS {
+            let held = match key.name {
+                "postgres" => binaries || server,
+                "bindir" => binaries,
+                "conninfo" | "temp-instance" => server,
+                _ => false,
+            };
+            if held {
+                continue;
+            }
             if let (Some(var), Some(v)) = (key.var, self.values.get(key.name)) {
                 if env.get_os(var).is_none() {
                     env = env.with(var, v);
@@ -451,6 +513,52 @@ mod tests {
         );
         let grace = eff.iter().find(|e| e.key == "grace").unwrap();
         assert_eq!(grace.source, Source::Default);
+    }
+
+    #[test]
+    fn the_environment_s_choice_of_server_or_binaries_holds_the_file_s_group_back() {
+        let p = Path::new("/p/isospec.toml");
+        let s = load(
+            p,
+            "postgres = \"18\"\nbindir = \"/b\"\nconninfo = \"host=db\"\njobs = 2\n",
+            false,
+        )
+        .unwrap();
+        let e = s.apply(Environment::from_pairs([(
+            "ISOSPEC_BINDIR",
+            "/usr/lib/postgresql/16/bin",
+        )]));
+        assert_eq!(e.get("ISOSPEC_POSTGRES"), None);
+        assert_eq!(e.get("ISOSPEC_BINDIR"), Some("/usr/lib/postgresql/16/bin"));
+        assert_eq!(e.get("ISOSPEC_CONNINFO"), Some("host=db"));
+        let e = s.apply(Environment::from_pairs([("PGHOST", "localhost")]));
+        assert_eq!(
+            (e.get("ISOSPEC_POSTGRES"), e.get("ISOSPEC_CONNINFO")),
+            (None, None)
+        );
+        assert_eq!(e.get("ISOSPEC_BINDIR"), Some("/b"));
+        assert_eq!(e.get("ISOSPEC_JOBS"), Some("2"));
+    }
+
+    #[test]
+    fn a_settings_file_another_user_owns_is_passed_over() {
+        let d = tempfile::tempdir().unwrap();
+        let planted = d.path().join("isospec.toml");
+        std::fs::write(&planted, "bindir = \"/tmp/evil\"\n").unwrap();
+        let sub = d.path().join("proj");
+        std::fs::create_dir(&sub).unwrap();
+        let me = nix::unistd::geteuid();
+        // Owned by someone else: root can give it away (CI runs as root);
+        // anyone else can give nothing away, and it stays theirs.
+        let other = if me.is_root() { 65534 } else { me.as_raw() };
+        std::os::unix::fs::chown(&planted, Some(other), None).unwrap();
+        let s = find(&sub).unwrap();
+        if me.is_root() {
+            assert_eq!(s.file, None);
+            assert_eq!(s.ignored, vec![planted]);
+        } else {
+            assert!(s.file.is_some() && s.ignored.is_empty());
+        }
     }
 
     #[test]

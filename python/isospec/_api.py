@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._binary import binary as _binary
 from ._explore import ExploreResult, explore_specs
-from ._postgres import SERVER_ENV, server_bindir
+from ._postgres import SERVER_ENV, server_bindir, with_embedded_hint
 from ._results import RunResult, read_run_report, spec_results
 
 __all__ = ["IsospecError", "run", "explore", "run_args"]
@@ -46,7 +46,7 @@ def _invoke(
     proc = subprocess.run(
         list(command),
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=with_embedded_hint(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -139,8 +139,15 @@ def _settings_specs(cwd: Path) -> List[Path]:
         out = subprocess.run(
             [str(binary()), "config", "--json"], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
         )
-        specs = json.loads(out.stdout).get("specs") if out.returncode == 0 else None
-    except (IsospecNotFound, OSError, ValueError, subprocess.TimeoutExpired):
+    except (IsospecNotFound, OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        # A settings file isospec refuses (an unknown key, bad TOML): the
+        # session must not pass green without the specs it names.
+        raise pytest.UsageError(f"isospec config: {out.stderr.strip() or out.stdout.strip()}")
+    try:
+        specs = json.loads(out.stdout).get("specs")
+    except ValueError:
         return []
     return [Path(p) for p in specs] if isinstance(specs, list) else []
 

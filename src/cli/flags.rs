@@ -249,10 +249,7 @@ impl InstanceArgs {
     /// the command ends unless `--keep-instance`.
     fn own(&self, env: &Environment) -> Result<TempInstanceOptions, String> {
         let keep = self.keep_instance || env::boolish(env, "ISOSPEC_KEEP_INSTANCE")?;
-        let dir = fresh_temp_dir(env)?;
-        let mut opts = self.options(dir.clone(), env).inspect_err(|_| {
-            let _ = std::fs::remove_dir(&dir);
-        })?;
+        let mut opts = self.options(fresh_temp_dir(env), env)?;
         opts.remove_dir = !keep;
         if keep {
             eprintln!(
@@ -267,10 +264,17 @@ impl InstanceArgs {
     /// libpq's variables name, else a temporary instance of isospec's own
     /// (said on stderr).
     pub fn choice(&self, server: &ServerArgs, env: &Environment) -> Result<ServerChoice, String> {
-        let temp_instance = self
-            .temp_instance
-            .clone()
-            .or_else(|| env.get_os("ISOSPEC_TEMP_INSTANCE").map(PathBuf::from));
+        // The flag, else its variable (or setting) unless a server flag
+        // names a server: a flag beats every variable.
+        let server_flag = server.host.is_some()
+            || server.port.is_some()
+            || server.user.is_some()
+            || server.conninfo.is_some();
+        let temp_instance = self.temp_instance.clone().or_else(|| {
+            env.get_os("ISOSPEC_TEMP_INSTANCE")
+                .filter(|_| !server_flag)
+                .map(PathBuf::from)
+        });
         Ok(if let Some(dir) = temp_instance {
             ServerChoice::Temp(self.options(dir, env)?)
         } else if self.setup.wants_version(env).is_some() && !server.explicit(env) {
@@ -308,37 +312,25 @@ fn fresh_parent(env: &Environment) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
-/// A new directory `isospec-XXXXXX` under `fresh_parent`, made here so that
-/// two commands never share one (searchable by others: the server may run
-/// as another OS user).
-fn fresh_temp_dir(env: &Environment) -> Result<PathBuf, String> {
-    use std::os::unix::fs::DirBuilderExt;
+/// A name for a new directory `isospec-XXXXXXXX` under `fresh_parent`,
+/// free now.  It is made only when the instance starts (so that an error
+/// before then leaves nothing behind), and removed when it stops.
+fn fresh_temp_dir(env: &Environment) -> PathBuf {
     let parent = fresh_parent(env);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or_default();
     let seed = (std::process::id() as u64) << 20 ^ nanos;
-    for i in 0..100u64 {
-        let dir = parent.join(format!(
-            "isospec-{:08x}",
-            (seed.wrapping_add(i)) & 0xffff_ffff
-        ));
-        match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(format!(
-                    "could not create a directory for the temporary instance in {} ($TMPDIR): {e}",
-                    parent.display()
-                ))
-            }
-        }
-    }
-    Err(format!(
-        "could not create a directory for the temporary instance in {}: every name tried exists",
-        parent.display()
-    ))
+    (0..1000u64)
+        .map(|i| {
+            parent.join(format!(
+                "isospec-{:08x}",
+                seed.wrapping_add(i) & 0xffff_ffff
+            ))
+        })
+        .find(|d| !d.exists())
+        .unwrap_or_else(|| parent.join(format!("isospec-{seed:x}")))
 }
 
 /// The OS user that runs a temporary instance when isospec runs as root:

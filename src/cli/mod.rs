@@ -282,6 +282,7 @@ fn run_config(
     env: &Environment,
     settings: &Settings,
 ) -> Result<(RunConfig, ReporterOptions), String> {
+    let mut configured: Option<PathBuf> = None;
     if a.targets.is_empty() && a.schedule.is_empty() {
         // No spec named: the project's (its settings' `specs`, else specs/).
         let (dirs, project) = match (&settings.specs, &settings.file) {
@@ -305,13 +306,27 @@ fn run_config(
             });
         }
         a.targets = dirs.iter().map(|d| d.display().to_string()).collect();
-        if let Some(project) = project {
-            a.inputdir.get_or_insert(project.clone());
-            a.outputdir.get_or_insert(project);
+        if let Some(project) = &project {
+            a.outputdir.get_or_insert(project.clone());
+        }
+        configured = project.filter(|_| a.inputdir.is_none());
+    }
+    let mut tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
+        .map_err(|e| e.to_string())?;
+    if let Some(project) = configured {
+        // A spec directory named specs/ has its expected/ beside it (the
+        // usual rule); any other configured directory (checks/) compares
+        // with the project's expected/, wherever isospec runs from.
+        for t in &mut tests {
+            if t.spec_path
+                .parent()
+                .and_then(Path::file_name)
+                .is_none_or(|n| n != "specs")
+            {
+                t.expected_dir = project.join("expected");
+            }
         }
     }
-    let tests = run::resolve_tests(&a.targets, &a.schedule, a.inputdir.as_deref())
-        .map_err(|e| e.to_string())?;
     let server = a.instance.choice(&a.server, env)?;
     request::RunRequest {
         tests,
@@ -515,6 +530,12 @@ fn command() -> Exit {
             return Exit::Error;
         }
     };
+    for f in &settings.ignored {
+        eprintln!(
+            "isospec: ignoring the settings in {}: another user owns it (isospec reads only your own settings files, or root's)",
+            f.display()
+        );
+    }
     let before = env;
     let env = settings.apply(before.clone());
     match cli.command {

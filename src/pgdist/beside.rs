@@ -81,13 +81,17 @@ fn beside_exe(exe: &Path) -> Option<Embedded> {
             .collect();
         pythons.sort();
         for py in pythons {
-            let site = py.join("site-packages");
-            let bindir = site.join(PACKAGE_DIR).join(BIN_IN_PACKAGE);
-            if usable(&bindir) {
-                return Some(Embedded {
-                    version: version_in(&site),
-                    bindir,
-                });
+            // site-packages; Debian's and Ubuntu's system Python (pip
+            // install into /usr/local) uses dist-packages.
+            for dir in ["site-packages", "dist-packages"] {
+                let site = py.join(dir);
+                let bindir = site.join(PACKAGE_DIR).join(BIN_IN_PACKAGE);
+                if usable(&bindir) {
+                    return Some(Embedded {
+                        version: version_in(&site),
+                        bindir,
+                    });
+                }
             }
         }
     }

@@ -162,7 +162,7 @@ impl ExploreReporter {
                 String::new()
             } else {
                 format!(
-                    " and the command line's {} (as # isospec: lines, so that `isospec run` checks them too)",
+                    " and the command line's {} (as # isospec: lines: `isospec run` checks the invariants, explore reads both)",
                     counted(queries as u64, "query", "queries")
                 )
             },
