@@ -22,6 +22,17 @@ impl std::fmt::Debug for Environment {
     }
 }
 
+/// libpq's variables that name a server: with any of them set, isospec
+/// connects to that server instead of starting a throwaway one.
+pub const SERVER_VARS: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGSERVICE",
+    "PGPASSWORD",
+];
+
 /// Whether isospec reads variable `name`: libpq's `PG*` (and
 /// `PG_TEST_*`), isospec's `ISOSPEC_*`, three of GitHub Actions' (never
 /// its tokens), and a few of the system's.

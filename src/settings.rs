@@ -381,19 +381,8 @@ impl Settings {
     pub fn apply(&self, mut env: Environment) -> Environment {
         let set = |env: &Environment, vars: &[&str]| vars.iter().any(|v| env.get_os(v).is_some());
         let binaries = set(&env, &["ISOSPEC_POSTGRES", "ISOSPEC_BINDIR"]);
-        let server = set(
-            &env,
-            &[
-                "PGHOST",
-                "PGHOSTADDR",
-                "PGPORT",
-                "PGUSER",
-                "PGSERVICE",
-                "PGPASSWORD",
-                "ISOSPEC_CONNINFO",
-                "ISOSPEC_TEMP_INSTANCE",
-            ],
-        );
+        let server = set(&env, crate::environment::SERVER_VARS)
+            || set(&env, &["ISOSPEC_CONNINFO", "ISOSPEC_TEMP_INSTANCE"]);
         for key in KEYS {
             let held = match key.name {
                 "postgres" => binaries || server,

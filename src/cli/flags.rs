@@ -73,16 +73,9 @@ impl ServerArgs {
     /// Whether these options or libpq's variables name a server at all.
     pub fn named(&self, env: &Environment) -> bool {
         self.explicit(env)
-            || [
-                "PGHOST",
-                "PGHOSTADDR",
-                "PGPORT",
-                "PGUSER",
-                "PGSERVICE",
-                "PGPASSWORD",
-            ]
-            .iter()
-            .any(|v| env.get(v).is_some())
+            || crate::environment::SERVER_VARS
+                .iter()
+                .any(|v| env.get(v).is_some())
     }
 }
 
