@@ -481,11 +481,14 @@ async fn run_command(
     })
 }
 
-/// Waits until every recorded session has ended (the relays saw their
-/// connections close) and no client is still in its startup (a refused
-/// TLS handshake must be counted before the recording is judged), at most
-/// a few seconds: a connection the command left open (a pool's idle one,
-/// a detached child's) is recorded as it is.
+/// Waits until every recorded session has ended and its relay has read
+/// the backend's last words (a client that vanished while its statement
+/// waited for a lock: the server still completes the statement once the
+/// lock is released, and the relay records that before the backend
+/// closes), and no client is still in its startup (a refused TLS
+/// handshake must be counted before the recording is judged), at most a
+/// few seconds: a connection the command left open (a pool's idle one, a
+/// detached child's) is recorded as it is.
 async fn settle(shared: &proxy::Shared) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -494,7 +497,7 @@ async fn settle(shared: &proxy::Shared) {
             if log
                 .sessions
                 .iter()
-                .all(|s| s.terminated || s.ended.is_some())
+                .all(|s| (s.terminated || s.ended.is_some()) && s.gone)
                 && !shared.starting()
             {
                 return;
