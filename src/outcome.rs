@@ -108,11 +108,28 @@ pub struct Violation {
     /// The spec says its violations are shown on purpose
     /// (`# isospec: known-violations`): reported, not failed.
     pub known: bool,
+    /// `# isospec: anomalies`: no serial order of the permutation's
+    /// committed transactions gives its outcome (`got` says how it differs).
+    pub anomaly: bool,
 }
 
 impl Violation {
     /// One line: which invariant, after which permutation, what it gave.
     pub fn describe(&self) -> String {
+        if self.anomaly {
+            return format!(
+                "{}permutation {} of {} ({}) is {}",
+                if self.known {
+                    "known anomaly (# isospec: known-violations): "
+                } else {
+                    ""
+                },
+                self.permutation,
+                self.permutations,
+                self.steps.join(" "),
+                self.got
+            );
+        }
         format!(
             "{}invariant {} returned {} after permutation {} of {} ({})",
             if self.known {

@@ -55,10 +55,16 @@ class Violation:
     permutation: int
     permutation_steps: Tuple[str, ...] = ()
     line: Optional[int] = None
+    #: ``invariant``, or ``anomaly`` (``# isospec: anomalies``: no serial
+    #: order of the committed transactions explains the permutation, and
+    #: ``got`` says how it differs).
+    kind: str = "invariant"
 
     def describe(self) -> str:
         """``invariant SQL returned false after permutation 2 (s1 s2)``."""
         steps = f" ({' '.join(self.permutation_steps)})" if self.permutation_steps else ""
+        if self.kind == "anomaly":
+            return f"permutation {self.permutation}{steps} is {self.got}"
         return f"invariant {self.invariant} returned {self.got} after permutation {self.permutation}{steps}"
 
 
@@ -363,6 +369,7 @@ def spec_results(
                         permutation=_int(v.get("permutation")),
                         permutation_steps=tuple(str(x) for x in v.get("permutation_steps") or ()),
                         line=v.get("line") if isinstance(v.get("line"), int) else None,
+                        kind=str(v.get("kind") or "invariant"),
                     )
                     for v in s.get("violations", []) or []
                     if isinstance(v, dict)

@@ -32,6 +32,12 @@ pub struct ExploreArgs {
     /// outcome (the shorter line is printed, and is what --write adds).
     #[arg(long)]
     pub shrink: bool,
+    /// Check every class against the serial orders of its committed
+    /// transactions, and name the ones no serial order produces (isolation
+    /// anomalies, found with no invariant written); exit code 1 when one
+    /// is found.  Also `# isospec: anomalies` in the spec.
+    #[arg(long)]
+    pub anomalies: bool,
     /// Run only part K of N of the interleavings (every N-th drawn, from
     /// the K-th), for N machines; --merge combines their --json files.
     #[arg(long, value_name = "K/N", value_parser = super::parse_partition)]
@@ -197,6 +203,7 @@ fn request(a: ExploreArgs, env: &Environment) -> Result<ExploreRequest, String> 
         outcomes: a.outcome,
         invariants: a.invariant,
         shrink: a.shrink,
+        anomalies: a.anomalies,
         trace: a.html.is_some(),
     })
 }

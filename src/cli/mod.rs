@@ -77,6 +77,11 @@ pub enum Command {
         /// Also print every permutation, as `permutation …` lines.
         #[arg(long)]
         permutations: bool,
+        /// Also print how the steps group into transactions (what
+        /// `explore --anomalies` orders serially), and the final-state
+        /// queries it compares when the spec has no outcome queries.
+        #[arg(long)]
+        transactions: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -368,7 +373,7 @@ fn run_config(
     .resolve(env)
 }
 
-fn list_files(files: &[PathBuf], permutations: bool) -> Exit {
+fn list_files(files: &[PathBuf], permutations: bool, transactions: bool) -> Exit {
     let mut code = Exit::Success;
     for f in files {
         let name = f.display().to_string();
@@ -392,6 +397,15 @@ fn list_files(files: &[PathBuf], permutations: bool) -> Exit {
                 spec::quote_name(&s.name),
                 steps.join(" ")
             );
+        }
+        if transactions {
+            let model = crate::explore::serial::model(&c.spec);
+            print!("{}", model.describe(&c.spec));
+            if c.spec.options.outcomes.is_empty() {
+                for q in crate::explore::serial::table_queries(&c.spec) {
+                    println!("final state: {q}");
+                }
+            }
         }
         if permutations {
             for p in c.iter_permutations() {
@@ -552,8 +566,9 @@ fn command() -> Exit {
         Command::PgIsolationRegress { .. } => unreachable!("dispatched before clap"),
         Command::List {
             permutations,
+            transactions,
             files,
-        } => list_files(&files, permutations),
+        } => list_files(&files, permutations, transactions),
         Command::Accept {
             names,
             inputdir,

@@ -151,6 +151,9 @@ impl RunRequest {
             workspace,
         };
         let cfg = RunConfig {
+            serial_check: Some(crate::run::SerialChecker(std::sync::Arc::new(
+                crate::explore::anomaly::RunCheck,
+            ))),
             trace: report.files.html.is_some(),
             tests,
             outputdir: self.outputdir,

@@ -43,6 +43,11 @@ pub struct Outcome {
     pub results: Vec<Vec<Vec<Option<String>>>>,
     /// The invariants (by position) that did not return true.
     pub violated: Vec<usize>,
+    /// With `--anomalies`: the rows each step of a committed transaction
+    /// returned (steps in the spec's order, rows sorted), which serial
+    /// orders must reproduce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<(String, Vec<Vec<Option<String>>>)>,
 }
 
 /// One class: an outcome, how many interleavings had it, and its
@@ -139,6 +144,14 @@ pub fn describe(outcome: &Outcome) -> String {
     }
     if !outcome.waited.is_empty() {
         parts.push(format!("waited: {}", outcome.waited.join(" ")));
+    }
+    if !outcome.reads.is_empty() {
+        let reads: Vec<String> = outcome
+            .reads
+            .iter()
+            .map(|(step, rows)| format!("{step} {}", crate::explore::compare::rows_text(rows)))
+            .collect();
+        parts.push(format!("read: {}", reads.join("; ")));
     }
     for (i, rows) in outcome.results.iter().enumerate() {
         let rows: Vec<String> = rows

@@ -73,6 +73,10 @@ pub struct ClassDocument {
     pub results: Vec<Vec<Vec<Option<String>>>>,
     /// The violated invariants' SQL.
     pub violated: Vec<String>,
+    /// With `--anomalies`: the class's verdict against the serial orders
+    /// of its committed transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<super::compare::Verdict>,
 }
 
 /// An interleaving that could not run.
@@ -112,6 +116,7 @@ pub fn spec_document(
                 .iter()
                 .map(|&v| invariants.get(v).cloned().unwrap_or_else(|| "?".into()))
                 .collect(),
+            anomaly: e.anomalies.get(&c.first).cloned(),
         })
         .collect();
     SpecDocument {
@@ -208,6 +213,9 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
         seen: Vec<usize>,
         parts: usize,
         key: Key<'a>,
+        /// The parts' verdicts, by outcome (a class's verdict is its
+        /// outcome's, whichever part found it).
+        verdicts: Vec<(super::classes::Outcome, super::compare::Verdict)>,
     }
     let mut acc: Vec<Acc> = Vec::new();
     for (file, doc) in parts {
@@ -256,6 +264,7 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
                         seen: Vec::new(),
                         parts: n,
                         key,
+                        verdicts: Vec::new(),
                     });
                     acc.len() - 1
                 }
@@ -287,6 +296,9 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
             }
             let mut classes = Vec::new();
             for c in &sp.classes {
+                if let Some(v) = &c.anomaly {
+                    a.verdicts.push((c.outcome.clone(), v.clone()));
+                }
                 classes.push(Class {
                     outcome: c.outcome.clone(),
                     count: u128::from(c.count),
@@ -305,6 +317,11 @@ pub fn merge(parts: &[(String, ExploreDocument)]) -> Result<Vec<Merged>, String>
     let mut out = Vec::new();
     for a in acc {
         let (mut m, seen, n) = (a.merged, a.seen, a.parts);
+        for c in m.exploration.classes.list() {
+            if let Some((_, v)) = a.verdicts.iter().find(|(o, _)| *o == c.outcome) {
+                m.exploration.anomalies.insert(c.first, v.clone());
+            }
+        }
         if seen.len() != n {
             let mut missing: Vec<String> = (1..=n)
                 .filter(|k| !seen.contains(k))

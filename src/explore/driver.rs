@@ -57,6 +57,8 @@ pub struct ExploreRequest {
     pub outcomes: Vec<String>,
     pub invariants: Vec<String>,
     pub shrink: bool,
+    /// `--anomalies`: check classes against serial orders.
+    pub anomalies: bool,
     /// Record the representatives' timelines (for the HTML report).
     pub trace: bool,
 }
@@ -85,6 +87,8 @@ pub struct SpecExplored {
 pub struct Given {
     pub outcomes: Vec<String>,
     pub invariants: Vec<String>,
+    /// `--anomalies`, on a spec without `# isospec: anomalies`.
+    pub anomalies: bool,
 }
 
 /// What an exploration reports, in order.
@@ -255,7 +259,12 @@ impl Context<'_> {
             .map(|db| run::session_params(&self.server.params, db, &test))
             .collect();
         // The command line's queries first, then the spec's own.
-        let outcomes = [&req.outcomes[..], &checked.spec.options.outcomes].concat();
+        let mut outcomes = [&req.outcomes[..], &checked.spec.options.outcomes].concat();
+        let anomalies = req.anomalies || checked.spec.options.anomalies;
+        if anomalies && outcomes.is_empty() {
+            // The final state: every row of the setup's tables.
+            outcomes = super::serial::table_queries(&checked.spec);
+        }
         let invariants = [&req.invariants[..], &checked.spec.options.invariants].concat();
         let search = match (req.preemptions, req.reduce) {
             (Some(Preemptions::AtMost(k)), _) => Search::Preemptions(k),
@@ -269,7 +278,7 @@ impl Context<'_> {
             search: search.clone(),
             max: req.max,
         });
-        let plan = Plan {
+        let mut plan = Plan {
             max: req.max,
             budget: req.budget,
             seed: req.seed,
@@ -277,8 +286,17 @@ impl Context<'_> {
             invariants: invariants.clone(),
             search,
             partition: req.partition,
+            anomalies: anomalies.then(|| super::serial::model(&checked.spec)),
+            volatile: Default::default(),
         };
         let stop = stopper.signal();
+        let mut checker = anomalies.then(|| {
+            super::anomaly::Checker::new(&checked, &lanes[0], exec, Some(&stop), &plan.outcomes)
+        });
+        if let Some(checker) = checker.as_mut() {
+            self.rt.block_on(checker.probe());
+            plan.volatile = checker.base.clone();
+        }
         let supervised = self.rt.block_on(async {
             let work = walk::explore(
                 &checked,
@@ -303,6 +321,15 @@ impl Context<'_> {
             name: name.clone(),
             message: e.to_string(),
         })?;
+        if let Some(checker) = checker.as_mut().filter(|_| !stop.requested()) {
+            for c in exploration.classes.list() {
+                if stop.requested() {
+                    break;
+                }
+                let v = self.rt.block_on(checker.verdict(&c.outcome));
+                exploration.anomalies.insert(c.first, v);
+            }
+        }
         if req.shrink && !stop.requested() {
             self.shrink(&checked, &lanes[0], exec, &stop, &plan, &mut exploration);
         }
@@ -330,6 +357,7 @@ impl Context<'_> {
             given: Given {
                 outcomes: lacking(&req.outcomes, &checked_options.outcomes),
                 invariants: lacking(&req.invariants, &checked_options.invariants),
+                anomalies: req.anomalies && !checked_options.anomalies,
             },
             trace,
         })));
@@ -397,7 +425,8 @@ fn eventful(o: &Outcome) -> bool {
 }
 
 /// The exit one spec's exploration calls for: Error when an interleaving
-/// could not run, Failed when an invariant was violated.
+/// could not run, Failed when an invariant was violated or a class is no
+/// serial order's.
 pub fn outcome_exit(e: &Exploration) -> Exit {
     if !e.errors.is_empty() {
         Exit::Error
@@ -406,6 +435,7 @@ pub fn outcome_exit(e: &Exploration) -> Exit {
         .list()
         .iter()
         .any(|c| !c.outcome.violated.is_empty())
+        || e.anomalies.values().any(|v| v.is_anomaly())
     {
         Exit::Failed
     } else {

@@ -11,6 +11,11 @@
 //!   databases or one part of N, folding events into outcomes;
 //! - `rerun`: a representative run again: shrunk (`--shrink`), or traced
 //!   for the HTML report;
+//! - `anomaly`: runs the serial orders and gives each class its verdict;
+//! - `compare`: what a run is compared on, the volatile values set
+//!   aside, and a class's verdict;
+//! - `serial`: the spec's transactions, their serial orders, and how a
+//!   run's observations compare with a serial run's (`--anomalies`);
 //! - `observe`: the steps that only read and show what a class is
 //!   about, which shrinking keeps;
 //! - `classes`: groups interleavings by what happened, with a stable
@@ -25,12 +30,15 @@
 //! HTML, `--write`); the command line is `cli::explore`, which fills an
 //! `ExploreRequest` and prints nothing.
 
+pub mod anomaly;
 pub mod bound;
 pub mod classes;
+pub mod compare;
 pub mod document;
 pub mod driver;
 pub mod lines;
 pub mod observe;
 pub mod rerun;
+pub mod serial;
 pub mod space;
 pub mod walk;

@@ -55,11 +55,26 @@ pub fn read_only(sql: &str) -> bool {
 
 /// The lower-cased words of each statement of `sql`, outside string
 /// literals, quoted identifiers and comments; None where the text has a
-/// dollar quote (whose end this reading does not track).
+/// dollar quote (a function body may do anything: `read_only` cannot
+/// tell).
 fn statement_words(sql: &str) -> Option<Vec<Vec<String>>> {
+    let (statements, dollar) = words_of(sql);
+    (!dollar).then_some(statements)
+}
+
+/// The lower-cased words of each statement of `sql`, outside string
+/// literals, quoted identifiers, dollar quotes and comments (what
+/// `serial` reads transaction control from).
+pub(super) fn statements(sql: &str) -> Vec<Vec<String>> {
+    words_of(sql).0
+}
+
+/// The words of each statement, and whether the text has a dollar quote.
+fn words_of(sql: &str) -> (Vec<Vec<String>>, bool) {
+    let chars: Vec<char> = sql.chars().collect();
     let mut statements = vec![Vec::new()];
     let mut word = String::new();
-    let mut chars = sql.chars().peekable();
+    let mut dollar = false;
     let flush = |word: &mut String, statements: &mut Vec<Vec<String>>| {
         if !word.is_empty() {
             statements
@@ -68,37 +83,54 @@ fn statement_words(sql: &str) -> Option<Vec<Vec<String>>> {
                 .push(std::mem::take(word).to_lowercase());
         }
     };
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
         match c {
             '\'' | '"' => {
                 flush(&mut word, &mut statements);
-                for d in chars.by_ref() {
-                    if d == c {
+                while i < chars.len() {
+                    i += 1;
+                    if chars[i - 1] == c {
                         break;
                     }
                 }
             }
-            '-' if chars.peek() == Some(&'-') => {
+            '-' if chars.get(i) == Some(&'-') => {
                 flush(&mut word, &mut statements);
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
                 }
             }
-            '/' if chars.peek() == Some(&'*') => {
+            '/' if chars.get(i) == Some(&'*') => {
                 flush(&mut word, &mut statements);
-                chars.next();
-                let mut prev = ' ';
-                for d in chars.by_ref() {
-                    if prev == '*' && d == '/' {
-                        break;
-                    }
-                    prev = d;
+                i += 1;
+                while i < chars.len() && !(chars[i - 1] == '*' && chars[i] == '/') {
+                    i += 1;
                 }
+                i += 1;
             }
             '$' if !word.is_empty() => word.push(c),
-            '$' => return None,
+            '$' => {
+                // `$tag$ … $tag$` (a parameter such as `$1` is no quote).
+                let tag_end = (i..chars.len())
+                    .find(|&j| !(chars[j].is_alphanumeric() || chars[j] == '_'))
+                    .unwrap_or(chars.len());
+                if chars.get(tag_end) != Some(&'$')
+                    || chars.get(i).is_some_and(char::is_ascii_digit)
+                {
+                    continue;
+                }
+                flush(&mut word, &mut statements);
+                dollar = true;
+                let tag: Vec<char> = chars[i - 1..=tag_end].to_vec();
+                i = tag_end + 1;
+                while i < chars.len() && !chars[i..].starts_with(&tag) {
+                    i += 1;
+                }
+                i = (i + tag.len()).min(chars.len());
+            }
             ';' => {
                 flush(&mut word, &mut statements);
                 statements.push(Vec::new());
@@ -108,7 +140,7 @@ fn statement_words(sql: &str) -> Option<Vec<Vec<String>>> {
         }
     }
     flush(&mut word, &mut statements);
-    Some(statements)
+    (statements, dollar)
 }
 
 /// The observers of a representative: the read-only steps among `steps`
@@ -163,6 +195,21 @@ mod tests {
         ] {
             assert!(!read_only(sql), "{sql}");
         }
+    }
+
+    #[test]
+    fn statements_skip_dollar_quotes_and_comments() {
+        let got =
+            statements("BEGIN; DO $f$ BEGIN COMMIT; END $f$; -- commit\nSELECT $1, $$;$$; COMMIT");
+        assert_eq!(
+            got,
+            vec![
+                vec!["begin".to_string()],
+                vec!["do".into()],
+                vec!["select".into(), "1".into()],
+                vec!["commit".into()]
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Plan {
     /// Run only part K of N (1-based) of the interleavings drawn: every
     /// N-th, from the K-th on, so that N machines split one walk.
     pub partition: Option<(usize, usize)>,
+    /// `--anomalies`: the spec's transactions; each outcome then keeps
+    /// the rows its committed transactions' steps read.
+    pub anomalies: Option<super::serial::Model>,
+    /// With `anomalies`: the values blanked in every outcome (they differ
+    /// between two runs of the same serial order).
+    pub volatile: super::compare::Volatile,
 }
 
 /// Which interleavings a walk draws.
@@ -83,6 +89,9 @@ pub struct Exploration {
     /// `--shrink`: each class's shrunk representative, by the class's
     /// representative index.
     pub shrunk: std::collections::BTreeMap<u128, Vec<CheckedStep>>,
+    /// `--anomalies`: each class's verdict against the serial orders, by
+    /// the class's representative index.
+    pub anomalies: std::collections::BTreeMap<u128, super::compare::Verdict>,
     /// Interleavings the executor gave up on (timeouts, lost connections).
     pub errors: Vec<(u128, String)>,
     pub elapsed: Duration,
@@ -327,7 +336,7 @@ pub(super) struct Fold {
     after: usize,
     pub(super) setup_failed: Option<String>,
     /// Keep each step's rows (`rows`), for shrinking's observers.
-    observe: bool,
+    pub(super) observe: bool,
     /// With `observe`: the rows of each permutation's steps.
     pub(super) rows: Vec<StepRows>,
     /// The step whose results come next (with `observe`).
@@ -335,7 +344,15 @@ pub(super) struct Fold {
 }
 
 impl Fold {
-    fn event(&mut self, ev: Event, n_outcomes: usize) {
+    /// A fold that keeps each step's rows.
+    pub(super) fn observing() -> Fold {
+        Fold {
+            observe: true,
+            ..Fold::default()
+        }
+    }
+
+    pub(super) fn event(&mut self, ev: Event, n_outcomes: usize) {
         match ev {
             Event::PermutationStart { .. } => {
                 self.outcomes.push((Outcome::default(), false));
@@ -564,8 +581,26 @@ async fn lane<P: FnMut(u64, Option<u128>)>(params: &ConnParams, shared: &Shared<
                 .map(|&i| psteps(&order.interleaving(i), sessions))
                 .collect()
         };
-        let (res, fold) =
-            run_batch(spec, params, opts, stop, plan.outcomes.len(), perms, false).await;
+        let observe = plan.anomalies.is_some();
+        let (res, mut fold) = run_batch(
+            spec,
+            params,
+            opts,
+            stop,
+            plan.outcomes.len(),
+            perms,
+            observe,
+        )
+        .await;
+        if let Some(model) = &plan.anomalies {
+            for (k, (o, _)) in fold.outcomes.iter_mut().enumerate() {
+                let failed = o.failures.iter().map(|f| f.step.as_str());
+                if let (Ok(c), Some(rows)) = (model.committed(failed), fold.rows.get(k)) {
+                    o.reads = model.reads(&spec.spec, &c, rows);
+                }
+                plan.volatile.blank(&mut o.reads, &mut o.results);
+            }
+        }
         if let Some(msg) = fold.setup_failed {
             *shared.failure.borrow_mut() = Some(ExploreError::Setup(msg));
             return;
@@ -689,97 +724,5 @@ pub(super) fn explore_options(exec: &ExecOptions, plan: &Plan) -> ExecOptions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_spaces_are_walked_whole_in_order() {
-        let mut o = Order::new(Space::new(vec![2, 1]), 10, 7);
-        assert!(o.exhaustive());
-        let got: Vec<u128> = std::iter::from_fn(|| o.next_index()).collect();
-        assert_eq!(got, vec![0, 1, 2]);
-    }
-
-    #[test]
-    fn samples_are_distinct_and_reproducible() {
-        let draw = |seed| {
-            let mut o = Order::new(Space::new(vec![4, 4, 4]), 50, seed);
-            assert!(!o.exhaustive());
-            std::iter::from_fn(|| o.next_index()).collect::<Vec<u128>>()
-        };
-        let a = draw(42);
-        assert_eq!(a.len(), 50);
-        assert_eq!(a.iter().collect::<HashSet<_>>().len(), 50);
-        assert!(a.iter().all(|&i| i < 34_650));
-        assert_eq!(a, draw(42));
-        assert_ne!(a, draw(43));
-    }
-
-    #[test]
-    fn a_shuffled_walk_covers_the_space_once_in_random_order() {
-        let mut o = Order::shuffled(Space::new(vec![2, 2, 1]), 5);
-        let got: Vec<u128> = std::iter::from_fn(|| o.next_index()).collect();
-        assert_eq!(got.len(), 30);
-        let mut sorted = got.clone();
-        sorted.sort();
-        assert_eq!(sorted, (0..30).collect::<Vec<u128>>());
-        assert_ne!(got, sorted);
-    }
-
-    #[test]
-    fn permutations_keep_each_sessions_order() {
-        let p = psteps(&[1, 0, 1], 2);
-        let got: Vec<(usize, usize)> = p.iter().map(|s| (s.session, s.step)).collect();
-        assert_eq!(got, vec![(1, 0), (0, 0), (1, 1)]);
-    }
-
-    #[test]
-    fn events_fold_into_outcomes() {
-        let mut f = Fold::default();
-        f.event(
-            Event::PermutationStart {
-                index: 0,
-                steps: vec![],
-            },
-            1,
-        );
-        f.event(
-            Event::StepWaiting {
-                session: "s2".into(),
-                step: "w2".into(),
-                sql: String::new(),
-            },
-            1,
-        );
-        f.event(
-            Event::StepError {
-                step: "w2".into(),
-                text: "ERROR:  could not serialize access due to concurrent update".into(),
-                sqlstate: Some("40001".into()),
-            },
-            1,
-        );
-        f.event(
-            Event::AfterSteps {
-                rows: Ok(vec![vec![Some("110".into())]]),
-            },
-            1,
-        );
-        f.event(
-            Event::AfterSteps {
-                rows: Ok(vec![vec![Some("f".into())]]),
-            },
-            1,
-        );
-        let (o, unrealizable) = &f.outcomes[0];
-        assert!(!unrealizable);
-        assert_eq!(o.waited, vec!["w2".to_string()]);
-        assert_eq!(o.failures[0].sqlstate, "40001");
-        assert_eq!(
-            o.failures[0].message,
-            "could not serialize access due to concurrent update"
-        );
-        assert_eq!(o.results, vec![vec![vec![Some("110".to_string())]]]);
-        assert_eq!(o.violated, vec![0]);
-    }
-}
+#[path = "walk_tests.rs"]
+mod tests;

@@ -125,6 +125,10 @@ pub struct ExploreClass {
     pub preemptions: usize,
     pub outcome: String,
     pub violation: bool,
+    /// With `--anomalies`: no serial order produces it.
+    pub anomaly: bool,
+    /// With `--anomalies`: the verdict, one line.
+    pub verdict: Option<String>,
     /// The representative's permutation line.
     pub line: String,
 }
@@ -138,6 +142,8 @@ struct ClassJson<'a> {
     preemptions: usize,
     outcome: &'a str,
     violation: bool,
+    anomaly: bool,
+    verdict: Option<&'a str>,
     line: &'a str,
     /// Index into the page's specs (the spec's entry holding the trace).
     trace_spec: usize,
@@ -322,10 +328,12 @@ pub fn write_explore(path: &Path, reports: &[ExploreReport]) -> Result<(), Repor
             name: &r.spec,
             status: if r.classes.iter().any(|c| c.violation) {
                 "violation"
+            } else if r.classes.iter().any(|c| c.anomaly) {
+                "anomaly"
             } else {
                 "explored"
             },
-            passed: !r.classes.iter().any(|c| c.violation),
+            passed: !r.classes.iter().any(|c| c.violation || c.anomaly),
             detail: Some(&r.summary),
             duration_ms: 0,
             permutations: r.classes.len().to_string(),
@@ -345,6 +353,8 @@ pub fn write_explore(path: &Path, reports: &[ExploreReport]) -> Result<(), Repor
                 preemptions: c.preemptions,
                 outcome: &c.outcome,
                 violation: c.violation,
+                anomaly: c.anomaly,
+                verdict: c.verdict.as_deref(),
                 line: &c.line,
                 trace_spec: i,
                 perm: k,

@@ -117,6 +117,9 @@ impl Human {
                 Status::Accepted(_) => ("accepted", ""),
                 Status::BadSpec(_) => ("FAILED", "  (spec error)"),
                 Status::RunError(_) => ("FAILED", "  (run error)"),
+                Status::Violated(_) if o.violations.iter().all(|v| v.anomaly || v.known) => {
+                    ("FAILED", "  (anomaly)")
+                }
                 Status::Violated(_) => ("FAILED", "  (invariant)"),
                 Status::NotRun(_) => unreachable!("handled above"),
             };

@@ -57,8 +57,13 @@ struct JsonViolation<'a> {
     /// 1-based.
     permutation: usize,
     permutation_steps: &'a [String],
-    /// What it returned instead of true.
+    /// What it returned instead of true (an anomaly: how the outcome
+    /// differs from every serial order).
     got: &'a str,
+    /// "invariant", or "anomaly" (`# isospec: anomalies`).
+    kind: &'static str,
+    /// `# isospec: known-violations`: reported, not failed.
+    known: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -141,6 +146,8 @@ pub(super) fn write(
                     permutation: v.permutation,
                     permutation_steps: &v.steps,
                     got: &v.got,
+                    kind: if v.anomaly { "anomaly" } else { "invariant" },
+                    known: v.known,
                 })
                 .collect(),
             annotation: super::annotations::failing(o)

@@ -47,9 +47,46 @@ pub enum ServerChoice {
     Temp(TempInstanceOptions),
 }
 
+/// `# isospec: anomalies` under `isospec run`: the check of each
+/// permutation against the serial orders of its committed transactions.
+/// The front end hands it in (explore's), so that run does not depend on
+/// explore.
+pub trait SerialCheck: Send + Sync {
+    /// The final-state queries, run after each permutation's steps
+    /// (before the invariants).
+    fn finals(&self, spec: &crate::spec::CheckedSpec) -> Vec<String>;
+    /// From a spec run's events: each permutation (by index) whose outcome
+    /// no serial order produces, with how it differs.
+    fn anomalies<'a>(
+        &'a self,
+        spec: &'a crate::spec::CheckedSpec,
+        params: &'a ConnParams,
+        exec: &'a ExecOptions,
+        stop: Option<&'a crate::stop::StopSignal>,
+        events: Vec<crate::executor::Event>,
+    ) -> Found<'a>;
+}
+
+/// What `SerialCheck::anomalies` finds, when it is done.
+pub type Found<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<(usize, String)>> + 'a>>;
+
+/// A `SerialCheck` in a `RunConfig`.
+#[derive(Clone)]
+pub struct SerialChecker(pub std::sync::Arc<dyn SerialCheck>);
+
+impl std::fmt::Debug for SerialChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SerialChecker")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub tests: Vec<TestCase>,
+    /// Checks specs with `# isospec: anomalies` (None: such specs run
+    /// without the check).
+    pub serial_check: Option<SerialChecker>,
     /// Invariants checked after each permutation besides each spec's own
     /// (`--invariant`); None: none checked (`--no-invariants`,
     /// pg_isolation_regress).

@@ -114,12 +114,23 @@ pub(super) fn invariant_departure(v: &Violation) -> Departure {
         permutation_steps: v.steps.clone(),
         step: None,
         session: None,
-        expected: Some(format!("{} returns true", v.invariant)),
-        actual: Some(format!("it returned {}", v.got)),
+        expected: Some(if v.anomaly {
+            v.invariant.clone()
+        } else {
+            format!("{} returns true", v.invariant)
+        }),
+        actual: Some(if v.anomaly {
+            v.got.clone()
+        } else {
+            format!("it returned {}", v.got)
+        }),
         expected_line: 0,
         actual_line: 0,
     }
 }
+
+/// What an anomaly found by `# isospec: anomalies` stands in for.
+const ANOMALY: &str = "some serial order of the committed transactions gives the same outcome";
 
 /// Reads, parses and checks a spec.
 pub(super) fn load_spec(t: &TestCase) -> Loaded {
@@ -185,7 +196,20 @@ pub(super) async fn run_one(
     // permutation's steps (as explore runs them); their rows are no part
     // of the transcript.
     let invariants = invariants_of(cfg, &checked);
-    exec_opts.after_steps = invariants.iter().map(|(sql, _)| sql.clone()).collect();
+    // `# isospec: anomalies`: the final state is read first, and each
+    // permutation's outcome kept for its check against serial orders.
+    let checker = cfg
+        .serial_check
+        .as_ref()
+        .filter(|_| checked.spec.options.anomalies);
+    exec_opts.after_steps = checker.map_or(Vec::new(), |c| c.0.finals(&checked));
+    let n_finals = exec_opts.after_steps.len();
+    let mut seen: Option<Vec<Event>> = checker.map(|_| Vec::new());
+    exec_opts
+        .after_steps
+        .extend(invariants.iter().map(|(sql, _)| sql.clone()));
+    let check_opts = exec_opts.clone();
+    let stop = exec_rt.stop.clone();
     let name = t.name.clone();
     let mut recorder = Recorder::new(&checked);
     let collect = async {
@@ -195,16 +219,25 @@ pub(super) async fn run_one(
         let mut waits = String::new();
         let mut violations = Vec::new();
         let mut perm: Option<(usize, Vec<String>)> = None;
+        let mut ran: Vec<(usize, Vec<String>)> = Vec::new();
         let mut after = 0;
         while let Some(ev) = rx.recv().await {
+            if let Some(seen) = seen.as_mut() {
+                seen.push(ev.clone());
+            }
             match &ev {
                 Event::PermutationStart { index, steps } => {
                     perm = Some((*index, steps.clone()));
+                    ran.push((*index, steps.clone()));
                     after = 0;
                 }
+                Event::AfterSteps { .. } if after < n_finals => after += 1,
                 Event::AfterSteps { rows } => {
                     if let Some(got) = violated(rows) {
-                        let (sql, line) = invariants.get(after).cloned().unwrap_or_default();
+                        let (sql, line) = invariants
+                            .get(after - n_finals)
+                            .cloned()
+                            .unwrap_or_default();
                         let (index, steps) = perm.clone().unwrap_or_default();
                         violations.push(Violation {
                             invariant: sql,
@@ -214,6 +247,7 @@ pub(super) async fn run_one(
                             steps,
                             got,
                             known: checked.spec.options.known_violations,
+                            anomaly: false,
                         });
                     }
                     after += 1;
@@ -233,10 +267,30 @@ pub(super) async fn run_one(
             recorder.record(&ev, &piece);
             text.push_str(&piece);
         }
-        (text, steps, waits, violations)
+        (text, steps, waits, violations, ran)
     };
-    let (res, (text, steps, waits, violations)) =
+    let (res, (text, steps, waits, mut violations, ran)) =
         tokio::join!(run_spec(&checked, &sp, exec_opts, exec_rt, tx), collect);
+    if let (Some(c), Some(seen)) = (checker.filter(|_| res.is_ok()), seen) {
+        let found =
+            c.0.anomalies(&checked, &sp, &check_opts, stop.as_ref(), seen);
+        for (index, got) in found.await {
+            violations.push(Violation {
+                invariant: ANOMALY.to_string(),
+                line: checked.spec.permutations.get(index).map(|p| p.pos.line),
+                permutation: index + 1,
+                permutations,
+                steps: ran
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_default(),
+                got,
+                known: checked.spec.options.known_violations,
+                anomaly: true,
+            });
+        }
+    }
     if matches!(res, Err(SpecError::NotStarted)) {
         return Ok(SpecRun::not_run(t));
     }

@@ -98,6 +98,10 @@ pub struct SpecOptions {
     /// pooler its sessions may share or change server connections (isospec
     /// otherwise stops such a spec).
     pub pooled: bool,
+    /// `anomalies`: `isospec explore` checks every class against the
+    /// serial orders of its committed transactions, and `isospec run`
+    /// fails a pinned permutation that no serial order explains.
+    pub anomalies: bool,
     /// `outcome SQL`: for `isospec explore`, a query run after each
     /// interleaving's steps whose rows are part of its outcome.
     pub outcomes: Vec<String>,
@@ -119,6 +123,7 @@ impl SpecOptions {
         "alone",
         "pooled",
         "known-violations",
+        "anomalies",
         "outcome SQL",
         "invariant SQL",
         "commutes STEP…",
@@ -131,6 +136,7 @@ impl SpecOptions {
             "alone" => self.alone = true,
             "pooled" => self.pooled = true,
             "known-violations" => self.known_violations = true,
+            "anomalies" => self.anomalies = true,
             _ => return false,
         }
         true
@@ -227,6 +233,9 @@ impl fmt::Display for TestSpec {
         }
         if self.options.known_violations {
             writeln!(f, "# isospec: known-violations")?;
+        }
+        if self.options.anomalies {
+            writeln!(f, "# isospec: anomalies")?;
         }
         for q in &self.options.outcomes {
             writeln!(f, "# isospec: outcome {q}")?;

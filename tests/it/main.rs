@@ -8,6 +8,7 @@
 #[macro_use]
 mod util;
 
+mod anomalies;
 mod architecture;
 mod check;
 mod drop_in;

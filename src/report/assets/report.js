@@ -300,15 +300,17 @@
         var tbl = el('table', { cls: 'summary classes' }, el('tr', null, el('th', { text: 'class' }), el('th', { text: 'interleavings' }),
           el('th', { text: 'outcome' }), el('th', { text: 'representative' })));
         classes.forEach(function (c) {
-          tbl.appendChild(el('tr', { 'data-class': String(c.perm + 1), 'data-violation': String(c.violation) },
+          tbl.appendChild(el('tr', { 'data-class': String(c.perm + 1), 'data-violation': String(c.violation), 'data-anomaly': String(c.anomaly) },
             el('td', { text: String(c.perm + 1) }), el('td', { text: c.count + (c.preemptions ? ' (' + c.preemptions + (c.preemptions === 1 ? ' preemption)' : ' preemptions)') : '') }),
-            el('td', null, c.violation ? el('span', { cls: 'badge violation', text: 'violation' }) : null, ' ' + c.outcome),
+            el('td', null, c.violation ? el('span', { cls: 'badge violation', text: 'violation' }) : null,
+              c.anomaly ? el('span', { cls: 'badge anomaly', text: 'not serializable' }) : null, ' ' + c.outcome,
+              c.verdict ? el('div', { cls: c.anomaly ? 'verdict bad' : 'verdict muted', text: c.verdict }) : null),
             el('td', null, el('code', { text: c.line }))));
         });
         body.appendChild(tbl);
         if (t) t.perms.forEach(function (p, k) {
           var c = classes[k];
-          var pd = permDetails(s, t, k, c && c.violation || (k === 0 && classes.length === 1));
+          var pd = permDetails(s, t, k, c && (c.violation || c.anomaly) || (k === 0 && classes.length === 1));
           if (c) pd.querySelector('summary').appendChild(el('span', { cls: 'muted', text: '  ' + c.count + ' interleavings: ' + c.outcome }));
           body.appendChild(pd);
         });

@@ -154,9 +154,10 @@ impl ExploreReporter {
             .open(&s.path)
             .and_then(|mut f| f.write_all(more.as_bytes()))
             .map_err(io_error(&s.path))?;
-        let queries = directives.matches("\n# isospec: ").count();
+        let queries = directives.matches("\n# isospec: outcome ").count()
+            + directives.matches("\n# isospec: invariant ").count();
         self.out(&format!(
-            "wrote {}{} to {}\n",
+            "wrote {}{}{} to {}\n",
             counted(more.matches("\npermutation").count() as u64, "permutation line", "permutation lines"),
             if queries == 0 {
                 String::new()
@@ -165,6 +166,11 @@ impl ExploreReporter {
                     " and the command line's {} (as # isospec: lines: `isospec run` checks the invariants, explore reads both)",
                     counted(queries as u64, "query", "queries")
                 )
+            },
+            if s.given.anomalies {
+                " and `# isospec: anomalies` (`isospec run` then fails a permutation no serial order explains)"
+            } else {
+                ""
             },
             s.name
         ));
@@ -227,6 +233,16 @@ fn page(s: &SpecExplored, summary: String) -> ExploreReport {
                 outcome: crate::explore::classes::describe(&c.outcome),
                 preemptions: c.preemptions,
                 violation: !c.outcome.violated.is_empty(),
+                anomaly: s
+                    .exploration
+                    .anomalies
+                    .get(&c.first)
+                    .is_some_and(|v| v.is_anomaly()),
+                verdict: s
+                    .exploration
+                    .anomalies
+                    .get(&c.first)
+                    .map(text::verdict_line),
                 line: crate::explore::lines::class_line(&s.spec, &s.exploration, c),
             })
             .collect(),

@@ -3,7 +3,8 @@
 //! appends to the spec.  Pure functions of an `Exploration`.
 
 use crate::explore::bound;
-use crate::explore::classes::describe;
+use crate::explore::classes::{describe, Class};
+use crate::explore::compare::Verdict;
 use crate::explore::lines::{class_line, interleaving_line, line};
 use crate::explore::space::Space;
 use crate::explore::walk::{self, Exploration, Search};
@@ -169,7 +170,29 @@ pub fn text(
         ));
     }
     out.push('\n');
-    for (k, c) in classes.iter().enumerate() {
+    if !e.anomalies.is_empty() {
+        out.push_str(&anomaly_summary(e));
+    }
+    // Anomalies and violations first (keeping their numbers); past 20
+    // classes, the others one line per kind.
+    let flagged = |c: &Class| {
+        !c.outcome.violated.is_empty() || e.anomalies.get(&c.first).is_some_and(Verdict::is_anomaly)
+    };
+    let mut shown: Vec<(usize, &Class)> = classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| flagged(c))
+        .collect();
+    let rest: Vec<(usize, &Class)> = classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !flagged(c))
+        .collect();
+    let summarised = classes.len() > SHOWN_CLASSES;
+    if !summarised {
+        shown.extend(rest.iter().copied());
+    }
+    for (k, c) in shown {
         out.push_str(&format!(
             "\nclass {} ({}, {}): {}\n",
             k + 1,
@@ -183,10 +206,16 @@ pub fn text(
                 invariants.get(v).map_or("?", String::as_str)
             ));
         }
+        if let Some(v) = e.anomalies.get(&c.first) {
+            out.push_str(&format!("  {}\n", verdict_line(v)));
+        }
         out.push_str(&format!("  {}\n", line(spec, c)));
         if let Some(steps) = e.shrunk.get(&c.first) {
             out.push_str(&format!("  shrunk: {}\n", spec.permutation_text(steps)));
         }
+    }
+    if summarised && !rest.is_empty() {
+        out.push_str(&kinds(e, &rest));
     }
     for (index, message) in &e.errors {
         let interleaving = Space::of(spec).nth(*index).unwrap_or_default();
@@ -198,6 +227,86 @@ pub fn text(
     out
 }
 
+/// Classes shown one by one; past this many, the classes with no anomaly
+/// and no violation are summed up one line per kind.
+pub const SHOWN_CLASSES: usize = 20;
+
+/// A class's verdict, one line: `NOT SERIALIZABLE: …` stands out as
+/// `INVARIANT VIOLATED` does.
+pub fn verdict_line(v: &Verdict) -> String {
+    match v {
+        Verdict::Anomaly { .. } => {
+            let d = v.describe();
+            format!(
+                "NOT SERIALIZABLE: {}",
+                d.strip_prefix("not serializable: ").unwrap_or(&d)
+            )
+        }
+        _ => v.describe(),
+    }
+}
+
+/// `checked against serial orders: 2 not serializable, 5 serializable, 1 not checked`.
+fn anomaly_summary(e: &Exploration) -> String {
+    let (mut bad, mut good, mut not) = (0u64, 0u64, 0u64);
+    for v in e.anomalies.values() {
+        match v {
+            Verdict::Anomaly { .. } => bad += 1,
+            Verdict::Serializable { .. } => good += 1,
+            Verdict::NotChecked { .. } => not += 1,
+        }
+    }
+    let mut parts = vec![
+        format!("{bad} not serializable"),
+        format!("{good} serializable"),
+    ];
+    if not > 0 {
+        parts.push(format!("{not} not checked"));
+    }
+    format!("checked against serial orders: {}\n", parts.join(", "))
+}
+
+/// The classes not shown, one line per kind (what happened, and the
+/// verdict when checked), with their numbers.
+fn kinds(e: &Exploration, rest: &[(usize, &Class)]) -> String {
+    let mut by_kind: std::collections::BTreeMap<String, (u128, Vec<usize>)> = Default::default();
+    for (k, c) in rest {
+        let what = if !c.outcome.failures.is_empty() {
+            "with failed steps"
+        } else if !c.outcome.waited.is_empty() {
+            "with waits, no failure"
+        } else {
+            "every step succeeded without waiting"
+        };
+        let verdict = match e.anomalies.get(&c.first) {
+            Some(Verdict::Serializable { .. }) => "serializable, ",
+            Some(Verdict::NotChecked { .. }) => "not checked, ",
+            _ => "",
+        };
+        let entry = by_kind.entry(format!("{verdict}{what}")).or_default();
+        entry.0 += c.count;
+        entry.1.push(k + 1);
+    }
+    let mut out = format!(
+        "\n{} more, by kind:\n",
+        counted(rest.len() as u64, "class", "classes")
+    );
+    for (kind, (count, numbers)) in by_kind {
+        let mut list: Vec<String> = numbers.iter().take(12).map(usize::to_string).collect();
+        if numbers.len() > 12 {
+            list.push("…".into());
+        }
+        out.push_str(&format!(
+            "  {} ({}): {kind}: classes {}\n",
+            counted(numbers.len() as u64, "class", "classes"),
+            counted(count, "interleaving", "interleavings"),
+            list.join(", ")
+        ));
+    }
+    out.push_str("  (--json and --html list every class)\n");
+    out
+}
+
 /// The text `--write` appends to the spec: each class's representative
 /// line with a comment naming its outcome; lines already in the spec are
 /// left out.  Empty when there is nothing new.
@@ -206,7 +315,7 @@ pub fn text(
 /// found with `--invariant` stays a failing test once the permutations are
 /// pinned.  A query is one line (its line breaks become spaces).
 pub fn given_directives(given: &crate::explore::driver::Given) -> String {
-    if given.outcomes.is_empty() && given.invariants.is_empty() {
+    if given.outcomes.is_empty() && given.invariants.is_empty() && !given.anomalies {
         return String::new();
     }
     let one_line = |q: &str| {
@@ -222,6 +331,9 @@ pub fn given_directives(given: &crate::explore::driver::Given) -> String {
     for q in &given.invariants {
         out.push_str(&format!("# isospec: invariant {}\n", one_line(q)));
     }
+    if given.anomalies {
+        out.push_str("# isospec: anomalies\n");
+    }
     out
 }
 
@@ -236,8 +348,13 @@ pub fn appendix(spec: &CheckedSpec, e: &Exploration, existing: &str) -> String {
         if have.contains(&l) {
             continue;
         }
+        let verdict = e
+            .anomalies
+            .get(&c.first)
+            .filter(|v| v.is_anomaly())
+            .map_or(String::new(), |v| format!("\n# {}", verdict_line(v)));
         out.push_str(&format!(
-            "\n# isospec explore, class {} ({}): {}\n{l}\n",
+            "\n# isospec explore, class {} ({}): {}{verdict}\n{l}\n",
             k + 1,
             counted(c.count, "interleaving", "interleavings"),
             describe(&c.outcome)
