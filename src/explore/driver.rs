@@ -102,6 +102,9 @@ pub enum ExploreEvent {
         spec: Box<CheckedSpec>,
         search: Search,
         max: Option<u64>,
+        /// `--budget` was given (without `--max`, a bounded search then
+        /// goes on until it is spent).
+        budget: bool,
     },
     /// Interleavings run so far, of how many (when known).
     Progress {
@@ -277,6 +280,7 @@ impl Context<'_> {
             spec: Box::new(checked.clone()),
             search: search.clone(),
             max: req.max,
+            budget: req.budget.is_some(),
         });
         let mut plan = Plan {
             max: req.max,
@@ -484,6 +488,7 @@ pub fn merge(files: &[PathBuf], events: Sender<ExploreEvent>) -> Result<Exit, Dr
             spec: Box::new(checked.clone()),
             search: exploration.search.clone(),
             max: exploration.max,
+            budget: false,
         });
         exit = exit.worst(outcome_exit(&exploration));
         let _ = events.send(ExploreEvent::SpecExplored(Box::new(SpecExplored {

@@ -7,6 +7,8 @@
 //!   indices;
 //! - `bound`: the searches beyond `--max`: interleavings with at most K
 //!   preemptions, and one interleaving per trace of commuting steps;
+//! - `order`: which interleavings a walk draws, in which order (and the
+//!   waits a preemption search learns);
 //! - `walk`: runs them through the executor in batches, in one or -j
 //!   databases or one part of N, folding events into outcomes;
 //! - `rerun`: a representative run again: shrunk (`--shrink`), or traced
@@ -38,6 +40,7 @@ pub mod document;
 pub mod driver;
 pub mod lines;
 pub mod observe;
+pub mod order;
 pub mod rerun;
 pub mod serial;
 pub mod space;

@@ -7,12 +7,12 @@
 use super::bound;
 use super::classes::{Classes, Failure, Outcome};
 use super::observe::StepRows;
-use super::space::{Interleaving, Space};
+use super::order::Order;
+pub use super::order::Search;
+use super::space::Space;
 use crate::executor::{run_spec, Event, ExecOptions};
 use crate::pgwire::ConnParams;
 use crate::spec::{CheckedSpec, CheckedStep};
-use rand::{Rng, SeedableRng};
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// How many interleavings to run, and in which order.
@@ -39,21 +39,6 @@ pub struct Plan {
     /// With `anomalies`: the values blanked in every outcome (they differ
     /// between two runs of the same serial order).
     pub volatile: super::compare::Volatile,
-}
-
-/// Which interleavings a walk draws.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Search {
-    /// The whole space when it has at most `--max`, else a seeded sample.
-    #[default]
-    Space,
-    /// Every interleaving with at most K preemptions, in the stable order.
-    Preemptions(usize),
-    /// K = 0, 1, 2, … while the budget and `--max` allow.
-    RisingPreemptions,
-    /// One interleaving per trace: `commutes[s][i]` says whether step i
-    /// of session s commutes with other sessions' steps.
-    Reduced(Vec<Vec<bool>>),
 }
 
 /// Interleavings run when `--max` is not given.
@@ -92,6 +77,9 @@ pub struct Exploration {
     /// `--anomalies`: each class's verdict against the serial orders, by
     /// the class's representative index.
     pub anomalies: std::collections::BTreeMap<u128, super::compare::Verdict>,
+    /// A preemption search: the steps seen waiting, after which a switch
+    /// was no preemption.
+    pub waiting: Vec<String>,
     /// Interleavings the executor gave up on (timeouts, lost connections).
     pub errors: Vec<(u128, String)>,
     pub elapsed: Duration,
@@ -110,207 +98,19 @@ impl Exploration {
     }
 }
 
-/// The order in which interleavings are tried: the whole space in its
-/// stable order when it fits in `limit`, else distinct indices drawn
-/// uniformly from a ChaCha8 stream seeded with `seed` (the same seed draws
-/// the same indices on every machine).  `shuffled` draws the whole space
-/// in random order (a budget without --max: whatever the budget allows is
-/// a uniform sample, and all of it if the budget suffices).  A preemption
-/// bound or commuting steps walk their part of the space in the stable
-/// order instead.  A partition keeps every N-th drawn index.
-pub struct Order {
-    space: Space,
-    steps: Vec<usize>,
-    size: Option<u128>,
-    limit: u128,
-    shuffled: bool,
-    source: Source,
-    /// Indices drawn so far (all partitions'), counted against `limit`.
-    drawn: u128,
-    partition: Option<(usize, usize)>,
-    /// Drawn for this partition with exactly K preemptions, per K
-    /// (preemption and reduced searches).
-    per_k: Vec<u128>,
-    /// The source had nothing more to draw.
-    exhausted: bool,
-    /// At the limit, the source was asked once whether it had more.
-    peeked: bool,
-}
-
-enum Source {
-    Stable,
-    Random {
-        rng: Box<rand_chacha::ChaCha8Rng>,
-        seen: HashSet<u128>,
-    },
-    Walk(Box<bound::Walk>),
-    /// K rising from 0: the walk of at most K, keeping exactly K.
-    Rising {
-        k: usize,
-        walk: Box<bound::Walk>,
-    },
-}
-
-impl Order {
-    pub fn new(space: Space, limit: u128, seed: u64) -> Order {
-        let size = space.size();
-        let exhaustive = size.is_some_and(|s| s <= limit);
-        Order {
-            steps: space.steps().to_vec(),
-            space,
-            size,
-            limit,
-            shuffled: false,
-            source: if exhaustive {
-                Source::Stable
-            } else {
-                Source::Random {
-                    rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
-                    seen: HashSet::new(),
-                }
-            },
-            drawn: 0,
-            partition: None,
-            per_k: Vec::new(),
-            exhausted: false,
-            peeked: false,
-        }
-    }
-
-    /// The whole space, in a random order drawn from `seed`.
-    pub fn shuffled(space: Space, seed: u64) -> Order {
-        let limit = space.size().unwrap_or(u128::MAX);
-        Order {
-            shuffled: true,
-            source: Source::Random {
-                rng: Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
-                seen: HashSet::new(),
-            },
-            ..Order::new(space, limit, seed)
-        }
-    }
-
-    /// The interleavings a search keeps, in the stable order, at most
-    /// `limit`.
-    pub fn search(space: Space, limit: u128, search: &Search) -> Order {
-        let steps = space.steps().to_vec();
-        let source = match search {
-            Search::Preemptions(k) => Source::Walk(Box::new(bound::Walk::new(
-                &steps,
-                bound::Rule::Preemptions(*k),
-            ))),
-            Search::RisingPreemptions => Source::Rising {
-                k: 0,
-                walk: Box::new(bound::Walk::new(&steps, bound::Rule::Preemptions(0))),
-            },
-            Search::Reduced(commutes) => Source::Walk(Box::new(bound::Walk::new(
-                &steps,
-                bound::Rule::Reduced(commutes.clone()),
-            ))),
-            Search::Space => return Order::new(space, limit, 0),
-        };
-        Order {
-            source,
-            ..Order::new(space, limit, 0)
-        }
-    }
-
-    /// Keeps part `k` of `n` of what is drawn.
-    pub fn partitioned(mut self, partition: Option<(usize, usize)>) -> Order {
-        self.partition = partition;
-        self
-    }
-
-    /// Whether the walk, if not cut short, covers the whole space.
-    pub fn exhaustive(&self) -> bool {
-        matches!(self.source, Source::Stable) && self.size.is_some_and(|s| s <= self.limit)
-    }
-
-    /// Whether indices are drawn at random.
-    pub fn sampled(&self) -> bool {
-        matches!(self.source, Source::Random { .. })
-    }
-
-    /// The next index of any partition, None when the source is done.
-    fn draw(&mut self) -> Option<u128> {
-        match &mut self.source {
-            Source::Stable => {
-                let i = self.drawn;
-                (i < self.size?).then_some(i)
-            }
-            Source::Random { rng, seen } => {
-                // Beyond u128 the sample is drawn from the first 2^128 - 1.
-                let size = self.size.unwrap_or(u128::MAX);
-                if u128::try_from(seen.len()).unwrap_or(u128::MAX) >= size {
-                    return None;
-                }
-                loop {
-                    let i = rng.gen_range(0..size);
-                    if seen.insert(i) {
-                        break Some(i);
-                    }
-                }
-            }
-            Source::Walk(walk) => {
-                let il = walk.next()?;
-                self.space.rank(&il)
-            }
-            Source::Rising { k, walk } => loop {
-                match walk.next() {
-                    Some(il) if bound::preemptions(&il, &self.steps) == *k => {
-                        break self.space.rank(&il);
-                    }
-                    Some(_) => continue,
-                    None => {
-                        // Every switch a preemption: no interleaving has more.
-                        if *k >= self.steps.iter().sum::<usize>() {
-                            return None;
-                        }
-                        *k += 1;
-                        **walk = bound::Walk::new(&self.steps, bound::Rule::Preemptions(*k));
-                    }
-                }
-            },
-        }
-    }
-
-    /// The next interleaving's index (of this partition), None when the
-    /// walk is done.
-    pub fn next_index(&mut self) -> Option<u128> {
-        loop {
-            if self.drawn >= self.limit {
-                // Whether the walk had more than the limit.
-                if !self.peeked {
-                    self.peeked = true;
-                    self.exhausted = self.draw().is_none();
-                }
-                return None;
-            }
-            let Some(index) = self.draw() else {
-                self.exhausted = true;
-                return None;
-            };
-            let position = self.drawn;
-            self.drawn += 1;
-            if let Some((k, n)) = self.partition {
-                if position % n as u128 != (k - 1) as u128 {
-                    continue;
-                }
-            }
-            if matches!(self.source, Source::Walk(_) | Source::Rising { .. }) {
-                let k = bound::preemptions(&self.interleaving(index), &self.steps);
-                if self.per_k.len() <= k {
-                    self.per_k.resize(k + 1, 0);
-                }
-                self.per_k[k] += 1;
-            }
-            return Some(index);
-        }
-    }
-
-    pub fn interleaving(&self, index: u128) -> Interleaving {
-        self.space.nth(index).expect("indices come from the space")
-    }
+/// A step's (session, index), by name.
+fn step_of(spec: &CheckedSpec, name: &str) -> Option<(usize, usize)> {
+    spec.spec
+        .sessions
+        .iter()
+        .enumerate()
+        .find_map(|(s, session)| {
+            session
+                .steps
+                .iter()
+                .position(|st| st.name == name)
+                .map(|i| (s, i))
+        })
 }
 
 /// The permutation (resolved steps) of an interleaving.
@@ -464,8 +264,9 @@ pub async fn explore(
         // order, so that a cut-short walk is a uniform sample.
         (Search::Space, None, Some(_)) => Order::shuffled(space, plan.seed),
         (Search::Space, _, _) => Order::new(space, limit, plan.seed),
-        // A rising bound with a budget alone rises until it is spent.
-        (Search::RisingPreemptions, None, Some(_)) => Order::search(space, u128::MAX, &plan.search),
+        // A bounded or reduced search with a budget alone goes on until
+        // it is spent (a rising bound rises meanwhile).
+        (search, None, Some(_)) => Order::search(space, u128::MAX, search),
         (search, _, _) => Order::search(space, limit, search),
     }
     .partitioned(plan.partition);
@@ -503,8 +304,15 @@ pub async fn explore(
     }
     let order = shared.order.into_inner();
     let mut result = shared.result.into_inner();
+    if order.learning.is_some() {
+        result.waiting = order
+            .waiting_steps()
+            .into_iter()
+            .map(|(s, i)| spec.spec.sessions[s].steps[i].name.clone())
+            .collect();
+    }
     result.elapsed = start.elapsed();
-    result.per_k = order.per_k;
+    result.per_k = order.per_k();
     result.complete = order.exhausted && !result.cut_short;
     // Exhaustive: every interleaving of the space was run, or stood for
     // by a trace that ran.
@@ -605,6 +413,15 @@ async fn lane<P: FnMut(u64, Option<u128>)>(params: &ConnParams, shared: &Shared<
             *shared.failure.borrow_mut() = Some(ExploreError::Setup(msg));
             return;
         }
+        // Steps seen waiting, also in runs that could not go on as
+        // written: moving on from them is no preemption.
+        let waited: Vec<(usize, usize)> = fold
+            .outcomes
+            .iter()
+            .flat_map(|(o, _)| &o.waited)
+            .filter_map(|name| step_of(spec, name))
+            .collect();
+        shared.order.borrow_mut().learn(&waited);
         let started = fold.outcomes.len();
         let completed = match &res {
             Ok(()) => started,
@@ -633,7 +450,10 @@ async fn lane<P: FnMut(u64, Option<u128>)>(params: &ConnParams, shared: &Shared<
                 if unrealizable {
                     result.unrealizable += weight;
                 } else {
-                    let pre = bound::preemptions(&member, &steps);
+                    // Counted from the interleaving alone, so that a
+                    // class's representative does not depend on when a
+                    // wait was seen (-j).
+                    let pre = bound::preemptions(&member, &steps, &bound::Free::new());
                     let index = order.space.rank(&member).unwrap_or(pending[k]);
                     result.classes.add(index, pre, weight, outcome);
                 }

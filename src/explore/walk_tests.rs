@@ -1,6 +1,7 @@
 //! `walk`'s unit tests: orders, permutations, and the fold of events.
 
 use super::*;
+use std::collections::HashSet;
 
 #[test]
 fn small_spaces_are_walked_whole_in_order() {

@@ -112,7 +112,7 @@ fn a_preemption_bound_finds_the_narrow_violation_and_its_line_pins_it() {
     // Its size, printed before it runs.
     assert!(
         stdout.starts_with(&format!(
-            "{}: K=2: 2,424 interleavings with at most 2 preemptions (of 369,600)\n",
+            "{}: K=2: 2,424 interleavings with at most 2 preemptions (of 369,600); steps seen waiting add more\n",
             path.display()
         )),
         "{stdout}"
@@ -348,13 +348,50 @@ fn rising_preemptions_walk_the_space_by_k() {
     let inst = start_instance(dir.path());
     let spec = manifest().join("specs/explore-lost-update-rc.spec");
     let (stdout, v) = explore_json(&inst, dir.path(), &spec, &["--preemptions", "auto"], 1);
-    // 2 sessions of 3 steps (20 interleavings) by preemptions.
-    assert_eq!(v["per_k"], serde_json::json!(["2", "4", "8", "4", "2"]));
+    // 2 sessions of 3 steps (20 interleavings) by preemptions. Counted
+    // from the interleaving alone they would be 2, 4, 8, 4, 2 for K = 0..4;
+    // w1 and w2 wait, and moving on from them is no preemption (CHESS):
+    // counted with both seen waiting, once the walk is over.
+    assert_eq!(v["per_k"], serde_json::json!(["6", "8", "6"]));
     assert_eq!(v["exhaustive"], true);
     assert!(
-        stdout.contains("(K=0: 2, K=1: 4, K=2: 8, K=3: 4, K=4: 2), all of them"),
+        stdout.contains("(K=0: 6, K=1: 8, K=2: 6), all of them"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("moving on from a step that waits is no preemption; seen waiting: w1 w2"),
+        "{stdout}"
+    );
+}
+
+/// One preemption reaches the lock-wait races: `r1 w1 r2 w2 c1 c2`
+/// switches away from w2 only because it waits for w1, so it counts one
+/// preemption (the switch after w1), not two; counted from the
+/// interleaving alone, K=1 never lets w2 wait and see c1 commit.
+#[test]
+fn one_preemption_reaches_a_lock_wait_race() {
+    require_server!();
+    let dir = workdir();
+    let inst = start_instance(dir.path());
+    let spec = manifest().join("specs/explore-lost-update-rc.spec");
+    let (stdout, v) = explore_json(&inst, dir.path(), &spec, &["--preemptions", "1"], 1);
+    assert!(
+        stdout.contains(
+            "K=1: 6 interleavings with at most 1 preemption (of 20); steps seen waiting add more"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("explored 14 interleavings with at most 1 preemption, all of them"),
+        "{stdout}"
+    );
+    let waited: Vec<&Value> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["waited"] == serde_json::json!(["w2"]))
+        .collect();
+    assert!(!waited.is_empty(), "{stdout}");
 }
 
 /// A spec's variant whose sessions begin their transactions in a step of

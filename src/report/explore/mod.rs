@@ -101,8 +101,9 @@ impl ExploreReporter {
                 spec,
                 search,
                 max,
+                budget,
             } => {
-                self.out(&text::search_preface(&name, &spec, &search, max));
+                self.out(&text::search_preface(&name, &spec, &search, max, budget));
                 self.progress = Progress::interleavings(&name);
             }
             ExploreEvent::Progress { done, planned } => {

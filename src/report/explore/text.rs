@@ -18,7 +18,13 @@ fn size_text(size: Option<u128>) -> String {
 /// What a bounded or reduced search is about to run, printed before it
 /// runs: the size of a preemption bound's part of the space, or the
 /// commuting steps.
-pub fn search_preface(name: &str, spec: &CheckedSpec, search: &Search, max: Option<u64>) -> String {
+pub fn search_preface(
+    name: &str,
+    spec: &CheckedSpec,
+    search: &Search,
+    max: Option<u64>,
+    budget: bool,
+) -> String {
     let steps: Vec<usize> = spec.spec.sessions.iter().map(|s| s.steps.len()).collect();
     match search {
         Search::Space | Search::RisingPreemptions => String::new(),
@@ -26,6 +32,9 @@ pub fn search_preface(name: &str, spec: &CheckedSpec, search: &Search, max: Opti
             let count = bound::count_bounded(&steps, *k);
             let limit = max.unwrap_or(walk::DEFAULT_MAX);
             let capped = match count {
+                Some(_) if budget && max.is_none() => {
+                    " (as many as --budget allows; more once steps are seen waiting)".to_string()
+                }
                 Some(c) if c > u128::from(limit) => {
                     format!(
                         " (the first {} of them: --max {limit})",
@@ -36,7 +45,7 @@ pub fn search_preface(name: &str, spec: &CheckedSpec, search: &Search, max: Opti
                 None => format!(" (at most {} of them: --max)", thousands(limit.into())),
             };
             format!(
-                "{name}: K={k}: {} with at most {} (of {}){capped}\n",
+                "{name}: K={k}: {} with at most {} (of {}); steps seen waiting add more{capped}\n",
                 count.map_or("too many to count interleavings".to_string(), |n| {
                     counted(n, "interleaving", "interleavings")
                 }),
@@ -157,6 +166,12 @@ pub fn text(
         e.elapsed.as_secs_f64(),
         e.runs as f64 / secs
     ));
+    if !e.waiting.is_empty() {
+        out.push_str(&format!(
+            "moving on from a step that waits is no preemption; seen waiting: {}\n",
+            e.waiting.join(" ")
+        ));
+    }
     let classes = e.classes.list();
     out.push_str(&format!(
         "{} over {}",
