@@ -7,16 +7,25 @@
 
 use super::classes::Outcome;
 use super::compare::{self as serial, Observed, Verdict, Volatile};
-use super::observe::StepRows;
-use super::serial::{Model, MAX_ORDERS};
+use super::serial::{Model, Txn, MAX_ORDERS};
 use super::walk::run_batch;
 use crate::executor::ExecOptions;
 use crate::pgwire::ConnParams;
 use crate::spec::CheckedSpec;
 use std::collections::HashMap;
 
+/// The transactions at `positions` of `committed`.
+fn at(committed: &[usize], positions: &[usize]) -> Vec<usize> {
+    positions.iter().map(|&p| committed[p]).collect()
+}
+
+fn spec_of(spec: &CheckedSpec) -> &crate::spec::TestSpec {
+    &spec.spec
+}
+
 /// The serial runs of one set of committed transactions.
 struct Serial {
+    /// Each order, as positions in the committed transactions.
     orders: Vec<Vec<usize>>,
     /// Each order's observation; None when a step failed or waited for good.
     observed: Vec<Option<Observed>>,
@@ -33,7 +42,7 @@ pub struct Checker<'a> {
     stop: Option<&'a crate::stop::StopSignal>,
     pub model: Model,
     finals: usize,
-    cache: HashMap<Vec<usize>, Result<Serial, String>>,
+    cache: HashMap<Vec<Txn>, Result<Serial, String>>,
     /// The values that differ between two runs of every transaction in
     /// the spec's order (`probe`), set aside everywhere.
     pub base: Volatile,
@@ -103,29 +112,24 @@ impl<'a> Checker<'a> {
         again.into_iter().next().flatten()
     }
 
-    /// The reads of `rows` that the outcome compares (none when the run
-    /// cannot be checked).
-    pub fn reads(&self, failed: &[String], rows: &StepRows) -> Vec<(String, serial::Rows)> {
-        match self.model.committed(failed.iter().map(String::as_str)) {
-            Ok(c) => self.model.reads(&self.spec.spec, &c, rows),
-            Err(_) => Vec::new(),
-        }
-    }
-
     /// Whether some serial order produces `outcome` (whose `reads` and
     /// first `finals` results are what is compared).
     pub async fn verdict(&mut self, outcome: &Outcome) -> Verdict {
-        let committed = match self
-            .model
-            .committed(outcome.failures.iter().map(|f| f.step.as_str()))
-        {
+        let model = self.model.clone();
+        self.verdict_in(&model, outcome).await
+    }
+
+    /// `verdict` with the transactions of `model` (those of the steps one
+    /// permutation ran).
+    pub async fn verdict_in(&mut self, model: &Model, outcome: &Outcome) -> Verdict {
+        let committed = match model.committed(outcome.failures.iter().map(|f| f.step.as_str())) {
             Ok(c) => c,
             Err(reason) => return Verdict::NotChecked { reason },
         };
-        if let Some(reason) = self.setup_txn_left_open(&committed) {
+        if let Some(reason) = Self::setup_txn_left_open(spec_of(self.spec), model, &committed) {
             return Verdict::NotChecked { reason };
         }
-        let count = self.model.order_count(&committed);
+        let count = model.order_count(&committed);
         if count.is_none_or(|n| n > MAX_ORDERS) {
             return Verdict::NotChecked {
                 reason: format!(
@@ -135,11 +139,14 @@ impl<'a> Checker<'a> {
                 ),
             };
         }
-        if !self.cache.contains_key(&committed) {
-            let s = self.serial(&committed).await;
-            self.cache.insert(committed.clone(), s);
+        // Kept by the transactions themselves: permutations of a run have
+        // models of their own.
+        let key: Vec<Txn> = committed.iter().map(|&k| model.txns[k].clone()).collect();
+        if !self.cache.contains_key(&key) {
+            let s = self.serial(model, &committed).await;
+            self.cache.insert(key.clone(), s);
         }
-        let serial = match &self.cache[&committed] {
+        let serial = match &self.cache[&key] {
             Ok(s) => s,
             Err(reason) => {
                 return Verdict::NotChecked {
@@ -161,7 +168,7 @@ impl<'a> Checker<'a> {
         let spec = &self.spec.spec;
         if let Some((i, _)) = masked.iter().find(|(_, o)| *o == got) {
             return Verdict::Serializable {
-                order: self.model.order_label(spec, &serial.orders[*i]),
+                order: model.order_label(spec, &at(&committed, &serial.orders[*i])),
                 volatile,
             };
         }
@@ -169,15 +176,16 @@ impl<'a> Checker<'a> {
             .iter()
             .min_by_key(|(i, o)| (serial::distance(&got, o), *i))
         else {
+            let Some(failure) = &serial.failure else {
+                return Verdict::NotChecked {
+                    reason: "every serial order waited for good (a lock held across transactions, such as by a session's setup)".into(),
+                };
+            };
             return Verdict::Anomaly {
                 closest: None,
                 distance: 0,
                 difference: format!(
-                    "no serial order of the committed transactions runs without an error ({})",
-                    serial
-                        .failure
-                        .as_deref()
-                        .unwrap_or("a step waited for good")
+                    "no serial order of the committed transactions runs without an error ({failure})"
                 ),
                 orders: serial.orders.len(),
                 volatile,
@@ -185,7 +193,7 @@ impl<'a> Checker<'a> {
         };
         let all: Vec<&Observed> = masked.iter().map(|(_, o)| o).collect();
         Verdict::Anomaly {
-            closest: Some(self.model.order_label(spec, &serial.orders[*ci])),
+            closest: Some(model.order_label(spec, &at(&committed, &serial.orders[*ci]))),
             distance: serial::distance(&got, closest),
             difference: serial::first_difference(&got, &all, closest),
             orders: serial.orders.len(),
@@ -196,38 +204,50 @@ impl<'a> Checker<'a> {
     /// A transaction begun in a session's setup that did not commit would
     /// wrap the session's later steps in a serial run (its end is left
     /// out): such a run cannot stand for the interleaving.
-    fn setup_txn_left_open(&self, committed: &[usize]) -> Option<String> {
-        let spec = &self.spec.spec;
-        self.model
+    fn setup_txn_left_open(
+        spec: &crate::spec::TestSpec,
+        model: &Model,
+        committed: &[usize],
+    ) -> Option<String> {
+        model
             .txns
             .iter()
             .enumerate()
             .find(|(k, t)| {
                 t.begins_in_setup
                     && !committed.contains(k)
-                    && committed.iter().any(|&c| self.model.txns[c].session == t.session)
+                    && committed.iter().any(|&c| model.txns[c].session == t.session)
             })
             .map(|(k, _)| {
                 format!(
                     "{} began in its session's setup and did not commit, and later steps of the session did",
-                    self.model.label(spec, k)
+                    model.label(spec, k)
                 )
             })
     }
 
     /// Runs every serial order of `committed`, and the first once more
     /// after moving the sequences on, to find the volatile values.
-    async fn serial(&self, committed: &[usize]) -> Result<Serial, String> {
-        let orders = self.model.orders(committed);
-        let perms = orders.iter().map(|o| self.model.order_steps(o)).collect();
+    async fn serial(&self, model: &Model, committed: &[usize]) -> Result<Serial, String> {
+        let orders = model.orders(committed);
+        let perms = orders.iter().map(|o| model.order_steps(o)).collect();
         let (observed, failure) = self.run(self.spec, perms).await?;
-        let first = orders.first().map(|o| self.model.order_steps(o));
+        let first = orders.first().map(|o| model.order_steps(o));
         let mut volatile = self.base.clone();
         if let (Some(first), Some(Some(a))) = (first, observed.first()) {
             if let Some(b) = self.bumped(first).await {
                 volatile = volatile.union(&Volatile::between(a, &b));
             }
         }
+        // As positions in `committed` (the cache outlives the model).
+        let orders = orders
+            .iter()
+            .map(|o| {
+                o.iter()
+                    .map(|k| committed.iter().position(|c| c == k).unwrap_or(0))
+                    .collect()
+            })
+            .collect();
         Ok(Serial {
             orders,
             observed,
@@ -272,7 +292,7 @@ impl<'a> Checker<'a> {
                 // Every step that ran is a committed transaction's.
                 let rows = fold.rows.get(k).cloned().unwrap_or_default();
                 out.push(Some(Observed {
-                    reads: self.reads(&[], &rows),
+                    reads: super::serial::all_reads(&self.spec.spec, &rows),
                     finals: o.results,
                 }));
             }
@@ -289,8 +309,8 @@ pub struct RunObserver {
     fold: super::walk::Fold,
     /// The final-state queries (`after_steps` first).
     pub finals: Vec<String>,
-    /// Each permutation's index, in the order they ran.
-    indices: Vec<usize>,
+    /// Each permutation's index and steps, in the order they ran.
+    indices: Vec<(usize, Vec<String>)>,
 }
 
 impl RunObserver {
@@ -309,8 +329,8 @@ impl RunObserver {
     }
 
     pub fn event(&mut self, ev: &crate::executor::Event) {
-        if let crate::executor::Event::PermutationStart { index, .. } = ev {
-            self.indices.push(*index);
+        if let crate::executor::Event::PermutationStart { index, steps } = ev {
+            self.indices.push((*index, steps.clone()));
         }
         self.fold.event(ev.clone(), self.finals.len());
     }
@@ -331,14 +351,25 @@ impl RunObserver {
             if unrealizable || o.results.len() < self.finals.len() {
                 continue;
             }
-            let failed: Vec<String> = o.failures.iter().map(|f| f.step.clone()).collect();
-            if let Some(rows) = self.fold.rows.get(k) {
-                o.reads = checker.reads(&failed, rows);
+            let Some((index, steps)) = self.indices.get(k) else {
+                continue;
+            };
+            // The transactions of the steps this permutation ran.
+            let mut seqs = vec![Vec::new(); spec.spec.sessions.len()];
+            for name in steps {
+                if let Some((s, i)) = super::walk::step_of(spec, name) {
+                    seqs[s].push(i);
+                }
+            }
+            let model = super::serial::model_of(&spec.spec, &seqs);
+            let failed = o.failures.iter().map(|f| f.step.as_str());
+            if let (Ok(c), Some(rows)) = (model.committed(failed), self.fold.rows.get(k)) {
+                o.reads = model.reads(&spec.spec, &c, rows);
             }
             o.results.truncate(self.finals.len());
             checker.base.blank(&mut o.reads, &mut o.results);
-            let v = checker.verdict(&o).await;
-            out.push((self.indices.get(k).copied().unwrap_or(k), v));
+            let v = checker.verdict_in(&model, &o).await;
+            out.push((*index, v));
         }
         out
     }

@@ -187,7 +187,13 @@ impl Volatile {
 
     fn mask(rows: &Rows, cols: Option<&Option<BTreeSet<usize>>>, sort: bool) -> Rows {
         match cols {
-            None => rows.clone(),
+            None => {
+                let mut out = rows.clone();
+                if sort {
+                    out.sort();
+                }
+                out
+            }
             Some(None) => vec![vec![Some(BLANK.to_string())]],
             Some(Some(cols)) => {
                 let mut out: Rows = rows

@@ -297,7 +297,14 @@ impl Order {
                 // Whether the walk had more than the limit.
                 if !self.peeked {
                     self.peeked = true;
-                    self.exhausted = self.draw().is_none();
+                    // A look ahead, not a draw: it does not count as run.
+                    self.exhausted = match self.draw() {
+                        Some(i) => {
+                            self.ran.remove(&i);
+                            false
+                        }
+                        None => true,
+                    };
                 }
                 return None;
             }

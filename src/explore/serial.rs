@@ -21,7 +21,7 @@ pub use super::compare::Rows;
 pub const MAX_ORDERS: u128 = 720;
 
 /// How a transaction ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum End {
     /// `COMMIT` or `END`.
@@ -36,7 +36,7 @@ pub enum End {
 }
 
 /// One transaction: a session's consecutive steps.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Txn {
     pub session: usize,
     /// The session's step indices, in order (empty when only its setup
@@ -97,11 +97,35 @@ fn control(words: &[String]) -> Control {
 
 /// The transactions of `spec`'s sessions.
 pub fn model(spec: &TestSpec) -> Model {
+    let all: Vec<Vec<usize>> = spec
+        .sessions
+        .iter()
+        .map(|s| (0..s.steps.len()).collect())
+        .collect();
+    model_of(spec, &all)
+}
+
+/// The transactions when each session runs the steps `seqs[s]` (their
+/// indices, in order): a permutation may leave steps out, and which
+/// steps end a transaction depends on which of them run.
+pub fn model_of(spec: &TestSpec, seqs: &[Vec<usize>]) -> Model {
     let mut m = Model::default();
     for (si, session) in spec.sessions.iter().enumerate() {
+        for (i, step) in session.steps.iter().enumerate() {
+            m.names.insert(step.name.clone(), (si, i));
+        }
         let mut open: Option<Txn> = None;
         for words in statements(session.setup.as_deref().unwrap_or("")) {
+            if words.is_empty() {
+                continue;
+            }
             match control(&words) {
+                Control::Other if open.is_some() && words[0] != "set" => {
+                    m.unmodeled.get_or_insert(format!(
+                        "the setup of session {} runs a statement inside the transaction it begins (serial orders would share its snapshot)",
+                        session.name
+                    ));
+                }
                 Control::Begin => {
                     open = Some(Txn {
                         session: si,
@@ -119,8 +143,25 @@ pub fn model(spec: &TestSpec) -> Model {
                 _ => {}
             }
         }
-        for (i, step) in session.steps.iter().enumerate() {
-            m.names.insert(step.name.clone(), (si, i));
+        let seq = seqs.get(si).map_or(&[][..], Vec::as_slice);
+        for (n, &i) in seq.iter().enumerate() {
+            let step = &session.steps[i];
+            if seq[..n].contains(&i) {
+                m.unmodeled
+                    .get_or_insert(format!("step {} runs more than once", step.name));
+            }
+            if step.sql.to_lowercase().contains("atomic") {
+                let words = statements(&step.sql);
+                if words
+                    .iter()
+                    .any(|w| w.windows(2).any(|p| p[0] == "begin" && p[1] == "atomic"))
+                {
+                    m.unmodeled.get_or_insert(format!(
+                        "step {} defines a BEGIN ATOMIC function body",
+                        step.name
+                    ));
+                }
+            }
             let mut in_step: Option<Txn> = open.take();
             let mut ended: Option<Txn> = None;
             for words in statements(&step.sql) {
@@ -208,6 +249,23 @@ pub fn model(spec: &TestSpec) -> Model {
         }
     }
     m
+}
+
+/// Every step's rows in `rows` (steps in the spec's order, rows sorted):
+/// what a serial run read, where every step that ran is a committed
+/// transaction's.
+pub fn all_reads(spec: &TestSpec, rows: &StepRows) -> Vec<(String, Rows)> {
+    spec.sessions
+        .iter()
+        .flat_map(|s| &s.steps)
+        .filter_map(|st| {
+            rows.get(&st.name).map(|r| {
+                let mut r = r.clone();
+                r.sort();
+                (st.name.clone(), r)
+            })
+        })
+        .collect()
 }
 
 /// The setup's tables: `CREATE [UNLOGGED] TABLE [IF NOT EXISTS] NAME`
@@ -564,6 +622,34 @@ mod tests {
             .collect();
         assert_eq!(steps, vec![(1, 3), (0, 0), (0, 1)]);
         assert_eq!(m.order_label(&s, &[3, 0]), "s2[x2] s1[setup r1 c1]");
+    }
+
+    #[test]
+    fn a_permutation_that_leaves_steps_out_has_transactions_of_its_own() {
+        let s = spec(
+            "session s1\nstep b1 { BEGIN; }\nstep w1 { UPDATE t SET v = 1; }\n\
+             step c1 { COMMIT; }\nstep a1 { ROLLBACK; }\n",
+        );
+        // All steps: the ROLLBACK after COMMIT is a statement of its own.
+        assert_eq!(
+            model(&s).describe(&s),
+            "T1: s1[b1 w1 c1] commits\nT2: s1[a1] autocommit\n"
+        );
+        let picked = model_of(&s, &[vec![0, 1, 3]]);
+        assert_eq!(picked.describe(&s), "T1: s1[b1 w1 a1] rolls back\n");
+        assert_eq!(picked.committed([]).unwrap(), Vec::<usize>::new());
+        let twice = model_of(&s, &[vec![0, 1, 1, 2]]);
+        assert!(twice.unmodeled.unwrap().contains("runs more than once"));
+        // A setup that reads inside its transaction shares one snapshot.
+        let s = spec(
+            "session s1\nsetup { BEGIN; SET LOCAL x.y = 1; SELECT 1; }\nstep c1 { COMMIT; }\n",
+        );
+        assert!(model(&s)
+            .unmodeled
+            .unwrap()
+            .contains("inside the transaction it begins"));
+        let s = spec("session s1\nstep f { CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; }\n");
+        assert!(model(&s).unmodeled.unwrap().contains("BEGIN ATOMIC"));
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Exploration {
 }
 
 /// A step's (session, index), by name.
-fn step_of(spec: &CheckedSpec, name: &str) -> Option<(usize, usize)> {
+pub(super) fn step_of(spec: &CheckedSpec, name: &str) -> Option<(usize, usize)> {
     spec.spec
         .sessions
         .iter()

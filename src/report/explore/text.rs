@@ -42,6 +42,7 @@ pub fn search_preface(
                     )
                 }
                 Some(_) => String::new(),
+                None if budget && max.is_none() => " (as many as --budget allows)".to_string(),
                 None => format!(" (at most {} of them: --max)", thousands(limit.into())),
             };
             format!(
