@@ -202,6 +202,9 @@ pub enum DepartureKind {
     RunError,
     /// An invariant did not hold (at its `# isospec: invariant` line).
     Invariant,
+    /// `# isospec: anomalies`: no serial order explains a permutation (at
+    /// its permutation line).
+    Anomaly,
 }
 
 /// Everything a timeline drawing needs of one spec run: its sessions, each

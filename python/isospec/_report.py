@@ -16,9 +16,9 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
-from ._results import SpecResult
+from ._results import SpecResult, Violation
 
 
 class SpecFailure(Exception):
@@ -135,7 +135,7 @@ def failure_text(nodeid: str, r: SpecResult, cwd: Path, outputdir: Path) -> Tupl
         lines.append(transcript.rstrip("\n") if transcript is not None else "(not written)")
         short = f"{name}: new spec without expected output; accept it with --isospec-accept"
     elif r.status == "invariant-violated":
-        lines.append(f"{name}: {_counted(len(r.violations), 'invariant', 'invariants')} violated")
+        lines.append(f"{name}: {_violated(r.violations)}")
         lines += [f"  {v.describe()}" for v in r.violations] or [f"  {r.detail or '(no detail)'}"]
         lines += _where_lines(r, cwd)
         short = f"{name}: " + (
@@ -150,13 +150,26 @@ def failure_text(nodeid: str, r: SpecResult, cwd: Path, outputdir: Path) -> Tupl
         short = title or (f"{name}: {what}: {first[0]}" if first else f"{name}: {what}")
     if r.violations and r.status != "invariant-violated":
         # The transcript differs too: every violated invariant is still named.
-        lines.insert(1, f"  also:     {_counted(len(r.violations), 'invariant', 'invariants')} violated:")
+        lines.insert(1, f"  also:     {_violated(r.violations)}:")
         for i, v in enumerate(r.violations):
             lines.insert(2 + i, f"            {v.describe()}")
         # First, so that pytest's shortened summary line keeps it.
         rest = short[len(name) + 2 :] if short.startswith(f"{name}: ") else short
-        short = f"{name}: invariant violated: {r.violations[0].invariant}; {rest}"
+        v0 = r.violations[0]
+        what = f"permutation {v0.permutation} not serializable" if v0.kind == "anomaly" else f"invariant violated: {v0.invariant}"
+        short = f"{name}: {what}; {rest}"
     return "\n".join(lines) + "\n", short
+
+
+def _violated(violations: Sequence[Violation]) -> str:
+    """``2 invariants violated``, ``1 permutation not serializable``, or both."""
+    anomalies = sum(1 for v in violations if v.kind == "anomaly")
+    parts = []
+    if len(violations) > anomalies:
+        parts.append(f"{_counted(len(violations) - anomalies, 'invariant', 'invariants')} violated")
+    if anomalies:
+        parts.append(f"{_counted(anomalies, 'permutation', 'permutations')} not serializable")
+    return ", ".join(parts) or "0 invariants violated"
 
 
 def _counted(n: int, one: str, many: str) -> str:

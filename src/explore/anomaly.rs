@@ -76,7 +76,7 @@ impl<'a> Checker<'a> {
             model: super::serial::model(&spec.spec),
             finals: finals.len(),
             cache: HashMap::new(),
-            base: Volatile::default(),
+            base: Volatile::named(spec.spec.options.volatile.iter().map(|(n, _)| n.as_str())),
         }
     }
 
@@ -95,7 +95,7 @@ impl<'a> Checker<'a> {
         };
         if let Some(Some(a)) = first.first() {
             if let Some(b) = self.bumped(order).await {
-                self.base = Volatile::between(a, &b);
+                self.base = self.base.union(&Volatile::between(a, &b));
             }
         }
     }

@@ -150,6 +150,14 @@ impl Volatile {
         out
     }
 
+    /// Every row of the steps named (`# isospec: volatile STEP…`).
+    pub fn named<'a>(steps: impl IntoIterator<Item = &'a str>) -> Volatile {
+        Volatile {
+            reads: steps.into_iter().map(|s| (s.to_string(), None)).collect(),
+            finals: BTreeMap::new(),
+        }
+    }
+
     /// Both sets of volatile values.
     pub fn union(&self, other: &Volatile) -> Volatile {
         fn join(
@@ -345,6 +353,36 @@ pub fn first_difference(got: &Observed, serials: &[&Observed], closest: &Observe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_steps_are_set_aside_whole() {
+        let row = |v: &str| vec![Some(v.to_string())];
+        let v = Volatile::named(["pid"]);
+        let a = Observed {
+            reads: vec![
+                ("pid".into(), vec![row("101")]),
+                ("r".into(), vec![row("1")]),
+            ],
+            finals: vec![],
+        };
+        let b = Observed {
+            reads: vec![
+                ("pid".into(), vec![row("202"), row("3")]),
+                ("r".into(), vec![row("1")]),
+            ],
+            finals: vec![],
+        };
+        assert_eq!(v.apply(&a), v.apply(&b));
+        assert_eq!(v.list(), vec!["step pid"]);
+        let c = Observed {
+            reads: vec![
+                ("pid".into(), vec![row("101")]),
+                ("r".into(), vec![row("2")]),
+            ],
+            finals: vec![],
+        };
+        assert_ne!(v.apply(&a), v.apply(&c));
+    }
 
     #[test]
     fn volatile_values_are_set_aside_and_distances_count_rows() {

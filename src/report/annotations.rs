@@ -134,8 +134,12 @@ pub(super) fn describe(name: &str, status: &Status, d: &Departure) -> (String, S
                 .or_else(|| d.actual.clone())
                 .unwrap_or_default(),
         ),
-        DepartureKind::Invariant => (
-            format!("{name}: invariant violated{}", prefixed(" after ", &where_)),
+        DepartureKind::Invariant | DepartureKind::Anomaly => (
+            if d.kind == DepartureKind::Anomaly {
+                format!("{name}: not serializable{}", prefixed(": ", &where_))
+            } else {
+                format!("{name}: invariant violated{}", prefixed(" after ", &where_))
+            },
             format!(
                 "{}\n{}",
                 d.expected

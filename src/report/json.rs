@@ -92,6 +92,7 @@ fn departure(o: &TestOutcome, d: &Departure) -> JsonWhere {
             DepartureKind::BadSpec => "spec-error",
             DepartureKind::RunError => "run-error",
             DepartureKind::Invariant => "invariant",
+            DepartureKind::Anomaly => "anomaly",
         },
         file: o.spec.as_ref().map(|p| p.display().to_string()),
         line: d.line,

@@ -46,11 +46,16 @@ pub(super) fn text(outcomes: &[TestOutcome], diffs: &Diffs) -> String {
                 message.join("<br>\n")
             )
         });
+        let diff = diffs.of(&o.name);
+        let diff = if diff.is_empty() {
+            String::new()
+        } else {
+            format!("```diff\n{diff}```\n")
+        };
         md.push_str(&format!(
-            "<details><summary>{} ({})</summary>\n\n{where_}```diff\n{}```\n</details>\n\n",
+            "<details><summary>{} ({})</summary>\n\n{where_}{diff}</details>\n\n",
             o.name,
             o.status.word(),
-            diffs.of(&o.name)
         ));
     }
     md

@@ -106,7 +106,11 @@ fn violated(rows: &Result<Vec<Vec<Option<String>>>, String>) -> Option<String> {
 /// invariant's line.
 pub(super) fn invariant_departure(v: &Violation) -> Departure {
     Departure {
-        kind: DepartureKind::Invariant,
+        kind: if v.anomaly {
+            DepartureKind::Anomaly
+        } else {
+            DepartureKind::Invariant
+        },
         line: v.line.unwrap_or(1),
         col: 1,
         permutation: Some(v.permutation),

@@ -130,6 +130,14 @@ pub fn check(file: &str, spec: TestSpec) -> Result<CheckedSpec, CheckError> {
             ));
         }
     }
+    for (name, pos) in &spec.options.volatile {
+        if !by_name.contains_key(name.as_str()) {
+            errors.push((
+                *pos,
+                format!("undefined step \"{name}\" in isospec: volatile"),
+            ));
+        }
+    }
 
     let mut used = vec![vec![false; 0]; spec.sessions.len()];
     for (si, s) in spec.sessions.iter().enumerate() {

@@ -30,15 +30,21 @@ pub(super) fn directive(comment: &[u8], pos: Pos, options: &mut SpecOptions) -> 
             return errors;
         }
     }
-    if let Some(names) = rest
-        .strip_prefix("commutes")
-        .filter(|r| r.is_empty() || r.starts_with(char::is_whitespace))
-    {
-        for name in names.split_whitespace() {
-            let name = name.trim_matches('"').to_string();
-            options.commutes.push((name, pos));
+    for word in ["commutes", "volatile"] {
+        if let Some(names) = rest
+            .strip_prefix(word)
+            .filter(|r| r.is_empty() || r.starts_with(char::is_whitespace))
+        {
+            for name in names.split_whitespace() {
+                let name = name.trim_matches('"').to_string();
+                if word == "commutes" {
+                    options.commutes.push((name, pos));
+                } else {
+                    options.volatile.push((name, pos));
+                }
+            }
+            return errors;
         }
-        return errors;
     }
     for word in rest.split_whitespace() {
         if !options.set(word) {

@@ -115,6 +115,10 @@ pub struct SpecOptions {
     /// cannot affect or be affected by other sessions' steps (with where
     /// the directive is, for errors).
     pub commutes: Vec<(String, Pos)>,
+    /// `volatile STEP…`: for `--anomalies`, steps whose rows differ from
+    /// run to run (times, random values): set aside when outcomes are
+    /// compared with serial orders.
+    pub volatile: Vec<(String, Pos)>,
 }
 
 impl SpecOptions {
@@ -127,6 +131,7 @@ impl SpecOptions {
         "outcome SQL",
         "invariant SQL",
         "commutes STEP…",
+        "volatile STEP…",
     ];
 
     /// Sets one option by name; false when the name is unknown.
@@ -251,6 +256,15 @@ impl fmt::Display for TestSpec {
                 .map(|(n, _)| quote_name(n))
                 .collect();
             writeln!(f, "# isospec: commutes {}", names.join(" "))?;
+        }
+        if !self.options.volatile.is_empty() {
+            let names: Vec<String> = self
+                .options
+                .volatile
+                .iter()
+                .map(|(n, _)| quote_name(n))
+                .collect();
+            writeln!(f, "# isospec: volatile {}", names.join(" "))?;
         }
         for s in &self.setup {
             write_block(f, "setup", s)?;

@@ -123,13 +123,29 @@ fn write_skew_is_found_without_an_invariant_and_stays_a_failing_test() {
 
     // `run` fails the pinned anomaly, transcript accepted, named.
     let run_json = d.join("run.json");
+    let summary = d.join("summary.md");
     let out = run_against(&inst, d)
-        .args(["--accept", "--json", run_json.to_str().unwrap()])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "--accept",
+            "--annotations",
+            "github",
+            "--json",
+            run_json.to_str().unwrap(),
+        ])
         .arg(&skew)
         .output()
         .unwrap();
     let said = expect_exit(&out, 1);
     assert!(said.contains(" ms  (anomaly)"), "{said}");
+    // The annotation and the step summary say what failed.
+    assert!(
+        said.contains(",title=skew%3A not serializable%3A permutation 2 of 3"),
+        "{said}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("not serializable: step r2 read 2"), "{md}");
+    assert!(!md.contains("```diff\n```"), "{md}");
     assert!(
         said.contains("permutation 2 of 3 (r1 w1 r2 w2 c2 c1) is not serializable"),
         "{said}"
@@ -138,6 +154,7 @@ fn write_skew_is_found_without_an_invariant_and_stays_a_failing_test() {
     let v = &doc["specs"][0]["violations"];
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{doc:#}");
     assert_eq!(v[0]["kind"], "anomaly");
+    assert_eq!(doc["specs"][0]["where"]["kind"], "anomaly");
     assert_eq!(v[0]["permutation"], 2);
     // At the permutation's line.
     let line = written

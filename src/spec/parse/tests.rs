@@ -158,7 +158,7 @@ fn isospec_directives() {
     );
     assert_eq!(
         errs("#isospec: alone-ish\nsession s step a { x }"),
-        vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, known-violations, anomalies, outcome SQL, invariant SQL, commutes STEP…)"]
+        vec!["t.spec:1:1: error: unknown isospec option \"alone-ish\" (known: prepared-waits, alone, pooled, known-violations, anomalies, outcome SQL, invariant SQL, commutes STEP…, volatile STEP…)"]
     );
     let e = ok("# isospec: outcome SELECT sum(v) FROM t\n#isospec: invariant  SELECT true \nsession s step a { x }");
     assert_eq!(e.options.outcomes, vec!["SELECT sum(v) FROM t".to_string()]);
