@@ -248,23 +248,14 @@ impl fmt::Display for TestSpec {
         for q in &self.options.invariants {
             writeln!(f, "# isospec: invariant {q}")?;
         }
-        if !self.options.commutes.is_empty() {
-            let names: Vec<String> = self
-                .options
-                .commutes
-                .iter()
-                .map(|(n, _)| quote_name(n))
-                .collect();
-            writeln!(f, "# isospec: commutes {}", names.join(" "))?;
-        }
-        if !self.options.volatile.is_empty() {
-            let names: Vec<String> = self
-                .options
-                .volatile
-                .iter()
-                .map(|(n, _)| quote_name(n))
-                .collect();
-            writeln!(f, "# isospec: volatile {}", names.join(" "))?;
+        for (word, names) in [
+            ("commutes", &self.options.commutes),
+            ("volatile", &self.options.volatile),
+        ] {
+            if !names.is_empty() {
+                let names: Vec<String> = names.iter().map(|(n, _)| quote_name(n)).collect();
+                writeln!(f, "# isospec: {word} {}", names.join(" "))?;
+            }
         }
         for s in &self.setup {
             write_block(f, "setup", s)?;
