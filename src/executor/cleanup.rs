@@ -96,11 +96,15 @@ impl<'a, C: Connection> Executor<'a, C> {
         while self.control.take_notice().is_some() {}
     }
 
+    /// Closes every connection at once and returns when the server has
+    /// closed them all: the next spec (or permutation's database work)
+    /// then does not share the CPUs with backends still exiting, as the
+    /// next isolationtester process does not, which starts later.
     pub(super) async fn close(self) {
-        self.control.close().await;
-        for s in self.sessions {
-            s.conn.close().await;
-        }
+        let all = std::iter::once(self.control)
+            .chain(self.sessions.into_iter().map(|s| s.conn))
+            .map(Connection::close);
+        futures_util::future::join_all(all).await;
     }
 
     /// The deadline of an interrupted run's cleanup (without one, the

@@ -433,6 +433,34 @@ impl Conn {
         frontend::terminate(&mut out);
         let _ = self.stream.write_all(&out).await;
     }
+
+    /// Sends Terminate and waits, at most `limit`, for the server to close
+    /// the connection: a backend closes its socket only after its exit
+    /// work (releasing shared memory, flushing statistics), so what runs
+    /// next does not share the CPUs with a backend still exiting.
+    pub async fn close_and_wait(mut self, limit: Duration) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        if self.stream.write_all(&out).await.is_err() {
+            return;
+        }
+        let stream = &self.stream;
+        let gone = async {
+            let mut chunk = [0u8; 1024];
+            loop {
+                if stream.readable().await.is_err() {
+                    return;
+                }
+                match stream.recv_now(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, gone).await;
+    }
 }
 
 /// A connection taken apart for relaying (see `Conn::into_relay`).
@@ -575,7 +603,8 @@ pub trait Connection {
     async fn get_result(&mut self) -> Result<Option<PgResult>, WireError>;
     /// PQcancel.
     async fn cancel(&self) -> Result<(), WireError>;
-    /// PQfinish.
+    /// PQfinish, then (a real connection) until the server has closed
+    /// it: see `Conn::close_and_wait`.
     async fn close(self)
     where
         Self: Sized;
@@ -642,6 +671,6 @@ impl Connection for Conn {
         Conn::cancel(self).await
     }
     async fn close(self) {
-        Conn::close(self).await
+        Conn::close_and_wait(self, Duration::from_secs(10)).await
     }
 }

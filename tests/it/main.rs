@@ -22,6 +22,7 @@ mod pooler;
 mod postgres;
 mod project;
 mod pull_request;
+mod races;
 mod record;
 mod reports;
 mod run;
