@@ -57,8 +57,11 @@ impl<'a, C: Connection> Executor<'a, C> {
             }
         }
         // Bounded like any control query: a stalled server or pooler must not
-        // hang the run after the spec's own error.
-        let limit = self.opts.step_timeout;
+        // hang the run after the spec's own error; after a signal, by what
+        // is left of the grace period.
+        let limit = self
+            .stop_deadline()
+            .map_or(self.opts.step_timeout, crate::stop::remaining);
         if !self.opts.keep_prepared {
             let _ = tokio::time::timeout(limit, self.cleanup_prepared()).await;
         }

@@ -441,11 +441,11 @@ impl Conn {
     pub async fn close_and_wait(mut self, limit: Duration) {
         let mut out = BytesMut::new();
         frontend::terminate(&mut out);
-        if self.stream.write_all(&out).await.is_err() {
-            return;
-        }
-        let stream = &self.stream;
+        let stream = &mut self.stream;
         let gone = async {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
             let mut chunk = [0u8; 1024];
             loop {
                 if stream.readable().await.is_err() {

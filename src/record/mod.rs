@@ -217,7 +217,8 @@ async fn exec_script(params: &crate::pgwire::ConnParams, sql: &str) -> Result<()
         }
         Err(e) => Err(e.to_string()),
     };
-    c.close().await;
+    // The recorded program starts once the script's backend has gone.
+    c.close_and_wait(Duration::from_secs(10)).await;
     out
 }
 
@@ -341,7 +342,7 @@ async fn record_in(
         let _ = events.send(RecordEvent::Warning(w.clone()));
     }
     let (log, types) = types::resolve(log, &mut control).await;
-    control.close().await;
+    control.close_and_wait(Duration::from_secs(10)).await;
     let command = if req.command.is_empty() {
         "(a client, until SIGINT)".to_string()
     } else {
