@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from ._binary import binary as _binary
 from ._explore import ExploreResult, explore_specs
 from ._postgres import SERVER_ENV, server_bindir, with_embedded_hint
-from ._results import RunResult, read_run_report, spec_results
+from ._results import ReportFormatError, RunResult, check_format, read_run_report, spec_results
 
 __all__ = ["IsospecError", "run", "explore", "run_args"]
 
@@ -39,10 +39,11 @@ def _invoke(
     env: Optional[Mapping[str, str]],
     report_path: Path,
     nothing: str,
+    fmt: str,
 ) -> Tuple[subprocess.CompletedProcess[str], Dict[str, Any]]:
-    """Runs the binary once and reads its ``--json`` report; a run that
-    left no report is an ``IsospecError`` (``nothing`` says what it did
-    not do)."""
+    """Runs the binary once and reads its ``--json`` report (of format
+    ``fmt``); a run that left no report, or one of another format version,
+    is an ``IsospecError`` (``nothing`` says what it did not do)."""
     proc = subprocess.run(
         list(command),
         cwd=cwd,
@@ -62,6 +63,10 @@ def _invoke(
             proc.stderr,
             command,
         )
+    try:
+        check_format(report, fmt, report_path)
+    except ReportFormatError as e:
+        raise IsospecError(str(e), proc.returncode, proc.stderr, command) from None
     return proc, report
 
 
@@ -221,10 +226,10 @@ def run(
             ),
             *_paths(specs),
         ]
-        proc, report = _invoke(command, base, env, report_path, "ran nothing")
+        proc, report = _invoke(command, base, env, report_path, "ran nothing", "isospec-run")
     return RunResult(
         returncode=proc.returncode,
-        specs=tuple(spec_results(report, out, cwd=base)),
+        specs=tuple(spec_results(report, cwd=base)),
         command=tuple(command),
         stdout=proc.stdout,
         stderr=proc.stderr,
@@ -327,7 +332,7 @@ def explore(
     with tempfile.TemporaryDirectory(prefix="isospec-") as tmp:
         report_path = Path(tmp) / "explore.json"
         command = [str(_binary()), "explore", "--json", str(report_path), *args, *_paths(spec)]
-        proc, report = _invoke(command, base, env, report_path, "wrote no report")
+        proc, report = _invoke(command, base, env, report_path, "wrote no report", "isospec-explore")
     return ExploreResult(
         returncode=proc.returncode,
         specs=tuple(explore_specs(report)),

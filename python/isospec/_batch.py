@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional
 
+import pytest
+
 from ._api import run_args
 from ._options import accept, dbname, extra_args, keep_databases, worker_id
-from ._results import SpecResult, read_run_report, spec_results
+from ._results import SpecResult, check_format, read_run_report, spec_results
 from ._server import binary_or_fail
 
 if TYPE_CHECKING:
     from ._collect import SpecItem
-    from ._session import State
 
 TAP = re.compile(r"^(ok|not ok) (\d+) - (.*?)(?:  (\d+) ms| # SKIP (.*))?$")
 # Under results/: the outputs of the runs that do not write to the output
@@ -43,31 +44,43 @@ class Tap:
     ms: Optional[int]
 
 
+@dataclass(frozen=True)
+class BatchPlace:
+    """What a run needs of the plugin's state: pytest's configuration,
+    the output directory, a directory for its JSON report, and whether
+    this process has a temporary instance of its own."""
+
+    config: pytest.Config
+    outputdir: Path
+    tmpdir: str
+    own_instance: bool
+
+
 class Batch:
     """One ``isospec run`` over some specs, read as it goes: TAP lines on
     stdout say when each spec finished; the JSON report, once the process
     has ended, gives each spec's status, diff, place of departure and
     annotation."""
 
-    def __init__(self, state: "State", items: List["SpecItem"], dsn: Optional[str], number: int):
-        self.state = state
+    def __init__(self, place: BatchPlace, items: List["SpecItem"], dsn: Optional[str], number: int):
+        self.final = place.outputdir
         self.items = items
         self.names = [i.spec_name for i in items]
         self.number = number
-        config = state.config
+        config = place.config
         # The run's directory: the spec paths, and the files its JSON
         # report (annotations included) names, are relative to it.
         self.cwd = config.invocation_params.dir
-        final = state.outputdir
+        final = place.outputdir
         wid = worker_id(config)
         if wid is None and number == 1:
             self.outputdir = final  # exactly where `isospec run` would write
         else:
             tag = f"{wid or 'main'}-{number}"
             self.outputdir = final / "results" / XDIST_DIR / tag
-        self.json_path = Path(state.tmpdir) / f"run-{number}.json"
+        self.json_path = Path(place.tmpdir) / f"run-{number}.json"
         db = dbname(config)
-        if wid and wid != "gw0" and not state.server.info:
+        if wid and wid != "gw0" and not place.own_instance:
             # Workers share the server: each its own database.  gw0 keeps
             # the name, and the specs that name it are scheduled there.
             # (On a temporary instance of its own each keeps the name.)
@@ -178,10 +191,12 @@ class Batch:
                 self.cond.wait()
         if self.results is None:
             report = read_run_report(self.json_path)
-            results = spec_results(report, self.outputdir, cwd=self.cwd) if report else []
+            if report is not None:
+                check_format(report, "isospec-run", self.json_path)
+            results = spec_results(report, cwd=self.cwd) if report else []
             self.results = {r.name: r for r in results}
-            if self.outputdir != self.state.outputdir:
-                self.results = merge(self, self.results, self.state.outputdir)
+            if self.outputdir != self.final:
+                self.results = merge(self, self.results, self.final)
         return self.results
 
     def kill(self) -> None:

@@ -10,12 +10,16 @@ test; its result comes from the session's ``isospec run`` (``_session``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
-from ._options import spec_dirs, state_key
+from ._options import spec_dirs
 from ._report import Crash, SpecFailure, SpecRepr
+
+# How a spec item runs: the plugin state's ``run_item`` (``_session``),
+# set at configure time, so that this module does not import it.
+run_key = pytest.StashKey[Callable[["SpecItem", str], None]]()
 
 
 def is_spec_nodeid(nodeid: str) -> bool:
@@ -98,8 +102,7 @@ class SpecItem(pytest.Function):
 
     def runtest(self) -> None:
         conninfo = self.funcargs["isospec_server"]
-        state = self.config.stash[state_key]
-        state.run_item(self, str(conninfo))
+        self.config.stash[run_key](self, str(conninfo))
 
     def reportinfo(self) -> Tuple[Any, Optional[int], str]:
         return self.path, None, f"isospec: {self.spec_name}"

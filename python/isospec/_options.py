@@ -12,17 +12,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
 from ._postgres import server_bindir
-
-if TYPE_CHECKING:
-    from ._session import State  # noqa: F401 (named in a string below)
-
-# This process's plugin state (the server, the runs), made at configure time.
-state_key = pytest.StashKey["State"]()
 
 
 def addoption(parser: pytest.Parser) -> None:

@@ -2,10 +2,10 @@
 
 Each spec's status, timings, diff, where its transcript departs and its
 GitHub annotation are the report's, as the binary wrote them: nothing here
-works them out again.  Only the report of an older binary, which has no
-``spec``/``result_file``/``diff``/``where`` fields, is filled in from the
-files the run left (``_diffs``).  The results of ``isospec explore`` are
-in ``_explore``.
+works them out again.  A report is read only when its ``format`` and
+``format_version`` are the ones this package knows (``check_format``); a
+binary of another version is named in the error.  The results of
+``isospec explore`` are in ``_explore``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Optional, Tuple
-
-from ._diffs import chunk_for, departure, diff_chunks
 
 __all__ = [
     "Status",
@@ -78,10 +76,8 @@ class Where:
     ``step`` (and its ``session``) the step whose output departs, when
     known; ``expected``/``actual`` the first differing lines (``None`` when
     a line is missing on that side); ``title``/``message`` a summary.
-    ``file``/``line``/``column`` point at the departure: the binary points
-    into the spec (its permutation line, or the step's definition); in the
-    report of an older binary, which has no place, it is worked out from
-    the diff and they point at the line of the result file.
+    ``file``/``line``/``column`` point at the departure in the spec (its
+    permutation line, or the step's definition).
     """
 
     kind: Optional[str] = None
@@ -218,29 +214,6 @@ class RunResult:
 # Reading the run report
 
 
-def where_from(diff: str, transcript: Optional[str], result_file: Optional[str]) -> Optional[Where]:
-    """Where a transcript departs, worked out from its diff: only for the
-    report of an older binary, which has no ``where`` (see ``_diffs``).
-    The place is the line of the result file."""
-    d = departure(diff, transcript)
-    if d is None:
-        return None
-    return Where(
-        kind="differs",
-        file=result_file,
-        line=d.line,
-        column=1,
-        permutation=d.permutation,
-        permutations=d.permutations,
-        permutation_steps=d.permutation_steps,
-        step=d.step,
-        expected=d.expected,
-        actual=d.actual,
-        title="transcript differs",
-        message=None,
-    )
-
-
 def _where_from_json(w: Any) -> Optional[Where]:
     if not isinstance(w, dict):
         return None
@@ -292,58 +265,23 @@ def _int(v: Any) -> int:
         return 0
 
 
-def spec_results(
-    report: Dict[str, Any],
-    outputdir: Path,
-    cwd: Optional[Path] = None,
-    diffs_text: Optional[str] = None,
-) -> List[SpecResult]:
-    """The specs of a run's JSON report, with the fields an older binary
-    does not write filled in from ``outputdir``'s files.  Relative paths in
-    the report are relative to ``cwd`` (the run's working directory)."""
+def spec_results(report: Dict[str, Any], cwd: Optional[Path] = None) -> List[SpecResult]:
+    """The specs of a run's JSON report.  Relative paths in the report are
+    relative to ``cwd`` (the run's working directory)."""
     base = cwd or Path.cwd()
 
     def resolve(p: str) -> Path:
         path = Path(p)
         return path if path.is_absolute() else base / path
 
-    out_abs = outputdir if outputdir.is_absolute() else base / outputdir
-    chunks: Optional[Dict[str, str]] = None
     results: List[SpecResult] = []
     for s in report.get("specs", []):
         name = str(s.get("name", ""))
         status = str(s.get("status", "run-error"))
-        if "result_file" in s:
-            rf = s.get("result_file")
-            result_file = resolve(rf) if isinstance(rf, str) else None
-        else:
-            guess = out_abs / "results" / f"{name}.out"
-            result_file = guess if guess.is_file() and status != "not-run" else None
+        rf = s.get("result_file")
+        result_file = resolve(rf) if isinstance(rf, str) else None
         diff = s.get("diff") if isinstance(s.get("diff"), str) else None
-        if diff is None and "diff" not in s and status == "failed":
-            # An older binary's report: the spec's chunk of regression.diffs.
-            if chunks is None:
-                if diffs_text is None:
-                    try:
-                        diffs_text = (out_abs / "regression.diffs").read_text(
-                            encoding="utf-8", errors="replace"
-                        )
-                    except OSError:
-                        diffs_text = ""
-                chunks = diff_chunks(diffs_text)
-            diff = chunk_for(chunks, name)
-        where: Optional[Where] = None
-        if "where" in s:
-            where = _where_from_json(s.get("where"))
-        elif diff is not None:
-            # An older binary's report: worked out from the diff (_diffs).
-            transcript = None
-            if result_file is not None:
-                try:
-                    transcript = result_file.read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    pass
-            where = where_from(diff, transcript, str(result_file) if result_file else None)
+        where = _where_from_json(s.get("where"))
         spec = s.get("spec")
         results.append(
             SpecResult(
@@ -377,6 +315,29 @@ def spec_results(
             )
         )
     return results
+
+
+#: The JSON report formats this package reads, and their versions.
+FORMATS = {"isospec-run": 1, "isospec-explore": 1}
+
+
+class ReportFormatError(ValueError):
+    """A report of another format, or another version of it, than this
+    package reads: the binary and the package are of different versions."""
+
+
+def check_format(report: Dict[str, Any], expected: str, path: Path) -> None:
+    """Raises ``ReportFormatError`` unless ``report`` is an ``expected``
+    document of the version this package reads."""
+    got, version = report.get("format"), report.get("format_version")
+    want = FORMATS[expected]
+    if got != expected or version != want:
+        raise ReportFormatError(
+            f"{path}: the isospec binary wrote a {got!r} report of format_version {version!r}; "
+            f"this isospec package reads {expected!r} format_version {want}: the binary "
+            "(ISOSPEC_BIN, or the isospec found on PATH) and the package are different "
+            "versions; install the same version of both"
+        )
 
 
 def read_run_report(path: Path) -> Optional[Dict[str, Any]]:

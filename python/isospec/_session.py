@@ -16,7 +16,7 @@ from typing import Dict, List, NoReturn, Optional
 
 import pytest
 
-from ._batch import Batch, pg_regress_out
+from ._batch import Batch, BatchPlace, pg_regress_out
 from ._collect import SpecItem
 from ._options import accept, is_worker, outputdir
 from ._report import SpecFailure, failure_text
@@ -82,7 +82,8 @@ class State:
                 continue
             chosen.append(it)
             names.add(it.spec_name)
-        batch = Batch(self, chosen, dsn, len(self.batches) + 1)
+        place = BatchPlace(self.config, self.outputdir, self.tmpdir, bool(self.server.info))
+        batch = Batch(place, chosen, dsn, len(self.batches) + 1)
         self.batches.append(batch)
         for it in chosen:
             self.batch_of[it.nodeid] = batch
@@ -163,3 +164,7 @@ class State:
             pg_regress_out(self.outputdir)
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+# This process's plugin state (the server, the runs), made at configure time.
+state_key = pytest.StashKey[State]()

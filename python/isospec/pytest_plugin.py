@@ -47,11 +47,11 @@ import pytest
 
 from . import _hookspecs
 from ._batch import clear_outputs
-from ._collect import SpecFile, SpecItem, add_spec_dirs, collect_file, is_spec_nodeid
-from ._options import addoption, is_worker, state_key
+from ._collect import SpecFile, SpecItem, add_spec_dirs, collect_file, is_spec_nodeid, run_key
+from ._options import addoption, is_worker
 from ._report import terminal_summary
 from ._server import header
-from ._session import State
+from ._session import State, state_key
 
 __all__ = ["SpecFile", "SpecItem"]
 
@@ -66,7 +66,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "isospec: an isolation spec run by isospec")
-    config.stash[state_key] = State(config)
+    state = State(config)
+    config.stash[state_key] = state
+    config.stash[run_key] = state.run_item
     add_spec_dirs(config)
 
 

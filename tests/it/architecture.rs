@@ -1,6 +1,6 @@
 //! The module structure ARCHITECTURE.md describes, checked: no import
-//! cycles between the crate's top-level modules, and the reporter knows
-//! only the outcome types.  Test code (`tests.rs`, `#[cfg(test)]` blocks)
+//! cycles between the crate's modules nor the Python package's, and the
+//! reporter knows only the outcome types.  Test code (`tests.rs`, `#[cfg(test)]` blocks)
 //! is left out: tests may look anywhere.
 
 use crate::util::manifest;
@@ -192,6 +192,51 @@ fn submodules_have_no_import_cycles_either() {
     );
     assert!(graph["pgwire::connect"].contains("pgwire::transport"));
     assert_eq!(find_cycle(&graph), None);
+}
+
+/// The Python package's modules (`_batch`, `_api`, …) and the sibling
+/// modules each imports (`from ._x import …`, `from . import _x`), type
+/// checking imports included: a cycle there is one too.
+fn python_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let dir = manifest().join("python/isospec");
+    let modules: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".py").map(str::to_string)
+        })
+        .collect();
+    let mut graph = BTreeMap::new();
+    for m in &modules {
+        let code = std::fs::read_to_string(dir.join(format!("{m}.py"))).unwrap();
+        let mut uses = BTreeSet::new();
+        for line in code.lines().map(str::trim_start) {
+            if let Some(rest) = line.strip_prefix("from .") {
+                let (module, names) = rest.split_once(" import ").unwrap_or((rest, ""));
+                let candidates: Vec<&str> = if module.is_empty() {
+                    names.split(',').map(|n| n.trim()).collect()
+                } else {
+                    vec![module.trim()]
+                };
+                uses.extend(
+                    candidates
+                        .into_iter()
+                        .filter(|c| modules.contains(*c) && *c != m)
+                        .map(str::to_string),
+                );
+            }
+        }
+        graph.insert(m.clone(), uses);
+    }
+    graph
+}
+
+#[test]
+fn python_modules_have_no_import_cycles() {
+    let graph = python_graph();
+    assert!(graph["_batch"].contains("_api"), "{graph:#?}");
+    assert!(graph["pytest_plugin"].contains("_session"), "{graph:#?}");
+    assert_eq!(find_cycle(&graph), None, "{graph:#?}");
 }
 
 #[test]

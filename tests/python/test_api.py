@@ -7,7 +7,6 @@ import sys
 import typing
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Dict
 
 import isospec
 import pytest
@@ -148,37 +147,45 @@ def test_explore_shrinks_and_bounds_preemptions(project: Project, server: str) -
     assert any(c.violated and c.shrunk is not None for c in s.classes)
 
 
-def test_reports_of_a_binary_without_the_where_fields_are_filled_in(tmp_path: Path) -> None:
-    """An older isospec's JSON report (no spec/result_file/diff/where): the
-    diff comes from regression.diffs, the place from the diff and the
-    result file."""
-    from isospec._results import spec_results
+FAKE_BINARY = """#!/bin/sh
+# An isospec of another version: its reports have format_version 2.
+while [ $# -gt 0 ]; do
+  if [ "$1" = --json ]; then
+    printf '{"format": "isospec-%s", "format_version": 2, "specs": []}' "$FORMAT" > "$2"
+  fi
+  shift
+done
+"""
 
-    (tmp_path / "results").mkdir()
-    transcript = WAIT_OUT.replace("(1 row)", "(2 rows)")
-    (tmp_path / "results" / "wait.out").write_text(transcript)
-    (tmp_path / "regression.diffs").write_text(
-        "diff -U3 expected/other.out results/other.out\n--- a\n+++ b\n@@ -1 +1 @@\n-x\n+y\n"
-        "diff -U3 expected/wait.out results/wait.out\n"
-        "--- expected/wait.out\n+++ results/wait.out\n"
-        "@@ -8,5 +8,5 @@\n v\n --\n 10\n-(1 row)\n+(2 rows)\n \n"
-    )
-    report: Dict[str, Any] = {
-        "specs": [
-            {"name": "wait", "status": "failed", "detail": None, "duration_ms": 12, "permutations": "1", "steps": []},
-            {"name": "ok", "status": "ok", "detail": None, "duration_ms": 3, "permutations": "1", "steps": []},
-        ]
-    }
-    wait, ok = spec_results(report, Path("."), cwd=tmp_path)
-    assert wait.result_file == tmp_path / "results" / "wait.out"
-    assert wait.diff is not None and wait.diff.startswith("diff -U3 expected/wait.out results/wait.out\n")
-    assert "-x" not in wait.diff
-    w = wait.where
-    assert w is not None
-    assert (w.line, w.expected, w.actual) == (11, "(1 row)", "(2 rows)")
-    assert (w.permutation, w.permutations, w.step) == (1, 1, "s2upd")
-    assert w.permutation_steps == ("s1upd", "s2upd", "s1c")
-    assert ok.diff is None and ok.where is None and ok.result_file is None
+
+@pytest.mark.parametrize("command", ["run", "explore"])
+def test_a_report_of_another_format_version_is_a_clear_error(
+    command: str, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The binary's JSON report says its format version; one this package
+    does not read is an error that names both, never results read wrong."""
+    spec = project.spec("wait", WAIT_SPEC, WAIT_OUT)
+    fake = tmp_path / "isospec"
+    fake.write_text(FAKE_BINARY)
+    fake.chmod(0o755)
+    monkeypatch.setenv("ISOSPEC_BIN", str(fake))
+    monkeypatch.setenv("FORMAT", command)
+    call = isospec.run if command == "run" else isospec.explore
+    with pytest.raises(isospec.IsospecError) as e:
+        call(spec, dsn=f"host={tmp_path} port=1", cwd=project.root)
+    message = str(e.value)
+    assert f"wrote a 'isospec-{command}' report of format_version 2" in message, message
+    assert f"reads 'isospec-{command}' format_version 1" in message, message
+    assert "install the same version of both" in message, message
+
+
+def test_only_the_known_format_is_read(tmp_path: Path) -> None:
+    from isospec._results import ReportFormatError, check_format
+
+    check_format({"format": "isospec-run", "format_version": 1}, "isospec-run", tmp_path / "r.json")
+    for bad in ({"format": "isospec-explore", "format_version": 1}, {"format_version": 1}, {}):
+        with pytest.raises(ReportFormatError):
+            check_format(bad, "isospec-run", tmp_path / "r.json")
 
 
 def test_server_binaries_are_chosen_in_order(tmp_path: Path) -> None:
