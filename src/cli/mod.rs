@@ -454,10 +454,7 @@ fn run_command(a: RunArgs, env: &Environment, settings: &Settings) -> anyhow::Re
 /// connection and setup problems.
 fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<Exit> {
     use anyhow::Context;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
+    let rt = run::setup::runtime().context("could not start the async runtime")?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut reporter = Reporter::new(report);
     let (result, ()) = rt.block_on(async {

@@ -122,10 +122,8 @@ pub enum ExploreEvent {
 pub enum DriverError {
     #[error("--jobs must be at least 1")]
     NoJobs,
-    #[error("could not start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("could not install the SIGINT/SIGTERM handlers: {0}")]
-    Signals(std::io::Error),
+    #[error(transparent)]
+    Setup(#[from] run::setup::SetupError),
     #[error("{0}")]
     Run(#[from] run::RunError),
     #[error("{0}")]
@@ -140,51 +138,29 @@ pub fn explore(req: ExploreRequest, events: Sender<ExploreEvent>) -> Result<Exit
     if req.jobs == 0 {
         return Err(DriverError::NoJobs);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(DriverError::Runtime)?;
-    // Installed before any work: a signal that comes early is not lost.
-    let mut stopper = {
-        let _in_runtime = rt.enter();
-        crate::stop::Stopper::install(req.grace).map_err(DriverError::Signals)?
+    let target = run::setup::Target {
+        server: &req.server,
+        dbname: &req.dbname,
+        use_existing: req.use_existing,
+        timeout: req.timeout,
+        timeout_env: &req.timeout_env,
     };
-    // The preparation's events, forwarded as they come.
-    let (run_events, forward) = Events::forwarding(&rt, events.clone(), ExploreEvent::Run);
-    let admin_db = if req.use_existing {
-        req.dbname.as_str()
-    } else {
-        "postgres"
-    };
-    let prepared = rt.block_on(run::prepare_server(
-        &req.server,
-        admin_db,
-        req.timeout,
-        &req.timeout_env,
-        &run_events,
-    ));
-    let result = match prepared {
-        Ok(server) => {
-            let ctx = Context {
+    run::setup::with_server_and_signals(
+        &target,
+        req.grace,
+        &events,
+        ExploreEvent::Run,
+        |f, stopper| {
+            Context {
                 req: &req,
-                rt: &rt,
-                server: &server,
-                run_events: &run_events,
+                rt: f.rt,
+                server: f.server,
+                run_events: f.events,
                 events: &events,
-            };
-            let result = ctx.explore_all(&mut stopper);
-            let PreparedServer { instance, .. } = server;
-            if let Some(mut inst) = instance {
-                // Outside the runtime: stopping the server blocks.
-                inst.stop();
             }
-            result
-        }
-        Err(e) => Err(e.into()),
-    };
-    drop(run_events);
-    let _ = rt.block_on(forward);
-    result
+            .explore_all(stopper)
+        },
+    )
 }
 
 /// What every spec of one exploration shares.

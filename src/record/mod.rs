@@ -121,8 +121,8 @@ pub enum RecordError {
         "the recorded spec does not parse back (a bug in isospec record, please report it):\n{0}"
     )]
     Unparsable(String),
-    #[error("could not start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error(transparent)]
+    Start(#[from] run::setup::SetupError),
 }
 
 /// The command line as one shell-like string, for the spec's header.
@@ -160,39 +160,19 @@ pub fn record(req: RecordRequest, events: Sender<RecordEvent>) -> Result<Exit, R
     for (f, sql) in req.setup.iter().chain(req.teardown.iter()) {
         check_block(f, sql)?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RecordError::Runtime)?;
-    let (run_events, forward) =
-        Events::forwarding(&rt, events.clone(), |e| RecordEvent::Run(Box::new(e)));
-    let admin_db = if req.use_existing {
-        req.dbname.as_str()
-    } else {
-        "postgres"
+    let target = run::setup::Target {
+        server: &req.server,
+        dbname: &req.dbname,
+        use_existing: req.use_existing,
+        timeout: None,
+        timeout_env: &req.timeout_env,
     };
-    let prepared = rt.block_on(run::prepare_server(
-        &req.server,
-        admin_db,
-        None,
-        &req.timeout_env,
-        &run_events,
-    ));
-    let result = match prepared {
-        Ok(server) => {
-            let r = rt.block_on(recording(&req, &server, &run_events, &events));
-            let run::PreparedServer { instance, .. } = server;
-            if let Some(mut inst) = instance {
-                inst.stop();
-            }
-            r
-        }
-        Err(e) => Err(e.into()),
-    };
-    drop(run_events);
-    let _ = rt.block_on(forward);
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
+    run::setup::with_server(
+        &target,
+        &events,
+        |e| RecordEvent::Run(Box::new(e)),
+        |f| f.rt.block_on(recording(&req, f.server, f.events, &events)),
+    )
 }
 
 async fn exec_script(params: &crate::pgwire::ConnParams, sql: &str) -> Result<(), String> {

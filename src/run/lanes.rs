@@ -304,10 +304,7 @@ impl Lane {
             .cpu
             .filter(|&c| crate::affinity::pin_current_thread(c).is_ok());
         let pin = self.postmaster.zip(cpu);
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let rt = match super::setup::runtime() {
             Ok(rt) => rt,
             Err(source) => {
                 if let Some(Job { index, .. }) = jobs.blocking_recv() {

@@ -21,6 +21,7 @@ mod lanes;
 mod one;
 mod passes;
 mod select;
+pub mod setup;
 mod sink;
 
 pub use accept::accept;

@@ -307,6 +307,17 @@ fn only_the_reporter_and_the_cli_print() {
 }
 
 #[test]
+fn one_place_builds_a_runtime() {
+    // run/setup.rs: the commands' runtime and the frame explore and record
+    // run in; run, explore, record and each -j lane take theirs from it.
+    let offenders = uses_outside(
+        &["run/setup.rs"],
+        &["runtime::Builder", "Runtime::new(", "#[tokio::main"],
+    );
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+#[test]
 fn only_the_cli_reads_the_process_environment() {
     let offenders = uses_outside(
         &["cli"],
