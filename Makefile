@@ -2,7 +2,9 @@
 #
 #   make check-isolation       build, start a throwaway PostgreSQL, run specs/ against expected/
 #   make installcheck-isolation  the same against your running server (PGHOST/PGPORT/... or ISOSPEC_OPTS)
-#   make test                  unit + integration tests and the PostgreSQL conformance suite
+#   make provision             install what the tests need (Debian, as root: scripts/provision.sh)
+#   make test                  unit + integration tests, the conformance suites and the drop-in, pooler, Python and docs checks
+#   make release-check         dist, then install, Action and workflow checks on its files
 #   make conformance           only the conformance suite (../shared/pg15-isolation)
 #   make flake-check N=20      the integration tests N times under full CPU load
 #   make bench-record          what isospec record's proxy costs a program (direct vs recorded)
@@ -42,7 +44,7 @@ MATRIX       ?= 13 15 17 18
 # Integration tests N times in a row with every core busy (must pass N/N).
 N ?= 20
 
-.PHONY: lint bench-record dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
+.PHONY: lint release-check provision bench-record dist check-install check-action check-workflows check-docs check-python generate-specs check-generated-specs check-pooler check-pgxs conformance-contrib flake-check all build check-isolation check-matrix installcheck-isolation test unit conformance conformance-full conformance17 bench clean fuzz differential oid-parity
 
 all: build
 
@@ -93,7 +95,13 @@ conformance17: build
 	  --bindir $$bindir -- \
 	  --schedule $(PG17_SUITE)/isolation_schedule --schedule $(PG17_SUITE)/prepared_schedule
 
-test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python dist check-install check-action check-workflows check-docs
+test: check-generated-specs unit conformance conformance-full conformance17 check-isolation check-matrix check-pgxs conformance-contrib check-pooler check-python check-docs
+
+# The release files and how users install them: built (dist), installed
+# where no cargo is (check-install), through the Action (check-action),
+# and the workflows that publish them (check-workflows).  .ci/run runs it
+# after make test.
+release-check: dist check-install check-action check-workflows
 
 # Release files (scripts/dist.sh): wheels built with maturin's zig linker
 # for a glibc floor of 2.17 (and musl when the target can be had), each tag
@@ -117,7 +125,7 @@ check-action:
 # actionlint over the workflows (and action.yml, which ci.yml uses as ./),
 # with shellcheck over their run: scripts.
 check-workflows:
-	@command -v shellcheck >/dev/null || { echo "check-workflows: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	@command -v shellcheck >/dev/null || { echo "check-workflows: shellcheck is missing (scripts/provision.sh shellcheck)" >&2; exit 1; }
 	shellcheck -S warning scripts/action-install.sh scripts/action-run.sh scripts/action-check.sh scripts/dist.sh scripts/archive.sh scripts/install-check.sh
 	"$$(scripts/dist-tools.sh)/actionlint" -no-color .github/workflows/*.yml && echo "check-workflows: actionlint passed on $$(ls .github/workflows/*.yml | tr '\n' ' ')"
 
@@ -132,7 +140,7 @@ check-docs: build
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (scripts/provision.sh shellcheck)" >&2; exit 1; }
 	shellcheck -S warning scripts/*.sh .ci/run
 	"$$(scripts/dist-tools.sh)/ruff" check python/ tests/python/ scripts/*.py
 	@echo "lint: rustfmt, clippy, shellcheck and ruff are clean"
@@ -169,6 +177,11 @@ conformance-contrib: build
 
 flake-check:
 	scripts/flake-check.sh $(N)
+
+# Installs what make test and make release-check need (Debian packages,
+# node-postgres, Rust's musl target), as .ci/run does; nothing else installs.
+provision:
+	scripts/provision.sh
 
 clean:
 	$(CARGO) clean

@@ -23,13 +23,8 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
 rm -rf "$work"
 mkdir -p "$dist"
-if ! "$PYTHON" -m venv "$venv" 2>/dev/null; then
-  # Debian's python3 keeps venv (ensurepip) in a package of its own.
-  apt-get install -y -qq python3-venv >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
-  rm -rf "$venv"
-  "$PYTHON" -m venv "$venv"
-fi
+# Debian's python3 keeps venv (ensurepip) in a package of its own.
+"$PYTHON" -m venv "$venv" 2>/dev/null || { scripts/provision.sh --check venv; exit 2; }
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
 t=$(now)

@@ -7,7 +7,7 @@
 # expected file, the drop-in must print nothing on stderr, and no backend
 # may be cut off when the temporary instance stops.  Where PostgreSQL's own
 # pg_isolation_regress is installed (postgresql-server-dev's PGXS, which
-# scripts/pg-dev.sh installs), each module is run with it too, the same
+# scripts/provision.sh installs), each module is run with it too, the same
 # way (as the postgres user: it cannot run as root), and its stdout
 # (timings, ports and PIDs masked), stderr and results/ must equal
 # isospec's.  Usage: scripts/contrib-check.sh [MODULE_DIR...]
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 [ -x target/release/isospec ] || { echo "contrib-check: build isospec first (make build)" >&2; exit 2; }
-scripts/pg-dev.sh
+scripts/provision.sh --check pgxs || exit 2
 suite=$(scripts/fetch-pg-suite.sh 15)
 bindir=$(pg_config --bindir)
 export PATH="$root/target/release:$bindir:$PATH"

@@ -11,13 +11,8 @@ if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
   echo "$PWD/$venv/bin"; exit 0
 fi
 rm -rf "$venv"
-if ! python3 -m venv "$venv" 2>/dev/null; then
-  # Debian's python3 keeps venv (ensurepip) in a package of its own.
-  apt-get install -y -qq python3-venv >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-fi
+# Debian's python3 keeps venv (ensurepip) in a package of its own.
+python3 -m venv "$venv" 2>/dev/null || { scripts/provision.sh --check venv; exit 2; }
 # actionlint's wheel is Linux's only (make check-workflows runs on Linux):
 # elsewhere (the release's macOS jobs) it is left out.
 if [ "$(uname -s)" = Linux ]; then

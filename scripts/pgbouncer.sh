@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server and a PgBouncer in front of it, as the
 # unprivileged OS user when run as root, and prints shell assignments for
-# them (eval them).  Installs Debian's pgbouncer when it is missing.
+# them (eval them).  pgbouncer must be installed (scripts/provision.sh).
 #
 #   eval "$(scripts/pgbouncer.sh start DIR [pgbouncer settings...])"
 #       sets SERVER_SOCKET SERVER_PORT POOLER_HOST POOLER_PORT POOLER_USER
@@ -25,14 +25,7 @@ if [ "$cmd" = stop ]; then
   exit 0
 fi
 
-if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq --no-upgrade pgbouncer >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-upgrade pgbouncer >/dev/null; }
-  else
-    echo "pgbouncer.sh: pgbouncer is not installed (Debian: apt-get install pgbouncer)" >&2; exit 2
-  fi
-fi
+scripts/provision.sh --check pgbouncer || exit 2
 pgbouncer=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 pg_bindir=$(pg_config --bindir)
 export PATH="$pg_bindir:$PATH"

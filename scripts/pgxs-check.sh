@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 isospec=$root/target/release/isospec
 [ -x "$isospec" ] || { echo "pgxs-check: build isospec first (make build)" >&2; exit 2; }
-scripts/pg-dev.sh
+scripts/provision.sh --check pgxs || exit 2
 pg_bindir=$(pg_config --bindir)
 export PATH="$root/target/release:$pg_bindir:$PATH"
 

@@ -347,3 +347,49 @@ fn no_source_file_is_too_long_to_read() {
     }
     assert!(long.is_empty(), "split by job: {long:?}");
 }
+
+#[test]
+fn only_the_provisioning_script_installs_system_packages() {
+    // scripts/provision.sh installs what tests need, once, up front (.ci/run
+    // calls it); a test or check script that installs would hide a missing
+    // piece on a contributor's machine and slow every run.
+    let root = manifest();
+    let mut offenders = Vec::new();
+    for dir in ["scripts", "tests", ".ci", "bench", "Makefile"] {
+        for entry in walkdir::WalkDir::new(root.join(dir))
+            .into_iter()
+            .filter_entry(|e| e.file_name() != "node_modules")
+        {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if !entry.file_type().is_file()
+                || path.ends_with("scripts/provision.sh")
+                || path.ends_with("tests/it/architecture.rs")
+            {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split('#').next().unwrap_or("");
+                if [
+                    "apt-get install",
+                    "apt install",
+                    "dnf install",
+                    "yum install",
+                ]
+                .iter()
+                .any(|c| code.contains(c))
+                    && !code.contains("provision")
+                {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "install through scripts/provision.sh, and check with `scripts/provision.sh --check PIECE`: {offenders:?}"
+    );
+}

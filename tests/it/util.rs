@@ -509,7 +509,7 @@ impl Browser {
             )
             .collect();
         let bin = candidates.into_iter().next().ok_or_else(|| {
-            "no chromium on PATH (Debian: apt-get install chromium), nor $ISOSPEC_CHROMIUM"
+            "no chromium on PATH (scripts/provision.sh chromium installs it), nor $ISOSPEC_CHROMIUM"
                 .to_string()
         })?;
         Ok(Browser {

@@ -29,8 +29,8 @@ def need(ok: bool, what: str) -> None:
     """Skips without ``what``, or fails under ISOSPEC_TESTS_REQUIRE_ALL=1 (CI)."""
     if not ok:
         if REQUIRE_ALL:
-            pytest.fail(f"{what} is missing (scripts/record-drivers.sh installs it)")
-        pytest.skip(f"{what} is missing (scripts/record-drivers.sh installs it)")
+            pytest.fail(f"{what} is missing (scripts/provision.sh drivers installs it)")
+        pytest.skip(f"{what} is missing (scripts/provision.sh drivers installs it)")
 
 
 def replays(spec: Path, server: str, cwd: Path, db: str, timeout: int = 60) -> Tuple[str, str]:
