@@ -269,7 +269,7 @@ impl InstanceArgs {
                 .map(PathBuf::from)
         });
         Ok(if let Some(dir) = temp_instance {
-            ServerChoice::Temp(self.options(dir, env)?)
+            ServerChoice::Temp(Box::new(self.options(dir, env)?))
         } else if self.setup.wants_version(env).is_some() && !server.explicit(env) {
             let opts = self.own(env)?;
             eprintln!(
@@ -281,7 +281,7 @@ impl InstanceArgs {
                     ""
                 }
             );
-            ServerChoice::Temp(opts)
+            ServerChoice::Temp(Box::new(opts))
         } else if self.setup.wants_version(env) == Some(true) {
             return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
         } else if server.named(env) {
@@ -292,7 +292,7 @@ impl InstanceArgs {
                 "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
                 opts.dir.display()
             );
-            ServerChoice::Temp(opts)
+            ServerChoice::Temp(Box::new(opts))
         })
     }
 }

@@ -464,7 +464,7 @@ pub fn prepare(r: &RegressArgs, env: &Environment) -> Result<Prepared, String> {
                 log_dir: Some(outputdir.join("log")),
                 ..TempInstanceOptions::new(absolute(dir), env.clone())
             };
-            (ServerChoice::Temp(opts), None)
+            (ServerChoice::Temp(Box::new(opts)), None)
         }
         None => {
             let params: ConnParams = super::resolve_connection(

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub enum ServerChoice {
     Existing(Box<ConnParams>),
-    Temp(TempInstanceOptions),
+    Temp(Box<TempInstanceOptions>),
 }
 
 /// `# isospec: anomalies` under `isospec run`: the check of each

@@ -436,3 +436,39 @@ fn setup_failure_prints_no_summary() {
     assert!(!stdout.contains("tests"), "{stdout}");
     assert!(!dir.path().join("results/allperms.out").exists());
 }
+
+#[test]
+fn a_second_temporary_instance_copies_the_first_ones_initdb() {
+    require_server!();
+    let dir = workdir();
+    let cache = dir.path().join("initdb-cache");
+    let spec = manifest().join("tests/fixtures/specs/allperms.spec");
+    let run = |inst: &str, cache: &std::ffi::OsStr| {
+        let out = isospec()
+            .current_dir(dir.path())
+            .env("ISOSPEC_INITDB_CACHE", cache)
+            .args(["run", "--keep-instance", "--temp-instance", inst, "--inputdir"])
+            .arg(manifest().join("tests/fixtures"))
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        std::fs::read_to_string(dir.path().join(inst).join("log/initdb.log")).unwrap()
+    };
+    let copied = "isospec: data directory copied from";
+    let first = run("i1", cache.as_os_str());
+    assert!(!first.contains(copied), "{first}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    // The second instance is a copy, says so in its initdb.log with what
+    // initdb said, and runs the spec as the first did.
+    let second = run("i2", cache.as_os_str());
+    assert!(second.starts_with(copied), "{second}");
+    assert!(second.contains(first.lines().next().unwrap()), "{second}");
+    // off runs initdb again.
+    let third = run("i3", std::ffi::OsStr::new("off"));
+    assert!(!third.contains(copied), "{third}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("results/allperms.out")).ok(),
+        std::fs::read_to_string(manifest().join("tests/fixtures/expected/allperms.out")).ok()
+    );
+}

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod template;
+
 #[derive(Debug, Clone)]
 pub struct TempInstanceOptions {
     /// Directory for data/, log/ (created; data/ and log/ are replaced).
@@ -45,6 +47,9 @@ pub struct TempInstanceOptions {
     /// with everything in it when the instance stops (kept when it fails
     /// to start, for the logs the error names).
     pub remove_dir: bool,
+    /// Where data directories initdb made are kept and copied from
+    /// (`template`); None runs initdb every time.
+    pub initdb_cache: Option<PathBuf>,
     /// The variables it reads: `PATH` (for initdb and postgres without a
     /// bindir), `USER` (the superuser's name where the password database
     /// has none), `PG_TEST_INITDB_EXTRA_OPTS` (more initdb options, as
@@ -69,6 +74,7 @@ impl TempInstanceOptions {
             postmaster_env: Vec::new(),
             log_dir: None,
             remove_dir: false,
+            initdb_cache: template::cache_dir(&environment),
             environment,
         }
     }
@@ -361,6 +367,40 @@ impl Owner {
         Ok(())
     }
 
+    /// The data directory: copied from the initdb cache when it has this
+    /// initdb's, else made by initdb (and then stored in the cache).
+    fn initdb_or_copy(
+        &self,
+        opts: &TempInstanceOptions,
+        (initdb, postgres): (&Path, &Path),
+        layout: &Layout,
+    ) -> Result<(), ServerError> {
+        let plain = opts.locale == InitdbLocale::CUtf8
+            && !opts.debug
+            && opts.environment.get("PG_TEST_INITDB_EXTRA_OPTS").is_none();
+        let template = opts
+            .initdb_cache
+            .as_deref()
+            .filter(|_| plain)
+            .and_then(|c| template::Template::new(c, initdb, postgres, &self.superuser));
+        let log = layout.logdir.join("initdb.log");
+        if let Some(t) = &template {
+            let owner = self
+                .run_as
+                .as_ref()
+                .map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+            if let Ok(true) = t.copy_into(&layout.data, owner, &log) {
+                return Ok(());
+            }
+        }
+        self.initdb(opts, initdb, layout)?;
+        if let Some(t) = &template {
+            // Best effort: a cache that cannot be written costs only time.
+            let _ = t.store(&layout.data, &log);
+        }
+        Ok(())
+    }
+
     /// The postmaster, started in its own process group with its output
     /// in postmaster.log; that log's path.
     fn spawn_postmaster(
@@ -589,7 +629,7 @@ impl TempInstance {
         let layout = Layout::make(opts, &owner)?;
         let port = opts.port.unwrap_or_else(free_port);
         let started = owner
-            .initdb(opts, &initdb, &layout)
+            .initdb_or_copy(opts, (&initdb, &postgres), &layout)
             .and_then(|()| configure(opts, &layout, port))
             .and_then(|()| owner.spawn_postmaster(opts, &postgres, &layout, port));
         let (child, log_file) = match started {
