@@ -70,7 +70,14 @@ fn lost(transcript: &str) -> (usize, usize) {
     (got.iter().filter(|g| **g != "64").count(), got.len())
 }
 
+/// A measurement, not a test of states: how often a race inside the
+/// server goes one way depends on the machine's load as much as on the
+/// runner (with a busy loop on every core, isolationtester lost 0 of 300
+/// once and 52 another time, isospec's debug build 62 and 100), so it is
+/// run on an idle machine by `make bench-races` (also part of `make
+/// bench`), never by `cargo test`.
 #[test]
+#[ignore = "a timing measurement: make bench-races runs it on an idle machine"]
 fn a_woken_waiter_loses_its_conditional_locks_no_more_often_than_under_isolationtester() {
     require_server!();
     let reference = match reference_isolationtester() {
@@ -113,16 +120,12 @@ fn a_woken_waiter_loses_its_conditional_locks_no_more_often_than_under_isolation
         assert_eq!(n, PERMUTATIONS, "isospec:\n{t}");
         ours += l;
     }
-    // Twice isolationtester's count, three standard deviations of the
-    // difference, and a little more for small counts.  On an idle machine
-    // isospec loses fewer than isolationtester (3-6 of 300 against
-    // 20-28); with a busy loop on every core both lose more, and a debug
-    // build, whose own work in those moments costs several times the CPU
-    // of isolationtester's C, more so (100 against 52 once in
-    // scripts/flake-check.sh).  A runner that tilts the race itself (a
-    // probe while the COMMIT releases its locks) loses several times as
-    // many, loaded or not.
-    let slack = 3.0 * ((ours + theirs) as f64).sqrt() + 3.0 + theirs as f64;
+    // Three standard deviations of the two counts' difference, and a
+    // little more for small counts: a runner that tilts the race (a probe
+    // while the COMMIT releases its locks, work competing for the CPUs)
+    // loses many more.  Idle, isospec loses 3-6 of 300, isolationtester
+    // 20-28.
+    let slack = 3.0 * ((ours + theirs) as f64).sqrt() + 3.0;
     eprintln!(
         "races lost of {}: isospec {ours}, isolationtester {theirs}",
         3 * PERMUTATIONS
