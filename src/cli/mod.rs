@@ -5,6 +5,7 @@
 use crate::environment::Environment;
 use crate::exit::Exit;
 use crate::pgwire::{ConnParams, ConnRequest};
+use crate::report::console;
 use crate::report::{Reporter, ReporterOptions};
 use crate::run::{self, RunConfig};
 use crate::settings::Settings;
@@ -278,7 +279,7 @@ pub(crate) fn resolve_connection(
 ) -> Result<ConnParams, String> {
     let r = crate::pgwire::resolve(req, env).map_err(|e| e.to_string())?;
     for w in &r.warnings {
-        eprintln!("{w}");
+        console::note(format_args!("{w}"));
     }
     Ok(r.params)
 }
@@ -382,36 +383,36 @@ fn list_files(files: &[PathBuf], permutations: bool, transactions: bool) -> Exit
         let c = match spec::load(f) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                console::note(format_args!("{e}"));
                 code = Exit::Error;
                 continue;
             }
         };
-        println!(
+        console::outln(format_args!(
             "{name}: {}, {}",
             counted(c.spec.sessions.len() as u128, "session", "sessions"),
             counted(c.permutation_count(), "permutation", "permutations")
-        );
+        ));
         for s in &c.spec.sessions {
             let steps: Vec<String> = s.steps.iter().map(|t| spec::quote_name(&t.name)).collect();
-            println!(
+            console::outln(format_args!(
                 "  session {}: {}",
                 spec::quote_name(&s.name),
                 steps.join(" ")
-            );
+            ));
         }
         if transactions {
             let model = crate::explore::serial::model(&c.spec);
-            print!("{}", model.describe(&c.spec));
+            console::out(format_args!("{}", model.describe(&c.spec)));
             if c.spec.options.outcomes.is_empty() {
                 for q in crate::explore::serial::table_queries(&c.spec) {
-                    println!("final state: {q}");
+                    console::outln(format_args!("final state: {q}"));
                 }
             }
         }
         if permutations {
             for p in c.iter_permutations() {
-                println!("{}", c.permutation_text(&p));
+                console::outln(format_args!("{}", c.permutation_text(&p)));
             }
         }
     }
@@ -425,18 +426,18 @@ fn check_files(files: &[PathBuf]) -> Exit {
         match spec::load(f) {
             Ok(c) => {
                 for w in &c.warnings {
-                    eprintln!("{name}: warning: {w}");
+                    console::note(format_args!("{name}: warning: {w}"));
                 }
                 let steps: usize = c.spec.sessions.iter().map(|s| s.steps.len()).sum();
-                println!(
+                console::outln(format_args!(
                     "{name}: ok ({}, {}, {})",
                     counted(c.spec.sessions.len() as u128, "session", "sessions"),
                     counted(steps as u128, "step", "steps"),
                     counted(c.permutation_count(), "permutation", "permutations")
-                );
+                ));
             }
             Err(e) => {
-                eprintln!("{e}");
+                console::note(format_args!("{e}"));
                 code = Exit::Error;
             }
         }
@@ -493,7 +494,7 @@ fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<Exit> {
             Ok(summary.exit())
         }
         Err(run::RunError::Interrupted(sig)) => {
-            eprintln!("isospec: interrupted by signal {sig}");
+            console::note(format_args!("isospec: interrupted by signal {sig}"));
             Ok(Exit::Signal(sig))
         }
         Err(e) => Err(e.into()),
@@ -502,14 +503,16 @@ fn run_with(cfg: RunConfig, report: ReporterOptions) -> anyhow::Result<Exit> {
 
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
-    command().code()
+    let exit = command();
+    console::flush();
+    exit.code()
 }
 
 /// A command's exit, or its error said on stderr (anyhow at the edge:
 /// the typed error with its context chain) and Error.
 fn edge(r: anyhow::Result<Exit>) -> Exit {
     r.unwrap_or_else(|e| {
-        eprintln!("isospec: error: {e:#}");
+        console::note(format_args!("isospec: error: {e:#}"));
         Exit::Error
     })
 }
@@ -539,15 +542,15 @@ fn command() -> Exit {
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("isospec: error: {e}");
+            console::note(format_args!("isospec: error: {e}"));
             return Exit::Error;
         }
     };
     for f in &settings.ignored {
-        eprintln!(
+        console::note(format_args!(
             "isospec: ignoring the settings in {}: another user owns it (isospec reads only your own settings files, or root's)",
             f.display()
-        );
+        ));
     }
     let before = env;
     let env = settings.apply(before.clone());
@@ -575,15 +578,17 @@ fn command() -> Exit {
         } => match run::accept(&outputdir, inputdir.as_deref(), &names) {
             Ok(written) => {
                 if written.is_empty() {
-                    println!("nothing to accept: every result already matches its expected output");
+                    console::outln(format_args!(
+                        "nothing to accept: every result already matches its expected output"
+                    ));
                 }
                 for p in written {
-                    println!("accepted {}", p.display());
+                    console::outln(format_args!("accepted {}", p.display()));
                 }
                 Exit::Success
             }
             Err(e) => {
-                eprintln!("isospec: error: {e}");
+                console::note(format_args!("isospec: error: {e}"));
                 Exit::Error
             }
         },

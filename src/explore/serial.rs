@@ -9,7 +9,8 @@
 //! each session's order, and how an interleaving's observations compare
 //! with a serial run's is `compare`'s; `anomaly` runs the serial orders.
 
-use super::observe::{statements, StepRows};
+use super::observe::StepRows;
+use crate::spec::sql::statements;
 use crate::spec::{CheckedStep, TestSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -162,7 +162,7 @@ fn step_sql(
         // The client fetched only the first rows and let the rest go: a
         // query that only reads is replayed with that many rows.
         Some(n) if s.suspended => {
-            if crate::explore::observe::read_only(trimmed) {
+            if crate::spec::sql::read_only(trimmed) {
                 let nl = if ends_in_comment(trimmed) { "\n" } else { "" };
                 format!("SELECT * FROM ({trimmed}{nl}) AS fetched LIMIT {n}")
             } else {

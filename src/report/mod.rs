@@ -10,6 +10,7 @@
 //!   `markdown` (GitHub's step summary), over one `counts` helper.
 
 mod annotations;
+pub mod console;
 mod counts;
 pub mod explore;
 mod html;

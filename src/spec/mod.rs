@@ -9,6 +9,7 @@
 mod check;
 mod directives;
 mod parse;
+pub mod sql;
 
 pub use check::{check, CheckError, CheckedBlocker, CheckedSpec, CheckedStep};
 pub use parse::{parse, ParseError, ParseErrors};

@@ -478,3 +478,47 @@ fn a_second_temporary_instance_copies_the_first_ones_initdb() {
         std::fs::read_to_string(manifest().join("tests/fixtures/expected/allperms.out")).ok()
     );
 }
+
+/// `isospec list --permutations … | head`: the reader goes away after a
+/// line, and isospec stops printing quietly (exit 0, no panic), as cat and
+/// ripgrep do, instead of `println!`'s "failed printing to stdout".
+#[test]
+fn a_reader_that_goes_away_ends_the_printing_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let dir = workdir();
+    // 3 sessions of 4 steps: 34,650 permutations, megabytes of lines, far
+    // more than a pipe holds, so isospec is still writing when it closes.
+    let steps = |s: &str| {
+        (1..=4)
+            .map(|i| format!("step {s}{i} {{ SELECT {i}; }}\n"))
+            .collect::<String>()
+    };
+    let spec = dir.path().join("many.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "session a\n{}session b\n{}session c\n{}",
+            steps("a"),
+            steps("b"),
+            steps("c")
+        ),
+    )
+    .unwrap();
+    let mut child = isospec()
+        .args(["list", "--permutations"])
+        .arg(&spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("3 sessions"), "{first}");
+    // The reader (and with it the pipe) is gone here.
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
