@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ._binary import binary as _binary
 from ._explore import ExploreResult, explore_specs
+from ._flags import flags
 from ._postgres import SERVER_ENV, server_bindir, with_embedded_hint
 from ._results import ReportFormatError, RunResult, check_format, read_run_report, spec_results
 
@@ -117,31 +118,19 @@ def run_args(
 ) -> List[str]:
     """The options of ``isospec run`` for these settings (no targets, no
     ``--json``): shared by ``run`` and the pytest plugin."""
-    args: List[str] = []
-    if dsn is not None:
-        args += ["--conninfo", dsn]
-    if temp_instance is not None:
-        args += ["--temp-instance", os.fspath(temp_instance)]
-    if temp_config is not None:
-        args += ["--temp-config", os.fspath(temp_config)]
-    if bindir is not None:
-        args += ["--bindir", os.fspath(bindir)]
-    if outputdir is not None:
-        args += ["--outputdir", os.fspath(outputdir)]
-    if inputdir is not None:
-        args += ["--inputdir", os.fspath(inputdir)]
-    if dbname is not None:
-        args += ["--dbname", dbname]
-    if accept:
-        args.append("--accept")
-    if jobs is not None:
-        args += ["--jobs", str(jobs)]
-    if timeout is not None:
-        args += ["--timeout", str(timeout)]
-    for s in schedule:
-        args += ["--schedule", os.fspath(s)]
-    args += list(extra_args)
-    return args
+    return flags(
+        dsn=dsn,
+        temp_instance=temp_instance,
+        temp_config=temp_config,
+        bindir=bindir,
+        outputdir=outputdir,
+        inputdir=inputdir,
+        dbname=dbname,
+        accept=accept,
+        jobs=jobs,
+        timeout=timeout,
+        schedule=schedule,
+    ) + list(extra_args)
 
 
 def run(
@@ -294,41 +283,24 @@ def explore(
         IsospecError: when the exploration did not run (no report).
     """
     base = Path(os.fspath(cwd)) if cwd is not None else Path.cwd()
-    args: List[str] = []
-    if dsn is not None:
-        args += ["--conninfo", dsn]
-    if max is not None:
-        args += ["--max", str(max)]
-    if seed is not None:
-        args += ["--seed", str(seed)]
-    if budget is not None:
-        args += ["--budget", budget]
-    if preemptions is not None:
-        args += ["--preemptions", str(preemptions)]
-    if reduce:
-        args.append("--reduce")
-    if shrink:
-        args.append("--shrink")
-    if partition is not None:
-        args += ["--partition", partition]
-    for o in outcome:
-        args += ["--outcome", o]
-    for i in invariant:
-        args += ["--invariant", i]
-    if dbname is not None:
-        args += ["--dbname", dbname]
-    if jobs is not None:
-        args += ["--jobs", str(jobs)]
-    if temp_instance is not None:
-        args += ["--temp-instance", os.fspath(temp_instance)]
-    if temp_config is not None:
-        args += ["--temp-config", os.fspath(temp_config)]
-    explore_bindir = _temp_bindir(dsn, bindir, env, extra_args)
-    if explore_bindir is not None:
-        args += ["--bindir", explore_bindir]
-    if timeout is not None:
-        args += ["--timeout", str(timeout)]
-    args += list(extra_args)
+    args = flags(
+        dsn=dsn,
+        max=max,
+        seed=seed,
+        budget=budget,
+        preemptions=preemptions,
+        reduce=reduce,
+        shrink=shrink,
+        partition=partition,
+        outcome=outcome,
+        invariant=invariant,
+        dbname=dbname,
+        jobs=jobs,
+        temp_instance=temp_instance,
+        temp_config=temp_config,
+        bindir=_temp_bindir(dsn, bindir, env, extra_args),
+        timeout=timeout,
+    ) + list(extra_args)
     with tempfile.TemporaryDirectory(prefix="isospec-") as tmp:
         report_path = Path(tmp) / "explore.json"
         command = [str(_binary()), "explore", "--json", str(report_path), *args, *_paths(spec)]

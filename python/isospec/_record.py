@@ -13,6 +13,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 from ._api import IsospecError, _temp_bindir
 from ._binary import binary as _binary
+from ._flags import flags
 from ._postgres import with_embedded_hint
 
 __all__ = ["RecordResult", "record"]
@@ -103,27 +104,18 @@ def record(
             setup, nothing recorded).
     """
     base = Path(os.fspath(cwd)) if cwd is not None else Path.cwd()
-    args = ["-o", os.fspath(output)]
-    if setup is not None:
-        args += ["--setup", os.fspath(setup)]
-    if teardown is not None:
-        args += ["--teardown", os.fspath(teardown)]
-    if dsn is not None:
-        args += ["--conninfo", dsn]
-    if dbname is not None:
-        args += ["--dbname", dbname]
-    if steps is not None:
-        args += ["--steps", steps]
-    if keep_database:
-        args.append("--keep-database")
-    if temp_instance is not None:
-        args += ["--temp-instance", os.fspath(temp_instance)]
-    if temp_config is not None:
-        args += ["--temp-config", os.fspath(temp_config)]
-    chosen = _temp_bindir(dsn, bindir, env, extra_args)
-    if chosen is not None:
-        args += ["--bindir", chosen]
-    args += list(extra_args)
+    args = flags(
+        output=output,
+        setup=setup,
+        teardown=teardown,
+        dsn=dsn,
+        dbname=dbname,
+        steps=steps,
+        keep_database=keep_database,
+        temp_instance=temp_instance,
+        temp_config=temp_config,
+        bindir=_temp_bindir(dsn, bindir, env, extra_args),
+    ) + list(extra_args)
     full = [str(_binary()), "record", *args, "--", *command]
     proc = subprocess.run(
         full,

@@ -205,3 +205,26 @@ def test_server_binaries_are_chosen_in_order(tmp_path: Path) -> None:
     assert bindir is None and why.startswith(f"{fake} (installed PostgreSQL"), why
     bindir, why = server_bindir(None, {"PATH": str(tmp_path / "empty")})
     assert bindir is None and why.startswith("none found"), why
+
+
+def test_every_keyword_is_a_flag_of_the_commands_that_take_it() -> None:
+    # One table maps keyword arguments to flags (isospec._flags); each
+    # keyword of run, explore and record that is not the API's own is in
+    # it, and each flag it names is one the binary's command takes.
+    from isospec import _flags, _record
+
+    own = {"specs", "spec", "command", "extra_args", "cwd", "env", "self"}
+    for command, fn in (("run", isospec.run), ("explore", isospec.explore), ("record", _record.record)):
+        keywords = set(typing.get_type_hints(fn)) - own - {"return"}
+        assert keywords <= set(_flags.FLAGS), (command, keywords - set(_flags.FLAGS))
+        helped = subprocess.run(
+            [str(isospec.binary()), command, "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        for keyword in keywords:
+            flag = _flags.FLAGS[keyword][0]
+            assert f" {flag} " in helped or f" {flag}," in helped or f" {flag}\n" in helped, (command, flag)
+    assert _flags.flags(dsn="host=x", jobs=0, accept=False, outcome=["a", "b"], reduce=True) == [
+        "--conninfo", "host=x", "--jobs", "0", "--outcome", "a", "--outcome", "b", "--reduce",
+    ]
+    with pytest.raises(TypeError):
+        _flags.flags(outcome="SELECT 1")
