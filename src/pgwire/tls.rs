@@ -48,7 +48,7 @@ pub fn client_config(s: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
     if let Some(c) = cache.lock().unwrap().get(s) {
         return Ok(c.clone());
     }
-    let c = Arc::new(build_config(s).map_err(TlsError::Config)?);
+    let c = Arc::new(build_config(s)?);
     cache.lock().unwrap().insert(s.clone(), c.clone());
     Ok(c)
 }
@@ -66,19 +66,19 @@ fn home_file(s: &TlsSettings, name: &str) -> Option<PathBuf> {
 /// when the file exists.
 fn roots(
     s: &TlsSettings,
-) -> Result<Option<(rustls::RootCertStore, Vec<CertificateDer<'static>>)>, String> {
+) -> Result<Option<(rustls::RootCertStore, Vec<CertificateDer<'static>>)>, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     if s.rootcert.as_deref() == Some("system") {
         let found = rustls_native_certs::load_native_certs();
         if found.certs.is_empty() {
-            return Err(format!(
+            return Err(TlsError::Config(format!(
                 "could not load system root certificate paths: {}",
                 found
                     .errors
                     .first()
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "no certificates found".into())
-            ));
+            )));
         }
         let ders = found.certs.clone();
         store.add_parsable_certificates(found.certs);
@@ -92,26 +92,26 @@ fn roots(
     const EITHER: &str = "Either provide the file, use the system's trusted roots with sslrootcert=system, or change sslmode to disable server certificate verification.";
     let Some(file) = file else {
         if verify_required {
-            return Err(format!(
+            return Err(TlsError::Config(format!(
                 "could not get home directory to locate root certificate file\n{EITHER}"
-            ));
+            )));
         }
         return Ok(None);
     };
     if std::fs::metadata(&file).is_err() {
         if verify_required {
-            return Err(format!(
+            return Err(TlsError::Config(format!(
                 "root certificate file \"{}\" does not exist\n{EITHER}",
                 file.display()
-            ));
+            )));
         }
         return Ok(None);
     }
     let certs = read_certs(&file).map_err(|e| {
-        format!(
+        TlsError::Config(format!(
             "could not read root certificate file \"{}\": {e}",
             file.display()
-        )
+        ))
     })?;
     for c in &certs {
         // OpenSSL takes any certificate in the file as a trust anchor.
@@ -120,17 +120,17 @@ fn roots(
     Ok(Some((store, certs)))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let data = std::fs::read(path).map_err(|e| TlsError::Config(e.to_string()))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut data.as_slice()).collect();
-    let certs = certs.map_err(|e| e.to_string())?;
+    let certs = certs.map_err(|e| TlsError::Config(e.to_string()))?;
     if certs.is_empty() {
-        return Err("no certificate found".into());
+        return Err(TlsError::Config("no certificate found".into()));
     }
     Ok(certs)
 }
 
-fn crls(s: &TlsSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+fn crls(s: &TlsSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut files = Vec::new();
     // As libpq: sslcrl and sslcrldir, else ~/.postgresql/root.crl; a file
     // that does not exist is ignored.
@@ -148,17 +148,17 @@ fn crls(s: &TlsSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, S
     let mut out = Vec::new();
     for f in files.into_iter().filter(|f| f.is_file()) {
         let data = std::fs::read(&f).map_err(|e| {
-            format!(
+            TlsError::Config(format!(
                 "could not load SSL certificate revocation list \"{}\": {e}",
                 f.display()
-            )
+            ))
         })?;
         let found: Result<Vec<_>, _> = rustls_pemfile::crls(&mut data.as_slice()).collect();
         let found = found.map_err(|e| {
-            format!(
+            TlsError::Config(format!(
                 "could not load SSL certificate revocation list \"{}\": {e}",
                 f.display()
-            )
+            ))
         })?;
         if found.is_empty() {
             // A DER file.
@@ -178,7 +178,7 @@ type ClientIdentity = (
     PathBuf,
 );
 
-fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, String> {
+fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, TlsError> {
     if s.no_client_cert {
         return Ok(None);
     }
@@ -187,26 +187,28 @@ fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, String> {
         return Ok(None);
     };
     let certs = read_certs(&cert).map_err(|e| {
-        format!(
+        TlsError::Config(format!(
             "could not load certificate file \"{}\": {e}",
             cert.display()
-        )
+        ))
     })?;
     let key = s.key.clone().or_else(|| home_file(s, "postgresql.key"));
     let Some(key) = key else {
-        return Err("certificate present, but not private key file".into());
+        return Err(TlsError::Config(
+            "certificate present, but not private key file".into(),
+        ));
     };
     let meta = std::fs::metadata(&key).map_err(|_| {
-        format!(
+        TlsError::Config(format!(
             "certificate present, but not private key file \"{}\"",
             key.display()
-        )
+        ))
     })?;
     if !meta.is_file() {
-        return Err(format!(
+        return Err(TlsError::Config(format!(
             "private key file \"{}\" is not a regular file",
             key.display()
-        ));
+        )));
     }
     let mode = meta.mode();
     let bad = if meta.uid() == 0 {
@@ -215,20 +217,28 @@ fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, String> {
         mode & 0o077 != 0
     };
     if bad {
-        return Err(format!(
+        return Err(TlsError::Config(format!(
             "private key file \"{}\" has group or world access; file must have permissions u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if owned by root",
             key.display()
-        ));
+        )));
     }
-    let data = std::fs::read(&key)
-        .map_err(|e| format!("could not load private key file \"{}\": {e}", key.display()))?;
+    let data = std::fs::read(&key).map_err(|e| {
+        TlsError::Config(format!(
+            "could not load private key file \"{}\": {e}",
+            key.display()
+        ))
+    })?;
     let password = s.key_password.as_ref().map(|p| p.0.as_slice());
-    let k = super::client_key::load(&data, password)
-        .map_err(|e| format!("could not load private key file \"{}\": {e}", key.display()))?;
+    let k = super::client_key::load(&data, password).map_err(|e| {
+        TlsError::Config(format!(
+            "could not load private key file \"{}\": {e}",
+            key.display()
+        ))
+    })?;
     Ok(Some((certs, k, key)))
 }
 
-fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
+fn build_config(s: &TlsSettings) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     let allowed = |v: TlsVersion| {
@@ -252,7 +262,9 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
                     .with_crls(crls)
                     .enforce_revocation_expiration()
                     .build()
-                    .map_err(|e| format!("could not set up certificate verification: {e}"))?;
+                    .map_err(|e| {
+                        TlsError::Config(format!("could not set up certificate verification: {e}"))
+                    })?;
             Arc::new(ChainOnly {
                 inner,
                 roots: root_ders,
@@ -263,7 +275,7 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("invalid SSL protocol version range: {e}"))?
+        .map_err(|e| TlsError::Config(format!("invalid SSL protocol version range: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut cfg = match client_identity(s)? {
@@ -275,17 +287,17 @@ fn build_config(s: &TlsSettings) -> Result<ClientConfig, String> {
             let signer = rustls::crypto::ring::default_provider()
                 .key_provider
                 .load_private_key(key)
-                .map_err(|e| format!("could not load private key file: {e}"))?;
+                .map_err(|e| TlsError::Config(format!("could not load private key file: {e}")))?;
             // libpq's check that the key is the certificate's.
             let cert_key = x509_parser::parse_x509_certificate(certs[0].as_ref())
                 .ok()
                 .map(|(_, c)| c.public_key().raw.to_vec());
             if let (Some(a), Some(b)) = (cert_key, signer.public_key()) {
                 if a != b.as_ref() {
-                    return Err(format!(
+                    return Err(TlsError::Config(format!(
                         "certificate does not match private key file \"{}\"",
                         key_path.display()
-                    ));
+                    )));
                 }
             }
             let key = Arc::new(rustls::sign::CertifiedKey::new(certs, signer));
@@ -519,10 +531,11 @@ struct CertNames {
     all: Vec<String>,
 }
 
-fn cert_names(der: &[u8]) -> Result<CertNames, String> {
+fn cert_names(der: &[u8]) -> Result<CertNames, TlsError> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| format!("could not parse the server certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
+        TlsError::Certificate(format!("could not parse the server certificate: {e}"))
+    })?;
     let mut names = CertNames {
         dns: Vec::new(),
         ips: Vec::new(),
@@ -585,7 +598,7 @@ pub fn check_host_name(cert_der: &[u8], host: &str) -> Result<(), TlsError> {
             "host name must be specified for a verified SSL connection".into(),
         ));
     }
-    let names = cert_names(cert_der).map_err(TlsError::Certificate)?;
+    let names = cert_names(cert_der)?;
     let host_ip: Option<IpAddr> = host.parse().ok();
     let host_is_ip = host_ip.is_some();
     let mut examined = names.all.clone();
