@@ -48,7 +48,7 @@ have() {
     drivers)
       [ -d tests/python/clients/node/node_modules/pg ] && command -v java >/dev/null \
         && [ -f /usr/share/java/postgresql.jar ] ;;
-    musl) ! command -v rustup >/dev/null || rustup target list --installed | grep -qx x86_64-unknown-linux-musl ;;
+    musl) ! command -v rustup >/dev/null || rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null ;;
     *) echo "provision: unknown piece \"$1\" (one of: ${all[*]})" >&2; exit 2 ;;
   esac
 }

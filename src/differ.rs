@@ -81,7 +81,7 @@ pub fn unified_diff_files(expected: &str, actual: &str, exp: &Path, act: &Path) 
 fn mtime(path: &Path) -> Option<String> {
     let t = std::fs::metadata(path).ok()?.modified().ok()?;
     let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    let secs = since.as_secs() as libc::time_t;
+    let secs = since.as_secs() as _;
     // SAFETY: localtime_r writes only into `tm`, which lives on this stack.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
