@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -113,17 +113,38 @@ def spec_dirs(config: pytest.Config) -> List[Path]:
         return ini
     cached = config.stash.get(_settings_specs_key, None)
     if cached is None:
-        cached = _settings_specs(config.invocation_params.dir)
+        specs = _settings(config).get("specs")
+        cached = [Path(p) for p in specs] if isinstance(specs, list) else []
         config.stash[_settings_specs_key] = cached
     return cached
 
 
 _settings_specs_key = pytest.StashKey[List[Path]]()
+_settings_key = pytest.StashKey[Dict[str, object]]()
 
 
-def _settings_specs(cwd: Path) -> List[Path]:
-    """The ``specs`` directories of the isospec settings that apply in
-    ``cwd`` (none when no settings file names them, or no binary runs)."""
+def settings_conninfo(config: pytest.Config) -> Optional[Tuple[str, str]]:
+    """The ``conninfo`` the project's isospec settings file gives, and the
+    file (None when no file sets it): the server the binary would use."""
+    doc = _settings(config)
+    settings = doc.get("settings")
+    for s in settings if isinstance(settings, list) else []:
+        if isinstance(s, dict) and s.get("key") == "conninfo" and s.get("source") == "file":
+            return str(s.get("value")), str(doc.get("file"))
+    return None
+
+
+def _settings(config: pytest.Config) -> Dict[str, object]:
+    """``isospec config --json`` in the directory pytest started in (empty
+    when no binary runs), asked once per session."""
+    cached = config.stash.get(_settings_key, None)
+    if cached is None:
+        cached = _read_settings(config.invocation_params.dir)
+        config.stash[_settings_key] = cached
+    return cached
+
+
+def _read_settings(cwd: Path) -> Dict[str, object]:
     import json
     import subprocess
 
@@ -134,16 +155,16 @@ def _settings_specs(cwd: Path) -> List[Path]:
             [str(binary()), "config", "--json"], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
         )
     except (IsospecNotFound, OSError, subprocess.TimeoutExpired):
-        return []
+        return {}
     if out.returncode != 0:
         # A settings file isospec refuses (an unknown key, bad TOML): the
         # session must not pass green without the specs it names.
         raise pytest.UsageError(f"isospec config: {out.stderr.strip() or out.stdout.strip()}")
     try:
-        specs = json.loads(out.stdout).get("specs")
+        doc = json.loads(out.stdout)
     except ValueError:
-        return []
-    return [Path(p) for p in specs] if isinstance(specs, list) else []
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def outputdir(config: pytest.Config) -> Path:

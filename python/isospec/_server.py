@@ -22,7 +22,7 @@ import pytest
 
 from ._api import _names_binaries
 from ._binary import IsospecNotFound, binary
-from ._options import bindir_choice, extra_args, missing_server, worker_id
+from ._options import bindir_choice, extra_args, missing_server, settings_conninfo, worker_id
 from ._postgres import SERVER_ENV
 
 # How a run that could not reach its server says so.
@@ -89,6 +89,9 @@ class Server:
         elif any(os.environ.get(v) for v in SERVER_ENV):
             named = ", ".join(v for v in SERVER_ENV if os.environ.get(v))
             self.resolved = (None, f"libpq's environment ({named})")
+        elif (from_file := settings_conninfo(self.config)) is not None:
+            # The project's settings name a server, as for `isospec run`.
+            self.resolved = (from_file[0], f"conninfo in {from_file[1]}")
         else:
             self.resolved = (self._start(tmp), "a temporary instance")
         return self.resolved
@@ -171,6 +174,8 @@ def header(config: pytest.Config) -> List[str]:
     dsn = config.getoption("isospec_dsn") or config.getini("isospec_dsn")
     if dsn or os.environ.get("ISOSPEC_CONNINFO") or any(os.environ.get(v) for v in SERVER_ENV):
         lines.append("isospec: server: the one named by --isospec-dsn, isospec_dsn or libpq's environment")
+    elif (from_file := settings_conninfo(config)) is not None:
+        lines.append(f"isospec: server: conninfo in {from_file[1]}")
     else:
         bindir, why = bindir_choice(config)
         lines.append(f"isospec: server binaries, if the plugin starts a throwaway server: {why}")

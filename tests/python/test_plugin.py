@@ -432,3 +432,18 @@ def test_the_projects_isospec_settings_name_the_spec_directories(
     result = run(pytester, "--isospec-dsn", server, "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["checks/c.spec::c PASSED*"])
+
+
+def test_the_projects_conninfo_setting_names_the_server(
+    pytester: pytest.Pytester, project: Project, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """conninfo in [tool.isospec]: plain `pytest` runs the specs on that
+    server, as `isospec run` does, instead of starting a throwaway one."""
+    no_server_env(monkeypatch)
+    project.standard()
+    (pytester.path / "pyproject.toml").write_text(f"[tool.isospec]\nconninfo = {server!r}\n")
+    result = run(pytester, "specs/")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "temporary instance" not in out, out
+    result.stdout.fnmatch_lines(["isospec: server: conninfo in *pyproject.toml"])
