@@ -103,7 +103,7 @@ pub fn main(a: InitArgs) -> anyhow::Result<crate::exit::Exit> {
     said.push(gitignore(&dir)?);
     said.push(settings_table(&dir)?);
     for line in said {
-        console::outln(format_args!("{line}"));
+        console::outln(line);
     }
     let cd = if dir == Path::new(".") {
         String::new()
@@ -218,7 +218,7 @@ pub fn print_config(settings: &Settings, env: &crate::environment::Environment, 
             "specs": settings.specs.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()),
             "settings": rows,
         });
-        console::outln(format_args!("{doc}"));
+        console::outln(doc);
         return;
     }
     match &settings.file {

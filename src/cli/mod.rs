@@ -279,7 +279,7 @@ pub(crate) fn resolve_connection(
 ) -> Result<ConnParams, String> {
     let r = crate::pgwire::resolve(req, env).map_err(|e| e.to_string())?;
     for w in &r.warnings {
-        console::note(format_args!("{w}"));
+        console::note(w);
     }
     Ok(r.params)
 }
@@ -383,7 +383,7 @@ fn list_files(files: &[PathBuf], permutations: bool, transactions: bool) -> Exit
         let c = match spec::load(f) {
             Ok(c) => c,
             Err(e) => {
-                console::note(format_args!("{e}"));
+                console::note(e);
                 code = Exit::Error;
                 continue;
             }
@@ -437,7 +437,7 @@ fn check_files(files: &[PathBuf]) -> Exit {
                 ));
             }
             Err(e) => {
-                console::note(format_args!("{e}"));
+                console::note(e);
                 code = Exit::Error;
             }
         }
